@@ -1,0 +1,41 @@
+//! The user-facing contract: annotation keys, issuer references and the value
+//! parsers behind them.
+//!
+//! Everything here is pure and free of Kubernetes client types, so the same
+//! checks run at admission, in `certweave inject` and in the controller.
+
+pub mod annotations;
+pub mod duration;
+pub mod issuer_ref;
+pub mod names;
+pub mod overrides;
+
+pub use issuer_ref::{IssuerKind, IssuerRef};
+
+/// A user input that certweave refuses, with the field it came from and how to
+/// fix it. Every rejection a user can see is one of these, so the message
+/// always names the annotation (or JSON path) and the remedy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}; {fix}")]
+pub struct InvalidField {
+    /// The annotation key or JSON path of the offending value.
+    pub field: String,
+    /// What is wrong with it, quoting the value.
+    pub problem: String,
+    /// What the user should do instead.
+    pub fix: String,
+}
+
+impl InvalidField {
+    pub fn new(
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Name checks: Kubernetes object names, DNS labels, and the DNS names that go
+//! into a certificate. ACME servers and the API server reject bad names late
+//! and vaguely; checking them at admission turns that into an immediate,
+//! precise message.
+
+use super::InvalidField;
+
+/// The longest DNS name a certificate can carry (RFC 1035, without the root dot).
+const MAX_DNS_NAME: usize = 253;
+const MAX_LABEL: usize = 63;
+
+fn is_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= MAX_LABEL
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain): Secrets, issuers.
+pub fn check_object_name(field: &str, name: &str) -> Result<(), InvalidField> {
+    if name.is_empty() {
+        return Err(InvalidField::new(
+            field,
+            "the name is empty",
+            "give the name of a Kubernetes object",
+        ));
+    }
+    if name.len() > MAX_DNS_NAME || !name.split('.').all(is_label) {
+        return Err(InvalidField::new(
+            field,
+            format!("{name:?} is not a valid Kubernetes object name"),
+            "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A single DNS label (RFC 1123), e.g. a Service name.
+pub fn check_dns_label(field: &str, label: &str) -> Result<(), InvalidField> {
+    if !is_label(label) {
+        return Err(InvalidField::new(
+            field,
+            format!("{label:?} is not a valid DNS label"),
+            "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+        ));
+    }
+    Ok(())
+}
+
+/// A DNS name for a certificate's subject alternative names. A wildcard is
+/// allowed only as the whole leftmost label, over at least two labels
+/// (`*.example.com`), which is what public CAs and RFC 6125 accept.
+pub fn check_dns_name(field: &str, name: &str) -> Result<(), InvalidField> {
+    let fail = |problem: String, fix: &str| Err(InvalidField::new(field, problem, fix));
+    if name.is_empty() {
+        return fail(
+            "a DNS name is empty".into(),
+            "remove the stray comma or list a name",
+        );
+    }
+    if name.len() > MAX_DNS_NAME {
+        return fail(
+            format!("{name:?} is longer than 253 characters"),
+            "shorten the name",
+        );
+    }
+    if name.ends_with('.') {
+        return fail(
+            format!("{name:?} ends with a dot"),
+            "write the name without the trailing dot",
+        );
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return fail(
+            format!("{name:?} is an IP address, not a DNS name"),
+            "list DNS names only; use a Certificate with ipAddresses for IP SANs",
+        );
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return fail(
+            format!("{name:?} contains uppercase letters"),
+            &format!("write it in lowercase: {:?}", name.to_ascii_lowercase()),
+        );
+    }
+    let (wildcard, rest) = match name.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, name),
+    };
+    if rest.contains('*') {
+        return fail(
+            format!("{name:?} has a misplaced wildcard"),
+            "a wildcard may only be the whole leftmost label, as in *.example.com",
+        );
+    }
+    if wildcard && rest.split('.').count() < 2 {
+        return fail(
+            format!("{name:?} is a wildcard over a top-level domain"),
+            "use a wildcard under a registered domain, as in *.example.com",
+        );
+    }
+    if let Some(label) = rest.split('.').find(|l| !is_label(l)) {
+        return fail(
+            format!("{name:?} has an invalid label {label:?}"),
+            "labels are 1-63 lowercase letters, digits and '-', not starting or ending with '-'",
+        );
+    }
+    Ok(())
+}
+
+/// A container mount path: absolute, without `..` or `:` (which the kubelet
+/// would reject only after the Pod is scheduled).
+pub fn check_mount_path(field: &str, path: &str) -> Result<(), InvalidField> {
+    if !path.starts_with('/') {
+        return Err(InvalidField::new(
+            field,
+            format!("{path:?} is not an absolute path"),
+            "use a path starting with '/', e.g. /etc/certweave/tls",
+        ));
+    }
+    if path.split('/').any(|c| c == "..") || path.contains(':') {
+        return Err(InvalidField::new(
+            field,
+            format!("{path:?} contains '..' or ':'"),
+            "use a plain absolute directory path, e.g. /etc/certweave/tls",
+        ));
+    }
+    if path == "/" {
+        return Err(InvalidField::new(
+            field,
+            "\"/\" would hide the container's whole filesystem",
+            "use a dedicated directory, e.g. /etc/certweave/tls",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        for ok in [
+            "example.com",
+            "*.example.com",
+            "a-b.c0.example",
+            "localhost",
+        ] {
+            check_dns_name("f", ok).unwrap();
+        }
+        for bad in [
+            "",
+            "Example.com",
+            "foo..bar",
+            "-a.com",
+            "a-.com",
+            "*.com",
+            "foo.*.com",
+            "*foo.com",
+            "*",
+            "a_b.com",
+            "example.com.",
+            "10.0.0.1",
+            &"a".repeat(64),
+        ] {
+            let e = check_dns_name("certweave.io/dns-names", bad).unwrap_err();
+            assert_eq!(e.field, "certweave.io/dns-names", "{bad}");
+        }
+    }
+
+    #[test]
+    fn object_names_and_labels() {
+        check_object_name("f", "my-app.tls").unwrap();
+        check_object_name("f", "").unwrap_err();
+        check_object_name("f", "My_App").unwrap_err();
+        check_dns_label("f", "web").unwrap();
+        check_dns_label("f", "web.app").unwrap_err();
+    }
+
+    #[test]
+    fn mount_paths() {
+        check_mount_path("f", "/etc/tls").unwrap();
+        for bad in ["etc/tls", "/", "/etc/../tls", "/a:b", ""] {
+            check_mount_path("f", bad).unwrap_err();
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Read and edit access to the parts of an untyped Kubernetes object that the
+//! mutations touch.
+//!
+//! The webhook works on `serde_json::Value` rather than typed structs: a
+//! round-trip through typed structs would drop fields newer than our
+//! Kubernetes types and normalise others, and the resulting patch would then
+//! silently rewrite parts of the user's object.
+
+use serde_json::{Map, Value};
+
+use crate::api::InvalidField;
+
+/// Returns `object[key]` as an object, `None` if absent or null, or an error
+/// naming `path` if it has another type.
+pub fn get_map<'a>(
+    object: &'a Value,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a Map<String, Value>>, InvalidField> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(_) => Err(wrong_type(path, "an object")),
+    }
+}
+
+/// Returns `object[key]` as an array, empty if absent or null, or an error
+/// naming `path` if it has another type.
+pub fn get_array<'a>(
+    object: &'a Value,
+    key: &str,
+    path: &str,
+) -> Result<&'a [Value], InvalidField> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(wrong_type(path, "a list")),
+    }
+}
+
+/// Returns `object[key]` as a string, `None` if absent or null.
+pub fn get_str<'a>(
+    object: &'a Value,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, InvalidField> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(wrong_type(path, "a string")),
+    }
+}
+
+/// An error for a field of the wrong JSON type.
+pub fn wrong_type(path: &str, expected: &str) -> InvalidField {
+    InvalidField::new(
+        path,
+        format!("must be {expected}"),
+        "send a well-formed Kubernetes object",
+    )
+}
+
+/// The string maps under `metadata` (annotations or labels), type-checked.
+pub struct StringMap<'a> {
+    map: Option<&'a Map<String, Value>>,
+    path: &'static str,
+}
+
+impl<'a> StringMap<'a> {
+    /// `metadata.annotations` of `object`.
+    pub fn annotations(object: &'a Value) -> Result<Self, InvalidField> {
+        Self::under_metadata(object, "annotations", "metadata.annotations")
+    }
+
+    /// `metadata.labels` of `object`.
+    pub fn labels(object: &'a Value) -> Result<Self, InvalidField> {
+        Self::under_metadata(object, "labels", "metadata.labels")
+    }
+
+    fn under_metadata(
+        object: &'a Value,
+        key: &str,
+        path: &'static str,
+    ) -> Result<Self, InvalidField> {
+        let map = match get_map(object, "metadata", "metadata")? {
+            Some(meta) => match meta.get(key) {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(map)) => Some(map),
+                Some(_) => return Err(wrong_type(path, "a map of strings")),
+            },
+            None => None,
+        };
+        Ok(Self { map, path })
+    }
+
+    /// The value at `key`; a non-string value is an error naming the key.
+    pub fn get(&self, key: &str) -> Result<Option<&'a str>, InvalidField> {
+        match self.map.and_then(|m| m.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(InvalidField::new(
+                format!("{}[{key}]", self.path),
+                "must be a string",
+                "quote the value in YAML, e.g. \"true\" or \"8443:8080\"",
+            )),
+        }
+    }
+
+    /// Whether any key is present at all (a fast "not ours" check).
+    pub fn contains_any(&self, keys: &[&str]) -> bool {
+        self.map
+            .is_some_and(|m| keys.iter().any(|k| m.contains_key(*k)))
+    }
+}
+
+/// Sets `metadata.<key>[name] = value` on `object`, creating maps as needed.
+pub fn set_metadata_entry(object: &mut Value, key: &str, name: &str, value: &str) {
+    let Some(root) = object.as_object_mut() else {
+        return;
+    };
+    let meta = root
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    let map = meta
+        .as_object_mut()
+        .expect("metadata was just made an object")
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !map.is_object() {
+        *map = Value::Object(Map::new());
+    }
+    map.as_object_mut()
+        .expect("map was just made an object")
+        .insert(name.to_owned(), Value::String(value.to_owned()));
+}
+
+/// A mutable array at `object[key]`, created empty if absent or null.
+pub fn array_mut<'a>(object: &'a mut Value, key: &str) -> Option<&'a mut Vec<Value>> {
+    let map = object.as_object_mut()?;
+    let slot = map.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut()
+}

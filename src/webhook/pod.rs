@@ -1,0 +1,404 @@
+//! Pod mutation: mount the certificate Secret, optionally inject the TLS
+//! sidecar, and mark the Pod as done.
+//!
+//! The same code mutates Pods at admission and pod templates in
+//! `certweave inject`; [`PodCertificateRequest`] is also what the controller
+//! reads back from an injected Pod to create its Certificate.
+
+use serde_json::{json, Value};
+
+use super::object::{self, StringMap};
+use super::{MutationConfig, MutationOutcome, MutationResult};
+use crate::api::annotations as ann;
+use crate::api::names;
+use crate::api::{InvalidField, IssuerKind, IssuerRef};
+
+/// Name of the Pod volume holding the certificate Secret.
+pub const VOLUME_NAME: &str = "certweave-tls";
+/// Name of the injected sidecar container.
+pub const PROXY_CONTAINER: &str = "certweave-proxy";
+
+/// The ports of the TLS sidecar: it listens on `listen` in the Pod and
+/// forwards plain traffic to `127.0.0.1:upstream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyPorts {
+    pub listen: u16,
+    pub upstream: u16,
+}
+
+impl ProxyPorts {
+    /// Parses `"LISTEN:UPSTREAM"`, e.g. `"8443:8080"`.
+    pub fn parse(value: &str) -> Result<Self, InvalidField> {
+        let bad = |problem: String| {
+            InvalidField::new(
+                ann::POD_TLS_PROXY,
+                problem,
+                "write \"LISTEN:UPSTREAM\" with two different ports 1-65535, e.g. \"8443:8080\"",
+            )
+        };
+        let (listen, upstream) = value
+            .split_once(':')
+            .ok_or_else(|| bad(format!("{value:?} is not of the form LISTEN:UPSTREAM")))?;
+        let port = |s: &str| -> Result<u16, InvalidField> {
+            match s.trim().parse::<u16>() {
+                Ok(p) if p > 0 => Ok(p),
+                _ => Err(bad(format!("{s:?} in {value:?} is not a port number"))),
+            }
+        };
+        let ports = ProxyPorts {
+            listen: port(listen)?,
+            upstream: port(upstream)?,
+        };
+        if ports.listen == ports.upstream {
+            return Err(bad(format!(
+                "{value:?} listens and forwards on the same port"
+            )));
+        }
+        Ok(ports)
+    }
+}
+
+/// What a Pod's annotations ask for, resolved against its labels and namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodCertificateRequest {
+    pub issuer: IssuerRef,
+    pub dns_names: Vec<String>,
+    /// The Secret to mount; also the name of the Certificate that fills it.
+    pub secret_name: String,
+    pub mount_path: String,
+    /// Containers to mount into; `None` means every app container.
+    pub containers: Option<Vec<String>>,
+    pub proxy: Option<ProxyPorts>,
+}
+
+impl PodCertificateRequest {
+    /// Reads the request from a Pod (or pod template). `Ok(None)` when the
+    /// Pod carries neither issuer annotation. `namespace` is the Pod's
+    /// namespace, used for the default `<svc>.<ns>.svc` names.
+    pub fn from_pod(pod: &Value, namespace: &str) -> Result<Option<Self>, InvalidField> {
+        let annotations = StringMap::annotations(pod)?;
+        let issuer = match (
+            annotations.get(ann::POD_ISSUER)?,
+            annotations.get(ann::POD_CLUSTER_ISSUER)?,
+        ) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(InvalidField::new(
+                    ann::POD_ISSUER,
+                    format!(
+                        "both {} and {} are set",
+                        ann::POD_ISSUER,
+                        ann::POD_CLUSTER_ISSUER
+                    ),
+                    "keep only one of them",
+                ))
+            }
+            (Some(name), None) => IssuerRef::new(ann::POD_ISSUER, IssuerKind::Issuer, name)?,
+            (None, Some(name)) => {
+                IssuerRef::new(ann::POD_CLUSTER_ISSUER, IssuerKind::ClusterIssuer, name)?
+            }
+        };
+
+        let service = service_name(pod, &annotations)?;
+        let need_service =
+            |what: &str| {
+                service.clone().ok_or_else(|| {
+                    InvalidField::new(
+                        ann::POD_SERVICE,
+                        format!("no service name to derive the {what} from"),
+                        format!(
+                        "set {} (or the label app.kubernetes.io/name or app), or set {} explicitly",
+                        ann::POD_SERVICE,
+                        if what == "DNS names" { ann::POD_DNS_NAMES } else { ann::POD_SECRET_NAME }
+                    ),
+                    )
+                })
+            };
+
+        let dns_names = match annotations.get(ann::POD_DNS_NAMES)? {
+            Some(list) => parse_dns_names(list)?,
+            None => {
+                let svc = need_service("DNS names")?;
+                names::check_dns_label("metadata.namespace", namespace)?;
+                vec![
+                    format!("{svc}.{namespace}.svc"),
+                    format!("{svc}.{namespace}.svc.cluster.local"),
+                ]
+            }
+        };
+
+        let secret_name = match annotations.get(ann::POD_SECRET_NAME)? {
+            Some(name) => {
+                names::check_object_name(ann::POD_SECRET_NAME, name)?;
+                name.to_owned()
+            }
+            None => format!("{}-tls", need_service("Secret name")?),
+        };
+
+        let mount_path = match annotations.get(ann::POD_MOUNT_PATH)? {
+            Some(path) => {
+                names::check_mount_path(ann::POD_MOUNT_PATH, path)?;
+                path.trim_end_matches('/').to_owned()
+            }
+            None => ann::DEFAULT_MOUNT_PATH.to_owned(),
+        };
+
+        let containers = annotations
+            .get(ann::POD_CONTAINERS)?
+            .map(parse_container_list)
+            .transpose()?;
+
+        let proxy = annotations
+            .get(ann::POD_TLS_PROXY)?
+            .map(ProxyPorts::parse)
+            .transpose()?;
+
+        Ok(Some(Self {
+            issuer,
+            dns_names,
+            secret_name,
+            mount_path,
+            containers,
+            proxy,
+        }))
+    }
+}
+
+/// `certweave.io/service`, else label `app.kubernetes.io/name`, else `app`.
+fn service_name(pod: &Value, annotations: &StringMap<'_>) -> Result<Option<String>, InvalidField> {
+    if let Some(svc) = annotations.get(ann::POD_SERVICE)? {
+        names::check_dns_label(ann::POD_SERVICE, svc)?;
+        return Ok(Some(svc.to_owned()));
+    }
+    let labels = StringMap::labels(pod)?;
+    for key in ann::SERVICE_NAME_LABELS {
+        if let Some(svc) = labels.get(key)? {
+            names::check_dns_label(&format!("metadata.labels[{key}]"), svc)?;
+            return Ok(Some(svc.to_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// Splits a comma-separated list, trimming blanks, and checks every name.
+fn parse_dns_names(list: &str) -> Result<Vec<String>, InvalidField> {
+    let mut out: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        names::check_dns_name(ann::POD_DNS_NAMES, name)?;
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn parse_container_list(list: &str) -> Result<Vec<String>, InvalidField> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        names::check_dns_label(ann::POD_CONTAINERS, name)?;
+        out.push(name.to_owned());
+    }
+    Ok(out)
+}
+
+/// Mutates a Pod or pod template: adds the Secret volume, read-only mounts in
+/// the selected containers, the sidecar when asked, and the injected marker.
+/// `namespace` is the Pod's namespace (from the admission request, since a
+/// Pod being created may not carry it yet).
+pub fn mutate_pod(pod: &Value, namespace: &str, config: &MutationConfig) -> MutationResult {
+    let annotations = StringMap::annotations(pod)?;
+    if !annotations.contains_any(&[ann::POD_ISSUER, ann::POD_CLUSTER_ISSUER]) {
+        return Ok(MutationOutcome::unchanged());
+    }
+    let Some(request) = PodCertificateRequest::from_pod(pod, namespace)? else {
+        return Ok(MutationOutcome::unchanged());
+    };
+    let spec = pod
+        .get("spec")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| object::wrong_type("spec", "an object with containers"))?;
+    let volumes = object::get_array(spec, "volumes", "spec.volumes")?;
+    let containers = object::get_array(spec, "containers", "spec.containers")?;
+    let our_volume = volumes
+        .iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(VOLUME_NAME));
+
+    if annotations.get(ann::POD_INJECTED)? == Some("true") {
+        return match our_volume {
+            Some(_) => Ok(MutationOutcome::unchanged()),
+            None => Err(InvalidField::new(
+                ann::POD_INJECTED,
+                format!("the Pod is marked as injected but has no volume {VOLUME_NAME:?}"),
+                format!(
+                    "remove the {} annotation so certweave injects the certificate again",
+                    ann::POD_INJECTED
+                ),
+            )),
+        };
+    }
+    if our_volume.is_some() {
+        return Err(InvalidField::new(
+            "spec.volumes",
+            format!("a volume named {VOLUME_NAME:?} already exists"),
+            "rename that volume: certweave uses this name for the certificate mount",
+        ));
+    }
+
+    let container_names: Vec<&str> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            object::get_str(c, "name", &format!("spec.containers[{i}].name"))?.ok_or_else(|| {
+                object::wrong_type(&format!("spec.containers[{i}].name"), "a string")
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if containers.is_empty() {
+        return Err(object::wrong_type("spec.containers", "a non-empty list"));
+    }
+    let targets: Vec<usize> = match &request.containers {
+        None => (0..containers.len()).collect(),
+        Some(wanted) => wanted
+            .iter()
+            .map(|name| {
+                container_names
+                    .iter()
+                    .position(|n| n == name)
+                    .ok_or_else(|| {
+                        InvalidField::new(
+                            ann::POD_CONTAINERS,
+                            format!("the Pod has no container named {name:?}"),
+                            format!("list some of: {}", container_names.join(", ")),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    for &i in &targets {
+        check_mount_is_free(&containers[i], i, &request.mount_path)?;
+    }
+    if let Some(ports) = request.proxy {
+        check_proxy_fits(containers, &container_names, ports)?;
+    }
+
+    let mut mutated = pod.clone();
+    let spec = mutated
+        .get_mut("spec")
+        .expect("spec was checked to be an object above");
+    object::array_mut(spec, "volumes")
+        .expect("spec is an object")
+        .push(json!({
+            "name": VOLUME_NAME,
+            "secret": { "secretName": request.secret_name },
+        }));
+    let mount = json!({
+        "name": VOLUME_NAME,
+        "mountPath": request.mount_path,
+        "readOnly": true,
+    });
+    let containers = object::array_mut(spec, "containers").expect("spec is an object");
+    for &i in &targets {
+        object::array_mut(&mut containers[i], "volumeMounts")
+            .ok_or_else(|| object::wrong_type(&format!("spec.containers[{i}]"), "an object"))?
+            .push(mount.clone());
+    }
+    if let Some(ports) = request.proxy {
+        containers.push(proxy_container(config, ports, &request.mount_path, mount));
+    }
+    object::set_metadata_entry(&mut mutated, "annotations", ann::POD_INJECTED, "true");
+    object::set_metadata_entry(&mut mutated, "labels", ann::POD_INJECTED, "true");
+    Ok(MutationOutcome::mutated(mutated))
+}
+
+fn check_mount_is_free(
+    container: &Value,
+    index: usize,
+    mount_path: &str,
+) -> Result<(), InvalidField> {
+    let path = format!("spec.containers[{index}].volumeMounts");
+    for mount in object::get_array(container, "volumeMounts", &path)? {
+        let existing = mount.get("mountPath").and_then(Value::as_str).unwrap_or("");
+        if existing.trim_end_matches('/') == mount_path {
+            return Err(InvalidField::new(
+                ann::POD_MOUNT_PATH,
+                format!("{path} already mounts something at {mount_path:?}"),
+                format!("set {} to a free directory", ann::POD_MOUNT_PATH),
+            ));
+        }
+        if mount.get("name").and_then(Value::as_str) == Some(VOLUME_NAME) {
+            return Err(InvalidField::new(
+                path,
+                format!("already mounts a volume named {VOLUME_NAME:?}"),
+                "remove that mount: certweave adds it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_proxy_fits(
+    containers: &[Value],
+    names: &[&str],
+    ports: ProxyPorts,
+) -> Result<(), InvalidField> {
+    if names.contains(&PROXY_CONTAINER) {
+        return Err(InvalidField::new(
+            "spec.containers",
+            format!("a container named {PROXY_CONTAINER:?} already exists"),
+            format!(
+                "rename it, or drop {} if the sidecar is already there",
+                ann::POD_TLS_PROXY
+            ),
+        ));
+    }
+    for (i, container) in containers.iter().enumerate() {
+        let path = format!("spec.containers[{i}].ports");
+        for port in object::get_array(container, "ports", &path)? {
+            if port.get("containerPort").and_then(Value::as_u64) == Some(u64::from(ports.listen)) {
+                return Err(InvalidField::new(
+                    ann::POD_TLS_PROXY,
+                    format!(
+                        "container {:?} already uses port {}, where the sidecar would listen",
+                        names[i], ports.listen
+                    ),
+                    "pick a free LISTEN port, e.g. \"8443:8080\"",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sidecar: least privilege, small footprint, same certificate mount.
+fn proxy_container(
+    config: &MutationConfig,
+    ports: ProxyPorts,
+    mount_path: &str,
+    mount: Value,
+) -> Value {
+    json!({
+        "name": PROXY_CONTAINER,
+        "image": config.proxy_image,
+        "args": [
+            "proxy",
+            "--listen", format!("0.0.0.0:{}", ports.listen),
+            "--upstream", format!("127.0.0.1:{}", ports.upstream),
+            "--cert-dir", mount_path,
+        ],
+        "ports": [{ "name": "certweave-tls", "containerPort": ports.listen, "protocol": "TCP" }],
+        "resources": {
+            "requests": { "cpu": "10m", "memory": "16Mi" },
+            "limits": { "memory": "64Mi" },
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "capabilities": { "drop": ["ALL"] },
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
+        "volumeMounts": [mount],
+    })
+}

@@ -1,0 +1,299 @@
+//! The HTTPS server around [`super::admission::review`].
+//!
+//! One listener serves `POST /mutate`, `GET /healthz`, `GET /readyz` and
+//! `GET /metrics`, over TLS 1.2/1.3 with HTTP/2 and HTTP/1.1. Every stage a
+//! client controls is bounded: the TLS handshake, the request headers and
+//! body each have a deadline, bodies over [`MAX_BODY_BYTES`] are refused,
+//! and the number of open connections is capped.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use super::admission::{self, review};
+use super::MutationConfig;
+use crate::metrics::WebhookMetrics;
+use crate::tls::{self, ReloadingCertResolver, TlsError};
+
+/// The largest AdmissionReview accepted. The API server caps objects at
+/// about 1.5 MiB, and a review may carry two of them (object, oldObject).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Deadline for a TLS handshake, for request headers, and for a request body.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open connections allowed at once; further clients wait in the backlog.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// How often the serving certificate files are checked for changes.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the webhook server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub mutation: MutationConfig,
+    pub reload_interval: Duration,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("serving certificate: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// Shared, read-only state of the HTTP handlers.
+struct AppState {
+    mutation: MutationConfig,
+    metrics: WebhookMetrics,
+}
+
+/// A bound, not yet running webhook server.
+pub struct WebhookServer {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    resolver: Arc<ReloadingCertResolver>,
+    app: Router,
+    metrics: WebhookMetrics,
+    reload_interval: Duration,
+}
+
+impl WebhookServer {
+    /// Loads the certificate and binds the listener; nothing is served until
+    /// [`WebhookServer::run`].
+    pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
+        let resolver = ReloadingCertResolver::from_files(&options.cert_file, &options.key_file)?;
+        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())));
+        let listener =
+            TcpListener::bind(options.addr)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.addr,
+                    source,
+                })?;
+        let metrics = WebhookMetrics::new();
+        let app = router(options.mutation, metrics.clone());
+        Ok(Self {
+            listener,
+            acceptor,
+            resolver,
+            app,
+            metrics,
+            reload_interval: options.reload_interval,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and waits for
+    /// open connections to finish their requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let reload_errors = self.metrics.tls_reload_errors.clone();
+        let watcher = tokio::spawn(self.resolver.clone().watch(self.reload_interval, move |e| {
+            reload_errors.inc();
+            tracing::warn!(error = %e, "rotated serving certificate rejected; still serving the previous one");
+        }));
+        let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            };
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and similar: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = self.acceptor.clone();
+            let service = TowerToHyperService::new(self.app.clone());
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let stream = match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(tcp)).await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let builder = connection_builder();
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        watcher.abort();
+        drop(self.listener);
+        if tokio::time::timeout(CLIENT_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the shutdown grace period; closing them");
+        }
+        Ok(())
+    }
+}
+
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(CLIENT_TIMEOUT)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// The HTTP routes, without TLS: handy for tests and for embedding.
+pub fn router(mutation: MutationConfig, metrics: WebhookMetrics) -> Router {
+    let state = Arc::new(AppState { mutation, metrics });
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(ok))
+        .route("/readyz", get(ok))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+async fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        admission::error_body("not found; the webhook serves POST /mutate"),
+    )
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let metrics = &state.metrics;
+    let http_error = |status: StatusCode, result: &str, message: &str| {
+        metrics
+            .requests
+            .with_label_values(&["unknown", "unknown", result])
+            .inc();
+        tracing::debug!(%status, message, "admission request refused");
+        json_response(status, admission::error_body(message))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return http_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", TOO_LARGE);
+    }
+    let bytes =
+        match tokio::time::timeout(CLIENT_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect())
+            .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return http_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", TOO_LARGE)
+            }
+            Ok(Err(e)) => {
+                return http_error(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    &format!("cannot read request body: {e}"),
+                )
+            }
+            Err(_) => {
+                return http_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "request body not received in time",
+                )
+            }
+        };
+
+    let started = Instant::now();
+    match review(&bytes, &state.mutation) {
+        Ok(reviewed) => {
+            let kind = reviewed.kind.as_str();
+            metrics
+                .requests
+                .with_label_values(&[kind, reviewed.operation, reviewed.verdict.as_str()])
+                .inc();
+            metrics
+                .duration
+                .with_label_values(&[kind])
+                .observe(started.elapsed().as_secs_f64());
+            if let Some(reason) = &reviewed.denial {
+                tracing::info!(
+                    kind,
+                    operation = reviewed.operation,
+                    reason,
+                    "admission denied"
+                );
+            }
+            json_response(StatusCode::OK, reviewed.body)
+        }
+        Err(malformed) => http_error(StatusCode::BAD_REQUEST, "malformed", &malformed.0),
+    }
+}
+
+const TOO_LARGE: &str = "request body exceeds 3 MiB; AdmissionReviews are never this large";
