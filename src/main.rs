@@ -11,7 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certweave::api::IssuerRef;
 use certweave::inject::{inject_stream, InjectError, InjectOptions};
-use certweave::webhook::server::{ServeOptions, WebhookServer, DEFAULT_RELOAD_INTERVAL};
+use certweave::webhook::server::{
+    ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
+};
 use certweave::webhook::{MutationConfig, DEFAULT_PROXY_IMAGE};
 
 /// Automatic TLS certificates for Kubernetes: an admission webhook that fills
@@ -154,6 +156,7 @@ fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
             key_file: args.tls_key_file,
             mutation: args.mutation.into_config(),
             reload_interval: DEFAULT_RELOAD_INTERVAL,
+            client_timeout: CLIENT_TIMEOUT,
         })
         .await?;
         tracing::info!(addr = %server.local_addr()?, "webhook serving");

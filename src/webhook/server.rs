@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub key_file: PathBuf,
     pub mutation: MutationConfig,
     pub reload_interval: Duration,
+    /// Deadline for each stage a client controls; [`CLIENT_TIMEOUT`] in production.
+    pub client_timeout: Duration,
 }
 
 /// Why the server could not start.
@@ -66,6 +68,7 @@ pub enum ServeError {
 struct AppState {
     mutation: MutationConfig,
     metrics: WebhookMetrics,
+    client_timeout: Duration,
 }
 
 /// A bound, not yet running webhook server.
@@ -76,6 +79,7 @@ pub struct WebhookServer {
     app: Router,
     metrics: WebhookMetrics,
     reload_interval: Duration,
+    client_timeout: Duration,
 }
 
 impl WebhookServer {
@@ -92,7 +96,7 @@ impl WebhookServer {
                     source,
                 })?;
         let metrics = WebhookMetrics::new();
-        let app = router(options.mutation, metrics.clone());
+        let app = router(options.mutation, metrics.clone(), options.client_timeout);
         Ok(Self {
             listener,
             acceptor,
@@ -100,6 +104,7 @@ impl WebhookServer {
             app,
             metrics,
             reload_interval: options.reload_interval,
+            client_timeout: options.client_timeout,
         })
     }
 
@@ -140,9 +145,10 @@ impl WebhookServer {
             let acceptor = self.acceptor.clone();
             let service = TowerToHyperService::new(self.app.clone());
             let watcher = graceful.watcher();
+            let client_timeout = self.client_timeout;
             tokio::spawn(async move {
                 let _permit = permit;
-                let stream = match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(tcp)).await
+                let stream = match tokio::time::timeout(client_timeout, acceptor.accept(tcp)).await
                 {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
@@ -154,7 +160,7 @@ impl WebhookServer {
                         return;
                     }
                 };
-                let builder = connection_builder();
+                let builder = connection_builder(client_timeout);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = watcher.watch(conn.into_owned()).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -173,12 +179,12 @@ impl WebhookServer {
     }
 }
 
-fn connection_builder() -> auto::Builder<TokioExecutor> {
+fn connection_builder(client_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(CLIENT_TIMEOUT)
+        .header_read_timeout(client_timeout)
         .keep_alive(true);
     builder
         .http2()
@@ -190,8 +196,16 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
 }
 
 /// The HTTP routes, without TLS: handy for tests and for embedding.
-pub fn router(mutation: MutationConfig, metrics: WebhookMetrics) -> Router {
-    let state = Arc::new(AppState { mutation, metrics });
+pub fn router(
+    mutation: MutationConfig,
+    metrics: WebhookMetrics,
+    client_timeout: Duration,
+) -> Router {
+    let state = Arc::new(AppState {
+        mutation,
+        metrics,
+        client_timeout,
+    });
     Router::new()
         .route("/mutate", post(mutate))
         .route("/healthz", get(ok))
@@ -246,29 +260,31 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return http_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", TOO_LARGE);
     }
-    let bytes =
-        match tokio::time::timeout(CLIENT_TIMEOUT, Limited::new(body, MAX_BODY_BYTES).collect())
-            .await
-        {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return http_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", TOO_LARGE)
-            }
-            Ok(Err(e)) => {
-                return http_error(
-                    StatusCode::BAD_REQUEST,
-                    "malformed",
-                    &format!("cannot read request body: {e}"),
-                )
-            }
-            Err(_) => {
-                return http_error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "timeout",
-                    "request body not received in time",
-                )
-            }
-        };
+    let bytes = match tokio::time::timeout(
+        state.client_timeout,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return http_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", TOO_LARGE)
+        }
+        Ok(Err(e)) => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                &format!("cannot read request body: {e}"),
+            )
+        }
+        Err(_) => {
+            return http_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "request body not received in time",
+            )
+        }
+    };
 
     let started = Instant::now();
     match review(&bytes, &state.mutation) {
