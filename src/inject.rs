@@ -101,6 +101,7 @@ pub fn inject_stream(input: &str, options: &InjectOptions) -> Result<Injected, I
         match outcome.object {
             Some(mutated) if mutated != document => {
                 out.mutated += 1;
+                out.output.push_str(leading_comments(segment.body));
                 let yaml = serde_yaml_ng::to_string(&mutated)
                     .expect("a JSON value always serialises to YAML");
                 out.output.push_str(&yaml);
@@ -194,6 +195,20 @@ fn describe(document: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     format!("{kind} {name}")
+}
+
+/// The comment and blank lines that open a document, kept when the rest of
+/// the document is re-serialised.
+fn leading_comments(text: &str) -> &str {
+    let mut end = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if !(trimmed.is_empty() || trimmed.starts_with('#')) {
+            break;
+        }
+        end += line.len();
+    }
+    &text[..end]
 }
 
 fn is_blank(text: &str) -> bool {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as run by CI and by developers:
+#
+#   bash .ci/test.sh
+#
+# It installs what the tests need that the machine may lack, then runs the
+# format and lint checks and every test target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== toolchain"
+cargo --version
+rustc --version
+
+if cargo fmt --version >/dev/null 2>&1; then
+  echo "== cargo fmt --check"
+  cargo fmt --all --check
+else
+  echo "== cargo fmt: SKIPPED (rustfmt is not installed)"
+fi
+
+if cargo clippy --version >/dev/null 2>&1; then
+  echo "== cargo clippy"
+  cargo clippy --locked --all-targets -- -D warnings
+else
+  echo "== cargo clippy: SKIPPED (clippy is not installed)"
+fi
+
+echo "== cargo test (unit, integration, examples, benches in test mode)"
+cargo test --locked --all-targets
+echo "== cargo test --doc"
+cargo test --locked --doc
