@@ -9,11 +9,14 @@
 //! - [`webhook`]: the mutating admission webhook. The mutations themselves are
 //!   pure functions (object in, object out); the HTTPS server is a thin shell.
 //! - [`inject`]: the offline twin of the webhook for YAML streams.
+//! - [`proxy`]: the TLS-terminating sidecar (`certweave proxy`) that serves
+//!   a Pod's plain HTTP application over HTTPS with the mounted certificate.
 //! - [`tls`]: serving certificates loaded from files and reloaded on change.
 //! - [`metrics`]: the Prometheus registry the binary exports.
 
 pub mod api;
 pub mod inject;
 pub mod metrics;
+pub mod proxy;
 pub mod tls;
 pub mod webhook;

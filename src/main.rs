@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certweave::api::IssuerRef;
 use certweave::inject::{inject_stream, InjectError, InjectOptions};
+use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
 use certweave::webhook::server::{
     ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
 };
@@ -63,6 +64,24 @@ enum Command {
     ///   certweave inject -f deploy.yaml | kubectl apply -f -
     #[command(verbatim_doc_comment)]
     Inject(InjectArgs),
+    /// Serve a plain HTTP application over HTTPS: the TLS sidecar.
+    ///
+    /// Terminates TLS 1.2/1.3 (ALPN h2 and http/1.1) with DIR/tls.crt and
+    /// DIR/tls.key and forwards to the upstream. The files are re-read when
+    /// the mounted Secret changes; new connections get the new certificate,
+    /// open ones are kept; a broken new bundle is rejected and the old one
+    /// keeps serving. Nothing is accepted until a valid bundle exists.
+    /// HTTP/1.1 clients and upgrades (WebSocket) reach the upstream over
+    /// HTTP/1.1; HTTP/2 clients over h2c when the upstream speaks it (see
+    /// --upstream-protocol). X-Forwarded-For and X-Forwarded-Proto are set.
+    /// The health port serves /healthz, /readyz (503 until a certificate is
+    /// loaded and while draining) and /metrics. SIGTERM drains connections.
+    ///
+    /// Example:
+    ///   certweave proxy --listen 0.0.0.0:8443 --upstream 127.0.0.1:8080 \
+    ///     --cert-dir /etc/certweave/tls --client-ca /etc/clients/ca.crt
+    #[command(verbatim_doc_comment)]
+    Proxy(ProxyArgs),
 }
 
 #[derive(Args)]
@@ -113,12 +132,40 @@ struct InjectArgs {
     mutation: MutationArgs,
 }
 
+#[derive(Args)]
+struct ProxyArgs {
+    /// Address for TLS clients.
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The plain HTTP application to forward to.
+    #[arg(long, value_name = "ADDR")]
+    upstream: SocketAddr,
+    /// Directory holding tls.crt and tls.key (a mounted kubernetes.io/tls
+    /// Secret); watched for rotations.
+    #[arg(long, value_name = "DIR")]
+    cert_dir: PathBuf,
+    /// PEM CA certificate(s): require client certificates signed by them.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Plain HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_HEALTH_ADDR)]
+    health_addr: SocketAddr,
+    /// HTTP version spoken to the upstream: auto (HTTP/1.1; h2c for HTTP/2
+    /// clients when the upstream answers HTTP/2), http1, or http2 (h2c).
+    #[arg(long, value_name = "PROTOCOL", default_value = "auto")]
+    upstream_protocol: UpstreamProtocol,
+    /// Seconds to wait for open connections on SIGTERM before closing them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 25)]
+    drain_timeout: u64,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
         Command::Webhook(args) => exit_runtime(run_webhook(args)),
         Command::Inject(args) => run_inject(args),
+        Command::Proxy(args) => run_proxy(args),
     }
 }
 
@@ -163,6 +210,48 @@ fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
         server.run(shutdown_signal()).await?;
         tracing::info!("webhook stopped");
         Ok(())
+    })
+}
+
+fn run_proxy(args: ProxyArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut options = ProxyOptions::new(args.listen, args.upstream, args.cert_dir);
+    options.client_ca = args.client_ca;
+    options.health_addr = args.health_addr;
+    options.upstream_protocol = args.upstream_protocol;
+    options.drain_timeout = std::time::Duration::from_secs(args.drain_timeout);
+    runtime.block_on(async {
+        let proxy = match Proxy::bind(options).await {
+            Ok(proxy) => proxy,
+            Err(e @ ProxyError::ClientCa(_)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(
+            cert_dir = %proxy.certs().dir().display(),
+            health = ?proxy.health_addr().ok(),
+            "proxy started; waiting for a valid certificate"
+        );
+        exit_runtime(
+            proxy
+                .run(shutdown_signal())
+                .await
+                .map_err(anyhow::Error::from),
+        )
     })
 }
 
