@@ -15,8 +15,11 @@
 //! - [`metrics`]: the Prometheus registry the binary exports.
 
 pub mod api;
+pub mod engine;
 pub mod inject;
+pub mod issuers;
 pub mod metrics;
+pub mod pki;
 pub mod proxy;
 pub mod tls;
 pub mod webhook;

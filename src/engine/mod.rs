@@ -1,0 +1,11 @@
+//! The issuance engine: what a certificate request is, and what comes back.
+//!
+//! The engine knows nothing about Kubernetes. A caller (the `certweave issue`
+//! command, the local-directory runner, the controller) turns its own input
+//! into a [`request::CertificateRequest`], picks an issuer from
+//! [`crate::issuers`], and stores the returned [`request::Bundle`] wherever
+//! it keeps certificates.
+
+pub mod request;
+
+pub use request::{Bundle, CertificateRequest, KeyUsage};

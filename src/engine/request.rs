@@ -1,0 +1,126 @@
+//! Certificate requests and the bundles issuers return.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::pki::{KeyAlgorithm, KeyEncoding};
+
+/// cert-manager's default certificate lifetime (`duration`: 2160h, 90 days).
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(2160 * 3600);
+
+/// What a certificate should say. Mirrors the Certificate spec fields that
+/// end up inside the certificate; scheduling fields live with the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRequest {
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    pub uris: Vec<String>,
+    pub email_addresses: Vec<String>,
+    /// Requested lifetime. ACME servers choose their own; SelfSigned and CA honour it.
+    pub duration: Duration,
+    pub is_ca: bool,
+    /// Key usages; empty means cert-manager's default (digital signature,
+    /// key encipherment, server auth).
+    pub usages: Vec<KeyUsage>,
+    pub key_algorithm: KeyAlgorithm,
+    pub key_encoding: KeyEncoding,
+}
+
+impl CertificateRequest {
+    /// A server certificate for `dns_names` with every other field defaulted.
+    pub fn for_dns_names(dns_names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            common_name: None,
+            dns_names: dns_names.into_iter().map(Into::into).collect(),
+            ip_addresses: Vec::new(),
+            uris: Vec::new(),
+            email_addresses: Vec::new(),
+            duration: DEFAULT_DURATION,
+            is_ca: false,
+            usages: Vec::new(),
+            key_algorithm: KeyAlgorithm::default(),
+            key_encoding: KeyEncoding::default(),
+        }
+    }
+
+    /// Every identifier, for messages: "example.com, 10.0.0.1, ...".
+    pub fn describe_names(&self) -> String {
+        let mut names: Vec<String> = self.common_name.iter().cloned().collect();
+        names.extend(self.dns_names.iter().cloned());
+        names.extend(self.ip_addresses.iter().map(ToString::to_string));
+        names.extend(self.uris.iter().cloned());
+        names.extend(self.email_addresses.iter().cloned());
+        names.dedup();
+        names.join(", ")
+    }
+
+    /// The usages in effect: the requested ones, or cert-manager's default.
+    pub fn effective_usages(&self) -> Vec<KeyUsage> {
+        if !self.usages.is_empty() {
+            return self.usages.clone();
+        }
+        if self.is_ca {
+            vec![
+                KeyUsage::DigitalSignature,
+                KeyUsage::CertSign,
+                KeyUsage::CrlSign,
+            ]
+        } else {
+            vec![
+                KeyUsage::DigitalSignature,
+                KeyUsage::KeyEncipherment,
+                KeyUsage::ServerAuth,
+            ]
+        }
+    }
+}
+
+/// Key usages and extended key usages, named as cert-manager's `usages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyUsage {
+    DigitalSignature,
+    KeyEncipherment,
+    CertSign,
+    CrlSign,
+    ServerAuth,
+    ClientAuth,
+}
+
+impl KeyUsage {
+    /// Parses cert-manager's spelling (`"digital signature"`, `"server auth"`, ...).
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "digital signature" => KeyUsage::DigitalSignature,
+            "key encipherment" => KeyUsage::KeyEncipherment,
+            "cert sign" => KeyUsage::CertSign,
+            "crl sign" => KeyUsage::CrlSign,
+            "server auth" => KeyUsage::ServerAuth,
+            "client auth" => KeyUsage::ClientAuth,
+            _ => return None,
+        })
+    }
+}
+
+/// A signed certificate with its key, as written to a Secret: `tls.crt`
+/// (leaf first, then intermediates), `tls.key`, and `ca.crt` when known.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub chain_pem: String,
+    pub key_pem: String,
+    pub ca_pem: Option<String>,
+}
+
+/// Never print key material, even in debug logs.
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("chain_pem", &format_args!("{} bytes", self.chain_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .field(
+                "ca_pem",
+                &self.ca_pem.as_ref().map(|c| format!("{} bytes", c.len())),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,144 @@
+//! The CA issuer: signs with a CA certificate and key the user provides
+//! (cert-manager's `ca: {secretName}`).
+
+use std::time::SystemTime;
+
+use super::{IssueError, Issuer};
+use crate::engine::{Bundle, CertificateRequest};
+use crate::pki::{self, CertInfo, PrivateKey};
+
+/// A loaded, checked CA. `tls.crt` of issued bundles is the leaf followed by
+/// the CA's chain without its self-signed root; `ca.crt` is that root (or
+/// the top of the CA's chain when the root is not included).
+pub struct CaIssuer {
+    /// The CA's certificates, the signing CA first, as PEM blocks.
+    chain: Vec<String>,
+    /// Whether the last certificate of `chain` is a self-signed root.
+    top_is_self_signed: bool,
+    ca_info: CertInfo,
+    key: PrivateKey,
+}
+impl std::fmt::Debug for CaIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaIssuer")
+            .field("subject", &self.ca_info.subject_cn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaIssuer {
+    /// Loads a CA from PEM, refusing certificates that are not CAs and keys
+    /// that do not belong to them, with a message that says which.
+    pub fn from_pem(ca_cert_pem: &str, ca_key_pem: &str) -> Result<Self, IssueError> {
+        let ders = pki::parse_pem_chain(ca_cert_pem)?;
+        let first = ders.first().ok_or_else(|| {
+            IssueError::Config("the CA certificate file holds no certificate".into())
+        })?;
+        let ca_info = CertInfo::parse(first, 0)?;
+        if !ca_info.is_ca {
+            return Err(IssueError::Config(format!(
+                "certificate {:?} is not a CA (basicConstraints CA:TRUE is missing); issue it with isCA: true",
+                ca_info.subject_cn.as_deref().unwrap_or("")
+            )));
+        }
+        let key = PrivateKey::from_pem(ca_key_pem)
+            .map_err(|e| IssueError::Config(format!("CA key: {e}")))?;
+        if key.public_key_der() != ca_info.spki_der {
+            return Err(IssueError::Config(
+                "the CA key does not belong to the CA certificate".into(),
+            ));
+        }
+        if SystemTime::now() >= ca_info.not_after {
+            return Err(IssueError::Config(
+                "the CA certificate has expired; renew the CA first".into(),
+            ));
+        }
+        let top = ders.len() - 1;
+        let top_is_self_signed = CertInfo::parse(&ders[top], top)?.self_signed;
+        let chain = ders.iter().map(|der| pem_block(der)).collect();
+        Ok(Self {
+            chain,
+            top_is_self_signed,
+            ca_info,
+            key,
+        })
+    }
+
+    /// The synchronous core.
+    pub fn sign(
+        &self,
+        request: &CertificateRequest,
+        key: &PrivateKey,
+    ) -> Result<Bundle, IssueError> {
+        let now = SystemTime::now();
+        let mut params = pki::certificate_params(request, now)?;
+        // Nothing may outlive the CA that signed it.
+        let ca_not_after = self
+            .ca_info
+            .not_after
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        if let Ok(limit) = time::OffsetDateTime::from_unix_timestamp(ca_not_after) {
+            params.not_after = params.not_after.min(limit);
+        }
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&self.chain[0], self.key.key_pair())
+            .map_err(|e| IssueError::Config(format!("CA certificate: {e}")))?;
+        let leaf = params
+            .signed_by(key.key_pair(), &issuer)
+            .map_err(|e| IssueError::Pki(pki::PkiError::Build(e.to_string())))?;
+
+        // tls.crt carries the intermediates, not the self-signed root;
+        // ca.crt is the top of the CA's chain.
+        let last = self.chain.len() - 1;
+        let intermediates = if self.top_is_self_signed {
+            &self.chain[..last]
+        } else {
+            &self.chain[..]
+        };
+        let ca_pem = self.chain[last].clone();
+        let mut chain_pem = leaf.pem();
+        for cert in intermediates {
+            chain_pem.push_str(cert);
+        }
+        let bundle = Bundle {
+            chain_pem,
+            key_pem: key.to_pem(request.key_encoding)?,
+            ca_pem: Some(ca_pem),
+        };
+        pki::check_bundle(&bundle.chain_pem, &bundle.key_pem, Some(request), now)
+            .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+        pki::verify_chain_to_root(
+            &bundle.chain_pem,
+            bundle.ca_pem.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+        Ok(bundle)
+    }
+}
+
+fn pem_block(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+impl Issuer for CaIssuer {
+    fn kind(&self) -> &'static str {
+        "ca"
+    }
+
+    async fn issue(
+        &self,
+        request: &CertificateRequest,
+        key: &PrivateKey,
+    ) -> Result<Bundle, IssueError> {
+        self.sign(request, key)
+    }
+}

@@ -1,0 +1,51 @@
+//! The SelfSigned issuer: each certificate is signed by its own key. Used
+//! to bootstrap a CA (`isCA: true`) that a CA issuer then signs with.
+
+use std::time::SystemTime;
+
+use super::{IssueError, Issuer};
+use crate::engine::{Bundle, CertificateRequest};
+use crate::pki::{self, PrivateKey};
+
+/// Signs every request with the request's own key; `ca.crt` is the
+/// certificate itself, as cert-manager does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelfSignedIssuer;
+
+impl SelfSignedIssuer {
+    /// The synchronous core, shared with callers that are not async.
+    pub fn sign(
+        &self,
+        request: &CertificateRequest,
+        key: &PrivateKey,
+    ) -> Result<Bundle, IssueError> {
+        let now = SystemTime::now();
+        let params = pki::certificate_params(request, now)?;
+        let cert = params
+            .self_signed(key.key_pair())
+            .map_err(|e| IssueError::Pki(pki::PkiError::Build(e.to_string())))?;
+        let chain_pem = cert.pem();
+        let bundle = Bundle {
+            ca_pem: Some(chain_pem.clone()),
+            key_pem: key.to_pem(request.key_encoding)?,
+            chain_pem,
+        };
+        pki::check_bundle(&bundle.chain_pem, &bundle.key_pem, Some(request), now)
+            .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+        Ok(bundle)
+    }
+}
+
+impl Issuer for SelfSignedIssuer {
+    fn kind(&self) -> &'static str {
+        "selfsigned"
+    }
+
+    async fn issue(
+        &self,
+        request: &CertificateRequest,
+        key: &PrivateKey,
+    ) -> Result<Bundle, IssueError> {
+        self.sign(request, key)
+    }
+}
