@@ -5,7 +5,9 @@
 //! checks run at admission, in `certweave inject` and in the controller.
 
 pub mod annotations;
+pub mod certificate;
 pub mod duration;
+pub mod issuer;
 pub mod issuer_ref;
 pub mod names;
 pub mod overrides;

@@ -8,4 +8,4 @@
 
 pub mod request;
 
-pub use request::{Bundle, CertificateRequest, KeyUsage};
+pub use request::{Bundle, CertificateRequest, KeyUsage, DEFAULT_DURATION};

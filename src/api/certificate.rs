@@ -1,0 +1,500 @@
+//! `cert-manager.io/v1` Certificate, as Rust types, and its translation into
+//! what the engine needs.
+//!
+//! Field names and defaults are cert-manager's, so existing manifests apply
+//! unchanged. [`CertificateSpec::plan`] is the one place that checks a spec:
+//! `certweave local`, the controller and the CRD's validation all agree on
+//! what is refused, and every refusal names the field and the fix.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::parse_go_duration;
+use super::names;
+use super::{InvalidField, IssuerKind, IssuerRef};
+use crate::engine::{CertificateRequest, KeyUsage, DEFAULT_DURATION};
+use crate::pki::{KeyAlgorithm, KeyEncoding};
+
+/// A desired certificate: which names, from which issuer, into which Secret.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[kube(
+    group = "cert-manager.io",
+    version = "v1",
+    kind = "Certificate",
+    namespaced,
+    status = "CertificateStatus",
+    shortname = "cert",
+    shortname = "certs",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretName"}"#,
+    printcolumn = r#"{"name":"Issuer","type":"string","jsonPath":".spec.issuerRef.name","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateSpec {
+    /// Secret that receives `tls.crt`, `tls.key` and `ca.crt`.
+    pub secret_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_addresses: Vec<String>,
+    /// Requested lifetime as a Go duration; default `2160h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// How long before expiry to renew; default a third of the lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<String>,
+    /// Renew when this percentage of the lifetime remains (alternative to `renewBefore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before_percentage: Option<i32>,
+    pub issuer_ref: IssuerReference,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<CertificatePrivateKey>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usages: Vec<String>,
+    #[serde(default, rename = "isCA", skip_serializing_if = "std::ops::Not::not")]
+    pub is_ca: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+}
+
+/// `issuerRef`: kind defaults to `Issuer`, group to `cert-manager.io`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerReference {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// `privateKey`: how the key is generated, encoded and rotated.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificatePrivateKey {
+    /// `RSA` (default), `ECDSA` or `Ed25519`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// Bits for RSA (default 2048), curve size for ECDSA (default 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i32>,
+    /// `PKCS1` (default) or `PKCS8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// `Always` (default: a new key on every issuance) or `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_policy: Option<String>,
+}
+
+/// Labels and annotations copied onto the Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretTemplate {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What `kubectl describe certificate` shows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<CertificateCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_issuance_attempts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_private_key_secret_name: Option<String>,
+}
+
+/// A status condition (`Ready`, `Issuing`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// When to renew, as the spec says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewBefore {
+    /// cert-manager's default: a third of the lifetime actually issued.
+    Default,
+    Fixed(Duration),
+    /// Renew when this percentage of the lifetime remains.
+    Percentage(u8),
+}
+
+impl RenewBefore {
+    /// How long before `not_after` to renew a certificate living `lifetime`.
+    pub fn before_expiry(self, lifetime: Duration) -> Duration {
+        match self {
+            RenewBefore::Default => lifetime / 3,
+            RenewBefore::Fixed(d) => d.min(lifetime),
+            RenewBefore::Percentage(p) => lifetime * u32::from(p) / 100,
+        }
+    }
+}
+
+/// Whether a re-issue gets a fresh key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRotation {
+    Always,
+    Never,
+}
+
+/// A checked Certificate: everything the engine and the renewal queue need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificatePlan {
+    pub secret_name: String,
+    pub issuer: IssuerRef,
+    pub request: CertificateRequest,
+    pub renew_before: RenewBefore,
+    pub rotation: KeyRotation,
+    pub secret_template: SecretTemplate,
+}
+
+impl CertificateSpec {
+    /// Checks the spec and translates it, reporting every problem at once
+    /// (a user fixing a manifest wants the whole list).
+    pub fn plan(&self) -> Result<CertificatePlan, Vec<InvalidField>> {
+        let mut errors = Vec::new();
+        let mut ok = |r: Result<(), InvalidField>| {
+            if let Err(e) = r {
+                errors.push(e);
+            }
+        };
+        ok(names::check_object_name(
+            "spec.secretName",
+            &self.secret_name,
+        ));
+        for (i, name) in self.dns_names.iter().enumerate() {
+            ok(names::check_dns_name(&format!("spec.dnsNames[{i}]"), name));
+        }
+        let mut ip_addresses = Vec::new();
+        for (i, ip) in self.ip_addresses.iter().enumerate() {
+            match ip.parse::<IpAddr>() {
+                Ok(ip) => ip_addresses.push(ip),
+                Err(_) => ok(Err(InvalidField::new(
+                    format!("spec.ipAddresses[{i}]"),
+                    format!("{ip:?} is not an IP address"),
+                    "write an IPv4 or IPv6 address such as 10.0.0.1",
+                ))),
+            }
+        }
+        for (i, email) in self.email_addresses.iter().enumerate() {
+            if !email.contains('@') {
+                ok(Err(InvalidField::new(
+                    format!("spec.emailAddresses[{i}]"),
+                    format!("{email:?} is not an email address"),
+                    "write an address such as ops@example.com",
+                )));
+            }
+        }
+        for (i, uri) in self.uris.iter().enumerate() {
+            if !uri.contains(':') {
+                ok(Err(InvalidField::new(
+                    format!("spec.uris[{i}]"),
+                    format!("{uri:?} is not a URI"),
+                    "write an absolute URI such as spiffe://cluster.local/ns/default/sa/web",
+                )));
+            }
+        }
+        if self.common_name.is_none()
+            && self.dns_names.is_empty()
+            && self.ip_addresses.is_empty()
+            && self.uris.is_empty()
+            && self.email_addresses.is_empty()
+        {
+            ok(Err(InvalidField::new(
+                "spec.dnsNames",
+                "the certificate names no subject",
+                "set at least one of dnsNames, ipAddresses, uris, emailAddresses or commonName",
+            )));
+        }
+        if let Some(cn) = &self.common_name {
+            if cn.is_empty() || cn.len() > 64 {
+                ok(Err(InvalidField::new(
+                    "spec.commonName",
+                    "must be 1 to 64 characters",
+                    "use a short name, usually one of dnsNames",
+                )));
+            }
+        }
+
+        let duration = match &self.duration {
+            Some(d) => match parse_go_duration("spec.duration", d) {
+                Ok(d) if d < Duration::from_secs(60) => {
+                    ok(Err(InvalidField::new(
+                        "spec.duration",
+                        format!("{d:?} is shorter than a minute"),
+                        "use at least \"1m\" (cert-manager's default is \"2160h\")",
+                    )));
+                    DEFAULT_DURATION
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    ok(Err(e));
+                    DEFAULT_DURATION
+                }
+            },
+            None => DEFAULT_DURATION,
+        };
+        let renew_before = match (&self.renew_before, self.renew_before_percentage) {
+            (Some(_), Some(_)) => {
+                ok(Err(InvalidField::new(
+                    "spec.renewBefore",
+                    "renewBefore and renewBeforePercentage are both set",
+                    "keep only one of them",
+                )));
+                RenewBefore::Default
+            }
+            (Some(rb), None) => {
+                match parse_go_duration("spec.renewBefore", rb) {
+                    Ok(rb) if rb >= duration => {
+                        ok(Err(InvalidField::new(
+                        "spec.renewBefore",
+                        format!("renewBefore ({rb:?}) is not shorter than the duration ({duration:?})"),
+                        "set renewBefore below spec.duration, e.g. a third of it",
+                    )));
+                        RenewBefore::Default
+                    }
+                    Ok(rb) if rb.is_zero() => {
+                        ok(Err(InvalidField::new(
+                        "spec.renewBefore",
+                        "renewBefore is zero",
+                        "give a positive duration, or drop it for the default (a third of the lifetime)",
+                    )));
+                        RenewBefore::Default
+                    }
+                    Ok(rb) => RenewBefore::Fixed(rb),
+                    Err(e) => {
+                        ok(Err(e));
+                        RenewBefore::Default
+                    }
+                }
+            }
+            (None, Some(p)) if (1..100).contains(&p) => RenewBefore::Percentage(p as u8),
+            (None, Some(p)) => {
+                ok(Err(InvalidField::new(
+                    "spec.renewBeforePercentage",
+                    format!("{p} is not between 1 and 99"),
+                    "use a percentage such as 33",
+                )));
+                RenewBefore::Default
+            }
+            (None, None) => RenewBefore::Default,
+        };
+
+        let issuer = self.issuer_ref.resolve("spec.issuerRef");
+        let issuer = match issuer {
+            Ok(i) => Some(i),
+            Err(e) => {
+                ok(Err(e));
+                None
+            }
+        };
+
+        let pk = self.private_key.clone().unwrap_or_default();
+        let key_algorithm = match KeyAlgorithm::from_cert_manager(
+            pk.algorithm.as_deref().unwrap_or("RSA"),
+            pk.size.map(|s| s.max(0) as u32),
+        ) {
+            Ok(a) => a,
+            Err(reason) => {
+                ok(Err(InvalidField::new(
+                    "spec.privateKey",
+                    reason,
+                    "set privateKey.algorithm to RSA, ECDSA or Ed25519 with a matching size",
+                )));
+                KeyAlgorithm::default()
+            }
+        };
+        let key_encoding = match pk.encoding.as_deref() {
+            None | Some("PKCS1") => KeyEncoding::Pkcs1,
+            Some("PKCS8") => KeyEncoding::Pkcs8,
+            Some(other) => {
+                ok(Err(InvalidField::new(
+                    "spec.privateKey.encoding",
+                    format!("unknown encoding {other:?}"),
+                    "use \"PKCS1\" or \"PKCS8\"",
+                )));
+                KeyEncoding::Pkcs8
+            }
+        };
+        // Ed25519 has no PKCS#1 form; cert-manager writes PKCS#8 for it.
+        let key_encoding = if key_algorithm == KeyAlgorithm::Ed25519 {
+            KeyEncoding::Pkcs8
+        } else {
+            key_encoding
+        };
+        let rotation = match pk.rotation_policy.as_deref() {
+            None | Some("Always") => KeyRotation::Always,
+            Some("Never") => KeyRotation::Never,
+            Some(other) => {
+                ok(Err(InvalidField::new(
+                    "spec.privateKey.rotationPolicy",
+                    format!("unknown policy {other:?}"),
+                    "use \"Always\" or \"Never\"",
+                )));
+                KeyRotation::Always
+            }
+        };
+        let mut usages = Vec::new();
+        for (i, usage) in self.usages.iter().enumerate() {
+            match KeyUsage::parse(usage) {
+                Some(u) => usages.push(u),
+                None => ok(Err(InvalidField::new(
+                    format!("spec.usages[{i}]"),
+                    format!("unknown usage {usage:?}"),
+                    "use \"digital signature\", \"key encipherment\", \"server auth\", \"client auth\", \"cert sign\" or \"crl sign\"",
+                ))),
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(CertificatePlan {
+            secret_name: self.secret_name.clone(),
+            issuer: issuer.expect("no errors means the issuer resolved"),
+            request: CertificateRequest {
+                common_name: self.common_name.clone(),
+                dns_names: self.dns_names.clone(),
+                ip_addresses,
+                uris: self.uris.clone(),
+                email_addresses: self.email_addresses.clone(),
+                duration,
+                is_ca: self.is_ca,
+                usages,
+                key_algorithm,
+                key_encoding,
+            },
+            renew_before,
+            rotation,
+            secret_template: self.secret_template.clone().unwrap_or_default(),
+        })
+    }
+}
+
+impl IssuerReference {
+    /// The referenced issuer, checked: kind `Issuer` or `ClusterIssuer`,
+    /// group `cert-manager.io`.
+    pub fn resolve(&self, field: &str) -> Result<IssuerRef, InvalidField> {
+        if let Some(group) = self.group.as_deref().filter(|g| !g.is_empty()) {
+            if group != super::issuer_ref::ISSUER_GROUP {
+                return Err(InvalidField::new(
+                    format!("{field}.group"),
+                    format!("external issuer group {group:?} is not served by certweave"),
+                    "use group cert-manager.io (or omit it)",
+                ));
+            }
+        }
+        let kind = match self.kind.as_deref().filter(|k| !k.is_empty()) {
+            Some(kind) => IssuerKind::parse(&format!("{field}.kind"), kind)?,
+            None => IssuerKind::Issuer,
+        };
+        IssuerRef::new(&format!("{field}.name"), kind, &self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> CertificateSpec {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn cert_manager_docs_certificate_plans() {
+        let plan = spec(
+            "secretName: example-com-tls\nduration: 2160h\nrenewBefore: 360h\ndnsNames: [example.com, www.example.com]\nissuerRef: {name: ca-issuer, kind: Issuer, group: cert-manager.io}\nprivateKey: {algorithm: RSA, encoding: PKCS1, size: 2048}\n",
+        )
+        .plan()
+        .unwrap();
+        assert_eq!(plan.request.key_algorithm, KeyAlgorithm::Rsa(2048));
+        assert_eq!(plan.request.key_encoding, KeyEncoding::Pkcs1);
+        assert_eq!(
+            plan.renew_before,
+            RenewBefore::Fixed(Duration::from_secs(360 * 3600))
+        );
+        assert_eq!(plan.issuer.to_string(), "Issuer/ca-issuer");
+    }
+
+    #[test]
+    fn defaults_and_short_durations() {
+        let plan =
+            spec("secretName: s\ndnsNames: [a.example]\nduration: 2m\nissuerRef: {name: x}\n")
+                .plan()
+                .unwrap();
+        assert_eq!(plan.request.duration, Duration::from_secs(120));
+        assert_eq!(
+            plan.renew_before.before_expiry(Duration::from_secs(120)),
+            Duration::from_secs(40)
+        );
+        assert_eq!(plan.rotation, KeyRotation::Always);
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_field() {
+        let errors = spec(
+            "secretName: Bad_Name\ndnsNames: ['*.com']\nipAddresses: [nope]\nduration: 1h\nrenewBefore: 2h\nrenewBeforePercentage: 10\nissuerRef: {name: x, kind: Vault}\nprivateKey: {algorithm: DSA}\nusages: [flying]\n",
+        )
+        .plan()
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for expected in [
+            "spec.secretName",
+            "spec.dnsNames[0]",
+            "spec.ipAddresses[0]",
+            "spec.renewBefore",
+            "spec.issuerRef.kind",
+            "spec.privateKey",
+            "spec.usages[0]",
+        ] {
+            assert!(
+                fields.contains(&expected),
+                "{expected} missing from {fields:?}"
+            );
+        }
+        let errors = spec("secretName: s\ndnsNames: [a.example]\nduration: 1h\nrenewBefore: 2h\nissuerRef: {name: x}\n")
+            .plan()
+            .unwrap_err();
+        assert_eq!(errors[0].field, "spec.renewBefore");
+    }
+}
