@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::duration::parse_go_duration;
 use super::names;
 use super::{InvalidField, IssuerKind, IssuerRef};
+pub use crate::engine::timing::RenewBefore;
+pub use crate::engine::KeyRotation;
 use crate::engine::{CertificateRequest, KeyUsage, DEFAULT_DURATION};
 use crate::pki::{KeyAlgorithm, KeyEncoding};
 
@@ -147,34 +149,6 @@ pub struct CertificateCondition {
     pub last_transition_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-}
-
-/// When to renew, as the spec says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RenewBefore {
-    /// cert-manager's default: a third of the lifetime actually issued.
-    Default,
-    Fixed(Duration),
-    /// Renew when this percentage of the lifetime remains.
-    Percentage(u8),
-}
-
-impl RenewBefore {
-    /// How long before `not_after` to renew a certificate living `lifetime`.
-    pub fn before_expiry(self, lifetime: Duration) -> Duration {
-        match self {
-            RenewBefore::Default => lifetime / 3,
-            RenewBefore::Fixed(d) => d.min(lifetime),
-            RenewBefore::Percentage(p) => lifetime * u32::from(p) / 100,
-        }
-    }
-}
-
-/// Whether a re-issue gets a fresh key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyRotation {
-    Always,
-    Never,
 }
 
 /// A checked Certificate: everything the engine and the renewal queue need.

@@ -6,6 +6,8 @@
 //! [`crate::issuers`], and stores the returned [`request::Bundle`] wherever
 //! it keeps certificates.
 
+pub mod renewal;
 pub mod request;
+pub mod timing;
 
-pub use request::{Bundle, CertificateRequest, KeyUsage, DEFAULT_DURATION};
+pub use request::{Bundle, CertificateRequest, KeyRotation, KeyUsage, DEFAULT_DURATION};

@@ -76,6 +76,16 @@ impl CertificateRequest {
     }
 }
 
+/// Whether a re-issue gets a fresh key (`privateKey.rotationPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyRotation {
+    /// A new key on every issuance (cert-manager's default since v1.18).
+    #[default]
+    Always,
+    /// Reuse the stored key while it still matches the requested algorithm.
+    Never,
+}
+
 /// Key usages and extended key usages, named as cert-manager's `usages`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyUsage {
