@@ -5,8 +5,8 @@
 //! start-up. The TLS listener accepts nothing until the first valid bundle
 //! is loaded (connections made before then wait in the kernel's backlog and
 //! are served once it arrives); the health port answers from the start.
-//! The HTTP version is taken from ALPN, with detection only for clients
-//! that negotiated none.
+//! ALPN offers `h2` and `http/1.1`; each connection is then served as
+//! whichever of the two the client speaks.
 
 use std::future::Future;
 use std::io;
@@ -174,44 +174,24 @@ async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, Proxy
         .map_err(|source| ProxyError::Bind { flag, addr, source })
 }
 
-/// HTTP connection builders, one per negotiated protocol.
-struct Builders {
-    http1: auto::Builder<TokioExecutor>,
-    http2: auto::Builder<TokioExecutor>,
-    detect: auto::Builder<TokioExecutor>,
-}
-
-impl Builders {
-    fn new() -> Self {
-        let configure = |mut builder: auto::Builder<TokioExecutor>| {
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .keep_alive(true);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-                .keep_alive_interval(Some(Duration::from_secs(30)))
-                .keep_alive_timeout(Duration::from_secs(20));
-            builder
-        };
-        let base = || auto::Builder::new(TokioExecutor::new());
-        Self {
-            http1: configure(base().http1_only()),
-            http2: configure(base().http2_only()),
-            detect: configure(base()),
-        }
-    }
-
-    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
-        match alpn {
-            Some(b"h2") => &self.http2,
-            Some(b"http/1.1") => &self.http1,
-            _ => &self.detect,
-        }
-    }
+/// The HTTP connection builder. The protocol is detected from the first
+/// bytes rather than taken from ALPN: hyper-util's detection is the only
+/// way to serve HTTP/1.1 upgrades and HTTP/2 from one builder with graceful
+/// shutdown, and it agrees with ALPN for every well-behaved client.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
 }
 
 /// Counts a connection as open for as long as it lives.
@@ -239,7 +219,7 @@ async fn accept_loop<F: Future<Output = ()>>(
     graceful: &GracefulShutdown,
     shutdown: &mut std::pin::Pin<&mut F>,
 ) {
-    let builders = Arc::new(Builders::new());
+    let builder = Arc::new(connection_builder());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -262,7 +242,7 @@ async fn accept_loop<F: Future<Output = ()>>(
         let open = OpenConnection::new(metrics);
         let acceptor = acceptor.clone();
         let forwarder = forwarder.clone();
-        let builders = builders.clone();
+        let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
@@ -280,7 +260,6 @@ async fn accept_loop<F: Future<Output = ()>>(
                     return;
                 }
             };
-            let builder = builders.for_alpn(stream.get_ref().1.alpn_protocol());
             let service = service_fn(move |req| {
                 let forwarder = forwarder.clone();
                 async move { forwarder.forward(peer, req).await }
