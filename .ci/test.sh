@@ -26,6 +26,11 @@ else
   echo "== cargo clippy: SKIPPED (clippy is not installed)"
 fi
 
+# DNS-01 tests run a real BIND9 (named) on loopback and read it back with dig.
+echo "== test peer: bind9"
+{ command -v named || [ -x /usr/sbin/named ]; } >/dev/null && command -v dig >/dev/null ||
+  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bind9 bind9-dnsutils)
+
 echo "== cargo test (unit, integration, examples, benches in test mode)"
 cargo test --locked --all-targets
 echo "== cargo test --doc"
