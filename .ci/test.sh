@@ -31,6 +31,15 @@ echo "== test peer: bind9"
 { command -v named || [ -x /usr/sbin/named ]; } >/dev/null && command -v dig >/dev/null ||
   (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bind9 bind9-dnsutils)
 
+# ACME tests run a real Pebble with pebble-challtestsrv on loopback (Debian
+# package pebble); one test and benches/issue_vs_lego.sh use lego as an
+# independent ACME client.
+echo "== test peers: pebble, lego"
+{ command -v pebble && command -v pebble-challtestsrv && command -v lego; } >/dev/null ||
+  { export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends pebble lego ||
+      { apt-get update && apt-get install -y --no-install-recommends pebble lego; }; }
+
 echo "== cargo test (unit, integration, examples, benches in test mode)"
 cargo test --locked --all-targets
 echo "== cargo test --doc"

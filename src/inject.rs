@@ -59,8 +59,9 @@ pub struct Injected {
     pub mutated: usize,
 }
 
-/// Where pod templates live in each workload kind.
-fn template_pointer(api_version: &str, kind: &str) -> Option<&'static str> {
+/// Where pod templates live in each workload kind (a JSON pointer), or
+/// `None` for kinds without one.
+pub fn template_pointer(api_version: &str, kind: &str) -> Option<&'static str> {
     match (api_version, kind) {
         ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
         | ("batch/v1", "Job")

@@ -9,17 +9,23 @@
 //! - [`webhook`]: the mutating admission webhook. The mutations themselves are
 //!   pure functions (object in, object out); the HTTPS server is a thin shell.
 //! - [`inject`]: the offline twin of the webhook for YAML streams.
+//! - [`issue`]: `certweave issue`, one certificate issued to a directory.
 //! - [`proxy`]: the TLS-terminating sidecar (`certweave proxy`) that serves
 //!   a Pod's plain HTTP application over HTTPS with the mounted certificate.
 //! - [`tls`]: serving certificates loaded from files and reloaded on change.
 //! - [`metrics`]: the Prometheus registry the binary exports.
+//! - [`store`]: where certificates are kept (today: files in a directory).
 
 pub mod api;
+pub mod controller;
 pub mod engine;
 pub mod inject;
+pub mod issue;
 pub mod issuers;
+pub mod local;
 pub mod metrics;
 pub mod pki;
 pub mod proxy;
+pub mod store;
 pub mod tls;
 pub mod webhook;

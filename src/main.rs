@@ -10,7 +10,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certweave::api::IssuerRef;
+use certweave::engine::CertificateRequest;
 use certweave::inject::{inject_stream, InjectError, InjectOptions};
+use certweave::issue::{AcmeChoice, IssueOptions, IssuerChoice};
+use certweave::issuers::acme::dns01::{Rfc2136Config, TsigAlgorithm};
+use certweave::issuers::acme::{AcmeConfig, ExternalAccountBinding, Trust};
+use certweave::pki::KeyAlgorithm;
 use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
 use certweave::webhook::server::{
     ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
@@ -64,6 +69,23 @@ enum Command {
     ///   certweave inject -f deploy.yaml | kubectl apply -f -
     #[command(verbatim_doc_comment)]
     Inject(InjectArgs),
+    /// Run the whole pipeline on a machine without Kubernetes.
+    ///
+    /// Reads every *.yaml manifest in DIR (Certificate, Issuer,
+    /// ClusterIssuer, Ingress — an Ingress goes through the webhook mutation
+    /// and ingress shim, as in a cluster), issues and renews the
+    /// certificates for as long as it runs, and writes each Secret under
+    /// DIR/secrets/<namespace>/<secretName>/ as tls.crt, tls.key (0600),
+    /// ca.crt and secret.yaml. A Certificate whose issuer DIR does not
+    /// define is signed by the built-in CA (DIR/state/ca/tls.crt, created
+    /// on first start). State lives under DIR/state/: a restart resumes
+    /// without re-issuing what is still valid. Edited manifests are picked
+    /// up while it runs. SIGTERM finishes in-flight issuance and exits.
+    ///
+    /// Example:
+    ///   certweave local --dir ./certs --on-renew 'nginx -s reload'
+    #[command(verbatim_doc_comment)]
+    Local(LocalArgs),
     /// Serve a plain HTTP application over HTTPS: the TLS sidecar.
     ///
     /// Terminates TLS 1.2/1.3 (ALPN h2 and http/1.1) with DIR/tls.crt and
@@ -82,6 +104,29 @@ enum Command {
     ///     --cert-dir /etc/certweave/tls --client-ca /etc/clients/ca.crt
     #[command(verbatim_doc_comment)]
     Proxy(ProxyArgs),
+    /// Issue one certificate and write it to a directory, like lego/certbot.
+    ///
+    /// Writes DIR/tls.crt (leaf, then intermediates), DIR/tls.key (mode
+    /// 0600) and DIR/ca.crt (when the issuer knows the root; ACME CAs
+    /// usually do not send it), each atomically, and only after the chain
+    /// was checked against the key and the names. On failure nothing is
+    /// written. Progress goes to stderr.
+    ///
+    /// ACME: the account key (--account-key) is created if missing and
+    /// reused afterwards; cert-manager's RSA account keys work too. Names
+    /// are validated over HTTP-01 by a built-in listener (--http01-addr,
+    /// default 0.0.0.0:80 when no DNS-01 server is given) or over DNS-01
+    /// by RFC 2136 updates (--dns01-rfc2136); wildcards need DNS-01.
+    ///
+    /// Examples:
+    ///   certweave issue --dns-name example.com --dns-name www.example.com \
+    ///     --acme-directory https://acme-v02.api.letsencrypt.org/directory \
+    ///     --email ops@example.com --account-key /var/lib/certweave/account.key \
+    ///     --out /etc/tls/example
+    ///   certweave issue --issuer ca --ca-cert ca.crt --ca-key ca.key \
+    ///     --dns-name api.internal --out ./api
+    #[command(verbatim_doc_comment)]
+    Issue(IssueArgs),
 }
 
 #[derive(Args)]
@@ -159,13 +204,156 @@ struct ProxyArgs {
     drain_timeout: u64,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum IssuerKind {
+    /// An ACME CA (Let's Encrypt, ZeroSSL, step-ca, Pebble…).
+    Acme,
+    /// Signed by the certificate's own key.
+    Selfsigned,
+    /// Signed by a CA certificate and key from files (--ca-cert, --ca-key).
+    Ca,
+}
+
+#[derive(Args)]
+struct IssueArgs {
+    /// A DNS name for the certificate; repeat for several.
+    #[arg(long = "dns-name", value_name = "NAME", required = true)]
+    dns_names: Vec<String>,
+    /// Directory to write tls.crt, tls.key and ca.crt to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Private key algorithm of the certificate.
+    #[arg(long, value_name = "ALGORITHM", default_value = "ecdsa-p256")]
+    key_algorithm: KeyAlgorithm,
+    /// Which issuer signs.
+    #[arg(long, value_enum, default_value_t = IssuerKind::Acme)]
+    issuer: IssuerKind,
+    /// ACME directory URL (https).
+    #[arg(long, value_name = "URL")]
+    acme_directory: Option<String>,
+    /// PEM CA certificates to trust for the ACME server's TLS, instead of
+    /// the public roots (cert-manager's caBundle).
+    #[arg(long, value_name = "PEM")]
+    acme_ca_bundle: Option<PathBuf>,
+    /// Do not verify the ACME server's TLS certificate (tests only).
+    #[arg(long)]
+    acme_skip_tls_verify: bool,
+    /// Contact email for the ACME account.
+    #[arg(long, value_name = "EMAIL")]
+    email: Option<String>,
+    /// ACME account key (PEM; ECDSA P-256 or RSA): created if missing,
+    /// reused afterwards. Keep it: a new key means a new account.
+    #[arg(long, value_name = "FILE")]
+    account_key: Option<PathBuf>,
+    /// External account binding key ID, for CAs that require one.
+    #[arg(long, value_name = "KID", requires = "eab_hmac_key")]
+    eab_kid: Option<String>,
+    /// External account binding HMAC key (base64url), from the CA.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "CERTWEAVE_EAB_HMAC_KEY",
+        hide_env_values = true,
+        requires = "eab_kid"
+    )]
+    eab_hmac_key: Option<String>,
+    /// Prefer the chain whose root (top issuer) has this common name.
+    #[arg(long, value_name = "CN")]
+    preferred_chain: Option<String>,
+    /// Address for the built-in HTTP-01 listener; the CA must reach it on
+    /// port 80 of every name.
+    #[arg(long, value_name = "ADDR")]
+    http01_addr: Option<SocketAddr>,
+    /// DNS server (HOST[:PORT], default port 53) that accepts RFC 2136
+    /// updates for the names' zones: enables DNS-01.
+    #[arg(
+        long = "dns01-rfc2136",
+        value_name = "SERVER",
+        requires = "tsig_key_name"
+    )]
+    dns01_rfc2136: Option<String>,
+    /// TSIG key name, as the DNS server knows it.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "dns01_rfc2136",
+        requires = "tsig_secret"
+    )]
+    tsig_key_name: Option<String>,
+    /// TSIG secret (base64, as in named.conf).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CERTWEAVE_TSIG_SECRET",
+        hide_env_values = true
+    )]
+    tsig_secret: Option<String>,
+    /// TSIG algorithm: hmac-sha256, hmac-sha384 or hmac-sha512.
+    #[arg(long, value_name = "ALGORITHM", default_value = "hmac-sha256")]
+    tsig_algorithm: TsigAlgorithm,
+    /// CA certificate (PEM) for --issuer ca.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// CA private key (PEM) for --issuer ca.
+    #[arg(long, value_name = "FILE")]
+    ca_key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct LocalArgs {
+    /// Directory holding the manifests; Secrets and state are written under it.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Namespace of manifests without one, and of ClusterIssuer Secrets.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Also serve the admission webhook here (certificate from the built-in CA).
+    #[arg(long, value_name = "ADDR")]
+    webhook_addr: Option<SocketAddr>,
+    /// Where ACME HTTP-01 challenges are answered.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:80")]
+    http01_addr: SocketAddr,
+    /// Command run with `sh -c` after a Secret changes; it sees
+    /// CERTWEAVE_SECRET_DIR, CERTWEAVE_NAMESPACE and CERTWEAVE_CERTIFICATE.
+    #[arg(long, value_name = "CMD")]
+    on_renew: Option<String>,
+    /// Issuances running at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    #[command(flatten)]
+    mutation: MutationArgs,
+}
+
+fn run_local(args: LocalArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(certweave::local::run(
+        certweave::local::LocalOptions {
+            dir: args.dir,
+            namespace: args.namespace,
+            webhook_addr: args.webhook_addr,
+            http01_addr: args.http01_addr,
+            on_renew: args.on_renew,
+            concurrency: args.concurrency,
+            poll_interval: std::time::Duration::from_secs(1),
+            mutation: args.mutation.into_config(),
+        },
+        shutdown_signal(),
+    ))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
         Command::Webhook(args) => exit_runtime(run_webhook(args)),
         Command::Inject(args) => run_inject(args),
+        Command::Local(args) => exit_runtime(run_local(args)),
         Command::Proxy(args) => run_proxy(args),
+        Command::Issue(args) => run_issue(args),
     }
 }
 
@@ -308,4 +496,162 @@ fn run_inject(args: InjectArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_issue(args: IssueArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let out = args.out.clone();
+    let options = match runtime.block_on(issue_options(args)) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let names = options.request.describe_names();
+    eprintln!("issuing a certificate for {names}");
+    match runtime.block_on(certweave::issue::run(options)) {
+        Ok(issued) => {
+            let not_after = time::OffsetDateTime::from(issued.leaf.not_after);
+            eprintln!(
+                "wrote {} (serial {}, valid until {not_after})",
+                issued
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                issued.leaf.serial_hex,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "error: issuing for {names} failed; nothing was written to {}",
+                out.display()
+            );
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Turns `certweave issue` flags into library options; `Err` is a usage
+/// error (exit 2) naming the flag.
+async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
+    let mut request = CertificateRequest::for_dns_names(args.dns_names);
+    request.key_algorithm = args.key_algorithm;
+    let acme_only = [
+        ("--acme-directory", args.acme_directory.is_some()),
+        ("--account-key", args.account_key.is_some()),
+        ("--http01-addr", args.http01_addr.is_some()),
+        ("--dns01-rfc2136", args.dns01_rfc2136.is_some()),
+    ];
+    if args.issuer != IssuerKind::Acme {
+        if let Some((flag, _)) = acme_only.iter().find(|(_, given)| *given) {
+            return Err(format!("{flag} only applies to --issuer acme"));
+        }
+    }
+    let issuer = match args.issuer {
+        IssuerKind::Selfsigned => IssuerChoice::SelfSigned,
+        IssuerKind::Ca => IssuerChoice::Ca {
+            cert_file: args
+                .ca_cert
+                .ok_or("--issuer ca needs --ca-cert FILE (the CA certificate, PEM)")?,
+            key_file: args
+                .ca_key
+                .ok_or("--issuer ca needs --ca-key FILE (the CA private key, PEM)")?,
+        },
+        IssuerKind::Acme => {
+            let directory = args.acme_directory.ok_or(
+                "--issuer acme needs --acme-directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)",
+            )?;
+            let account_key_file = args.account_key.ok_or(
+                "--issuer acme needs --account-key FILE: the account key, created there if missing and reused afterwards",
+            )?;
+            let mut config = AcmeConfig::new(directory);
+            config.email = args.email;
+            config.preferred_chain = args.preferred_chain;
+            config.trust = match (args.acme_ca_bundle, args.acme_skip_tls_verify) {
+                (Some(_), true) => {
+                    return Err(
+                        "--acme-ca-bundle and --acme-skip-tls-verify exclude each other".into(),
+                    )
+                }
+                (Some(path), false) => {
+                    Trust::CaBundle(std::fs::read_to_string(&path).map_err(|e| {
+                        format!("cannot read --acme-ca-bundle {}: {e}", path.display())
+                    })?)
+                }
+                (None, true) => Trust::InsecureSkipVerify,
+                (None, false) => Trust::PublicRoots,
+            };
+            if let (Some(kid), Some(key)) = (args.eab_kid, args.eab_hmac_key) {
+                config.external_account_binding = Some(
+                    ExternalAccountBinding::new(kid, &key)
+                        .map_err(|e| format!("--eab-hmac-key: {e}"))?,
+                );
+            }
+            let dns01 = match args.dns01_rfc2136 {
+                Some(server) => Some(Rfc2136Config {
+                    nameserver: resolve_dns_server(&server).await?,
+                    tsig_key_name: args.tsig_key_name.unwrap_or_default(),
+                    tsig_secret: args
+                        .tsig_secret
+                        .ok_or("--dns01-rfc2136 needs --tsig-secret (or CERTWEAVE_TSIG_SECRET)")?,
+                    tsig_algorithm: args.tsig_algorithm,
+                }),
+                None => None,
+            };
+            let http01_addr = match (args.http01_addr, &dns01) {
+                (Some(addr), _) => Some(addr),
+                (None, None) => Some(SocketAddr::from(([0, 0, 0, 0], 80))),
+                (None, Some(_)) => None,
+            };
+            IssuerChoice::Acme(Box::new(AcmeChoice {
+                config,
+                account_key_file,
+                http01_addr,
+                dns01,
+            }))
+        }
+    };
+    Ok(IssueOptions {
+        request,
+        issuer,
+        out_dir: args.out,
+    })
+}
+
+/// `HOST[:PORT]` (port 53 by default) to one socket address.
+async fn resolve_dns_server(server: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = server.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    let with_port = if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        server.to_owned()
+    } else {
+        format!("{server}:53")
+    };
+    let mut addresses = tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| format!("--dns01-rfc2136 {server}: cannot resolve: {e}"))?;
+    addresses
+        .next()
+        .ok_or_else(|| format!("--dns01-rfc2136 {server}: the name has no address"))
 }

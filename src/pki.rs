@@ -380,7 +380,11 @@ pub fn certificate_params(
 
 /// A DER CSR for `request`, signed by `key` (for ACME finalisation).
 pub fn csr_der(request: &CertificateRequest, key: &PrivateKey) -> Result<Vec<u8>, PkiError> {
-    let params = certificate_params(request, SystemTime::now())?;
+    let mut params = certificate_params(request, SystemTime::now())?;
+    // The issuer picks the serial and adds the authority key identifier;
+    // rcgen refuses to put either into a CSR.
+    params.serial_number = None;
+    params.use_authority_key_identifier_extension = false;
     let csr = params
         .serialize_request(key.key_pair())
         .map_err(|e| PkiError::Build(e.to_string()))?;

@@ -6,6 +6,7 @@
 //! [`crate::issuers`], and stores the returned [`request::Bundle`] wherever
 //! it keeps certificates.
 
+pub mod reconcile;
 pub mod renewal;
 pub mod request;
 pub mod timing;

@@ -6,6 +6,8 @@
 //! server's `Retry-After`, and rejections wait long, since retrying them
 //! soon cannot help.
 
+pub mod acme;
+pub mod any;
 pub mod ca;
 pub mod selfsigned;
 

@@ -1,0 +1,343 @@
+//! One certificate, one step: compare what is stored with what is wanted,
+//! issue if needed, record the outcome, and say when to look again.
+//!
+//! This is store- and issuer-agnostic: `certweave local` runs it against a
+//! directory, the controller against Secrets. The rules that protect users
+//! live here once:
+//! - a valid bundle is replaced only by a checked new one (the issuer
+//!   checks it, and nothing is written on failure);
+//! - a failure never touches the Secret; it is counted and backed off;
+//! - re-issue at once when the Secret is missing, unparsable, its key does
+//!   not match, or its names, key algorithm, CA flag or issuer differ from
+//!   the spec.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use crate::engine::timing::{backoff, FailureClass, RenewBefore};
+use crate::engine::{CertificateRequest, KeyRotation};
+use crate::issuers::{IssueError, Issuer};
+use crate::pki::{self, CertInfo, PrivateKey};
+use crate::store::{CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret};
+
+/// Secret annotations cert-manager writes, which certweave writes too.
+pub mod secret_annotations {
+    pub const CERTIFICATE_NAME: &str = "cert-manager.io/certificate-name";
+    pub const ISSUER_NAME: &str = "cert-manager.io/issuer-name";
+    pub const ISSUER_KIND: &str = "cert-manager.io/issuer-kind";
+    pub const ISSUER_GROUP: &str = "cert-manager.io/issuer-group";
+    pub const COMMON_NAME: &str = "cert-manager.io/common-name";
+    pub const ALT_NAMES: &str = "cert-manager.io/alt-names";
+    pub const IP_SANS: &str = "cert-manager.io/ip-sans";
+    pub const URI_SANS: &str = "cert-manager.io/uri-sans";
+}
+
+/// Everything needed to keep one certificate fresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Managed {
+    pub certificate: ObjectKey,
+    pub secret: ObjectKey,
+    pub request: CertificateRequest,
+    pub renew_before: RenewBefore,
+    pub rotation: KeyRotation,
+    /// The issuer's kind and name, recorded on the Secret: a change of
+    /// issuer re-issues.
+    pub issuer_kind: String,
+    pub issuer_name: String,
+    pub secret_labels: BTreeMap<String, String>,
+    pub secret_annotations: BTreeMap<String, String>,
+}
+
+/// What the stored Secret is worth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluation {
+    /// Valid and matching; renew at `renewal_time`.
+    Valid {
+        leaf: CertInfo,
+        renewal_time: SystemTime,
+    },
+    /// Issue now, for this reason (shown to users).
+    Issue { reason: String },
+}
+
+/// Compares the stored Secret with the wanted certificate.
+pub fn evaluate(managed: &Managed, secret: Option<&StoredSecret>, now: SystemTime) -> Evaluation {
+    let issue = |reason: String| Evaluation::Issue { reason };
+    let Some(secret) = secret else {
+        return issue(format!("Secret {} does not exist", managed.secret));
+    };
+    let (Some(chain), Some(key)) = (&secret.tls_crt, &secret.tls_key) else {
+        return issue(format!(
+            "Secret {} lacks tls.crt or tls.key",
+            managed.secret
+        ));
+    };
+    let leaf = match pki::check_bundle(chain, key, Some(&managed.request), now) {
+        Ok(leaf) => leaf,
+        Err(problem) => return issue(format!("stored certificate is not usable: {problem}")),
+    };
+    let request = &managed.request;
+    let wanted: BTreeSet<String> = request
+        .dns_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let have: BTreeSet<String> = leaf
+        .dns_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    if wanted != have
+        || request.ip_addresses.iter().collect::<BTreeSet<_>>()
+            != leaf.ip_addresses.iter().collect()
+        || request.uris.iter().collect::<BTreeSet<_>>() != leaf.uris.iter().collect()
+        || request.email_addresses.iter().collect::<BTreeSet<_>>()
+            != leaf.email_addresses.iter().collect()
+    {
+        return issue("the names in the spec differ from the stored certificate".into());
+    }
+    if request.common_name.is_some() && request.common_name != leaf.subject_cn {
+        return issue("the common name in the spec differs from the stored certificate".into());
+    }
+    if request.is_ca != leaf.is_ca {
+        return issue("isCA in the spec differs from the stored certificate".into());
+    }
+    match PrivateKey::from_pem(key) {
+        Ok(k) if k.algorithm() == request.key_algorithm => {}
+        Ok(k) => {
+            return issue(format!(
+                "the stored key is {}, the spec asks for {}",
+                k.algorithm(),
+                request.key_algorithm
+            ))
+        }
+        Err(e) => return issue(format!("the stored key is unusable: {e}")),
+    }
+    let annotation = |k: &str| secret.annotations.get(k).map(String::as_str);
+    if annotation(secret_annotations::ISSUER_NAME).is_some_and(|n| n != managed.issuer_name)
+        || annotation(secret_annotations::ISSUER_KIND).is_some_and(|k| k != managed.issuer_kind)
+    {
+        return issue(
+            "the issuer in the spec differs from the one that signed the stored certificate".into(),
+        );
+    }
+    let renewal_time = managed
+        .renew_before
+        .renewal_time(leaf.not_before, leaf.not_after);
+    if now >= renewal_time {
+        return issue("the renewal time has been reached".into());
+    }
+    Evaluation::Valid { leaf, renewal_time }
+}
+
+/// The result of one reconcile step.
+#[derive(Debug)]
+pub struct Step {
+    /// When to look at this certificate again.
+    pub next: SystemTime,
+    /// Whether a new bundle was written.
+    pub issued: bool,
+    pub state: CertificateState,
+    /// The failure, when the step failed.
+    pub error: Option<String>,
+}
+
+/// Failures of the store itself (the issuer's failures are recorded in the
+/// state and retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a failure is retried.
+pub fn failure_class(error: &IssueError) -> FailureClass {
+    match error {
+        IssueError::Transient(_) => FailureClass::Transient,
+        IssueError::RateLimited { retry_after, .. } => FailureClass::RateLimited(*retry_after),
+        _ => FailureClass::Permanent,
+    }
+}
+
+/// Evaluates one certificate and issues it when needed. `issuer` is
+/// `Err` when the issuer cannot be built right now (e.g. a CA Secret that
+/// another certificate has not produced yet); that counts as a failure.
+pub async fn reconcile<S: Store, I: Issuer>(
+    store: &S,
+    managed: &Managed,
+    issuer: Result<&I, IssueError>,
+    now: SystemTime,
+) -> Result<Step, ReconcileError> {
+    let secret = store.read_secret(&managed.secret).await?;
+    let mut state = store
+        .read_state(&managed.certificate)
+        .await?
+        .unwrap_or_default();
+    let reason = match evaluate(managed, secret.as_ref(), now) {
+        Evaluation::Valid { leaf, renewal_time } => {
+            let fresh = CertificateState {
+                not_before: Some(leaf.not_before),
+                not_after: Some(leaf.not_after),
+                renewal_time: Some(renewal_time),
+                ready: true,
+                message: Some("Certificate is up to date and has not expired".into()),
+                failed_issuance_attempts: 0,
+                last_failure_time: None,
+                next_attempt: None,
+                order: None,
+                ..state.clone()
+            };
+            if fresh != state {
+                store.write_state(&managed.certificate, &fresh).await?;
+            }
+            return Ok(Step {
+                next: renewal_time,
+                issued: false,
+                state: fresh,
+                error: None,
+            });
+        }
+        Evaluation::Issue { reason } => reason,
+    };
+    // A backoff recorded before a restart still holds.
+    if let Some(next) = state.next_attempt.filter(|next| *next > now) {
+        return Ok(Step {
+            next,
+            issued: false,
+            state,
+            error: None,
+        });
+    }
+    tracing::info!(certificate = %managed.certificate, %reason, "issuing");
+
+    let result = match issuer {
+        Ok(issuer) => issue_with(issuer, managed, secret.as_ref()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(bundle) => {
+            let leaf = pki::check_bundle(
+                &bundle.chain_pem,
+                &bundle.key_pem,
+                Some(&managed.request),
+                SystemTime::now(),
+            )
+            .expect("issuers return checked bundles");
+            let write = SecretWrite {
+                bundle: &bundle,
+                annotations: annotations_for(managed),
+                labels: managed.secret_labels.clone(),
+            };
+            store.write_secret(&managed.secret, &write).await?;
+            let renewal_time = managed
+                .renew_before
+                .renewal_time(leaf.not_before, leaf.not_after);
+            let new_state = CertificateState {
+                revision: state.revision + 1,
+                not_before: Some(leaf.not_before),
+                not_after: Some(leaf.not_after),
+                renewal_time: Some(renewal_time),
+                failed_issuance_attempts: 0,
+                last_failure_time: None,
+                next_attempt: None,
+                ready: true,
+                message: Some(format!("Certificate issued ({reason})")),
+                order: None,
+            };
+            store.write_state(&managed.certificate, &new_state).await?;
+            tracing::info!(certificate = %managed.certificate, serial = %leaf.serial_hex, revision = new_state.revision, "issued");
+            Ok(Step {
+                next: renewal_time,
+                issued: true,
+                state: new_state,
+                error: None,
+            })
+        }
+        Err(error) => {
+            let attempts = state.failed_issuance_attempts.saturating_add(1);
+            let wait = backoff(failure_class(&error), attempts);
+            let next = now + wait;
+            state.failed_issuance_attempts = attempts;
+            state.last_failure_time = Some(now);
+            state.next_attempt = Some(next);
+            // Ready stays true while the stored certificate is still valid.
+            state.ready = secret
+                .as_ref()
+                .and_then(|s| {
+                    Some(
+                        pki::check_bundle(s.tls_crt.as_ref()?, s.tls_key.as_ref()?, None, now)
+                            .is_ok(),
+                    )
+                })
+                .unwrap_or(false);
+            let message = format!(
+                "issuance failed (attempt {attempts}, next in {}s): {error}",
+                wait.as_secs()
+            );
+            state.message = Some(message.clone());
+            store.write_state(&managed.certificate, &state).await?;
+            tracing::warn!(certificate = %managed.certificate, error = %error, attempts, retry_in_secs = wait.as_secs(), "issuance failed");
+            Ok(Step {
+                next,
+                issued: false,
+                state,
+                error: Some(message),
+            })
+        }
+    }
+}
+
+/// Picks the key (reuse under `rotationPolicy: Never` when it still fits)
+/// and asks the issuer.
+async fn issue_with<I: Issuer>(
+    issuer: &I,
+    managed: &Managed,
+    secret: Option<&StoredSecret>,
+) -> Result<crate::engine::Bundle, IssueError> {
+    let reusable = match managed.rotation {
+        KeyRotation::Never => secret
+            .and_then(|s| s.tls_key.as_deref())
+            .and_then(|pem| PrivateKey::from_pem(pem).ok())
+            .filter(|k| k.algorithm() == managed.request.key_algorithm),
+        KeyRotation::Always => None,
+    };
+    let key = match reusable {
+        Some(key) => key,
+        None => {
+            let algorithm = managed.request.key_algorithm;
+            tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
+                .await
+                .map_err(|e| IssueError::Transient(format!("key generation task failed: {e}")))??
+        }
+    };
+    issuer.issue(&managed.request, &key).await
+}
+
+fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
+    use secret_annotations as a;
+    let mut out = managed.secret_annotations.clone();
+    let request = &managed.request;
+    out.insert(a::CERTIFICATE_NAME.into(), managed.certificate.name.clone());
+    out.insert(a::ISSUER_NAME.into(), managed.issuer_name.clone());
+    out.insert(a::ISSUER_KIND.into(), managed.issuer_kind.clone());
+    out.insert(
+        a::ISSUER_GROUP.into(),
+        crate::api::issuer_ref::ISSUER_GROUP.into(),
+    );
+    out.insert(
+        a::COMMON_NAME.into(),
+        request.common_name.clone().unwrap_or_default(),
+    );
+    out.insert(a::ALT_NAMES.into(), request.dns_names.join(","));
+    out.insert(
+        a::IP_SANS.into(),
+        request
+            .ip_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.insert(a::URI_SANS.into(), request.uris.join(","));
+    out
+}

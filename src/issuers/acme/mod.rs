@@ -1,0 +1,448 @@
+//! The ACME issuer (RFC 8555) and its challenge solvers.
+//!
+//! [`AcmeIssuer`] turns a [`CertificateRequest`] into a checked [`Bundle`]
+//! through one ACME order, on top of instant-acme:
+//!
+//! - [`account`]: the account key (created once as ECDSA P-256, stored,
+//!   reused; cert-manager's RSA keys keep working) and its signatures;
+//! - [`client`]: the HTTPS transport (trust, JWS signing, response hints);
+//! - [`order`]: one order's record, challenges, polling and finalization;
+//! - [`http01`]: the shared HTTP-01 server; [`dns01`]: RFC 2136 updates;
+//! - [`error`]: ACME failures as [`IssueError`]s the renewal queue acts on.
+//!
+//! An order can be driven in one call ([`Issuer::issue`]) or in steps that
+//! a caller persists between: [`AcmeIssuer::open_order`] returns an
+//! [`OrderRecord`] to store, [`AcmeIssuer::authorize`] solves the
+//! challenges, and [`AcmeIssuer::resume`] takes a stored record — after a
+//! restart, too — through to the certificate from the same order.
+
+pub mod account;
+pub mod client;
+pub mod dns01;
+mod error;
+pub mod http01;
+pub mod order;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::OnceCell;
+
+pub use account::{AccountInfo, AccountKey, AccountKeyStore, FileKeyStore, MemoryKeyStore};
+pub use client::{ExternalAccountBinding, Trust};
+pub use http01::{Http01Server, Http01Solver};
+pub use order::{OrderRecord, Polling};
+
+use super::{IssueError, Issuer};
+use crate::engine::{Bundle, CertificateRequest};
+use crate::pki::{self, KeyEncoding, PrivateKey};
+use client::{AcmeHttp, TlsSettings};
+use order::{Driver, Method};
+
+/// What an ACME issuer talks to and as whom: cert-manager's `spec.acme`
+/// without the solvers.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The directory URL (`acme.server`).
+    pub directory_url: String,
+    /// Contact address for the account (`acme.email`), used by the CA for
+    /// expiry and incident notices.
+    pub email: Option<String>,
+    /// How the server's TLS certificate is checked (`caBundle`,
+    /// `skipTLSVerify`).
+    pub trust: Trust,
+    /// `externalAccountBinding`, for CAs that tie ACME accounts to an
+    /// account of their own (ZeroSSL, Google, Sectigo…).
+    pub external_account_binding: Option<ExternalAccountBinding>,
+    /// `preferredChain`: the common name of the root (or top issuer) to
+    /// prefer among the chains the server offers.
+    pub preferred_chain: Option<String>,
+    pub polling: Polling,
+}
+
+impl AcmeConfig {
+    pub fn new(directory_url: impl Into<String>) -> Self {
+        Self {
+            directory_url: directory_url.into(),
+            email: None,
+            trust: Trust::default(),
+            external_account_binding: None,
+            preferred_chain: None,
+            polling: Polling::default(),
+        }
+    }
+}
+
+/// The future a [`DnsSolver`] returns.
+pub type SolverFuture<'a> = Pin<Box<dyn Future<Output = Result<(), IssueError>> + Send + 'a>>;
+
+/// Publishes DNS-01 TXT records. A trait so the order driver does not
+/// depend on how records get into DNS (RFC 2136 today).
+pub trait DnsSolver: Send + Sync {
+    /// Adds TXT `value` at `fqdn` (`_acme-challenge.example.com`) and
+    /// returns once the authoritative server answers it.
+    fn present<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a>;
+    /// Removes exactly that TXT record.
+    fn cleanup<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a>;
+}
+
+impl DnsSolver for dns01::Rfc2136Solver {
+    fn present<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a> {
+        Box::pin(dns01::Rfc2136Solver::present(self, fqdn, value))
+    }
+
+    fn cleanup<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a> {
+        Box::pin(dns01::Rfc2136Solver::cleanup(self, fqdn, value))
+    }
+}
+
+/// The challenge solvers an issuer may use. Names are HTTP-01-validated
+/// when an HTTP-01 solver is configured, else DNS-01; wildcards always
+/// need DNS-01 (RFC 8555 §7.1.3 forbids HTTP-01 for them).
+#[derive(Clone, Default)]
+pub struct Solvers {
+    pub http01: Option<Http01Solver>,
+    pub dns01: Option<Arc<dyn DnsSolver>>,
+}
+
+impl std::fmt::Debug for Solvers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Solvers")
+            .field("http01", &self.http01.is_some())
+            .field("dns01", &self.dns01.is_some())
+            .finish()
+    }
+}
+
+impl Solvers {
+    /// The solver for `name` (`*.example.com` for a wildcard), or why none
+    /// fits.
+    pub(crate) fn choose(&self, name: &str) -> Result<Method<'_>, IssueError> {
+        let wildcard = name.starts_with("*.");
+        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
+        match (&self.http01, &self.dns01) {
+            (_, Some(dns)) if wildcard => Ok(Method::Dns01(dns)),
+            (_, None) if wildcard => Err(IssueError::Config(format!(
+                "{name} is a wildcard name, and wildcards can only be validated with DNS-01; \
+                 configure an RFC 2136 DNS-01 solver (--dns01-rfc2136 SERVER --tsig-key-name \
+                 --tsig-secret) or list the names without the wildcard"
+            ))),
+            (Some(http), _) => Ok(Method::Http01(http)),
+            (None, Some(_)) if is_ip => Err(IssueError::Config(format!(
+                "{name} is an IP address, which can only be validated with HTTP-01; \
+                 configure an HTTP-01 solver (--http01-addr)"
+            ))),
+            (None, Some(dns)) => Ok(Method::Dns01(dns)),
+            (None, None) => Err(IssueError::Config(
+                "no ACME challenge solver is configured: give an HTTP-01 address or an RFC 2136 DNS-01 server".into(),
+            )),
+        }
+    }
+}
+
+/// Issues certificates from an ACME CA.
+pub struct AcmeIssuer {
+    config: AcmeConfig,
+    tls: TlsSettings,
+    key_store: Arc<dyn AccountKeyStore>,
+    solvers: Solvers,
+    session: OnceCell<Session>,
+}
+
+/// A logged-in account: found or registered once per issuer.
+struct Session {
+    account: instant_acme::Account,
+    http: AcmeHttp,
+    info: AccountInfo,
+}
+
+impl std::fmt::Debug for AcmeIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeIssuer")
+            .field("directory_url", &self.config.directory_url)
+            .field("account_key", &self.key_store.describe())
+            .field("solvers", &self.solvers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcmeIssuer {
+    /// Checks the configuration (the CA bundle parses, the directory is an
+    /// https URL); nothing is sent until the first order.
+    pub fn new(
+        config: AcmeConfig,
+        key_store: Arc<dyn AccountKeyStore>,
+        solvers: Solvers,
+    ) -> Result<Self, IssueError> {
+        if !config.directory_url.starts_with("https://") {
+            return Err(IssueError::Config(format!(
+                "the ACME directory {:?} must be an https:// URL",
+                config.directory_url
+            )));
+        }
+        let tls = TlsSettings::new(&config.trust)?;
+        Ok(Self {
+            config,
+            tls,
+            key_store,
+            solvers,
+            session: OnceCell::new(),
+        })
+    }
+
+    /// Finds the account of the stored key — or, when there is no key yet,
+    /// creates one and registers it. Runs once per issuer; later calls
+    /// return the same account.
+    pub async fn account(&self) -> Result<AccountInfo, IssueError> {
+        Ok(self.session().await?.info.clone())
+    }
+
+    async fn session(&self) -> Result<&Session, IssueError> {
+        self.session.get_or_try_init(|| self.login()).await
+    }
+
+    async fn login(&self) -> Result<Session, IssueError> {
+        let (key, key_generated) = account::load_or_create_key(self.key_store.as_ref()).await?;
+        let http = AcmeHttp::new(
+            &self.tls,
+            Arc::new(key),
+            self.config.external_account_binding.clone(),
+        );
+        let contact: Vec<String> = self
+            .config
+            .email
+            .iter()
+            .map(|e| format!("mailto:{e}"))
+            .collect();
+        let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
+        // instant-acme builds the binding over its own throwaway key; the
+        // transport re-binds it to the account key with this same HMAC key.
+        let binding = self
+            .config
+            .external_account_binding
+            .as_ref()
+            .map(|b| instant_acme::ExternalAccountKey::new(b.key_id.clone(), &b.hmac_key));
+        let (account, _) = instant_acme::Account::builder_with_http(Box::new(http.clone()))
+            .create(
+                &instant_acme::NewAccount {
+                    contact: &contact,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                self.config.directory_url.clone(),
+                binding.as_ref(),
+            )
+            .await
+            .map_err(|e| error::classify(e, "registering the ACME account", None))?;
+        let created = http.new_account_status() == Some(http::StatusCode::CREATED);
+        let info = AccountInfo {
+            url: account.id().to_owned(),
+            created,
+            key_generated,
+        };
+        if created && !key_generated {
+            tracing::warn!(
+                account = %info.url,
+                key = %self.key_store.describe(),
+                "the stored account key had no account at this ACME server; registered it"
+            );
+        } else if created {
+            tracing::info!(account = %info.url, "registered a new ACME account");
+        } else {
+            tracing::info!(account = %info.url, "using the existing ACME account");
+        }
+        Ok(Session {
+            account,
+            http,
+            info,
+        })
+    }
+
+    fn driver<'a>(&'a self, session: &'a Session) -> Driver<'a> {
+        Driver {
+            account: &session.account,
+            account_url: &session.info.url,
+            directory_url: &self.config.directory_url,
+            http: &session.http,
+            solvers: &self.solvers,
+            polling: self.config.polling,
+        }
+    }
+
+    /// Opens a new order for `request`, to be signed with `key`. The
+    /// returned record is what a caller persists to resume the order.
+    pub async fn open_order(
+        &self,
+        request: &CertificateRequest,
+        key: &PrivateKey,
+    ) -> Result<OrderRecord, IssueError> {
+        let ids = order::identifiers_of(request)?;
+        // Refuse what no solver can validate before asking the CA.
+        for id in &ids {
+            self.solvers.choose(&id.authorized(false).to_string())?;
+        }
+        let session = self.session().await?;
+        self.driver(session)
+            .open(&ids, key.to_pem(KeyEncoding::Pkcs8)?)
+            .await
+    }
+
+    /// Solves the order's challenges and waits until it can be finalized.
+    pub async fn authorize(&self, record: &OrderRecord) -> Result<(), IssueError> {
+        let session = self.checked_session(record).await?;
+        let driver = self.driver(session);
+        let mut order = driver.load(record).await?;
+        driver.authorize(&mut order).await
+    }
+
+    /// Takes the order of `record` from wherever it stands — pending,
+    /// ready, processing or valid — to a checked bundle for `request`. The
+    /// certificate comes from that same order; nothing new is opened.
+    pub async fn resume(
+        &self,
+        record: &OrderRecord,
+        request: &CertificateRequest,
+    ) -> Result<Bundle, IssueError> {
+        if !record.matches(request) {
+            return Err(IssueError::Config(format!(
+                "the stored order {} is for {:?}, not for {}; discard it and open a new order",
+                record.order_url,
+                record.dns_names,
+                request.describe_names()
+            )));
+        }
+        let key = PrivateKey::from_pem(&record.private_key)?;
+        let session = self.checked_session(record).await?;
+        let driver = self.driver(session);
+        let mut order = driver.load(record).await?;
+        driver.authorize(&mut order).await?;
+        let csr = pki::csr_der(request, &key)?;
+        let chain_pem = driver
+            .finalize(&mut order, &csr, self.config.preferred_chain.as_deref())
+            .await?;
+        let bundle = bundle_from_chain(chain_pem, &key, request)?;
+        tracing::info!(order = %record.order_url, "certificate issued");
+        Ok(bundle)
+    }
+
+    async fn checked_session(&self, record: &OrderRecord) -> Result<&Session, IssueError> {
+        if record.directory_url != self.config.directory_url {
+            return Err(IssueError::Config(format!(
+                "the stored order belongs to {}, not to this issuer's {}; discard it and open a new order",
+                record.directory_url, self.config.directory_url
+            )));
+        }
+        let session = self.session().await?;
+        if session.info.url != record.account_url {
+            return Err(IssueError::Config(format!(
+                "the stored order belongs to account {}, but the account key is now account {}; \
+                 discard the order and open a new one",
+                record.account_url, session.info.url
+            )));
+        }
+        Ok(session)
+    }
+}
+
+/// Checks the issued chain against the key and the request before anyone
+/// gets to store it. `ca.crt` is the root when the CA sent it along;
+/// ACME CAs usually do not, and then it is left unknown.
+fn bundle_from_chain(
+    chain_pem: String,
+    key: &PrivateKey,
+    request: &CertificateRequest,
+) -> Result<Bundle, IssueError> {
+    let ders = pki::parse_pem_chain(&chain_pem)
+        .map_err(|e| IssueError::BadBundle(format!("the CA sent an unparsable chain: {e}")))?;
+    let mut chain = Vec::new();
+    let mut ca_pem = None;
+    for (index, der) in ders.iter().enumerate() {
+        let info = pki::CertInfo::parse(der, index)?;
+        let pem = pem_block(der);
+        if index > 0 && info.self_signed {
+            ca_pem = Some(pem);
+        } else {
+            chain.push(pem);
+        }
+    }
+    let bundle = Bundle {
+        chain_pem: chain.concat(),
+        key_pem: key.to_pem(request.key_encoding)?,
+        ca_pem,
+    };
+    pki::check_bundle(
+        &bundle.chain_pem,
+        &bundle.key_pem,
+        Some(request),
+        SystemTime::now(),
+    )
+    .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+    if let Some(ca) = &bundle.ca_pem {
+        pki::verify_chain_to_root(&bundle.chain_pem, ca)
+            .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+    }
+    Ok(bundle)
+}
+
+fn pem_block(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+impl Issuer for AcmeIssuer {
+    fn kind(&self) -> &'static str {
+        "acme"
+    }
+
+    async fn issue(
+        &self,
+        request: &CertificateRequest,
+        key: &PrivateKey,
+    ) -> Result<Bundle, IssueError> {
+        let record = self.open_order(request, key).await?;
+        self.resume(&record, request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_need_dns01_and_say_so() {
+        let solvers = Solvers {
+            http01: Some(Http01Solver::new()),
+            dns01: None,
+        };
+        let err = solvers.choose("*.example.com").err().unwrap().to_string();
+        assert!(err.contains("DNS-01"), "{err}");
+        assert!(err.contains("*.example.com"), "{err}");
+        assert!(matches!(
+            solvers.choose("www.example.com"),
+            Ok(Method::Http01(_))
+        ));
+        let none = Solvers::default();
+        assert!(none.choose("www.example.com").is_err());
+    }
+
+    #[test]
+    fn directories_must_be_https() {
+        let err = AcmeIssuer::new(
+            AcmeConfig::new("http://ca.example/dir"),
+            Arc::new(MemoryKeyStore::default()),
+            Solvers::default(),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("https://"), "{err}");
+    }
+}

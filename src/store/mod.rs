@@ -1,0 +1,139 @@
+//! Where certificates live. Today: files in a directory ([`files`]), as
+//! `certweave issue --out DIR` writes them.
+
+pub mod files;
+pub mod fs;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Bundle;
+
+/// A namespaced name: a Certificate or a Secret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Secret as read back: each key may be missing, since users and other
+/// tools can edit Secrets. The caller checks the contents.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub tls_crt: Option<String>,
+    pub tls_key: Option<String>,
+    pub ca_crt: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSecret")
+            .field("tls_crt", &self.tls_crt.as_ref().map(String::len))
+            .field("tls_key", &self.tls_key.as_ref().map(|_| "<redacted>"))
+            .field("ca_crt", &self.ca_crt.as_ref().map(String::len))
+            .field("annotations", &self.annotations)
+            .finish()
+    }
+}
+
+/// What to write into a Secret: the bundle, in one update, with metadata.
+#[derive(Debug, Clone)]
+pub struct SecretWrite<'a> {
+    pub bundle: &'a Bundle,
+    pub annotations: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The persistent status of one managed certificate: what `kubectl describe`
+/// shows in a cluster, and what lets a restart keep the schedule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateState {
+    /// Increments with every successful issuance.
+    pub revision: u64,
+    pub not_before: Option<SystemTime>,
+    pub not_after: Option<SystemTime>,
+    pub renewal_time: Option<SystemTime>,
+    pub failed_issuance_attempts: u32,
+    pub last_failure_time: Option<SystemTime>,
+    /// When the next attempt is due after failures (the backoff schedule).
+    pub next_attempt: Option<SystemTime>,
+    pub ready: bool,
+    /// Why the certificate is (not) ready, for people.
+    pub message: Option<String>,
+    /// An ACME order in flight, as the ACME issuer serialised it, so a
+    /// restart resumes it instead of opening a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<serde_json::Value>,
+}
+
+/// Store failures, with the path or object involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt state: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// Where certificates and their status live: a local directory
+/// ([`fs::FsStore`]) or, in a cluster, Secrets and Certificate status.
+pub trait Store: Send + Sync {
+    /// The Secret's contents, or `None` if it does not exist.
+    fn read_secret(
+        &self,
+        secret: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<StoredSecret>, StoreError>> + Send;
+
+    /// Replaces the Secret's contents in one step: readers see the old
+    /// bundle or the new one, never a key from one and a certificate from
+    /// the other.
+    fn write_secret(
+        &self,
+        secret: &ObjectKey,
+        write: &SecretWrite<'_>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stored status of a certificate.
+    fn read_state(
+        &self,
+        certificate: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<CertificateState>, StoreError>> + Send;
+
+    /// Records a certificate's status.
+    fn write_state(
+        &self,
+        certificate: &ObjectKey,
+        state: &CertificateState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every certificate with a recorded status: the renewal queue is
+    /// rebuilt from this at start.
+    fn list_states(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(ObjectKey, CertificateState)>, StoreError>> + Send;
+}

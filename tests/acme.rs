@@ -1,0 +1,492 @@
+//! The ACME issuer against a real Pebble: HTTP-01 and DNS-01 (with BIND9),
+//! account keys created once and reused (P-256, and RSA keys registered by
+//! another client), failures with the server's own problem, resuming an
+//! order after a restart, external account binding, preferred chains and
+//! TLS trust. Pebble rejects 5% of nonces throughout, so the retries are
+//! exercised by every test.
+
+#[path = "support/bind9.rs"]
+mod bind9;
+#[path = "support/pebble.rs"]
+mod pebble;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use certweave::engine::{Bundle, CertificateRequest};
+use certweave::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver, TsigAlgorithm};
+use certweave::issuers::acme::{
+    AccountKeyStore, AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Server,
+    Http01Solver, MemoryKeyStore, OrderRecord, Solvers, Trust,
+};
+use certweave::issuers::{IssueError, Issuer};
+use certweave::pki::{self, CertInfo, KeyAlgorithm, PrivateKey};
+use instant_acme::OrderStatus;
+use pebble::{Pebble, PebbleOptions};
+
+/// An HTTP-01 solver on a free loopback port, and a Pebble validating
+/// against that port.
+async fn http01_setup(
+    configure: impl FnOnce(&mut PebbleOptions),
+) -> (Pebble, Http01Solver, Http01Server) {
+    let solver = Http01Solver::new();
+    let server = solver.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut options = PebbleOptions::http01(server.local_addr().port());
+    configure(&mut options);
+    (Pebble::start(options), solver, server)
+}
+
+fn config(pebble: &Pebble) -> AcmeConfig {
+    let mut config = AcmeConfig::new(&pebble.directory_url);
+    config.trust = Trust::CaBundle(pebble.tls_ca_pem.clone());
+    config.email = Some("certs@example.test".into());
+    config
+}
+
+fn http01(solver: &Http01Solver) -> Solvers {
+    Solvers {
+        http01: Some(solver.clone()),
+        dns01: None,
+    }
+}
+
+fn issuer(config: AcmeConfig, store: Arc<dyn AccountKeyStore>, solvers: Solvers) -> AcmeIssuer {
+    AcmeIssuer::new(config, store, solvers).unwrap()
+}
+
+fn key() -> PrivateKey {
+    PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap()
+}
+
+fn leaf(bundle: &Bundle) -> CertInfo {
+    let ders = pki::parse_pem_chain(&bundle.chain_pem).unwrap();
+    CertInfo::parse(&ders[0], 0).unwrap()
+}
+
+/// Checks a bundle the way a user would: key, names, validity, and the
+/// chain up to the root Pebble says it signs with.
+fn assert_good(bundle: &Bundle, request: &CertificateRequest, root: &str) {
+    let info = pki::check_bundle(
+        &bundle.chain_pem,
+        &bundle.key_pem,
+        Some(request),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let mut names = info.dns_names.clone();
+    names.sort();
+    let mut want = request.dns_names.clone();
+    want.sort();
+    assert_eq!(names, want);
+    pki::verify_chain_to_root(&bundle.chain_pem, root).unwrap();
+    assert_eq!(
+        pki::parse_pem_chain(&bundle.chain_pem).unwrap().len(),
+        2,
+        "leaf and Pebble's intermediate"
+    );
+}
+
+#[tokio::test]
+async fn http01_issues_a_multi_name_certificate_that_verifies_to_pebbles_root() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let issuer = issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    );
+    let request =
+        CertificateRequest::for_dns_names(["a.example.test", "b.example.test", "c.example.test"]);
+    let key = key();
+    let bundle = issuer.issue(&request, &key).await.unwrap();
+
+    assert_good(&bundle, &request, &pebble.root(0).await);
+    assert_eq!(
+        PrivateKey::from_pem(&bundle.key_pem)
+            .unwrap()
+            .public_key_der(),
+        key.public_key_der()
+    );
+    assert_eq!(bundle.ca_pem, None, "Pebble does not send its root");
+    assert_eq!(solver.active(), 0, "every challenge token was withdrawn");
+}
+
+#[tokio::test]
+async fn many_orders_run_at_once_on_one_solver_port() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let issuer = Arc::new(issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    let algorithms = [
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Rsa(2048),
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384,
+    ];
+    for (i, algorithm) in algorithms.into_iter().enumerate() {
+        let issuer = issuer.clone();
+        tasks.spawn(async move {
+            let mut request = CertificateRequest::for_dns_names([format!("site{i}.example.test")]);
+            request.key_algorithm = algorithm;
+            let key = PrivateKey::generate(algorithm).unwrap();
+            let bundle = issuer.issue(&request, &key).await;
+            (request, bundle)
+        });
+    }
+    let root = pebble.root(0).await;
+    let mut issued = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (request, bundle) = joined.unwrap();
+        let bundle = bundle.unwrap_or_else(|e| panic!("{}: {e}", request.describe_names()));
+        assert_good(&bundle, &request, &root);
+        issued += 1;
+    }
+    assert_eq!(issued, algorithms.len());
+    assert_eq!(solver.active(), 0);
+}
+
+#[tokio::test]
+async fn the_account_key_is_created_once_and_reused_without_a_new_account() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("acme/account.key");
+
+    let first = issuer(
+        config(&pebble),
+        Arc::new(FileKeyStore::new(&key_file)),
+        http01(&solver),
+    );
+    let account = first.account().await.unwrap();
+    assert!(account.key_generated && account.created, "{account:?}");
+    let stored = std::fs::read_to_string(&key_file).unwrap();
+    assert!(stored.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let request = CertificateRequest::for_dns_names(["reuse.example.test"]);
+    first.issue(&request, &key()).await.unwrap();
+    drop(first);
+
+    // A new process: the same file, the same account; nothing registered.
+    let second = issuer(
+        config(&pebble),
+        Arc::new(FileKeyStore::new(&key_file)),
+        http01(&solver),
+    );
+    let again = second.account().await.unwrap();
+    assert_eq!(again.url, account.url);
+    assert!(!again.created && !again.key_generated, "{again:?}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), stored);
+    let bundle = second.issue(&request, &key()).await.unwrap();
+    assert_good(&bundle, &request, &pebble.root(0).await);
+}
+
+/// cert-manager users bring RSA-2048 PKCS#1 account keys. Here lego
+/// registers the account with such a key (an independent client); certweave
+/// then finds that same account with the key and issues with it, signing
+/// every request RS256.
+#[tokio::test]
+async fn an_rsa_account_key_registered_by_another_client_keeps_its_account() {
+    let port = pebble::free_port();
+    let pebble = Pebble::start(PebbleOptions::http01(port));
+    let lego_dir = tempfile::tempdir().unwrap();
+    let lego = std::process::Command::new("lego")
+        .env("LEGO_CA_CERTIFICATES", &pebble.tls_ca_file)
+        .args([
+            "--accept-tos",
+            "--email",
+            "migrating@example.test",
+            "--server",
+            &pebble.directory_url,
+            "--key-type",
+            "rsa2048",
+            "--domains",
+            "lego.example.test",
+            "--http",
+            "--http.port",
+            &format!("127.0.0.1:{port}"),
+            "--path",
+        ])
+        .arg(lego_dir.path())
+        .arg("run")
+        .output()
+        .expect("lego is installed (Debian package lego; .ci/test.sh installs it)");
+    assert!(
+        lego.status.success(),
+        "lego failed: {}",
+        String::from_utf8_lossy(&lego.stderr)
+    );
+    let (key_pem, account_url) = lego_account(lego_dir.path());
+    assert!(key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+
+    let solver = Http01Solver::new();
+    let _server = solver
+        .serve(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    let store = Arc::new(MemoryKeyStore::new(Some(key_pem.clone())));
+    let issuer = issuer(config(&pebble), store.clone(), http01(&solver));
+    let account = issuer.account().await.unwrap();
+    assert_eq!(account.url, account_url, "the account lego registered");
+    assert!(!account.created && !account.key_generated, "{account:?}");
+    assert_eq!(store.pem().unwrap(), key_pem, "the key is kept as it was");
+
+    let request = CertificateRequest::for_dns_names(["rsa-account.example.test"]);
+    let bundle = issuer.issue(&request, &key()).await.unwrap();
+    assert_good(&bundle, &request, &pebble.root(0).await);
+}
+
+/// lego keeps `accounts/<server>/<email>/keys/<email>.key` and the account
+/// URL in `account.json`.
+fn lego_account(dir: &Path) -> (String, String) {
+    let mut key = None;
+    let mut url = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "key")
+                && path.parent().unwrap().ends_with("keys")
+            {
+                key = Some(std::fs::read_to_string(&path).unwrap());
+            } else if path.file_name().is_some_and(|n| n == "account.json") {
+                let json: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                url = json["registration"]["uri"].as_str().map(str::to_owned);
+            }
+        }
+    }
+    (
+        key.expect("lego wrote an account key"),
+        url.expect("lego wrote account.json"),
+    )
+}
+
+#[tokio::test]
+async fn a_name_that_cannot_be_validated_fails_with_the_servers_problem() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    // Nothing listens there: Pebble's validation connection is refused.
+    pebble.add_a("broken.example.test", "127.0.0.2").await;
+    let issuer = issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    );
+    let request = CertificateRequest::for_dns_names(["fine.example.test", "broken.example.test"]);
+    let err = issuer.issue(&request, &key()).await.unwrap_err();
+    let IssueError::ChallengeFailed(problem) = &err else {
+        panic!("expected a challenge failure, got {err:?}");
+    };
+    let (name, kind, detail) = problem
+        .subproblems
+        .iter()
+        .find(|(name, _, _)| name == "broken.example.test")
+        .unwrap_or_else(|| panic!("no subproblem for the broken name: {problem}"));
+    assert_eq!(name, "broken.example.test");
+    assert!(kind.starts_with("urn:ietf:params:acme:error:"), "{problem}");
+    assert!(detail.contains("127.0.0.2"), "{problem}");
+    assert!(!problem
+        .subproblems
+        .iter()
+        .any(|(name, _, _)| name == "fine.example.test"));
+    let text = err.to_string();
+    assert!(
+        text.contains("validation failed for broken.example.test"),
+        "{text}"
+    );
+    assert_eq!(solver.active(), 0);
+}
+
+/// Open an order and solve it, stop before finalizing (a restart), then
+/// resume from the persisted record in a new issuer with a new solver
+/// server: the certificate comes from the same order.
+#[tokio::test]
+async fn an_order_is_resumed_from_its_record_after_a_restart() {
+    let (pebble, solver, server) = http01_setup(|_| {}).await;
+    let port = server.local_addr().port();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("account.key");
+    let request = CertificateRequest::for_dns_names(["resume.example.test", "www.example.test"]);
+
+    let record_json = {
+        let before = issuer(
+            config(&pebble),
+            Arc::new(FileKeyStore::new(&key_file)),
+            http01(&solver),
+        );
+        let record = before.open_order(&request, &key()).await.unwrap();
+        before.authorize(&record).await.unwrap();
+        serde_json::to_string(&record).unwrap()
+    };
+    drop(server);
+    drop(solver);
+
+    let record: OrderRecord = serde_json::from_str(&record_json).unwrap();
+    let account_key = std::fs::read_to_string(&key_file).unwrap();
+    let view = pebble.account_view(&record.account_url, &account_key).await;
+    let mut order = view.order(record.order_url.clone()).await.unwrap();
+    assert_eq!(
+        order.state().status,
+        OrderStatus::Ready,
+        "validated, not finalized"
+    );
+
+    // The "restarted" process.
+    let solver = Http01Solver::new();
+    let _server = bind_again(&solver, port).await;
+    let after = issuer(
+        config(&pebble),
+        Arc::new(FileKeyStore::new(&key_file)),
+        http01(&solver),
+    );
+    let bundle = after.resume(&record, &request).await.unwrap();
+    assert_good(&bundle, &request, &pebble.root(0).await);
+    assert_eq!(
+        leaf(&bundle).spki_der,
+        PrivateKey::from_pem(&record.private_key)
+            .unwrap()
+            .public_key_der(),
+        "signed for the key stored with the order"
+    );
+
+    let mut order = view.order(record.order_url.clone()).await.unwrap();
+    assert_eq!(order.state().status, OrderStatus::Valid);
+    let from_order = order.certificate().await.unwrap().unwrap();
+    assert_eq!(
+        pki::parse_pem_chain(&from_order).unwrap()[0],
+        pki::parse_pem_chain(&bundle.chain_pem).unwrap()[0],
+        "the certificate of the recorded order"
+    );
+
+    // Resuming a finished order again just fetches its certificate.
+    let again = after.resume(&record, &request).await.unwrap();
+    assert_eq!(again.chain_pem, bundle.chain_pem);
+    // A record for other names is refused rather than finalized.
+    let other = CertificateRequest::for_dns_names(["resume.example.test"]);
+    let err = after.resume(&record, &other).await.unwrap_err();
+    assert!(err.to_string().contains("open a new order"), "{err}");
+}
+
+async fn bind_again(solver: &Http01Solver, port: u16) -> Http01Server {
+    for _ in 0..100 {
+        if let Ok(server) = solver
+            .serve(format!("127.0.0.1:{port}").parse().unwrap())
+            .await
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("port {port} did not become free again");
+}
+
+#[tokio::test]
+async fn external_account_binding_is_required_and_then_honoured() {
+    const KID: &str = "kid-1";
+    const HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let (pebble, solver, _server) = http01_setup(|o| o.eab = Some((KID.into(), HMAC.into()))).await;
+    let store = Arc::new(MemoryKeyStore::default());
+
+    let without = issuer(config(&pebble), store.clone(), http01(&solver));
+    let err = without.account().await.unwrap_err();
+    assert!(matches!(err, IssueError::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("--eab-kid"), "{err}");
+    let key_pem = store.pem().expect("the key was stored before registering");
+
+    let mut with_binding = config(&pebble);
+    with_binding.external_account_binding = Some(ExternalAccountBinding::new(KID, HMAC).unwrap());
+    let with = issuer(with_binding, store.clone(), http01(&solver));
+    let account = with.account().await.unwrap();
+    assert!(account.created && !account.key_generated, "{account:?}");
+    assert_eq!(store.pem().unwrap(), key_pem, "the same key, not a new one");
+    let request = CertificateRequest::for_dns_names(["eab.example.test"]);
+    with.issue(&request, &key()).await.unwrap();
+}
+
+#[tokio::test]
+async fn preferred_chain_picks_the_chain_of_the_named_root() {
+    let (pebble, solver, _server) = http01_setup(|o| o.alternate_roots = 1).await;
+    let roots = [pebble.root(0).await, pebble.root(1).await];
+    let common_names: Vec<String> = roots
+        .iter()
+        .map(|pem| {
+            let der = &pki::parse_pem_chain(pem).unwrap()[0];
+            CertInfo::parse(der, 0).unwrap().subject_cn.unwrap()
+        })
+        .collect();
+    assert_ne!(common_names[0], common_names[1]);
+    let store: Arc<dyn AccountKeyStore> = Arc::new(MemoryKeyStore::default());
+    for (index, root) in roots.iter().enumerate().rev() {
+        let mut config = config(&pebble);
+        config.preferred_chain = Some(common_names[index].clone());
+        let issuer = issuer(config, store.clone(), http01(&solver));
+        let request = CertificateRequest::for_dns_names([format!("chain{index}.example.test")]);
+        let bundle = issuer.issue(&request, &key()).await.unwrap();
+        assert_good(&bundle, &request, root);
+        let other = &roots[1 - index];
+        assert!(
+            pki::verify_chain_to_root(&bundle.chain_pem, other).is_err(),
+            "chain {index} must not lead to the other root"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_acme_servers_certificate_must_be_trusted_unless_told_otherwise() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let mut public = config(&pebble);
+    public.trust = Trust::PublicRoots;
+    let err = issuer(public, Arc::new(MemoryKeyStore::default()), http01(&solver))
+        .account()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IssueError::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("--acme-ca-bundle"), "{err}");
+
+    let mut skip = config(&pebble);
+    skip.trust = Trust::InsecureSkipVerify;
+    let account = issuer(skip, Arc::new(MemoryKeyStore::default()), http01(&solver))
+        .account()
+        .await
+        .unwrap();
+    assert!(account.created);
+}
+
+/// A wildcard and its apex in one certificate, validated over DNS-01: the
+/// TXT records go into a real BIND9 by RFC 2136, Pebble resolves through
+/// that BIND9, and the records are gone afterwards.
+#[tokio::test]
+async fn dns01_issues_a_wildcard_and_apex_certificate_through_bind() {
+    let bind = bind9::Bind9::start();
+    let pebble = Pebble::start(PebbleOptions {
+        dns_server: Some(bind.addr()),
+        ..PebbleOptions::http01(pebble::free_port())
+    });
+    let solver = Rfc2136Solver::new(Rfc2136Config {
+        nameserver: bind.addr(),
+        tsig_key_name: bind.key_name.clone(),
+        tsig_secret: bind.secret.clone(),
+        tsig_algorithm: TsigAlgorithm::HmacSha256,
+    })
+    .unwrap();
+    let issuer = issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        Solvers {
+            http01: None,
+            dns01: Some(Arc::new(solver)),
+        },
+    );
+    let request = CertificateRequest::for_dns_names(["example.test", "*.example.test"]);
+    let bundle = issuer.issue(&request, &key()).await.unwrap();
+    assert_good(&bundle, &request, &pebble.root(0).await);
+    assert!(
+        bind.txt("_acme-challenge.example.test").is_empty(),
+        "records left behind: {:?}",
+        bind.txt("_acme-challenge.example.test")
+    );
+}
