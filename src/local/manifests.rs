@@ -97,7 +97,13 @@ pub fn load(dir: &Path, default_namespace: &str, mutation: &MutationConfig) -> M
             match Value::deserialize(document) {
                 Ok(Value::Null) => {}
                 Ok(value) => out.add(&source, value, default_namespace, mutation),
-                Err(e) => out.errors.push(format!("{source}: not valid YAML: {e}")),
+                Err(e) => {
+                    // The parser cannot resynchronise after a syntax error.
+                    out.errors.push(format!(
+                        "{source}: not valid YAML: {e}; the rest of {name} is skipped until it is fixed"
+                    ));
+                    break;
+                }
             }
         }
     }

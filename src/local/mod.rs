@@ -123,6 +123,9 @@ pub async fn run(
     let (done_tx, mut done_rx) =
         mpsc::unbounded_channel::<(ObjectKey, Result<Step, ReconcileError>)>();
     let mut last_poll = tokio::time::Instant::now();
+    // What each Secret's files looked like after we last evaluated it:
+    // edits, deletions and corruption by others trigger a re-evaluation.
+    let mut secret_stamps: HashMap<ObjectKey, SecretStamp> = HashMap::new();
     tokio::pin!(shutdown);
 
     loop {
@@ -180,6 +183,9 @@ pub async fn run(
                         SystemTime::now() + Duration::from_secs(30)
                     }
                 };
+                if let Some(item) = wanted.get(&key) {
+                    secret_stamps.insert(key.clone(), SecretStamp::of(&store.secret_dir(&item.managed.secret)));
+                }
                 if wanted.contains_key(&key) {
                     if rerun {
                         forced.insert(key.clone());
@@ -227,6 +233,21 @@ pub async fn run(
                 }
                 wanted = fresh;
             }
+            for (key, item) in &wanted {
+                if in_flight.contains_key(key) {
+                    continue;
+                }
+                let Some(seen) = secret_stamps.get(key) else {
+                    continue;
+                };
+                let now_stamp = SecretStamp::of(&store.secret_dir(&item.managed.secret));
+                if *seen != now_stamp {
+                    tracing::info!(certificate = %key, "Secret files changed on disk; evaluating");
+                    secret_stamps.insert(key.clone(), now_stamp);
+                    forced.insert(key.clone());
+                    queue.schedule(key.clone(), SystemTime::now());
+                }
+            }
         }
     }
 
@@ -247,6 +268,31 @@ pub async fn run(
         let _ = handle.await;
     }
     Ok(())
+}
+
+/// Identity of a Secret directory's visible files (size, mtime, inode of
+/// each, following symlinks): cheap to take every poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SecretStamp(Vec<Option<(u64, Option<SystemTime>, u64)>>);
+
+impl SecretStamp {
+    fn of(dir: &std::path::Path) -> Self {
+        use crate::store::files::{CA_FILE, CERT_FILE, KEY_FILE};
+        SecretStamp(
+            [CERT_FILE, KEY_FILE, CA_FILE]
+                .iter()
+                .map(|name| {
+                    std::fs::metadata(dir.join(name)).ok().map(|m| {
+                        #[cfg(unix)]
+                        let inode = std::os::unix::fs::MetadataExt::ino(&m);
+                        #[cfg(not(unix))]
+                        let inode = 0;
+                        (m.len(), m.modified().ok(), inode)
+                    })
+                })
+                .collect(),
+        )
+    }
 }
 
 /// IssueError is not Clone (it wraps sources); the issuer-building error

@@ -65,6 +65,45 @@ pub struct SecretWrite<'a> {
     pub labels: BTreeMap<String, String>,
 }
 
+/// RFC 3339 timestamps in state files, so people can read them.
+mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<SystemTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            None => serializer.serialize_none(),
+            Some(t) => {
+                let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+                let odt = OffsetDateTime::from_unix_timestamp(since.as_secs() as i64)
+                    .map_err(serde::ser::Error::custom)?
+                    + Duration::from_nanos(u64::from(since.subsec_nanos()));
+                serializer.serialize_some(&odt.format(&Rfc3339).map_err(serde::ser::Error::custom)?)
+            }
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SystemTime>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let odt = OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)?;
+        let nanos = odt.unix_timestamp_nanos();
+        Ok(Some(if nanos >= 0 {
+            UNIX_EPOCH + Duration::from_nanos(nanos as u64)
+        } else {
+            UNIX_EPOCH
+        }))
+    }
+}
+
 /// The persistent status of one managed certificate: what `kubectl describe`
 /// shows in a cluster, and what lets a restart keep the schedule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,12 +111,17 @@ pub struct SecretWrite<'a> {
 pub struct CertificateState {
     /// Increments with every successful issuance.
     pub revision: u64,
+    #[serde(default, with = "rfc3339")]
     pub not_before: Option<SystemTime>,
+    #[serde(default, with = "rfc3339")]
     pub not_after: Option<SystemTime>,
+    #[serde(default, with = "rfc3339")]
     pub renewal_time: Option<SystemTime>,
     pub failed_issuance_attempts: u32,
+    #[serde(default, with = "rfc3339")]
     pub last_failure_time: Option<SystemTime>,
     /// When the next attempt is due after failures (the backoff schedule).
+    #[serde(default, with = "rfc3339")]
     pub next_attempt: Option<SystemTime>,
     pub ready: bool,
     /// Why the certificate is (not) ready, for people.

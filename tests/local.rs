@@ -1,0 +1,404 @@
+//! `certweave local` as a process: issuance through a CA bootstrap chain,
+//! real renewals of short-lived certificates, drift, bad manifests, and
+//! crash safety under repeated SIGKILL.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use certweave::pki::{self, CertInfo};
+
+const CHAIN: &str = r#"
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: selfsigned}
+spec: {selfSigned: {}}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: root-ca}
+spec:
+  isCA: true
+  commonName: certweave test root
+  secretName: root-ca
+  privateKey: {algorithm: ECDSA, size: 256}
+  issuerRef: {name: selfsigned, kind: Issuer}
+---
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: ca}
+spec:
+  ca: {secretName: root-ca}
+"#;
+
+struct Local {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Local {
+    fn start(dir: &Path) -> Self {
+        let log = dir.join(format!(
+            "local-{}.log",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_certweave"))
+            .args(["local", "--dir"])
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe_sigterm(self.child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "certweave local did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+fn secret_dir(root: &Path, namespace: &str, name: &str) -> PathBuf {
+    root.join("secrets").join(namespace).join(name)
+}
+
+/// The leaf of a Secret directory, if its files form a valid bundle.
+fn leaf(dir: &Path) -> Option<CertInfo> {
+    let crt = std::fs::read_to_string(dir.join("tls.crt")).ok()?;
+    let key = std::fs::read_to_string(dir.join("tls.key")).ok()?;
+    pki::check_bundle(&crt, &key, None, SystemTime::now()).ok()
+}
+
+fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    local: &Local,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            local.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn certificate(name: &str, secret: &str, names: &[&str], extra: &str) -> String {
+    format!(
+        "---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: {name}}}\nspec:\n  secretName: {secret}\n  dnsNames: [{}]\n  issuerRef: {{name: ca}}\n{extra}",
+        names.join(", ")
+    )
+}
+
+#[test]
+fn ca_bootstrap_chain_and_real_renewal_with_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = "  duration: 1m\n  renewBefore: 50s\n";
+    let manifests = format!(
+        "{CHAIN}{}{}",
+        certificate(
+            "web",
+            "web-tls",
+            &["web.example.test"],
+            &format!("{short}  privateKey: {{algorithm: ECDSA, rotationPolicy: Always}}\n")
+        ),
+        certificate(
+            "api",
+            "api-tls",
+            &["api.example.test"],
+            &format!("{short}  privateKey: {{algorithm: ECDSA, rotationPolicy: Never}}\n")
+        ),
+    );
+    std::fs::write(dir.path().join("certs.yaml"), manifests).unwrap();
+    let local = Local::start(dir.path());
+    let root = secret_dir(dir.path(), "default", "root-ca");
+    let web = secret_dir(dir.path(), "default", "web-tls");
+    let api = secret_dir(dir.path(), "default", "api-tls");
+    let first_web = wait_for("web-tls", Duration::from_secs(30), &local, || leaf(&web));
+    let first_api = wait_for("api-tls", Duration::from_secs(30), &local, || leaf(&api));
+    let root_pem = std::fs::read_to_string(root.join("tls.crt")).unwrap();
+    assert!(leaf(&root).unwrap().is_ca);
+    for d in [&web, &api] {
+        let chain = std::fs::read_to_string(d.join("tls.crt")).unwrap();
+        pki::verify_chain_to_root(&chain, &root_pem).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.join("ca.crt")).unwrap(),
+            root_pem,
+            "ca.crt is the root"
+        );
+        let yaml = std::fs::read_to_string(d.join("secret.yaml")).unwrap();
+        assert!(yaml.contains("type: kubernetes.io/tls"));
+        assert!(yaml.contains("cert-manager.io/issuer-name: ca"));
+    }
+    let web_key = std::fs::read_to_string(web.join("tls.key")).unwrap();
+    let api_key = std::fs::read_to_string(api.join("tls.key")).unwrap();
+
+    // Renewal is due 10 s after issuance (1m lifetime, renewBefore 50s).
+    let renewed_web = wait_for("web renewal", Duration::from_secs(40), &local, || {
+        leaf(&web).filter(|l| l.serial_hex != first_web.serial_hex)
+    });
+    let renewed_api = wait_for("api renewal", Duration::from_secs(40), &local, || {
+        leaf(&api).filter(|l| l.serial_hex != first_api.serial_hex)
+    });
+    assert!(renewed_web.not_after > first_web.not_after);
+    assert_ne!(
+        std::fs::read_to_string(web.join("tls.key")).unwrap(),
+        web_key,
+        "rotationPolicy Always: new key"
+    );
+    assert_eq!(
+        renewed_api.spki_der, first_api.spki_der,
+        "rotationPolicy Never: same key"
+    );
+    assert_eq!(
+        std::fs::read_to_string(api.join("tls.key")).unwrap(),
+        api_key
+    );
+    pki::verify_chain_to_root(
+        &std::fs::read_to_string(web.join("tls.crt")).unwrap(),
+        &root_pem,
+    )
+    .unwrap();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("state/certificates/default/web.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(state["revision"].as_u64().unwrap() >= 2);
+    assert!(
+        state["renewalTime"].as_str().unwrap().ends_with('Z'),
+        "timestamps are RFC 3339: {state}"
+    );
+    assert!(local.terminate().success(), "SIGTERM is a clean exit");
+}
+
+#[test]
+fn drift_reissues_and_bad_manifests_do_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("certs.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "{CHAIN}{}",
+            certificate("web", "web-tls", &["a.example.test"], "")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: broken}\nspec:\n  secretName: broken-tls\n  dnsNames: ['*.com']\n  issuerRef: {name: ca}\n---\nkind: [unclosed\n",
+    )
+    .unwrap();
+    let local = Local::start(dir.path());
+    let web = secret_dir(dir.path(), "default", "web-tls");
+    let first = wait_for("web-tls", Duration::from_secs(30), &local, || leaf(&web));
+    assert_eq!(first.dns_names, ["a.example.test"]);
+    let log = wait_for(
+        "the manifest errors",
+        Duration::from_secs(10),
+        &local,
+        || {
+            let log = local.log();
+            (log.contains("broken.yaml#1") && log.contains("broken.yaml#2")).then_some(log)
+        },
+    );
+    assert!(log.contains("spec.dnsNames[0]"), "{log}");
+    assert!(!secret_dir(dir.path(), "default", "broken-tls").exists());
+
+    // Names changed in the manifest: re-issued with the new names.
+    std::fs::write(
+        &path,
+        format!(
+            "{CHAIN}{}",
+            certificate("web", "web-tls", &["a.example.test", "b.example.test"], "")
+        ),
+    )
+    .unwrap();
+    let second = wait_for(
+        "re-issue on new names",
+        Duration::from_secs(30),
+        &local,
+        || leaf(&web).filter(|l| l.dns_names.len() == 2),
+    );
+    assert_ne!(second.serial_hex, first.serial_hex);
+
+    // Files deleted: re-issued.
+    std::fs::remove_dir_all(&web).unwrap();
+    let third = wait_for(
+        "re-issue after deletion",
+        Duration::from_secs(30),
+        &local,
+        || leaf(&web),
+    );
+    assert_ne!(third.serial_hex, second.serial_hex);
+
+    // tls.key corrupted: re-issued.
+    std::fs::write(
+        web.join("tls.key"),
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let fourth = wait_for(
+        "re-issue after corruption",
+        Duration::from_secs(30),
+        &local,
+        || leaf(&web),
+    );
+    assert_ne!(fourth.serial_hex, third.serial_hex);
+    local.kill();
+}
+
+/// A small deterministic generator, so a failing kill schedule can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
+
+#[test]
+fn survives_repeated_sigkill_without_ever_exposing_a_broken_bundle() {
+    let kills: usize = std::env::var("CERTWEAVE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    eprintln!("kill schedule seed: {seed} ({kills} kills)");
+    let mut rng = Lcg(seed);
+    let dir = tempfile::tempdir().unwrap();
+    // RSA keys make each issuance slow enough for kills to land inside it.
+    let mut manifests = CHAIN.to_string();
+    let names: Vec<String> = (0..6).map(|i| format!("svc{i}")).collect();
+    for name in &names {
+        manifests.push_str(&certificate(
+            name,
+            &format!("{name}-tls"),
+            &[&format!("{name}.example.test")],
+            "  privateKey: {algorithm: RSA, size: 2048}\n",
+        ));
+    }
+    std::fs::write(dir.path().join("certs.yaml"), manifests).unwrap();
+    let all: Vec<PathBuf> = std::iter::once("root-ca".to_string())
+        .chain(names.iter().map(|n| format!("{n}-tls")))
+        .map(|s| secret_dir(dir.path(), "default", &s))
+        .collect();
+
+    let check_disk = |when: &str| {
+        for d in &all {
+            if d.join("tls.crt").exists() || d.join("tls.key").exists() {
+                assert!(
+                    leaf(d).is_some(),
+                    "{when}: {} holds a key and certificate that do not form a valid bundle",
+                    d.display()
+                );
+            }
+        }
+    };
+    for i in 0..kills {
+        let local = Local::start(dir.path());
+        std::thread::sleep(Duration::from_millis(20 + rng.next(400)));
+        local.kill();
+        check_disk(&format!("after kill {i} (seed {seed})"));
+    }
+
+    let local = Local::start(dir.path());
+    let serials: BTreeMap<PathBuf, String> = all
+        .iter()
+        .map(|d| {
+            (
+                d.clone(),
+                wait_for(
+                    &format!("{}", d.display()),
+                    Duration::from_secs(60),
+                    &local,
+                    || leaf(d),
+                )
+                .serial_hex,
+            )
+        })
+        .collect();
+    // All Ready in the recorded state too.
+    wait_for("every state Ready", Duration::from_secs(10), &local, || {
+        let ready = std::iter::once("root-ca".to_string())
+            .chain(names.iter().cloned())
+            .all(|n| {
+                std::fs::read(
+                    dir.path()
+                        .join(format!("state/certificates/default/{n}.json")),
+                )
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v["ready"] == true)
+            });
+        ready.then_some(())
+    });
+    assert!(local.terminate().success());
+
+    // A restart does not re-issue what is still valid.
+    let local = Local::start(dir.path());
+    std::thread::sleep(Duration::from_secs(3));
+    for (d, serial) in &serials {
+        assert_eq!(
+            &leaf(d).unwrap().serial_hex,
+            serial,
+            "{} was re-issued on restart",
+            d.display()
+        );
+    }
+    assert!(
+        !local.log().contains("issuing"),
+        "nothing is issued on a clean restart:\n{}",
+        local.log()
+    );
+    local.kill();
+}
