@@ -229,6 +229,9 @@ struct Seen {
     /// Status of the last request that carried the account key itself
     /// (`newAccount`): 201 created, 200 found.
     new_account_status: Option<StatusCode>,
+    /// `Retry-After` of the last 429 or 503 answer, whatever its URL: rate
+    /// limits apply to the account, not to one request.
+    throttled_until: Option<SystemTime>,
 }
 
 impl AcmeHttp {
@@ -270,6 +273,12 @@ impl AcmeHttp {
         self.lock().alternates.get(url).cloned().unwrap_or_default()
     }
 
+    /// How long the server last asked to be left alone after a 429 or 503.
+    pub(crate) fn throttled_for(&self) -> Option<Duration> {
+        let until = self.lock().throttled_until?;
+        Some(until.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+
     pub(crate) fn new_account_status(&self) -> Option<StatusCode> {
         self.lock().new_account_status
     }
@@ -291,7 +300,14 @@ impl AcmeHttp {
         if seen.alternates.len() > SEEN_LIMIT {
             seen.alternates.clear();
         }
-        match parse_retry_after(&parts.headers) {
+        let retry_after = parse_retry_after(&parts.headers);
+        if matches!(
+            parts.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            seen.throttled_until = retry_after;
+        }
+        match retry_after {
             Some(at) => seen.retry_after.insert(url.to_owned(), at),
             None => seen.retry_after.remove(url),
         };

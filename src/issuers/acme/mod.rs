@@ -235,7 +235,9 @@ impl AcmeIssuer {
                 binding.as_ref(),
             )
             .await
-            .map_err(|e| error::classify(e, "registering the ACME account", None))?;
+            .map_err(|e| {
+                error::classify(e, "registering the ACME account", http.throttled_for())
+            })?;
         let created = http.new_account_status() == Some(http::StatusCode::CREATED);
         let info = AccountInfo {
             url: account.id().to_owned(),

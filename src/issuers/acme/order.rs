@@ -130,8 +130,19 @@ impl Backoff {
     /// Waits before the next look: the server's `Retry-After` if it gave
     /// one, else the next interval. Fails once the deadline would pass.
     async fn wait(&mut self, retry_after: Option<Duration>, what: &str) -> Result<(), IssueError> {
+        let wait = self.next_wait(retry_after, Instant::now(), what)?;
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// How long to wait at `now`, advancing the interval.
+    fn next_wait(
+        &mut self,
+        retry_after: Option<Duration>,
+        now: Instant,
+        what: &str,
+    ) -> Result<Duration, IssueError> {
         let wait = retry_after.unwrap_or(self.next);
-        let now = Instant::now();
         if now + wait > self.deadline {
             return Err(IssueError::Transient(format!(
                 "{what} did not finish within {}s{}",
@@ -141,12 +152,11 @@ impl Backoff {
                     .unwrap_or_default()
             )));
         }
-        tokio::time::sleep(wait).await;
         self.next = self
             .next
             .mul_f64(self.policy.factor)
             .min(self.policy.max_interval);
-        Ok(())
+        Ok(wait)
     }
 }
 
@@ -428,7 +438,9 @@ impl Driver<'_> {
     }
 
     fn fail(&self, err: instant_acme::Error, doing: &str, url: Option<&str>) -> IssueError {
-        let retry_after = url.and_then(|u| self.http.retry_after(u));
+        let retry_after = url
+            .and_then(|u| self.http.retry_after(u))
+            .or_else(|| self.http.throttled_for());
         classify(err, doing, retry_after)
     }
 
@@ -619,8 +631,8 @@ mod tests {
         assert!(!record.matches(&CertificateRequest::for_dns_names(["a.example.com"])));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn backoff_grows_to_its_cap_and_yields_to_retry_after() {
+    #[test]
+    fn backoff_grows_to_its_cap_and_yields_to_retry_after() {
         let policy = Polling {
             initial: Duration::from_millis(100),
             factor: 2.0,
@@ -628,23 +640,18 @@ mod tests {
             timeout: Duration::from_secs(10),
         };
         let mut backoff = Backoff::new(policy);
-        let start = tokio::time::Instant::now();
-        backoff.wait(None, "x").await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_millis(100));
-        backoff.wait(None, "x").await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_millis(300));
-        backoff.wait(None, "x").await.unwrap();
-        assert_eq!(start.elapsed(), Duration::from_millis(600));
-        backoff
-            .wait(Some(Duration::from_secs(2)), "x")
-            .await
-            .unwrap();
-        assert_eq!(start.elapsed(), Duration::from_millis(2600));
-        let err = backoff
-            .wait(Some(Duration::from_secs(60)), "validation")
-            .await
-            .unwrap_err();
+        let now = Instant::now();
+        let ms = |n| Duration::from_millis(n);
+        let mut next = |retry_after| backoff.next_wait(retry_after, now, "validation");
+        assert_eq!(next(None).unwrap(), ms(100));
+        assert_eq!(next(None).unwrap(), ms(200));
+        assert_eq!(next(None).unwrap(), ms(300));
+        assert_eq!(next(None).unwrap(), ms(300), "capped");
+        assert_eq!(next(Some(ms(2000))).unwrap(), ms(2000), "Retry-After wins");
+        let err = next(Some(Duration::from_secs(60))).unwrap_err();
         assert!(err.is_transient());
         assert!(err.to_string().contains("look again in 60s"), "{err}");
+        let late = backoff.next_wait(None, now + Duration::from_secs(10), "validation");
+        assert!(late.is_err(), "past the deadline");
     }
 }
