@@ -86,6 +86,13 @@ enum Command {
     ///   certweave local --dir ./certs --on-renew 'nginx -s reload'
     #[command(verbatim_doc_comment)]
     Local(LocalArgs),
+    /// Print the CustomResourceDefinitions (Certificate, Issuer,
+    /// ClusterIssuer in cert-manager.io/v1), generated from the Rust types.
+    ///
+    /// Example:
+    ///   certweave crds | kubectl apply --server-side -f -
+    #[command(verbatim_doc_comment)]
+    Crds,
     /// Serve a plain HTTP application over HTTPS: the TLS sidecar.
     ///
     /// Terminates TLS 1.2/1.3 (ALPN h2 and http/1.1) with DIR/tls.crt and
@@ -352,6 +359,10 @@ fn main() -> ExitCode {
         Command::Webhook(args) => exit_runtime(run_webhook(args)),
         Command::Inject(args) => run_inject(args),
         Command::Local(args) => exit_runtime(run_local(args)),
+        Command::Crds => {
+            print!("{}", certweave::api::crds_yaml());
+            ExitCode::SUCCESS
+        }
         Command::Proxy(args) => run_proxy(args),
         Command::Issue(args) => run_issue(args),
     }

@@ -41,3 +41,21 @@ impl InvalidField {
         }
     }
 }
+
+/// The CRDs of every certweave-served kind, as one YAML stream.
+pub fn crds_yaml() -> String {
+    use kube::CustomResourceExt;
+    [
+        certificate::Certificate::crd(),
+        issuer::Issuer::crd(),
+        issuer::ClusterIssuer::crd(),
+    ]
+    .iter()
+    .map(|crd| {
+        format!(
+            "---\n{}",
+            serde_yaml_ng::to_string(crd).expect("CRDs serialise")
+        )
+    })
+    .collect()
+}
