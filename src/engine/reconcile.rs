@@ -53,7 +53,7 @@ pub struct Managed {
 pub enum Evaluation {
     /// Valid and matching; renew at `renewal_time`.
     Valid {
-        leaf: CertInfo,
+        leaf: Box<CertInfo>,
         renewal_time: SystemTime,
     },
     /// Issue now, for this reason (shown to users).
@@ -127,7 +127,10 @@ pub fn evaluate(managed: &Managed, secret: Option<&StoredSecret>, now: SystemTim
     if now >= renewal_time {
         return issue("the renewal time has been reached".into());
     }
-    Evaluation::Valid { leaf, renewal_time }
+    Evaluation::Valid {
+        leaf: Box::new(leaf),
+        renewal_time,
+    }
 }
 
 /// The result of one reconcile step.

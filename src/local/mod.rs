@@ -71,7 +71,7 @@ pub enum LocalError {
 enum IssuerChoice {
     /// Defined in the directory; CA Secrets are read from `secret_namespace`.
     Defined {
-        spec: IssuerSpec,
+        spec: Box<IssuerSpec>,
         secret_namespace: String,
     },
     /// Not defined: the built-in CA signs.
@@ -145,7 +145,7 @@ pub async fn run(
             let builtin = builtin.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                let issuer = build_issuer(&*store, &item.issuer, &builtin).await;
+                let issuer = build_issuer(&store, &item.issuer, &builtin).await;
                 let mut when = SystemTime::now();
                 if !respect_backoff {
                     // A forced evaluation ignores a recorded backoff.
@@ -333,7 +333,7 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
                     plan.issuer.name.clone(),
                 ))
                 .map(|spec| IssuerChoice::Defined {
-                    spec: spec.clone(),
+                    spec: Box::new(spec.clone()),
                     secret_namespace: key.namespace.clone(),
                 }),
             IssuerKind::ClusterIssuer => {
@@ -341,7 +341,7 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
                     .cluster_issuers
                     .get(&plan.issuer.name)
                     .map(|spec| IssuerChoice::Defined {
-                        spec: spec.clone(),
+                        spec: Box::new(spec.clone()),
                         secret_namespace: options.namespace.clone(),
                     })
             }

@@ -27,6 +27,9 @@ use serde_json::json;
 use super::files::{self, CA_FILE, CERT_FILE, KEY_FILE};
 use super::{CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret};
 
+/// Every readable state, and the errors of the unreadable ones.
+pub type StateListing = (Vec<(ObjectKey, CertificateState)>, Vec<StoreError>);
+
 /// The Secret manifest written beside the PEM files.
 pub const SECRET_MANIFEST: &str = "secret.yaml";
 const DATA_LINK: &str = "..data";
@@ -180,9 +183,7 @@ impl FsStore {
 
     /// Reads every state file; a corrupt one is reported, not fatal, so one
     /// bad file cannot stop the others from being served.
-    pub fn list_states_sync(
-        &self,
-    ) -> Result<(Vec<(ObjectKey, CertificateState)>, Vec<StoreError>), StoreError> {
+    pub fn list_states_sync(&self) -> Result<StateListing, StoreError> {
         let base = self.root.join("state").join("certificates");
         let mut out = Vec::new();
         let mut errors = Vec::new();
