@@ -344,7 +344,7 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             http01_addr: args.http01_addr,
             on_renew: args.on_renew,
             concurrency: args.concurrency,
-            poll_interval: std::time::Duration::from_secs(1),
+            poll_interval: std::time::Duration::from_millis(250),
             mutation: args.mutation.into_config(),
         },
         shutdown_signal(),

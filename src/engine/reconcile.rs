@@ -214,7 +214,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
     tracing::info!(certificate = %managed.certificate, %reason, "issuing");
 
     let result = match issuer {
-        Ok(issuer) => issue_with(issuer, managed, secret.as_ref()).await,
+        Ok(issuer) => issue_with(store, issuer, managed, secret.as_ref(), &state).await,
         Err(e) => Err(e),
     };
     match result {
@@ -261,6 +261,15 @@ pub async fn reconcile<S: Store, I: Issuer>(
             let wait = backoff(failure_class(&error), attempts);
             let next = now + wait;
             state.failed_issuance_attempts = attempts;
+            // A transient failure keeps the recorded order so the retry
+            // resumes it; any other failure means the order is spent.
+            state.order = match failure_class(&error) {
+                FailureClass::Transient => store
+                    .read_state(&managed.certificate)
+                    .await?
+                    .and_then(|s| s.order),
+                _ => None,
+            };
             state.last_failure_time = Some(now);
             state.next_attempt = Some(next);
             // Ready stays true while the stored certificate is still valid.
@@ -292,10 +301,12 @@ pub async fn reconcile<S: Store, I: Issuer>(
 
 /// Picks the key (reuse under `rotationPolicy: Never` when it still fits)
 /// and asks the issuer.
-async fn issue_with<I: Issuer>(
+async fn issue_with<S: Store, I: Issuer>(
+    store: &S,
     issuer: &I,
     managed: &Managed,
     secret: Option<&StoredSecret>,
+    state: &CertificateState,
 ) -> Result<crate::engine::Bundle, IssueError> {
     let reusable = match managed.rotation {
         KeyRotation::Never => secret
@@ -313,7 +324,20 @@ async fn issue_with<I: Issuer>(
                 .map_err(|e| IssueError::Transient(format!("key generation task failed: {e}")))??
         }
     };
-    issuer.issue(&managed.request, &key).await
+    // An order in flight is recorded before the slow part, so a restart
+    // resumes it instead of opening another.
+    let save = |checkpoint: serde_json::Value| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        let mut recorded = state.clone();
+        recorded.order = Some(checkpoint);
+        Box::pin(async move {
+            if let Err(e) = store.write_state(&managed.certificate, &recorded).await {
+                tracing::warn!(certificate = %managed.certificate, error = %e, "cannot record the order in flight; a restart will open a new one");
+            }
+        })
+    };
+    issuer
+        .issue_resumable(&managed.request, &key, state.order.clone(), &save)
+        .await
 }
 
 fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {

@@ -2,6 +2,7 @@
 //! issuer at run time (the `Issuer` trait returns `impl Future`, so it is
 //! not object-safe; an enum is also cheaper than boxing every future).
 
+use super::acme::AcmeIssuer;
 use super::ca::CaIssuer;
 use super::selfsigned::SelfSignedIssuer;
 use super::{IssueError, Issuer};
@@ -14,6 +15,8 @@ pub enum AnyIssuer {
     SelfSigned(SelfSignedIssuer),
     /// Shared: a CA is loaded once and signs for many certificates.
     Ca(std::sync::Arc<CaIssuer>),
+    /// Shared: one logged-in account serves every order of the issuer.
+    Acme(std::sync::Arc<AcmeIssuer>),
 }
 
 impl Issuer for AnyIssuer {
@@ -21,6 +24,7 @@ impl Issuer for AnyIssuer {
         match self {
             AnyIssuer::SelfSigned(i) => i.kind(),
             AnyIssuer::Ca(i) => i.kind(),
+            AnyIssuer::Acme(i) => i.kind(),
         }
     }
 
@@ -32,6 +36,20 @@ impl Issuer for AnyIssuer {
         match self {
             AnyIssuer::SelfSigned(i) => i.issue(request, key).await,
             AnyIssuer::Ca(i) => i.issue(request, key).await,
+            AnyIssuer::Acme(i) => i.issue(request, key).await,
+        }
+    }
+
+    async fn issue_resumable<'a>(
+        &'a self,
+        request: &'a CertificateRequest,
+        key: &'a PrivateKey,
+        checkpoint: Option<serde_json::Value>,
+        save: &'a super::SaveCheckpoint<'a>,
+    ) -> Result<Bundle, IssueError> {
+        match self {
+            AnyIssuer::Acme(i) => i.issue_resumable(request, key, checkpoint, save).await,
+            other => other.issue(request, key).await,
         }
     }
 }

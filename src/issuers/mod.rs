@@ -87,4 +87,26 @@ pub trait Issuer: Send + Sync {
         request: &CertificateRequest,
         key: &PrivateKey,
     ) -> impl Future<Output = Result<Bundle, IssueError>> + Send;
+
+    /// Issues like [`Issuer::issue`], but resumable across restarts: when
+    /// an interrupted attempt left a `checkpoint`, continue from it (the
+    /// same ACME order, not a new one); before a slow step that can be
+    /// resumed, hand a new checkpoint to `save` so the caller persists it.
+    /// Issuers with nothing to resume simply issue.
+    fn issue_resumable<'a>(
+        &'a self,
+        request: &'a CertificateRequest,
+        key: &'a PrivateKey,
+        checkpoint: Option<serde_json::Value>,
+        save: &'a SaveCheckpoint<'a>,
+    ) -> impl Future<Output = Result<Bundle, IssueError>> + Send + 'a {
+        let _ = (checkpoint, save);
+        self.issue(request, key)
+    }
 }
+
+/// Persists an issuer's checkpoint (see [`Issuer::issue_resumable`]).
+pub type SaveCheckpoint<'a> = dyn Fn(serde_json::Value) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>
+    + Send
+    + Sync
+    + 'a;

@@ -36,6 +36,8 @@ pub struct Manifests {
     pub certificates: BTreeMap<ObjectKey, WantedCertificate>,
     pub issuers: BTreeMap<ObjectKey, IssuerSpec>,
     pub cluster_issuers: BTreeMap<String, IssuerSpec>,
+    /// `v1` Secrets given as manifests (TSIG keys, EAB keys), key → value.
+    pub secrets: BTreeMap<ObjectKey, BTreeMap<String, String>>,
     /// One line per rejected document or field: `file#doc: field: problem; fix`.
     pub errors: Vec<String>,
 }
@@ -189,6 +191,35 @@ impl Manifests {
                     }
                     Err(e) => self.errors.push(format!("{source} (Ingress {name}): {e}")),
                 }
+            }
+            ("v1", "Secret") => {
+                let mut values = BTreeMap::new();
+                if let Some(data) = document.get("data").and_then(Value::as_object) {
+                    for (k, v) in data {
+                        let decoded = v.as_str().and_then(|b64| {
+                            use base64::Engine;
+                            base64::engine::general_purpose::STANDARD
+                                .decode(b64.trim())
+                                .ok()
+                        });
+                        match decoded.and_then(|b| String::from_utf8(b).ok()) {
+                            Some(text) => {
+                                values.insert(k.clone(), text);
+                            }
+                            None => self.errors.push(format!(
+                                "{source} (Secret {name}): data.{k} is not base64 text; use stringData for plain values"
+                            )),
+                        }
+                    }
+                }
+                if let Some(data) = document.get("stringData").and_then(Value::as_object) {
+                    for (k, v) in data {
+                        if let Some(text) = v.as_str() {
+                            values.insert(k.clone(), text.to_owned());
+                        }
+                    }
+                }
+                self.secrets.insert(ObjectKey::new(namespace, name), values);
             }
             ("v1", "Pod") => {
                 self.add_pod_certificate(source, &document, &namespace, &format!("Pod {name}"))

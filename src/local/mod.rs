@@ -26,6 +26,11 @@ use crate::api::issuer::{IssuerConfig, IssuerSpec};
 use crate::api::IssuerKind;
 use crate::engine::reconcile::{self, Managed, ReconcileError, Step};
 use crate::engine::renewal::RenewalQueue;
+use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
+use crate::issuers::acme::{
+    AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Server, Http01Solver,
+    Solvers, Trust,
+};
 use crate::issuers::any::AnyIssuer;
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::selfsigned::SelfSignedIssuer;
@@ -71,8 +76,12 @@ pub enum LocalError {
 enum IssuerChoice {
     /// Defined in the directory; CA Secrets are read from `secret_namespace`.
     Defined {
+        /// `Issuer ns/name` or `ClusterIssuer name`: caches and messages.
+        id: String,
         spec: Box<IssuerSpec>,
         secret_namespace: String,
+        /// Secret manifests the issuer may reference (TSIG, EAB keys).
+        secrets: Arc<BTreeMap<ObjectKey, BTreeMap<String, String>>>,
     },
     /// Not defined: the built-in CA signs.
     BuiltIn,
@@ -96,6 +105,15 @@ pub async fn run(
     let store = Arc::new(FsStore::new(&options.dir));
     let (builtin, builtin_path) = builtin_ca::load_or_create(&options.dir)?;
     let builtin = Arc::new(builtin);
+    let shared = Arc::new(Shared {
+        store: (*store).clone(),
+        builtin: builtin.clone(),
+        root: options.dir.clone(),
+        http01_addr: options.http01_addr,
+        http01: Http01Solver::new(),
+        http01_server: tokio::sync::OnceCell::new(),
+        acme: std::sync::Mutex::new(HashMap::new()),
+    });
     tracing::info!(ca = %builtin_path.display(), dir = %options.dir.display(), "certweave local starting");
 
     let (stop_webhook, webhook) = match options.webhook_addr {
@@ -141,11 +159,11 @@ pub async fn run(
             };
             let respect_backoff = !forced.remove(&key);
             in_flight.insert(key.clone(), false);
-            let store = store.clone();
-            let builtin = builtin.clone();
+            let shared = shared.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                let issuer = build_issuer(&store, &item.issuer, &builtin).await;
+                let store = &shared.store;
+                let issuer = shared.issuer_for(&item.issuer).await;
                 let mut when = SystemTime::now();
                 if !respect_backoff {
                     // A forced evaluation ignores a recorded backoff.
@@ -157,7 +175,7 @@ pub async fn run(
                     when = SystemTime::now();
                 }
                 let result = reconcile::reconcile(
-                    &*store,
+                    store,
                     &item.managed,
                     issuer.as_ref().map_err(clone_error),
                     when,
@@ -309,6 +327,7 @@ fn depends_on(wanted: &Wanted, secret: &ObjectKey) -> bool {
         IssuerChoice::Defined {
             spec,
             secret_namespace,
+            ..
         } => {
             matches!(spec.config(), Ok(IssuerConfig::Ca(ca)) if ca.secret_name == secret.name && *secret_namespace == secret.namespace)
         }
@@ -322,6 +341,7 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
         tracing::error!("{error}");
         eprintln!("error: {error}");
     }
+    let secrets = Arc::new(loaded.secrets.clone());
     let mut out = BTreeMap::new();
     for (key, cert) in &loaded.certificates {
         let plan = &cert.plan;
@@ -333,16 +353,20 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
                     plan.issuer.name.clone(),
                 ))
                 .map(|spec| IssuerChoice::Defined {
+                    id: format!("Issuer {}/{}", key.namespace, plan.issuer.name),
                     spec: Box::new(spec.clone()),
                     secret_namespace: key.namespace.clone(),
+                    secrets: secrets.clone(),
                 }),
             IssuerKind::ClusterIssuer => {
                 loaded
                     .cluster_issuers
                     .get(&plan.issuer.name)
                     .map(|spec| IssuerChoice::Defined {
+                        id: format!("ClusterIssuer {}", plan.issuer.name),
                         spec: Box::new(spec.clone()),
                         secret_namespace: options.namespace.clone(),
+                        secrets: secrets.clone(),
                     })
             }
         };
@@ -383,42 +407,182 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
     out
 }
 
-async fn build_issuer(
-    store: &FsStore,
-    choice: &IssuerChoice,
-    builtin: &Arc<CaIssuer>,
-) -> Result<AnyIssuer, IssueError> {
-    match choice {
-        IssuerChoice::BuiltIn => Ok(AnyIssuer::Ca(builtin.clone())),
-        IssuerChoice::Defined {
-            spec,
-            secret_namespace,
-        } => match spec
+/// What issuance tasks share: the store, the built-in CA, the HTTP-01
+/// listener and the logged-in ACME accounts.
+struct Shared {
+    store: FsStore,
+    builtin: Arc<CaIssuer>,
+    root: PathBuf,
+    http01_addr: SocketAddr,
+    http01: Http01Solver,
+    /// Bound on first use: binding port 80 is only needed with ACME.
+    http01_server: tokio::sync::OnceCell<Http01Server>,
+    /// One ACME issuer (one account session) per issuer spec.
+    acme: std::sync::Mutex<HashMap<String, (Box<IssuerSpec>, Arc<AcmeIssuer>)>>,
+}
+
+impl Shared {
+    async fn issuer_for(&self, choice: &IssuerChoice) -> Result<AnyIssuer, IssueError> {
+        let (id, spec, secret_namespace, secrets) = match choice {
+            IssuerChoice::BuiltIn => return Ok(AnyIssuer::Ca(self.builtin.clone())),
+            IssuerChoice::Defined {
+                id,
+                spec,
+                secret_namespace,
+                secrets,
+            } => (id, spec, secret_namespace, secrets),
+        };
+        match spec
             .config()
-            .map_err(|e| IssueError::Config(e.to_string()))?
+            .map_err(|e| IssueError::Config(format!("{id}: {e}")))?
         {
             IssuerConfig::SelfSigned => Ok(AnyIssuer::SelfSigned(SelfSignedIssuer)),
             IssuerConfig::Ca(ca) => {
                 let key = ObjectKey::new(secret_namespace.clone(), ca.secret_name.clone());
-                let secret = store
+                let secret = self
+                    .store
                     .read_secret(&key)
                     .await
                     .map_err(|e| IssueError::Transient(e.to_string()))?
                     .ok_or_else(|| {
-                        IssueError::Transient(format!("CA Secret {key} does not exist yet"))
+                        IssueError::Transient(format!("{id}: CA Secret {key} does not exist yet"))
                     })?;
                 let (Some(cert), Some(ca_key)) = (secret.tls_crt, secret.tls_key) else {
                     return Err(IssueError::Transient(format!(
-                        "CA Secret {key} lacks tls.crt or tls.key"
+                        "{id}: CA Secret {key} lacks tls.crt or tls.key"
                     )));
                 };
                 Ok(AnyIssuer::Ca(Arc::new(CaIssuer::from_pem(&cert, &ca_key)?)))
             }
-            IssuerConfig::Acme(_) => Err(IssueError::Config(
-                "ACME issuers are not yet served by certweave local; use a CA or SelfSigned issuer"
-                    .into(),
-            )),
-        },
+            IssuerConfig::Acme(acme) => {
+                if let Some((cached_spec, issuer)) = self.acme.lock().expect("not poisoned").get(id)
+                {
+                    if cached_spec == spec {
+                        return Ok(AnyIssuer::Acme(issuer.clone()));
+                    }
+                }
+                let issuer = Arc::new(
+                    self.acme_issuer(id, acme, secret_namespace, secrets)
+                        .await?,
+                );
+                self.acme
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(id.clone(), (spec.clone(), issuer.clone()));
+                Ok(AnyIssuer::Acme(issuer))
+            }
+        }
+    }
+
+    async fn acme_issuer(
+        &self,
+        id: &str,
+        acme: &crate::api::issuer::AcmeIssuer,
+        namespace: &str,
+        secrets: &BTreeMap<ObjectKey, BTreeMap<String, String>>,
+    ) -> Result<AcmeIssuer, IssueError> {
+        let secret_value = |selector: &crate::api::issuer::SecretKeySelector,
+                            default_key: &str,
+                            what: &str| {
+            let key = ObjectKey::new(namespace, selector.name.clone());
+            let field = selector
+                .key
+                .clone()
+                .unwrap_or_else(|| default_key.to_owned());
+            secrets
+                .get(&key)
+                .and_then(|values| values.get(&field))
+                .cloned()
+                .ok_or_else(|| {
+                    IssueError::Config(format!(
+                        "{id}: {what} is read from Secret {key} key {field:?}, which no manifest in the directory defines; add a v1 Secret manifest with it"
+                    ))
+                })
+        };
+        let mut config = AcmeConfig::new(acme.server.clone());
+        config.email = acme.email.clone();
+        config.preferred_chain = acme.preferred_chain.clone();
+        config.trust = if acme.skip_tls_verify {
+            Trust::InsecureSkipVerify
+        } else if let Some(bundle) = &acme.ca_bundle {
+            use base64::Engine;
+            let pem = base64::engine::general_purpose::STANDARD
+                .decode(bundle.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    IssueError::Config(format!(
+                        "{id}: spec.acme.caBundle is not base64-encoded PEM"
+                    ))
+                })?;
+            Trust::CaBundle(pem)
+        } else {
+            Trust::PublicRoots
+        };
+        if let Some(eab) = &acme.external_account_binding {
+            let hmac = secret_value(
+                &eab.key_secret_ref,
+                "secret",
+                "the external account binding key",
+            )?;
+            config.external_account_binding =
+                Some(ExternalAccountBinding::new(eab.key_id.clone(), &hmac)?);
+        }
+        let mut solvers = Solvers::default();
+        for solver in &acme.solvers {
+            if solver.http01.is_some() && solvers.http01.is_none() {
+                self.http01_server
+                    .get_or_try_init(|| self.http01.serve(self.http01_addr))
+                    .await
+                    .map_err(|e| {
+                        IssueError::Transient(format!(
+                            "cannot listen on {} for HTTP-01 challenges: {e}; free the port or set --http01-addr",
+                            self.http01_addr
+                        ))
+                    })?;
+                solvers.http01 = Some(self.http01.clone());
+            }
+            if let Some(rfc2136) = solver.dns01.as_ref().and_then(|d| d.rfc2136.as_ref()) {
+                if solvers.dns01.is_some() {
+                    continue;
+                }
+                let nameserver = if rfc2136.nameserver.contains(':') {
+                    rfc2136.nameserver.clone()
+                } else {
+                    format!("{}:53", rfc2136.nameserver)
+                };
+                let nameserver = nameserver.parse().map_err(|_| {
+                    IssueError::Config(format!(
+                        "{id}: rfc2136.nameserver {:?} is not an IP:PORT address",
+                        rfc2136.nameserver
+                    ))
+                })?;
+                let secret = match &rfc2136.tsig_secret_secret_ref {
+                    Some(selector) => secret_value(selector, "tsig-secret-key", "the TSIG secret")?,
+                    None => String::new(),
+                };
+                let algorithm = rfc2136
+                    .tsig_algorithm
+                    .as_deref()
+                    .unwrap_or("HMACSHA256")
+                    .parse()
+                    .map_err(|e| IssueError::Config(format!("{id}: rfc2136.tsigAlgorithm: {e}")))?;
+                let solver = Rfc2136Solver::new(Rfc2136Config {
+                    nameserver,
+                    tsig_key_name: rfc2136.tsig_key_name.clone().unwrap_or_default(),
+                    tsig_secret: secret,
+                    tsig_algorithm: algorithm,
+                })?;
+                solvers.dns01 = Some(Arc::new(solver));
+            }
+        }
+        let account_key = self
+            .root
+            .join("state")
+            .join("accounts")
+            .join(namespace)
+            .join(format!("{}.key", acme.private_key_secret_ref.name));
+        AcmeIssuer::new(config, Arc::new(FileKeyStore::new(account_key)), solvers)
     }
 }
 

@@ -413,6 +413,34 @@ impl Issuer for AcmeIssuer {
         let record = self.open_order(request, key).await?;
         self.resume(&record, request).await
     }
+
+    /// Resumes the order of a stored [`OrderRecord`] when there is one for
+    /// this request; otherwise opens an order, saves its record, and drives
+    /// it. A stored order this issuer can no longer use (another directory
+    /// or account, other names) is dropped for a new one.
+    async fn issue_resumable<'a>(
+        &'a self,
+        request: &'a CertificateRequest,
+        key: &'a PrivateKey,
+        checkpoint: Option<serde_json::Value>,
+        save: &'a super::SaveCheckpoint<'a>,
+    ) -> Result<Bundle, IssueError> {
+        if let Some(record) = checkpoint.and_then(|c| serde_json::from_value::<OrderRecord>(c).ok())
+        {
+            if record.matches(request) && record.directory_url == self.config.directory_url {
+                tracing::info!(order = %record.order_url, "resuming the stored ACME order");
+                match self.resume(&record, request).await {
+                    Err(IssueError::Config(reason)) => {
+                        tracing::warn!(order = %record.order_url, %reason, "cannot resume the stored order; opening a new one");
+                    }
+                    other => return other,
+                }
+            }
+        }
+        let record = self.open_order(request, key).await?;
+        save(serde_json::to_value(&record).expect("an order record serialises")).await;
+        self.resume(&record, request).await
+    }
 }
 
 #[cfg(test)]

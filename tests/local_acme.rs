@@ -1,0 +1,235 @@
+//! `certweave local` against a real Pebble: ACME issuance from a
+//! ClusterIssuer, isolation from certificates that can never validate, and
+//! resuming an order in flight after SIGKILL.
+
+#[path = "support/pebble.rs"]
+mod pebble;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use certweave::pki::{self, CertInfo};
+use pebble::{free_port, Pebble, PebbleOptions};
+
+struct Local {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Local {
+    fn start(dir: &Path, http01_port: u16) -> Self {
+        let log = dir.join(format!(
+            "local-{}.log",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_certweave"))
+            .args(["local", "--dir"])
+            .arg(dir)
+            .args(["--http01-addr", &format!("127.0.0.1:{http01_port}")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn leaf(dir: &Path) -> Option<CertInfo> {
+    let crt = std::fs::read_to_string(dir.join("tls.crt")).ok()?;
+    let key = std::fs::read_to_string(dir.join("tls.key")).ok()?;
+    pki::check_bundle(&crt, &key, None, SystemTime::now()).ok()
+}
+
+fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    local: &Local,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            local.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn issuer_yaml(pebble: &Pebble) -> String {
+    format!(
+        "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {{name: pebble}}\nspec:\n  acme:\n    server: {}\n    email: ops@example.test\n    caBundle: {}\n    privateKeySecretRef: {{name: pebble-account}}\n    solvers:\n    - http01: {{ingress: {{ingressClassName: nginx}}}}\n",
+        pebble.directory_url,
+        base64::engine::general_purpose::STANDARD.encode(&pebble.tls_ca_pem)
+    )
+}
+
+fn certificate_yaml(name: &str) -> String {
+    format!(
+        "---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: {name}}}\nspec:\n  secretName: {name}-tls\n  dnsNames: [{name}.example.test]\n  privateKey: {{algorithm: ECDSA}}\n  issuerRef: {{name: pebble, kind: ClusterIssuer}}\n"
+    )
+}
+
+fn secret(root: &Path, name: &str) -> PathBuf {
+    root.join("secrets/default").join(format!("{name}-tls"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acme_issuance_is_isolated_from_certificates_that_never_validate() {
+    let port = free_port();
+    let pebble = Pebble::start(PebbleOptions::http01(port));
+    let root_pem = pebble.root(0).await;
+    for i in 0..4 {
+        // Validation of these names goes to an address where nothing listens.
+        pebble
+            .add_a(&format!("bad{i}.example.test"), "127.0.0.2")
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifests = issuer_yaml(&pebble);
+    manifests.push_str(&certificate_yaml("good1"));
+    for i in 0..4 {
+        manifests.push_str(&certificate_yaml(&format!("bad{i}")));
+    }
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let local = Local::start(dir.path(), port);
+
+    let first = wait_for("good1", Duration::from_secs(60), &local, || {
+        leaf(&secret(dir.path(), "good1"))
+    });
+    let chain = std::fs::read_to_string(secret(dir.path(), "good1").join("tls.crt")).unwrap();
+    pki::verify_chain_to_root(&chain, &root_pem).unwrap();
+    assert_eq!(first.dns_names, ["good1.example.test"]);
+    // The failing ones fail with the ACME problem and back off.
+    wait_for(
+        "the bad certificates to fail",
+        Duration::from_secs(60),
+        &local,
+        || {
+            let failed = (0..4).all(|i| {
+                std::fs::read_to_string(
+                    dir.path()
+                        .join(format!("state/certificates/default/bad{i}.json")),
+                )
+                .is_ok_and(|s| {
+                    s.contains("\"failedIssuanceAttempts\": 1")
+                        || s.contains("\"failedIssuanceAttempts\": 2")
+                })
+            });
+            failed.then_some(())
+        },
+    );
+    let state =
+        std::fs::read_to_string(dir.path().join("state/certificates/default/bad0.json")).unwrap();
+    assert!(
+        state.contains("bad0.example.test") || state.contains("urn:ietf:params:acme:error"),
+        "the problem is recorded: {state}"
+    );
+    for i in 0..4 {
+        assert!(!secret(dir.path(), &format!("bad{i}"))
+            .join("tls.crt")
+            .exists());
+    }
+
+    // A new good certificate is issued promptly despite them.
+    manifests.push_str(&certificate_yaml("good2"));
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let added = Instant::now();
+    wait_for("good2", Duration::from_secs(10), &local, || {
+        leaf(&secret(dir.path(), "good2"))
+    });
+    let took = added.elapsed();
+    eprintln!("good2 issued {took:?} after its manifest was written (poll interval 250 ms)");
+    assert!(took < Duration::from_secs(3), "good2 took {took:?}");
+
+    // The account was registered once and reused for every order.
+    let log = local.log();
+    assert_eq!(
+        log.matches("registered a new ACME account").count(),
+        1,
+        "{log}"
+    );
+    assert!(dir
+        .path()
+        .join("state/accounts/default/pebble-account.key")
+        .exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_in_flight_is_resumed_after_sigkill() {
+    let port = free_port();
+    let pebble = Pebble::start(PebbleOptions::http01(port));
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = format!("{}{}", issuer_yaml(&pebble), certificate_yaml("web"));
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let state_path = dir.path().join("state/certificates/default/web.json");
+
+    // Catch the process between opening the order and finishing it.
+    let mut order_url = None;
+    for _attempt in 0..10 {
+        let _ = std::fs::remove_dir_all(dir.path().join("state/certificates"));
+        let _ = std::fs::remove_dir_all(dir.path().join("secrets"));
+        let local = Local::start(dir.path(), port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(&state_path).unwrap_or_default();
+            if let Some(url) = serde_json::from_str::<serde_json::Value>(&state)
+                .ok()
+                .and_then(|v| {
+                    v["order"]["order_url"]
+                        .as_str()
+                        .or(v["order"]["orderUrl"].as_str())
+                        .map(str::to_owned)
+                })
+            {
+                drop(local); // SIGKILL
+                order_url = Some(url);
+                break;
+            }
+            if leaf(&secret(dir.path(), "web")).is_some() {
+                break; // too fast this time; try again
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if order_url.is_some() {
+            break;
+        }
+    }
+    let order_url = order_url.expect("never caught an order in flight in 10 attempts");
+    assert!(
+        leaf(&secret(dir.path(), "web")).is_none(),
+        "killed before the certificate was written"
+    );
+
+    let local = Local::start(dir.path(), port);
+    wait_for("web after resume", Duration::from_secs(60), &local, || {
+        leaf(&secret(dir.path(), "web"))
+    });
+    let log = local.log();
+    assert!(log.contains("resuming the stored ACME order"), "{log}");
+    assert!(
+        log.contains(&order_url),
+        "the same order {order_url} was resumed:\n{log}"
+    );
+}
