@@ -171,13 +171,22 @@ impl PrivateKey {
     /// PKCS#8, PKCS#1 (RSA) or SEC1 (ECDSA).
     pub fn from_pem(pem: &str) -> Result<Self, PkiError> {
         let bad = |reason: String| PkiError::BadKey(reason);
-        let label = pem
-            .lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("-----BEGIN ")
-                    .and_then(|l| l.strip_suffix("-----"))
+        // Parse only the key's block: `openssl ecparam -genkey` writes an
+        // EC PARAMETERS block before it, and a file may hold a certificate too.
+        let blocks: Vec<(&str, &str)> = pem
+            .match_indices("-----BEGIN ")
+            .filter_map(|(start, _)| {
+                let label = pem[start + 11..].split("-----").next()?;
+                let end_marker = format!("-----END {label}-----");
+                let end = pem[start..].find(&end_marker)? + start + end_marker.len();
+                Some((label, &pem[start..end]))
             })
+            .collect();
+        let (label, pem) = blocks
+            .iter()
+            .find(|(label, _)| label.ends_with("PRIVATE KEY"))
+            .or(blocks.first())
+            .copied()
             .ok_or_else(|| bad("no PEM block found".into()))?;
         let pkcs8_der: Vec<u8> = match label {
             "PRIVATE KEY" => {
@@ -206,6 +215,12 @@ impl PrivateKey {
                         "EC key on an unsupported curve; use P-256 or P-384".into()
                     ));
                 }
+            }
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(bad(
+                    "the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN)"
+                        .into(),
+                ))
             }
             other => {
                 return Err(bad(format!(
@@ -295,25 +310,55 @@ impl PrivateKey {
         };
         let bad = |e: String| PkiError::BadKey(e);
         Ok(match (encoding, self.algorithm) {
+            // ring writes Ed25519 keys as PKCS#8 v2 (with the public key),
+            // which OpenSSL 3.0 cannot read; write RFC 8410's v1 form, as
+            // `openssl genpkey` does, so any TLS server can load tls.key.
+            (KeyEncoding::Pkcs8, KeyAlgorithm::Ed25519) => {
+                let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice())
+                    .map_err(|e| bad(e.to_string()))?;
+                let v1 = pkcs8::PrivateKeyInfo {
+                    public_key: None,
+                    ..info
+                };
+                pkcs8::SecretDocument::try_from(v1)
+                    .map_err(|e| bad(e.to_string()))?
+                    .to_pem("PRIVATE KEY", LineEnding::LF)
+                    .map_err(|e| bad(e.to_string()))?
+                    .to_string()
+            }
             (KeyEncoding::Pkcs8, _) => self.key_pair.serialize_pem(),
             (KeyEncoding::Pkcs1, KeyAlgorithm::Rsa(_)) => rsa::RsaPrivateKey::from_pkcs8_der(&der)
                 .map_err(|e| bad(e.to_string()))?
                 .to_pkcs1_pem(LineEnding::LF)
                 .map_err(|e| bad(e.to_string()))?
                 .to_string(),
-            (KeyEncoding::Pkcs1, KeyAlgorithm::EcdsaP256) => p256::SecretKey::from_pkcs8_der(&der)
-                .map_err(|e| bad(e.to_string()))?
-                .to_sec1_pem(LineEnding::LF)
-                .map_err(|e| bad(e.to_string()))?
-                .to_string(),
-            (KeyEncoding::Pkcs1, KeyAlgorithm::EcdsaP384) => p384::SecretKey::from_pkcs8_der(&der)
-                .map_err(|e| bad(e.to_string()))?
-                .to_sec1_pem(LineEnding::LF)
-                .map_err(|e| bad(e.to_string()))?
-                .to_string(),
+            (KeyEncoding::Pkcs1, KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384) => {
+                sec1_pem(&der).map_err(bad)?
+            }
             (KeyEncoding::Pkcs1, KeyAlgorithm::Ed25519) => return Err(unsupported()),
         })
     }
+}
+
+/// SEC1 `EC PRIVATE KEY` PEM for a PKCS#8 ECDSA key, with the named curve
+/// in its parameters. The p256/p384 crates leave the curve out (RFC 5915
+/// allows it), but OpenSSL and Go then cannot load the key, so a tls.key
+/// written that way would be useless to the servers that read it.
+fn sec1_pem(pkcs8_der: &[u8]) -> Result<String, String> {
+    let info = pkcs8::PrivateKeyInfo::try_from(pkcs8_der).map_err(|e| e.to_string())?;
+    let curve = info
+        .algorithm
+        .parameters_oid()
+        .map_err(|e| format!("EC key without a named curve: {e}"))?;
+    let inner = sec1::EcPrivateKey::try_from(info.private_key).map_err(|e| e.to_string())?;
+    let with_curve = sec1::EcPrivateKey {
+        parameters: Some(sec1::EcParameters::NamedCurve(curve)),
+        ..inner
+    };
+    let der = p256::elliptic_curve::zeroize::Zeroizing::new(
+        sec1::der::Encode::to_der(&with_curve).map_err(|e| e.to_string())?,
+    );
+    sec1::der::pem::encode_string("EC PRIVATE KEY", LineEnding::LF, &der).map_err(|e| e.to_string())
 }
 
 /// rcgen parameters for `request`, valid from a minute ago (clock skew) for
