@@ -202,6 +202,9 @@ impl std::fmt::Debug for ExternalAccountBinding {
 /// Per-request time limit: a hung ACME server must not hang an issuance.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Time limit for opening a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Cap on remembered per-URL response facts; older ones are dropped (they
 /// are hints, and one order needs a handful).
 const SEEN_LIMIT: usize = 4096;
@@ -240,11 +243,17 @@ impl AcmeHttp {
         key: Arc<AccountKey>,
         eab: Option<ExternalAccountBinding>,
     ) -> Self {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        // ACME requests are small writes on a kept-alive connection: with
+        // Nagle's algorithm each one waits for a delayed ACK (~40 ms).
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*tls.0).clone())
             .https_only()
             .enable_all_versions()
-            .build();
+            .wrap_connector(tcp);
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

@@ -275,6 +275,7 @@ impl Driver<'_> {
     async fn solve(&self, order: &mut Order, presented: &mut Presented) -> Result<(), IssueError> {
         let started = Instant::now();
         let mut waiting = 0usize;
+        let mut refused = None;
         {
             let mut authorizations = order.authorizations();
             while let Some(authz) = authorizations.next().await {
@@ -324,12 +325,42 @@ impl Driver<'_> {
                 // order) only needs its response served again.
                 if challenge.status == ChallengeStatus::Pending {
                     let mut challenge = challenge;
-                    challenge.set_ready().await.map_err(|e| {
-                        self.fail(e, &format!("starting validation of {name}"), None)
-                    })?;
+                    match challenge.set_ready().await {
+                        Ok(()) => {}
+                        // A fast CA may have failed this or another name
+                        // already; the authorizations tell which and why.
+                        Err(instant_acme::Error::Api(p)) => {
+                            refused = Some((name, p));
+                            break;
+                        }
+                        Err(e) => {
+                            return Err(self.fail(
+                                e,
+                                &format!("starting validation of {name}"),
+                                None,
+                            ))
+                        }
+                    }
                 }
                 waiting += 1;
             }
+        }
+        if let Some((name, p)) = refused {
+            let url = order.url().to_owned();
+            order
+                .refresh()
+                .await
+                .map_err(|e| self.fail(e, "polling the order", Some(&url)))?;
+            return Err(match self.failure(order).await {
+                IssueError::ChallengeFailed(failed) if !failed.subproblems.is_empty() => {
+                    IssueError::ChallengeFailed(failed)
+                }
+                _ => classify(
+                    instant_acme::Error::Api(p),
+                    &format!("starting validation of {name}"),
+                    None,
+                ),
+            });
         }
         if waiting > 0 {
             tracing::info!(names = waiting, "waiting for the ACME server to validate");
