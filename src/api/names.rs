@@ -127,10 +127,11 @@ pub fn check_mount_path(field: &str, path: &str) -> Result<(), InvalidField> {
             "use a plain absolute directory path, e.g. /etc/certweave/tls",
         ));
     }
-    if path == "/" {
+    // "//" is "/" too: the trailing slashes are dropped before mounting.
+    if path.trim_end_matches('/').is_empty() {
         return Err(InvalidField::new(
             field,
-            "\"/\" would hide the container's whole filesystem",
+            format!("{path:?} would hide the container's whole filesystem"),
             "use a dedicated directory, e.g. /etc/certweave/tls",
         ));
     }
@@ -186,5 +187,16 @@ mod tests {
         for bad in ["etc/tls", "/", "/etc/../tls", "/a:b", ""] {
             check_mount_path("f", bad).unwrap_err();
         }
+    }
+
+    #[test]
+    fn mount_paths_of_only_slashes_are_the_root() {
+        // The Pod mutation trims trailing slashes, so these used to mount at "".
+        for bad in ["//", "///", "////"] {
+            let e = check_mount_path("certweave.io/mount-path", bad).unwrap_err();
+            assert_eq!(e.field, "certweave.io/mount-path");
+            assert!(e.problem.contains("whole filesystem"), "{e}");
+        }
+        check_mount_path("f", "/etc/tls//").unwrap();
     }
 }

@@ -132,7 +132,25 @@ impl PodCertificateRequest {
                 names::check_object_name(ann::POD_SECRET_NAME, name)?;
                 name.to_owned()
             }
-            None => format!("{}-tls", need_service("Secret name")?),
+            None => {
+                // Derived names are checked like explicit ones: a service name
+                // near the 63-character limit leaves no room for "-tls".
+                let svc = need_service("Secret name")?;
+                let name = format!("{svc}-tls");
+                names::check_object_name(ann::POD_SECRET_NAME, &name).map_err(|_| {
+                    InvalidField::new(
+                        ann::POD_SECRET_NAME,
+                        format!(
+                            "the default Secret name {name:?}, derived from service {svc:?}, is not a valid object name"
+                        ),
+                        format!(
+                            "set {} explicitly, or use a service name of at most 59 characters",
+                            ann::POD_SECRET_NAME
+                        ),
+                    )
+                })?;
+                name
+            }
         };
 
         let mount_path = match annotations.get(ann::POD_MOUNT_PATH)? {
@@ -192,11 +210,15 @@ fn parse_dns_names(list: &str) -> Result<Vec<String>, InvalidField> {
     Ok(out)
 }
 
+/// Splits a comma-separated list of container names, checking each and
+/// dropping repeats (a name listed twice must still be mounted only once).
 fn parse_container_list(list: &str) -> Result<Vec<String>, InvalidField> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for name in list.split(',').map(str::trim) {
         names::check_dns_label(ann::POD_CONTAINERS, name)?;
-        out.push(name.to_owned());
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_owned());
+        }
     }
     Ok(out)
 }
@@ -401,4 +423,52 @@ fn proxy_container(
         },
         "volumeMounts": [mount],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotated_pod(annotations: Value) -> Value {
+        json!({
+            "metadata": { "annotations": annotations },
+            "spec": { "containers": [
+                { "name": "web", "image": "web:1" },
+                { "name": "log", "image": "log:1" },
+            ] },
+        })
+    }
+
+    #[test]
+    fn a_container_listed_twice_is_mounted_once() {
+        let pod = annotated_pod(json!({
+            "certweave.io/issuer": "ca",
+            "certweave.io/service": "web",
+            "certweave.io/containers": "web, web",
+        }));
+        let mutated = mutate_pod(&pod, "default", &MutationConfig::default())
+            .unwrap()
+            .object
+            .unwrap();
+        let containers = mutated["spec"]["containers"].as_array().unwrap();
+        assert_eq!(containers[0]["volumeMounts"].as_array().unwrap().len(), 1);
+        assert!(containers[1].get("volumeMounts").is_none());
+    }
+
+    #[test]
+    fn a_derived_secret_name_is_checked_like_an_explicit_one() {
+        let svc = "a".repeat(61);
+        let object =
+            annotated_pod(json!({ "certweave.io/issuer": "ca", "certweave.io/service": svc }));
+        let e = mutate_pod(&object, "default", &MutationConfig::default()).unwrap_err();
+        assert_eq!(e.field, ann::POD_SECRET_NAME);
+        assert!(e.fix.contains(ann::POD_SECRET_NAME), "{e}");
+
+        let svc = "a".repeat(59);
+        let object =
+            annotated_pod(json!({ "certweave.io/issuer": "ca", "certweave.io/service": svc }));
+        let mutated = mutate_pod(&object, "default", &MutationConfig::default()).unwrap();
+        let volume = &mutated.object.unwrap()["spec"]["volumes"][0];
+        assert_eq!(volume["secret"]["secretName"], format!("{svc}-tls"));
+    }
 }
