@@ -39,6 +39,10 @@ struct Local {
 
 impl Local {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let log = dir.join(format!(
             "local-{}.log",
             SystemTime::now()
@@ -49,6 +53,7 @@ impl Local {
         let child = Command::new(env!("CARGO_BIN_EXE_certweave"))
             .args(["local", "--dir"])
             .arg(dir)
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -153,7 +158,12 @@ fn ca_bootstrap_chain_and_real_renewal_with_key_rotation() {
         ),
     );
     std::fs::write(dir.path().join("certs.yaml"), manifests).unwrap();
-    let local = Local::start(dir.path());
+    let hook_log = dir.path().join("renewed.log");
+    let on_renew = format!(
+        "echo \"$CERTWEAVE_NAMESPACE/$CERTWEAVE_CERTIFICATE $CERTWEAVE_SECRET_DIR\" >> {}",
+        hook_log.display()
+    );
+    let local = Local::start_with(dir.path(), &["--on-renew", &on_renew]);
     let root = secret_dir(dir.path(), "default", "root-ca");
     let web = secret_dir(dir.path(), "default", "web-tls");
     let api = secret_dir(dir.path(), "default", "api-tls");
@@ -202,16 +212,89 @@ fn ca_bootstrap_chain_and_real_renewal_with_key_rotation() {
         &root_pem,
     )
     .unwrap();
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("state/certificates/default/web.json")).unwrap(),
-    )
-    .unwrap();
-    assert!(state["revision"].as_u64().unwrap() >= 2);
+    // The state is recorded right after the Secret.
+    let state = wait_for(
+        "web revision 2 in the state",
+        Duration::from_secs(10),
+        &local,
+        || {
+            std::fs::read(dir.path().join("state/certificates/default/web.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .filter(|v| v["revision"].as_u64() >= Some(2))
+        },
+    );
     assert!(
         state["renewalTime"].as_str().unwrap().ends_with('Z'),
         "timestamps are RFC 3339: {state}"
     );
+    // --on-renew ran for every issuance, with the Secret's directory.
+    let hooks = std::fs::read_to_string(&hook_log).unwrap();
+    assert!(hooks.matches("default/web ").count() >= 2, "{hooks}");
+    assert!(
+        hooks.contains(&format!("default/api {}", api.display())),
+        "{hooks}"
+    );
     assert!(local.terminate().success(), "SIGTERM is a clean exit");
+}
+
+#[test]
+fn serves_the_webhook_with_a_certificate_from_the_built_in_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let local = Local::start_with(
+        dir.path(),
+        &["--webhook-addr", &format!("127.0.0.1:{port}")],
+    );
+    let ca = dir.path().join("state/ca/tls.crt");
+    wait_for("the built-in CA", Duration::from_secs(20), &local, || {
+        ca.exists().then_some(())
+    });
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u1", "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "name": "web", "namespace": "default", "operation": "CREATE", "userInfo": {},
+            "object": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "web", "annotations": {"cert-manager.io/cluster-issuer": "le"}},
+                "spec": {"rules": [{"host": "web.example.test"}]}}}
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer: serde_json::Value = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap(),
+            )
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match client
+                .post(format!("https://localhost:{port}/mutate"))
+                .json(&review)
+                .send()
+                .await
+            {
+                Ok(response) => return response.json().await.unwrap(),
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("webhook never answered: {e}\n{}", local.log()),
+            }
+        }
+    });
+    assert_eq!(answer["response"]["uid"], "u1");
+    assert_eq!(answer["response"]["patchType"], "JSONPatch");
+    local.kill();
 }
 
 #[test]

@@ -139,7 +139,7 @@ pub async fn run(
     let mut forced: std::collections::HashSet<ObjectKey> = Default::default();
     let mut in_flight: HashMap<ObjectKey, bool> = HashMap::new();
     let (done_tx, mut done_rx) =
-        mpsc::unbounded_channel::<(ObjectKey, Result<Step, ReconcileError>)>();
+        mpsc::unbounded_channel::<(ObjectKey, Result<Step, ReconcileError>, SecretStamp)>();
     let mut last_poll = tokio::time::Instant::now();
     // What each Secret's files looked like after we last evaluated it:
     // edits, deletions and corruption by others trigger a re-evaluation.
@@ -163,6 +163,9 @@ pub async fn run(
             let done = done_tx.clone();
             tokio::spawn(async move {
                 let store = &shared.store;
+                // Taken before reading: any change after this point differs
+                // from the recorded stamp and is evaluated at the next poll.
+                let stamp = SecretStamp::of(&store.secret_dir(&item.managed.secret));
                 let issuer = shared.issuer_for(&item.issuer).await;
                 let mut when = SystemTime::now();
                 if !respect_backoff {
@@ -181,7 +184,7 @@ pub async fn run(
                     when,
                 )
                 .await;
-                let _ = done.send((key, result));
+                let _ = done.send((key, result, stamp));
             });
         }
 
@@ -192,7 +195,7 @@ pub async fn run(
         let until_poll = options.poll_interval.saturating_sub(last_poll.elapsed());
         tokio::select! {
             _ = &mut shutdown => break,
-            Some((key, result)) = done_rx.recv() => {
+            Some((key, result, stamp)) = done_rx.recv() => {
                 let rerun = in_flight.remove(&key).unwrap_or(false);
                 let next = match &result {
                     Ok(step) => step.next,
@@ -201,9 +204,7 @@ pub async fn run(
                         SystemTime::now() + Duration::from_secs(30)
                     }
                 };
-                if let Some(item) = wanted.get(&key) {
-                    secret_stamps.insert(key.clone(), SecretStamp::of(&store.secret_dir(&item.managed.secret)));
-                }
+                secret_stamps.insert(key.clone(), stamp);
                 if wanted.contains_key(&key) {
                     if rerun {
                         forced.insert(key.clone());
@@ -273,7 +274,7 @@ pub async fn run(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !in_flight.is_empty() {
         match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-            Ok(Some((key, _))) => {
+            Ok(Some((key, _, _))) => {
                 in_flight.remove(&key);
             }
             _ => break,
