@@ -76,7 +76,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -keyout "$WORK/tls/tls.key" -out "$WORK/tls/tls.crt" 2>/dev/null
 
 "$UPSTREAM" "127.0.0.1:$UP_PORT" 2>"$WORK/upstream.log" &
-PIDS+=($!)
+UP_PID=$!
+PIDS+=($UP_PID)
 RUST_LOG=warn "$CERTWEAVE" proxy --listen "127.0.0.1:$PROXY_PORT" --upstream "127.0.0.1:$UP_PORT" \
     --cert-dir "$WORK/tls" --health-addr "127.0.0.1:$HEALTH_PORT" 2>"$WORK/proxy.log" &
 PROXY_PID=$!
@@ -97,11 +98,19 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 sleep 1
 IDLE_RSS=$(rss_kib "$PROXY_PID")
 
-# run NAME URL: prints "NAME rps p99_ms" on the last line of its output.
+# CPU time (clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK_HZ=$(getconf CLK_TCK)
+
+# run NAME URL: prints "NAME rps p99_ms requests proxy_ticks upstream_ticks".
 run() {
     local name=$1 url=$2 out
     timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$url" >/dev/null 2>&1 || true
+    local proxy0 up0
+    proxy0=$(cpu_ticks "$PROXY_PID")
+    up0=$(cpu_ticks "$UP_PID")
     out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
+    local proxy_ticks=$(($(cpu_ticks "$PROXY_PID") - proxy0)) up_ticks=$(($(cpu_ticks "$UP_PID") - up0))
     echo "$out" >"$WORK/$name.wrk"
     local rps p99 errors
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
@@ -113,12 +122,17 @@ run() {
         if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
         printf "%.2f", n }')
     [[ -n $errors ]] && echo "  $name: $errors" >&2
-    echo "$name $rps $p99_ms"
+    local requests
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    echo "$name $rps $p99_ms $requests $proxy_ticks $up_ticks"
 }
 
+# CPU microseconds per request from clock ticks.
+per_request() { awk -v t="$1" -v n="$2" -v hz="$TICK_HZ" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
+
 echo "load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per run, 24-byte responses, $(nproc) cores"
-read -r _ DIRECT_RPS DIRECT_P99 < <(run direct "http://127.0.0.1:$UP_PORT/")
-read -r _ PROXY_RPS PROXY_P99 < <(run proxy "https://127.0.0.1:$PROXY_PORT/")
+read -r _ DIRECT_RPS DIRECT_P99 DIRECT_N _ DIRECT_UP_TICKS < <(run direct "http://127.0.0.1:$UP_PORT/")
+read -r _ PROXY_RPS PROXY_P99 PROXY_N PROXY_TICKS PROXY_UP_TICKS < <(run proxy "https://127.0.0.1:$PROXY_PORT/")
 LOADED_RSS=$(rss_kib "$PROXY_PID")
 sleep 2
 AFTER_RSS=$(rss_kib "$PROXY_PID")
@@ -128,6 +142,9 @@ printf '%-28s %12.0f %10s\n' "direct (plain HTTP/1.1)" "$DIRECT_RPS" "$DIRECT_P9
 printf '%-28s %12.0f %10s\n' "through proxy (TLS)" "$PROXY_RPS" "$PROXY_P99"
 RATIO=$(awk -v p="$PROXY_RPS" -v d="$DIRECT_RPS" 'BEGIN { printf "%.2f", p / d }')
 echo "throughput ratio proxy/direct: ${RATIO}x (target >= 0.8x)"
+echo "CPU per request: app $(per_request "$DIRECT_UP_TICKS" "$DIRECT_N") us direct;" \
+    "proxy $(per_request "$PROXY_TICKS" "$PROXY_N") us + app $(per_request "$PROXY_UP_TICKS" "$PROXY_N") us through the proxy" \
+    "(load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores)"
 echo "proxy RSS: idle $((IDLE_RSS / 1024)).$(( (IDLE_RSS % 1024) * 10 / 1024 )) MiB (target <= 10 MiB), right after load $((LOADED_RSS / 1024)) MiB, 2 s later $((AFTER_RSS / 1024)) MiB"
 grep -q "certweave_proxy_upstream_errors_total 0" <(curl -fsS "http://127.0.0.1:$HEALTH_PORT/metrics") \
     || echo "note: the proxy counted upstream errors during the run"
