@@ -436,6 +436,19 @@ pub fn csr_der(request: &CertificateRequest, key: &PrivateKey) -> Result<Vec<u8>
     Ok(csr.der().to_vec())
 }
 
+/// One DER certificate as a PEM block (64-character lines, trailing newline).
+pub fn certificate_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
 /// The PEM certificates of a chain, as DER, in file order.
 pub fn parse_pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     let mut out = Vec::new();

@@ -55,7 +55,7 @@ impl CaIssuer {
         }
         let top = ders.len() - 1;
         let top_is_self_signed = CertInfo::parse(&ders[top], top)?.self_signed;
-        let chain = ders.iter().map(|der| pem_block(der)).collect();
+        let chain = ders.iter().map(|der| pki::certificate_pem(der)).collect();
         Ok(Self {
             chain,
             top_is_self_signed,
@@ -115,18 +115,6 @@ impl CaIssuer {
         .map_err(|e| IssueError::BadBundle(e.to_string()))?;
         Ok(bundle)
     }
-}
-
-fn pem_block(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }
 
 impl Issuer for CaIssuer {

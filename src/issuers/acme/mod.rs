@@ -362,7 +362,7 @@ fn bundle_from_chain(
     let mut ca_pem = None;
     for (index, der) in ders.iter().enumerate() {
         let info = pki::CertInfo::parse(der, index)?;
-        let pem = pem_block(der);
+        let pem = pki::certificate_pem(der);
         if index > 0 && info.self_signed {
             ca_pem = Some(pem);
         } else {
@@ -386,18 +386,6 @@ fn bundle_from_chain(
             .map_err(|e| IssueError::BadBundle(e.to_string()))?;
     }
     Ok(bundle)
-}
-
-fn pem_block(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
 }
 
 impl Issuer for AcmeIssuer {
