@@ -54,8 +54,19 @@ fn model_label(label: &str) -> bool {
         && !label.ends_with('-')
 }
 
+/// Kubernetes' IsDNS1123Subdomain: RFC 1123 labels without their
+/// 63-character limit, at most 253 characters in all.
 fn model_object_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 253 && name.split('.').all(model_label)
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
 }
 
 fn model_dns_name(name: &str) -> bool {

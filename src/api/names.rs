@@ -28,7 +28,16 @@ pub fn check_object_name(field: &str, name: &str) -> Result<(), InvalidField> {
             "give the name of a Kubernetes object",
         ));
     }
-    if name.len() > MAX_DNS_NAME || !name.split('.').all(is_label) {
+    // Kubernetes' IsDNS1123Subdomain: labels are not limited to 63
+    // characters here, only the whole name to 253.
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    if name.len() > MAX_DNS_NAME || !name.split('.').all(part_ok) {
         return Err(InvalidField::new(
             field,
             format!("{name:?} is not a valid Kubernetes object name"),

@@ -132,25 +132,8 @@ impl PodCertificateRequest {
                 names::check_object_name(ann::POD_SECRET_NAME, name)?;
                 name.to_owned()
             }
-            None => {
-                // Derived names are checked like explicit ones: a service name
-                // near the 63-character limit leaves no room for "-tls".
-                let svc = need_service("Secret name")?;
-                let name = format!("{svc}-tls");
-                names::check_object_name(ann::POD_SECRET_NAME, &name).map_err(|_| {
-                    InvalidField::new(
-                        ann::POD_SECRET_NAME,
-                        format!(
-                            "the default Secret name {name:?}, derived from service {svc:?}, is not a valid object name"
-                        ),
-                        format!(
-                            "set {} explicitly, or use a service name of at most 59 characters",
-                            ann::POD_SECRET_NAME
-                        ),
-                    )
-                })?;
-                name
-            }
+            // A DNS label plus "-tls" is always a valid object name.
+            None => format!("{}-tls", need_service("Secret name")?),
         };
 
         let mount_path = match annotations.get(ann::POD_MOUNT_PATH)? {
@@ -456,15 +439,10 @@ mod tests {
     }
 
     #[test]
-    fn a_derived_secret_name_is_checked_like_an_explicit_one() {
-        let svc = "a".repeat(61);
-        let object =
-            annotated_pod(json!({ "certweave.io/issuer": "ca", "certweave.io/service": svc }));
-        let e = mutate_pod(&object, "default", &MutationConfig::default()).unwrap_err();
-        assert_eq!(e.field, ann::POD_SECRET_NAME);
-        assert!(e.fix.contains(ann::POD_SECRET_NAME), "{e}");
-
-        let svc = "a".repeat(59);
+    fn a_derived_secret_name_follows_the_kubernetes_name_rule() {
+        // A 63-character service gives a 67-character Secret name: longer
+        // than a DNS label, and still a valid Kubernetes object name.
+        let svc = "a".repeat(63);
         let object =
             annotated_pod(json!({ "certweave.io/issuer": "ca", "certweave.io/service": svc }));
         let mutated = mutate_pod(&object, "default", &MutationConfig::default()).unwrap();
