@@ -561,16 +561,54 @@ fn run_issue(args: IssueArgs) -> ExitCode {
 async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
     let mut request = CertificateRequest::for_dns_names(args.dns_names);
     request.key_algorithm = args.key_algorithm;
-    let acme_only = [
-        ("--acme-directory", args.acme_directory.is_some()),
-        ("--account-key", args.account_key.is_some()),
-        ("--http01-addr", args.http01_addr.is_some()),
-        ("--dns01-rfc2136", args.dns01_rfc2136.is_some()),
+    // A flag for another issuer is a mistake worth pointing out, not
+    // something to ignore silently.
+    let flags = [
+        (
+            "--acme-directory",
+            args.acme_directory.is_some(),
+            IssuerKind::Acme,
+        ),
+        (
+            "--acme-ca-bundle",
+            args.acme_ca_bundle.is_some(),
+            IssuerKind::Acme,
+        ),
+        (
+            "--account-key",
+            args.account_key.is_some(),
+            IssuerKind::Acme,
+        ),
+        ("--email", args.email.is_some(), IssuerKind::Acme),
+        ("--eab-kid", args.eab_kid.is_some(), IssuerKind::Acme),
+        (
+            "--preferred-chain",
+            args.preferred_chain.is_some(),
+            IssuerKind::Acme,
+        ),
+        (
+            "--http01-addr",
+            args.http01_addr.is_some(),
+            IssuerKind::Acme,
+        ),
+        (
+            "--dns01-rfc2136",
+            args.dns01_rfc2136.is_some(),
+            IssuerKind::Acme,
+        ),
+        ("--ca-cert", args.ca_cert.is_some(), IssuerKind::Ca),
+        ("--ca-key", args.ca_key.is_some(), IssuerKind::Ca),
     ];
-    if args.issuer != IssuerKind::Acme {
-        if let Some((flag, _)) = acme_only.iter().find(|(_, given)| *given) {
-            return Err(format!("{flag} only applies to --issuer acme"));
-        }
+    if let Some((flag, _, for_issuer)) = flags
+        .iter()
+        .find(|(_, given, for_issuer)| *given && *for_issuer != args.issuer)
+    {
+        let name = match for_issuer {
+            IssuerKind::Acme => "acme",
+            IssuerKind::Ca => "ca",
+            IssuerKind::Selfsigned => "selfsigned",
+        };
+        return Err(format!("{flag} only applies to --issuer {name}"));
     }
     let issuer = match args.issuer {
         IssuerKind::Selfsigned => IssuerChoice::SelfSigned,

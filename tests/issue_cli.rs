@@ -413,6 +413,20 @@ fn usage_errors_exit_2_and_name_the_flag() {
             ],
             "--http01-addr only applies to --issuer acme",
         ),
+        (
+            vec![
+                "issue",
+                "--issuer",
+                "selfsigned",
+                "--ca-key",
+                "/nonexistent/ca.key",
+                "--dns-name",
+                "a.test",
+                "--out",
+                out_arg,
+            ],
+            "--ca-key only applies to --issuer ca",
+        ),
     ] {
         let output = certweave(&args);
         assert_eq!(
