@@ -30,7 +30,7 @@ done
 
 if [ -z "${CERTWEAVE_BIN:-}" ]; then
   cargo build --release --quiet --bin certweave
-  CERTWEAVE_BIN=target/release/certweave
+  CERTWEAVE_BIN=${CARGO_TARGET_DIR:-target}/release/certweave
 fi
 
 WORK=$(mktemp -d)
