@@ -240,6 +240,8 @@ async fn pod_every_annotation() {
         json!(["ALL"])
     );
     assert!(proxy["resources"]["requests"]["memory"].is_string());
+    assert_eq!(proxy["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(proxy["livenessProbe"]["httpGet"]["port"], 9901);
     assert!(mounts_of(proxy).contains(&("certweave-tls".into(), "/var/run/tls".into(), true)));
 }
 
@@ -613,6 +615,17 @@ async fn bad_inputs_get_clear_answers_and_the_server_stays_up() {
         (
             "tls-proxy on a used port",
             pod_with(json!({"certweave.io/tls-proxy": "8080:9090"})),
+            Expect::Denied("certweave.io/tls-proxy"),
+        ),
+        (
+            "app on the sidecar's health port",
+            {
+                let mut p = pod(
+                    json!({"certweave.io/issuer": "ca", "certweave.io/tls-proxy": "8443:8080"}),
+                );
+                p["spec"]["containers"][1]["ports"] = json!([{"containerPort": 9901}]);
+                review(p)
+            },
             Expect::Denied("certweave.io/tls-proxy"),
         ),
         (

@@ -17,6 +17,9 @@ use crate::api::{InvalidField, IssuerKind, IssuerRef};
 pub const VOLUME_NAME: &str = "certweave-tls";
 /// Name of the injected sidecar container.
 pub const PROXY_CONTAINER: &str = "certweave-proxy";
+/// The sidecar's plain health port (`certweave proxy --health-addr`'s
+/// default), probed by the kubelet.
+pub const PROXY_HEALTH_PORT: u16 = 9901;
 
 /// The ports of the TLS sidecar: it listens on `listen` in the Pod and
 /// forwards plain traffic to `127.0.0.1:upstream`.
@@ -359,7 +362,8 @@ fn check_proxy_fits(
     for (i, container) in containers.iter().enumerate() {
         let path = format!("spec.containers[{i}].ports");
         for port in object::get_array(container, "ports", &path)? {
-            if port.get("containerPort").and_then(Value::as_u64) == Some(u64::from(ports.listen)) {
+            let used = port.get("containerPort").and_then(Value::as_u64);
+            if used == Some(u64::from(ports.listen)) {
                 return Err(InvalidField::new(
                     ann::POD_TLS_PROXY,
                     format!(
@@ -367,6 +371,16 @@ fn check_proxy_fits(
                         names[i], ports.listen
                     ),
                     "pick a free LISTEN port, e.g. \"8443:8080\"",
+                ));
+            }
+            if used == Some(u64::from(PROXY_HEALTH_PORT)) {
+                return Err(InvalidField::new(
+                    ann::POD_TLS_PROXY,
+                    format!(
+                        "container {:?} uses port {PROXY_HEALTH_PORT}, the sidecar's health port",
+                        names[i]
+                    ),
+                    "move the application off port 9901, or drop the sidecar and terminate TLS in the application",
                 ));
             }
         }
@@ -391,9 +405,18 @@ fn proxy_container(
             "--cert-dir", mount_path,
         ],
         "ports": [{ "name": "certweave-tls", "containerPort": ports.listen, "protocol": "TCP" }],
+        // About 56 KiB per open connection: 128Mi holds ~2,000.
         "resources": {
             "requests": { "cpu": "10m", "memory": "16Mi" },
-            "limits": { "memory": "64Mi" },
+            "limits": { "memory": "128Mi" },
+        },
+        "readinessProbe": {
+            "httpGet": { "path": "/readyz", "port": PROXY_HEALTH_PORT },
+            "periodSeconds": 5,
+        },
+        "livenessProbe": {
+            "httpGet": { "path": "/healthz", "port": PROXY_HEALTH_PORT },
+            "periodSeconds": 10,
         },
         "securityContext": {
             "allowPrivilegeEscalation": false,
