@@ -26,18 +26,31 @@ fn golden(name: &str) {
     let input = dir.join(format!("{name}.yaml"));
     let expected_path = dir.join(format!("{name}.out.yaml"));
     let out = inject(&["-f", input.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let actual = String::from_utf8(out.stdout).unwrap();
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected_path, &actual).unwrap();
     }
     let expected = std::fs::read_to_string(&expected_path).unwrap();
-    assert_eq!(actual, expected, "inject output of {name} differs from {}", expected_path.display());
+    assert_eq!(
+        actual,
+        expected,
+        "inject output of {name} differs from {}",
+        expected_path.display()
+    );
 
     // Injecting the output again changes nothing, byte for byte.
     let again = inject(&["-f", "-"], Some(&actual));
     assert!(again.status.success());
-    assert_eq!(String::from_utf8(again.stdout).unwrap(), actual, "{name}: inject is not idempotent");
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap(),
+        actual,
+        "{name}: inject is not idempotent"
+    );
 }
 
 #[test]
@@ -77,7 +90,11 @@ fn invalid_annotation_prints_nothing_and_exits_2() {
     assert!(out.stdout.is_empty(), "nothing is printed on error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("document 2 (Deployment web)"), "{stderr}");
-    assert!(stderr.contains("spec.template.certweave.io/mount-path") || stderr.contains("certweave.io/mount-path"), "{stderr}");
+    assert!(
+        stderr.contains("spec.template.certweave.io/mount-path")
+            || stderr.contains("certweave.io/mount-path"),
+        "{stderr}"
+    );
     assert!(stderr.contains("absolute"), "{stderr}");
 
     let out = inject(&["-f", "/nonexistent/file.yaml"], None);
@@ -95,8 +112,16 @@ fn namespace_flag_applies_to_documents_without_one() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("metadata.namespace"));
     let out = inject(&["-f", "-", "--namespace", "payments"], Some(stream));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let with_own = stream.replace("  name: p\n", "  name: p\n  namespace: Payments_Team\n");
     let out = inject(&["-f", "-", "--namespace", "payments"], Some(&with_own));
-    assert_eq!(out.status.code(), Some(2), "the document's own namespace wins");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the document's own namespace wins"
+    );
 }

@@ -408,6 +408,9 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
     out
 }
 
+/// Logged-in ACME issuers by issuer id, with the spec they were built from.
+type AcmeSessions = HashMap<String, (Box<IssuerSpec>, Arc<AcmeIssuer>)>;
+
 /// What issuance tasks share: the store, the built-in CA, the HTTP-01
 /// listener and the logged-in ACME accounts.
 struct Shared {
@@ -419,7 +422,7 @@ struct Shared {
     /// Bound on first use: binding port 80 is only needed with ACME.
     http01_server: tokio::sync::OnceCell<Http01Server>,
     /// One ACME issuer (one account session) per issuer spec.
-    acme: std::sync::Mutex<HashMap<String, (Box<IssuerSpec>, Arc<AcmeIssuer>)>>,
+    acme: std::sync::Mutex<AcmeSessions>,
 }
 
 impl Shared {
