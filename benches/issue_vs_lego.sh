@@ -20,78 +20,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source benches/lib/pebble-env.sh
+
 N=${1:-10}
-for tool in pebble pebble-challtestsrv lego openssl; do
-  command -v "$tool" >/dev/null || {
-    echo "error: $tool is not installed (apt-get install pebble lego openssl)" >&2
-    exit 2
-  }
-done
+require_tools pebble pebble-challtestsrv lego openssl python3
 
 if [ -z "${CERTWEAVE_BIN:-}" ]; then
   cargo build --release --quiet --bin certweave
-  CERTWEAVE_BIN=${CARGO_TARGET_DIR:-target}/release/certweave
+  CERTWEAVE_BIN=target/release/certweave
 fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "error: nothing listens on 127.0.0.1:$1; see $WORK/*.log" >&2
-  exit 1
-}
-
-# Pebble's TLS certificate, from a throwaway CA both clients trust.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj "/CN=bench ACME TLS CA" -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-  -keyout "$WORK/key.pem" -out "$WORK/req.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$WORK/san.ext"
-openssl x509 -req -in "$WORK/req.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-  -CAcreateserial -days 1 -extfile "$WORK/san.ext" -out "$WORK/cert.pem" 2>/dev/null
-
-HTTP_PORT=$(free_port)
-DNS_PORT=$(free_port)
-DNS_MGMT=$(free_port)
-ACME_PORT=$(free_port)
-ACME_MGMT=$(free_port)
-cat >"$WORK/pebble.json" <<EOF
-{"pebble": {
-  "listenAddress": "127.0.0.1:$ACME_PORT",
-  "managementListenAddress": "127.0.0.1:$ACME_MGMT",
-  "certificate": "$WORK/cert.pem",
-  "privateKey": "$WORK/key.pem",
-  "httpPort": $HTTP_PORT,
-  "tlsPort": $(free_port),
-  "ocspResponderURL": "",
-  "externalAccountBindingRequired": false
-}}
-EOF
-
-pebble-challtestsrv -dns01 "127.0.0.1:$DNS_PORT" -management "127.0.0.1:$DNS_MGMT" \
-  -http01 "" -https01 "" -tlsalpn01 "" -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
-  >"$WORK/challtestsrv.log" 2>&1 &
-PIDS+=($!)
-PEBBLE_VA_NOSLEEP=1 pebble -config "$WORK/pebble.json" -dnsserver "127.0.0.1:$DNS_PORT" \
-  >"$WORK/pebble.log" 2>&1 &
-PIDS+=($!)
-wait_port "$DNS_MGMT"
-wait_port "$ACME_PORT"
-DIRECTORY="https://127.0.0.1:$ACME_PORT/dir"
+start_pebble
 
 certweave_issue() {
   timeout 60 "$CERTWEAVE_BIN" issue --dns-name "$1" --acme-directory "$DIRECTORY" \
@@ -100,13 +38,6 @@ certweave_issue() {
     --out "$WORK/certweave/$1" >>"$WORK/certweave.log" 2>&1
 }
 
-lego_issue() {
-  LEGO_CA_CERTIFICATES="$WORK/ca.pem" timeout 60 lego --accept-tos \
-    --email bench@example.test --server "$DIRECTORY" --path "$WORK/lego" \
-    --domains "$1" --http --http.port "127.0.0.1:$HTTP_PORT" run >>"$WORK/lego.log" 2>&1
-}
-
-now_ms() { date +%s%3N; }
 
 echo "warm-up: registering one account per client (not timed)"
 certweave_issue warmup-certweave.example.test || { cat "$WORK/certweave.log" >&2; exit 1; }

@@ -6,76 +6,16 @@
 mod pebble;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
-use certweave::pki::{self, CertInfo};
+use certweave::pki;
+
+#[path = "support/local_process.rs"]
+mod local_process;
+
+use local_process::{leaf, wait_for, Local};
 use pebble::{free_port, Pebble, PebbleOptions};
-
-struct Local {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Local {
-    fn start(dir: &Path, http01_port: u16) -> Self {
-        let log = dir.join(format!(
-            "local-{}.log",
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let child = Command::new(env!("CARGO_BIN_EXE_certweave"))
-            .args(["local", "--dir"])
-            .arg(dir)
-            .args(["--http01-addr", &format!("127.0.0.1:{http01_port}")])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn leaf(dir: &Path) -> Option<CertInfo> {
-    let crt = std::fs::read_to_string(dir.join("tls.crt")).ok()?;
-    let key = std::fs::read_to_string(dir.join("tls.key")).ok()?;
-    pki::check_bundle(&crt, &key, None, SystemTime::now()).ok()
-}
-
-fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    local: &Local,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; log:\n{}",
-            local.log()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn issuer_yaml(pebble: &Pebble) -> String {
     format!(
@@ -113,7 +53,7 @@ async fn acme_issuance_is_isolated_from_certificates_that_never_validate() {
         manifests.push_str(&certificate_yaml(&format!("bad{i}")));
     }
     std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
-    let local = Local::start(dir.path(), port);
+    let local = Local::start_with(dir.path(), &["--http01-addr", &format!("127.0.0.1:{port}")]);
 
     let first = wait_for("good1", Duration::from_secs(60), &local, || {
         leaf(&secret(dir.path(), "good1"))
@@ -190,7 +130,7 @@ async fn an_order_in_flight_is_resumed_after_sigkill() {
     for _attempt in 0..10 {
         let _ = std::fs::remove_dir_all(dir.path().join("state/certificates"));
         let _ = std::fs::remove_dir_all(dir.path().join("secrets"));
-        let local = Local::start(dir.path(), port);
+        let local = Local::start_with(dir.path(), &["--http01-addr", &format!("127.0.0.1:{port}")]);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let state = std::fs::read_to_string(&state_path).unwrap_or_default();
@@ -222,7 +162,7 @@ async fn an_order_in_flight_is_resumed_after_sigkill() {
         "killed before the certificate was written"
     );
 
-    let local = Local::start(dir.path(), port);
+    let local = Local::start_with(dir.path(), &["--http01-addr", &format!("127.0.0.1:{port}")]);
     wait_for("web after resume", Duration::from_secs(60), &local, || {
         leaf(&secret(dir.path(), "web"))
     });

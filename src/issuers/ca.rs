@@ -101,19 +101,7 @@ impl CaIssuer {
         for cert in intermediates {
             chain_pem.push_str(cert);
         }
-        let bundle = Bundle {
-            chain_pem,
-            key_pem: key.to_pem(request.key_encoding)?,
-            ca_pem: Some(ca_pem),
-        };
-        pki::check_bundle(&bundle.chain_pem, &bundle.key_pem, Some(request), now)
-            .map_err(|e| IssueError::BadBundle(e.to_string()))?;
-        pki::verify_chain_to_root(
-            &bundle.chain_pem,
-            bundle.ca_pem.as_deref().unwrap_or_default(),
-        )
-        .map_err(|e| IssueError::BadBundle(e.to_string()))?;
-        Ok(bundle)
+        super::checked_bundle(request, key, chain_pem, ca_pem, now)
     }
 }
 

@@ -105,6 +105,31 @@ pub trait Issuer: Send + Sync {
     }
 }
 
+/// The bundle an in-process issuer returns: the key in the requested
+/// encoding, checked against the request and verified to `ca_pem` before
+/// anyone can store it.
+pub(crate) fn checked_bundle(
+    request: &CertificateRequest,
+    key: &PrivateKey,
+    chain_pem: String,
+    ca_pem: String,
+    now: std::time::SystemTime,
+) -> Result<Bundle, IssueError> {
+    let bundle = Bundle {
+        chain_pem,
+        key_pem: key.to_pem(request.key_encoding)?,
+        ca_pem: Some(ca_pem),
+    };
+    crate::pki::check_bundle(&bundle.chain_pem, &bundle.key_pem, Some(request), now)
+        .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+    crate::pki::verify_chain_to_root(
+        &bundle.chain_pem,
+        bundle.ca_pem.as_deref().unwrap_or_default(),
+    )
+    .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+    Ok(bundle)
+}
+
 /// Persists an issuer's checkpoint (see [`Issuer::issue_resumable`]).
 pub type SaveCheckpoint<'a> = dyn Fn(serde_json::Value) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>
     + Send

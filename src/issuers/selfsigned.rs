@@ -25,14 +25,7 @@ impl SelfSignedIssuer {
             .self_signed(key.key_pair())
             .map_err(|e| IssueError::Pki(pki::PkiError::Build(e.to_string())))?;
         let chain_pem = cert.pem();
-        let bundle = Bundle {
-            ca_pem: Some(chain_pem.clone()),
-            key_pem: key.to_pem(request.key_encoding)?,
-            chain_pem,
-        };
-        pki::check_bundle(&bundle.chain_pem, &bundle.key_pem, Some(request), now)
-            .map_err(|e| IssueError::BadBundle(e.to_string()))?;
-        Ok(bundle)
+        super::checked_bundle(request, key, chain_pem.clone(), chain_pem, now)
     }
 }
 
