@@ -358,6 +358,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Webhook(args) => exit_runtime(run_webhook(args)),
         Command::Inject(args) => run_inject(args),
+        Command::Local(args) if !args.dir.is_dir() => {
+            eprintln!(
+                "error: --dir {}: not a directory; give the directory holding the manifests",
+                args.dir.display()
+            );
+            ExitCode::from(2)
+        }
         Command::Local(args) => exit_runtime(run_local(args)),
         Command::Crds => {
             print!("{}", certweave::api::crds_yaml());
