@@ -101,7 +101,11 @@ async fn sha384_and_sha512_keys_work() {
         let solver = solver_for(&server, algorithm);
         let value = format!("{algorithm}-value");
         solver.present(CHALLENGE, &value).await.unwrap();
-        assert_eq!(server.txt(CHALLENGE), std::slice::from_ref(&value), "{algorithm}");
+        assert_eq!(
+            server.txt(CHALLENGE),
+            std::slice::from_ref(&value),
+            "{algorithm}"
+        );
         solver.cleanup(CHALLENGE, &value).await.unwrap();
         assert!(server.txt(CHALLENGE).is_empty(), "{algorithm}");
     }

@@ -164,6 +164,11 @@ impl Rfc2136Solver {
     /// opened.
     pub fn new(config: Rfc2136Config) -> Result<Self, IssueError> {
         let secret = decode_secret(&config.tsig_secret)?;
+        if config.tsig_key_name.trim().is_empty() {
+            return Err(IssueError::Config(
+                "--tsig-key-name is empty; give the key's name as the DNS server knows it".into(),
+            ));
+        }
         let mut key_name = Name::from_ascii(config.tsig_key_name.trim()).map_err(|e| {
             IssueError::Config(format!(
                 "--tsig-key-name {:?} is not a valid DNS name: {e}",
@@ -315,26 +320,37 @@ impl Rfc2136Solver {
     }
 
     /// Polls the server until it answers `value` at `name`, with a backoff
-    /// from 50 ms to 2 s, for at most the propagation timeout.
+    /// from 50 ms to 2 s, for at most the propagation timeout. A lost or
+    /// failed poll is retried like a negative answer; a configuration error
+    /// (the key rejected) ends the wait at once.
     async fn wait_for_txt(&self, name: &Name, value: &str) -> Result<(), IssueError> {
         let deadline = Instant::now() + self.propagation_timeout;
         let mut pause = Duration::from_millis(50);
+        let mut last_failure = None;
         loop {
-            let answer = self.query(name, RecordType::TXT).await?;
-            if answer.response_code == ResponseCode::NoError
-                && answer.answers.iter().any(|record| {
-                    record.name == *name
-                        && matches!(&record.data, RData::TXT(txt) if txt_value(txt) == value.as_bytes())
-                })
-            {
-                return Ok(());
+            match self.query(name, RecordType::TXT).await {
+                Ok(answer)
+                    if answer.response_code == ResponseCode::NoError
+                        && answer.answers.iter().any(|record| {
+                            record.name == *name
+                                && matches!(&record.data, RData::TXT(txt) if txt_value(txt) == value.as_bytes())
+                        }) =>
+                {
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(IssueError::Transient(reason)) => last_failure = Some(reason),
+                Err(other) => return Err(other),
             }
             let now = Instant::now();
             if now >= deadline {
                 return Err(IssueError::Transient(format!(
-                    "{} accepted the TXT record at {name} but still does not answer it after {}s",
+                    "{} accepted the TXT record at {name} but still does not answer it after {}s{}",
                     self.nameserver,
-                    self.propagation_timeout.as_secs()
+                    self.propagation_timeout.as_secs(),
+                    last_failure
+                        .map(|r| format!(" (last poll: {r})"))
+                        .unwrap_or_default()
                 )));
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
