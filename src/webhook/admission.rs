@@ -7,6 +7,10 @@
 //! `options`) are materialised for nothing. The envelope reuses kube's
 //! `GroupVersionKind`, `Operation` and `Status`.
 //!
+//! `metadata.managedFields` of the object is skipped while decoding (see
+//! [`AdmittedObject`]): neither mutation reads or writes it, so the patch is
+//! the same without it, and it is often the largest part of the object.
+//!
 //! Responses are encoded by [`ResponseReview`] rather than kube's
 //! `AdmissionResponse`, which serialises the patch as a JSON array of byte
 //! values. The API server happens to accept that, but the documented wire
@@ -16,8 +20,9 @@
 use base64::Engine;
 use kube::core::admission::Operation;
 use kube::core::{GroupVersionKind, Status};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Number, Value};
 
 use super::{ingress, patch, pod, MutationConfig, MutationOutcome};
 use crate::api::InvalidField;
@@ -46,7 +51,126 @@ struct Request {
     #[serde(default)]
     namespace: Option<String>,
     #[serde(default)]
-    object: Option<Value>,
+    object: Option<AdmittedObject>,
+}
+
+/// `request.object` decoded as a [`Value`], except that
+/// `metadata.managedFields` is parsed (so malformed JSON there is still an
+/// error) but not kept.
+///
+/// The mutations never read or write `managedFields`, so the diff of the
+/// original and the mutated object, and therefore the patch, is the same
+/// with or without it; skipping it saves building, cloning, comparing and
+/// dropping what is often a third or more of a Pod. Anything else decodes
+/// exactly as `Value` does (same numbers, same key order, later duplicate
+/// keys win). The tests below check the patch against a review of the
+/// whole object.
+struct AdmittedObject(Value);
+
+/// The only field skipped, under `metadata`.
+const SKIPPED_METADATA_FIELD: &str = "managedFields";
+
+impl<'de> Deserialize<'de> for AdmittedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(PruningVisitor { level: Level::Root })
+            .map(AdmittedObject)
+    }
+}
+
+/// Where a [`PruningVisitor`] is in the object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// The object itself: its `metadata` is visited at [`Level::Metadata`].
+    Root,
+    /// `metadata`: its `managedFields` is skipped.
+    Metadata,
+}
+
+/// Builds a [`Value`] like `Value`'s own visitor, pruning as [`Level`] says.
+struct PruningVisitor {
+    level: Level,
+}
+
+impl<'de> Visitor<'de> for PruningVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        Value::deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut values = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match (self.level, key.as_str()) {
+                (Level::Root, "metadata") => {
+                    let metadata = map.next_value_seed(PruningVisitor {
+                        level: Level::Metadata,
+                    })?;
+                    values.insert(key, metadata);
+                }
+                (Level::Metadata, SKIPPED_METADATA_FIELD) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    values.insert(key, map.next_value()?);
+                }
+            }
+        }
+        Ok(Value::Object(values))
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for PruningVisitor {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
 }
 
 /// Which mutation a review was routed to; a metrics label.
@@ -118,7 +242,14 @@ fn operation_label(op: &Operation) -> &'static str {
 /// Decodes an AdmissionReview, runs the matching mutation, and encodes the
 /// response. Never panics on any input.
 pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, MalformedReview> {
-    let envelope: Envelope = serde_json::from_slice(body)
+    // Checking UTF-8 once for the whole body is much cheaper than the check
+    // `from_slice` makes string by string; the result is the same. A body
+    // that is not UTF-8 goes through `from_slice` for its usual error.
+    let decoded: Result<Envelope, _> = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    let envelope = decoded
         .map_err(|e| MalformedReview(format!("body is not a valid AdmissionReview: {e}")))?;
     if envelope.api_version.as_deref() != Some(REVIEW_API_VERSION)
         || envelope.kind.as_deref() != Some(REVIEW_KIND)
@@ -152,10 +283,11 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
             ReviewedKind::Other => false,
         };
 
+    let object = request.object.map(|AdmittedObject(object)| object);
     let outcome = if !applies {
         Ok(MutationOutcome::unchanged())
     } else {
-        match &request.object {
+        match &object {
             Some(object @ Value::Object(_)) => match kind {
                 ReviewedKind::Pod => {
                     let namespace = request
@@ -194,9 +326,12 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
         warnings: Vec::new(),
     };
     let (verdict, denial) = match outcome {
-        Ok(MutationOutcome { object, warnings }) => {
+        Ok(MutationOutcome {
+            object: object_out,
+            warnings,
+        }) => {
             response.warnings = warnings;
-            match (object, request.object.as_ref()) {
+            match (object_out, object.as_ref()) {
                 (Some(mutated), Some(original)) => {
                     let ops = patch::diff(original, &mutated);
                     if ops.0.is_empty() {
@@ -204,8 +339,7 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
                     } else {
                         let json = serde_json::to_vec(&ops)
                             .map_err(|e| MalformedReview(format!("cannot encode patch: {e}")))?;
-                        response.patch =
-                            Some(base64::engine::general_purpose::STANDARD.encode(json));
+                        response.patch = Some(json);
                         response.patch_type = Some("JSONPatch");
                         (Verdict::Patched, None)
                     }
@@ -220,12 +354,9 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
             (Verdict::Denied, Some(message))
         }
     };
-    let body = serde_json::to_vec(&ResponseReview {
-        api_version: REVIEW_API_VERSION,
-        kind: REVIEW_KIND,
-        response,
-    })
-    .map_err(|e| MalformedReview(format!("cannot encode response: {e}")))?;
+    let body = response
+        .encode_review()
+        .map_err(|e| MalformedReview(format!("cannot encode response: {e}")))?;
     Ok(Reviewed {
         body,
         kind,
@@ -235,15 +366,11 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
     })
 }
 
-/// The AdmissionReview sent back to the API server.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseReview<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseBody<'a>,
-}
-
+/// The `response` of the AdmissionReview sent back to the API server.
+///
+/// [`ResponseBody::encode_review`] writes the review by hand; the derived
+/// `Serialize` (inside an `apiVersion`/`kind`/`response` envelope) is the
+/// reference it must match byte for byte, which the tests check.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ResponseBody<'a> {
@@ -251,17 +378,324 @@ struct ResponseBody<'a> {
     allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<Status>,
-    /// Base64 of the JSON Patch.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
+    /// The JSON Patch, sent as base64.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_base64"
+    )]
+    patch: Option<Vec<u8>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
 }
 
+fn serialize_base64<S: serde::Serializer>(
+    patch: &Option<Vec<u8>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match patch {
+        Some(json) => {
+            serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(json))
+        }
+        None => serializer.serialize_none(),
+    }
+}
+
+impl ResponseBody<'_> {
+    /// The whole AdmissionReview, as `serde_json` would encode it, but with
+    /// the patch base64-encoded straight into the output: no intermediate
+    /// string, and no escaping pass over it (base64 needs none). The patch
+    /// is most of a response.
+    fn encode_review(&self) -> serde_json::Result<Vec<u8>> {
+        use base64::engine::general_purpose::STANDARD;
+        use serde::ser::Error as _;
+
+        let patch_len = match &self.patch {
+            Some(json) => base64::encoded_len(json.len(), true)
+                .ok_or_else(|| serde_json::Error::custom("patch too large to encode"))?,
+            None => 0,
+        };
+        let mut out = Vec::with_capacity(160 + self.uid.len() + patch_len);
+        out.extend_from_slice(b"{\"apiVersion\":");
+        serde_json::to_writer(&mut out, REVIEW_API_VERSION)?;
+        out.extend_from_slice(b",\"kind\":");
+        serde_json::to_writer(&mut out, REVIEW_KIND)?;
+        out.extend_from_slice(b",\"response\":{\"uid\":");
+        serde_json::to_writer(&mut out, self.uid)?;
+        let allowed: &[u8] = if self.allowed {
+            b",\"allowed\":true"
+        } else {
+            b",\"allowed\":false"
+        };
+        out.extend_from_slice(allowed);
+        if let Some(status) = &self.status {
+            out.extend_from_slice(b",\"status\":");
+            serde_json::to_writer(&mut out, status)?;
+        }
+        if let Some(json) = &self.patch {
+            out.extend_from_slice(b",\"patch\":\"");
+            let start = out.len();
+            out.resize(start + patch_len, 0);
+            STANDARD
+                .encode_slice(json, &mut out[start..])
+                .map_err(serde_json::Error::custom)?;
+            out.push(b'"');
+        }
+        if let Some(patch_type) = self.patch_type {
+            out.extend_from_slice(b",\"patchType\":");
+            serde_json::to_writer(&mut out, patch_type)?;
+        }
+        if !self.warnings.is_empty() {
+            out.extend_from_slice(b",\"warnings\":");
+            serde_json::to_writer(&mut out, &self.warnings)?;
+        }
+        out.extend_from_slice(b"}}");
+        Ok(out)
+    }
+}
+
 /// The JSON body of an HTTP-level error (malformed review, oversized body).
 pub fn error_body(message: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "error": message }))
         .unwrap_or_else(|_| b"{\"error\":\"internal error\"}".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// The reference encoding of a response: serde's, in the review envelope.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ResponseReview<'a> {
+        api_version: &'static str,
+        kind: &'static str,
+        response: &'a ResponseBody<'a>,
+    }
+
+    fn assert_encodes_like_serde(response: &ResponseBody<'_>) {
+        let reference = serde_json::to_vec(&ResponseReview {
+            api_version: REVIEW_API_VERSION,
+            kind: REVIEW_KIND,
+            response,
+        })
+        .unwrap();
+        let ours = response.encode_review().unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(reference).unwrap()
+        );
+    }
+
+    #[test]
+    fn response_encoding_matches_serde() {
+        let status = Some(
+            Status::failure("certweave.io/tls-proxy: \"x\" is not <ok>\n", "BadRequest")
+                .with_code(400),
+        );
+        for uid in ["", "705ab4f5-6393-11e8-b7cc-42010a800002", "a\"b\\c\u{1}é"] {
+            for (allowed, status) in [(true, None), (false, status.clone())] {
+                for patch in [None, Some(Vec::new()), Some(b"[{\"op\":\"add\"}]".to_vec())] {
+                    for warnings in [vec![], vec!["one \"quoted\"".to_owned(), "two".to_owned()]] {
+                        let patch_type = patch.as_ref().map(|_| "JSONPatch");
+                        assert_encodes_like_serde(&ResponseBody {
+                            uid,
+                            allowed,
+                            status: status.clone(),
+                            patch: patch.clone(),
+                            patch_type,
+                            warnings,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn response_encoding_matches_serde_for_any_patch_and_uid(
+            uid in ".{0,40}",
+            patch in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            assert_encodes_like_serde(&ResponseBody {
+                uid: &uid,
+                allowed: true,
+                status: None,
+                patch: Some(patch),
+                patch_type: Some("JSONPatch"),
+                warnings: Vec::new(),
+            });
+        }
+    }
+
+    /// What `AdmittedObject` must equal: the whole `Value`, minus the
+    /// top-level `metadata.managedFields`, in the same key order.
+    fn pruned_reference(text: &str) -> Result<Value, ()> {
+        let mut value: Value = serde_json::from_str(text).map_err(|_| ())?;
+        if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.retain(|key, _| key != SKIPPED_METADATA_FIELD);
+        }
+        Ok(value)
+    }
+
+    fn assert_prunes_like_reference(text: &str) {
+        let ours = serde_json::from_str::<AdmittedObject>(text).map(|o| o.0);
+        match (ours, pruned_reference(text)) {
+            (Ok(ours), Ok(reference)) => {
+                // Compare the encodings too: `Map` equality ignores key order.
+                assert_eq!(ours, reference, "{text}");
+                assert_eq!(ours.to_string(), reference.to_string(), "{text}");
+            }
+            (Err(_), Err(())) => {}
+            (ours, reference) => {
+                panic!("{text}: decoded {ours:?}, reference {reference:?}")
+            }
+        }
+    }
+
+    #[test]
+    fn admitted_object_skips_only_top_level_managed_fields() {
+        for text in [
+            r#"{"metadata":{"name":"a","managedFields":[{"manager":"m","fieldsV1":{"f:x":{}}}],"labels":{"k":"v"}}}"#,
+            r#"{"metadata":{"managedFields":5},"spec":{"template":{"metadata":{"managedFields":[1]}}}}"#,
+            r#"{"spec":{"metadata":{"managedFields":[]}},"metadata":{"managedFields":null}}"#,
+            r#"{"metadata":{"a":1,"managedFields":[],"a":2,"managedFields":{}}}"#,
+            r#"{"metadata":"x"}"#,
+            r#"{"metadata":null}"#,
+            r#"{"metadata":[{"managedFields":1}]}"#,
+            r#"{"metadata":{"metadata":{"managedFields":1}}}"#,
+            r#"{"n":[1,-2,3.5,1e400,18446744073709551615,-9223372036854775808,0.1],"s":"\u00e9\n"}"#,
+            r#"{"metadata":{"managedFields":[1,}}"#,
+            r#"{"metadata":{"managedFields":[1]"#,
+            r#"[{"metadata":{"managedFields":1}}]"#,
+            r#""string""#,
+            r#"null"#,
+            r#"12"#,
+            r#"{}"#,
+        ] {
+            assert_prunes_like_reference(text);
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_get_the_errors_of_from_slice() {
+        for body in [
+            &b"{\"apiVersion\":\"admission.k8s.io/v1\xff\"}"[..],
+            b"\xfe{}",
+            b"{\"request\":{\"uid\":\"\xc3\x28\"}}",
+            b"{\"request\":{\"uid\":\"a\"",
+            b"{\"kind\":\"\\ud800\"}",
+            b"",
+        ] {
+            let reference = serde_json::from_slice::<Envelope>(body).err().unwrap();
+            let ours = review(body, &MutationConfig::default()).unwrap_err();
+            assert_eq!(
+                ours.0,
+                format!("body is not a valid AdmissionReview: {reference}")
+            );
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[a-z\"\\\\é]{0,3}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            let key = prop_oneof![
+                Just("metadata".to_owned()),
+                Just("managedFields".to_owned()),
+                "[a-c]{0,2}"
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key, inner), 0..5)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn admitted_object_matches_reference_on_arbitrary_json(value in arb_json()) {
+            assert_prunes_like_reference(&value.to_string());
+        }
+    }
+
+    /// The review as computed before managedFields was skipped: the whole
+    /// object decoded as a `Value`, mutated, and diffed by json_patch itself.
+    /// Returns the decoded patch, or the denial message.
+    fn reference_outcome(body: &[u8]) -> Result<Option<Value>, String> {
+        let review: Value = serde_json::from_slice(body).unwrap();
+        let request = &review["request"];
+        let object = &request["object"];
+        let config = MutationConfig::default();
+        let outcome = match request["kind"]["kind"].as_str() {
+            Some("Pod") => pod::mutate_pod(
+                object,
+                request["namespace"].as_str().unwrap_or("default"),
+                &config,
+            ),
+            _ => ingress::mutate_ingress(object, &config),
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(outcome.object.and_then(|mutated| {
+            let ops = json_patch::diff(object, &mutated);
+            (!ops.0.is_empty()).then(|| serde_json::to_value(&ops).unwrap())
+        }))
+    }
+
+    fn outcome_of(body: &[u8]) -> Result<Option<Value>, String> {
+        let reviewed = review(body, &MutationConfig::default()).expect("well-formed review");
+        if let Some(denial) = reviewed.denial {
+            return Err(denial);
+        }
+        let response: Value = serde_json::from_slice(&reviewed.body).unwrap();
+        Ok(response["response"]["patch"].as_str().map(|b64| {
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            serde_json::from_slice(&json).unwrap()
+        }))
+    }
+
+    #[test]
+    fn reviews_match_a_review_of_the_whole_object() {
+        let pod: Value =
+            serde_json::from_str(include_str!("../../benches/fixtures/pod-review.json")).unwrap();
+        let ingress: Value =
+            serde_json::from_str(include_str!("../../benches/fixtures/ingress-review.json"))
+                .unwrap();
+        let mut bodies = vec![pod.clone(), ingress.clone()];
+        for managed_fields in [json!(null), json!(7), json!({"a": [1]}), json!([])] {
+            for base in [&pod, &ingress] {
+                let mut body = base.clone();
+                body["request"]["object"]["metadata"]["managedFields"] = managed_fields.clone();
+                bodies.push(body);
+            }
+        }
+        // Odd metadata: the mutations must fail (or pass) the same way.
+        for metadata in [json!("x"), json!(null), json!([{"managedFields": 1}])] {
+            for base in [&pod, &ingress] {
+                let mut body = base.clone();
+                body["request"]["object"]["metadata"] = metadata.clone();
+                bodies.push(body);
+            }
+        }
+        for body in bodies {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            assert_eq!(outcome_of(&bytes), reference_outcome(&bytes), "{body}");
+        }
+        assert!(matches!(
+            outcome_of(include_bytes!("../../benches/fixtures/pod-review.json")),
+            Ok(Some(_))
+        ));
+    }
 }
