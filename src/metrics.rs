@@ -65,12 +65,17 @@ impl WebhookMetrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(out).expect("Prometheus text is UTF-8")
+        render(&self.registry)
     }
+}
+
+/// The Prometheus text exposition of every metric in `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .expect("text encoding into a Vec cannot fail");
+    String::from_utf8(out).expect("Prometheus text is UTF-8")
 }
 
 impl Default for WebhookMetrics {

@@ -4,7 +4,7 @@
 //! registry rather than sharing the webhook's.
 
 use hyper::Version;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Counters and gauges of one proxy. Cheap to clone: every field is a
 /// handle onto the same shared value.
@@ -127,11 +127,7 @@ impl ProxyMetrics {
 
     /// The Prometheus text exposition of every proxy metric.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(out).expect("Prometheus text is UTF-8")
+        crate::metrics::render(&self.registry)
     }
 }
 
