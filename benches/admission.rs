@@ -12,7 +12,7 @@
 //!   the review (no mutation, no patch);
 //! - `kube_full`: the same kube-rs webhook doing certweave's mutation: decode
 //!   with kube, convert the object back to a `Value`, run the same pure
-//!   mutation, diff, `with_patch`, encode;
+//!   mutation, `json_patch::diff`, `with_patch`, encode;
 //!
 //! and a breakdown of `review()` into its stages. After criterion's own
 //! output, a table with ns/review and the ratios is printed, from a simple
@@ -102,7 +102,7 @@ fn kube_full(body: &[u8], config: &MutationConfig) -> usize {
     }
     .expect("fixture is valid");
     let mutated = outcome.object.expect("fixture is mutated");
-    let ops = patch::diff(&original, &mutated);
+    let ops = json_patch::diff(&original, &mutated);
     assert!(!ops.0.is_empty(), "kube path must produce a patch");
     response = response.with_patch(ops).expect("patch encodes");
     serde_json::to_vec(&response.into_review())
