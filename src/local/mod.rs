@@ -112,7 +112,7 @@ pub async fn run(
         http01_addr: options.http01_addr,
         http01: Http01Solver::new(),
         http01_server: tokio::sync::OnceCell::new(),
-        acme: std::sync::Mutex::new(HashMap::new()),
+        acme: tokio::sync::Mutex::new(HashMap::new()),
     });
     tracing::info!(ca = %builtin_path.display(), dir = %options.dir.display(), "certweave local starting");
 
@@ -422,7 +422,7 @@ struct Shared {
     /// Bound on first use: binding port 80 is only needed with ACME.
     http01_server: tokio::sync::OnceCell<Http01Server>,
     /// One ACME issuer (one account session) per issuer spec.
-    acme: std::sync::Mutex<AcmeSessions>,
+    acme: tokio::sync::Mutex<AcmeSessions>,
 }
 
 impl Shared {
@@ -459,8 +459,10 @@ impl Shared {
                 Ok(AnyIssuer::Ca(Arc::new(CaIssuer::from_pem(&cert, &ca_key)?)))
             }
             IssuerConfig::Acme(acme) => {
-                if let Some((cached_spec, issuer)) = self.acme.lock().expect("not poisoned").get(id)
-                {
+                // Held while a new issuer is built, so certificates
+                // starting together share one issuer and one account login.
+                let mut sessions = self.acme.lock().await;
+                if let Some((cached_spec, issuer)) = sessions.get(id) {
                     if cached_spec == spec {
                         return Ok(AnyIssuer::Acme(issuer.clone()));
                     }
@@ -469,10 +471,7 @@ impl Shared {
                     self.acme_issuer(id, acme, secret_namespace, secrets)
                         .await?,
                 );
-                self.acme
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(id.clone(), (spec.clone(), issuer.clone()));
+                sessions.insert(id.clone(), (spec.clone(), issuer.clone()));
                 Ok(AnyIssuer::Acme(issuer))
             }
         }

@@ -10,6 +10,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::engine::Bundle;
 
@@ -77,10 +78,10 @@ pub fn create_new_private(path: &Path, contents: &[u8]) -> io::Result<()> {
         .and_then(|n| n.to_str())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let staged = stage(dir, name, contents, PRIVATE)?;
-    // A hard link never replaces an existing file, unlike rename.
-    let linked = fs::hard_link(&staged.temp, path);
-    let _ = fs::remove_file(&staged.temp);
-    linked?;
+    // A hard link never replaces an existing file, unlike rename. Dropping
+    // `staged` removes the temporary name either way.
+    fs::hard_link(&staged.temp, path)?;
+    drop(staged);
     sync_dir(dir);
     Ok(())
 }
@@ -90,23 +91,33 @@ fn parent(path: &Path) -> &Path {
 }
 
 /// A complete, synced temporary file waiting to be renamed into place.
+/// Dropped uncommitted, it removes its temporary file.
 struct Staged {
     temp: PathBuf,
     target: PathBuf,
+    committed: bool,
 }
 
 impl Staged {
-    fn commit(self) -> io::Result<()> {
-        fs::rename(&self.temp, &self.target)
+    fn commit(mut self) -> io::Result<()> {
+        fs::rename(&self.temp, &self.target)?;
+        // The temporary name is free again and may already belong to
+        // another writer's file: never remove it after the rename.
+        self.committed = true;
+        Ok(())
     }
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        // After a successful rename the temporary name is gone already.
-        let _ = fs::remove_file(&self.temp);
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
     }
 }
+
+/// Distinguishes the temporary files of concurrent writers in one process.
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
 fn stage(dir: &Path, name: &str, contents: &[u8], mode: u32) -> io::Result<Staged> {
     let dir_or_here = if dir.as_os_str().is_empty() {
@@ -114,8 +125,9 @@ fn stage(dir: &Path, name: &str, contents: &[u8], mode: u32) -> io::Result<Stage
     } else {
         dir
     };
-    for attempt in 0u32..16 {
-        let temp = dir_or_here.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
+    for _attempt in 0u32..16 {
+        let unique = NEXT_TEMP.fetch_add(1, Ordering::Relaxed);
+        let temp = dir_or_here.join(format!(".{name}.{}.{unique}.tmp", std::process::id()));
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -133,6 +145,7 @@ fn stage(dir: &Path, name: &str, contents: &[u8], mode: u32) -> io::Result<Stage
         let staged = Staged {
             temp,
             target: dir_or_here.join(name),
+            committed: false,
         };
         file.write_all(contents)?;
         file.sync_all()?;
@@ -224,5 +237,44 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "two");
         #[cfg(unix)]
         assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_do_not_disturb_each_other() {
+        // Many tasks creating the same account key at once: exactly one
+        // wins, every other one is told it exists, none fails otherwise.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/account.key");
+        let outcomes: Vec<io::Result<()>> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..16)
+                .map(|i| {
+                    let path = &path;
+                    scope.spawn(move || create_new_private(path, format!("key {i}").as_bytes()))
+                })
+                .collect();
+            writers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let created = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(created, 1, "{outcomes:?}");
+        for outcome in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+            assert_eq!(outcome.kind(), io::ErrorKind::AlreadyExists, "{outcome}");
+        }
+        // And replacing writers all succeed, leaving no temporary files.
+        let replaced = dir.path().join("keys/state.json");
+        std::thread::scope(|scope| {
+            for i in 0..16 {
+                let replaced = &replaced;
+                scope.spawn(move || {
+                    for round in 0..20 {
+                        write_atomic(replaced, format!("{i}.{round}").as_bytes(), 0o644).unwrap();
+                    }
+                });
+            }
+        });
+        let names: Vec<_> = fs::read_dir(dir.path().join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 }
