@@ -2,7 +2,8 @@
 //! tests can run several servers side by side.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// The webhook's metrics.
@@ -81,5 +82,192 @@ pub fn render(registry: &Registry) -> String {
 impl Default for WebhookMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The controller's metrics, named as cert-manager names them where the
+/// meaning is the same, so existing dashboards and alerts keep working.
+#[derive(Clone)]
+pub struct ControllerMetrics {
+    registry: Registry,
+    /// `certmanager_certificate_expiration_timestamp_seconds`: the leaf's notAfter.
+    pub expiration: GaugeVec,
+    /// `certmanager_certificate_renewal_timestamp_seconds`: when renewal is due.
+    pub renewal: GaugeVec,
+    /// `certmanager_certificate_ready_status{condition}`: 1 for the current
+    /// condition (`True`, `False`, `Unknown`), 0 for the others.
+    pub ready: GaugeVec,
+    /// `certweave_issuance_total{issuer_kind,result}`.
+    pub issuance: IntCounterVec,
+    /// `certweave_issuance_duration_seconds{issuer_kind}`.
+    pub issuance_duration: HistogramVec,
+    /// `certweave_renewal_queue_depth`: certificates scheduled.
+    pub queue_depth: IntGauge,
+    /// `certweave_leader`: 1 while this replica holds the Lease.
+    pub leader: IntGauge,
+}
+
+/// The labels cert-manager puts on its per-certificate series.
+pub const CERTIFICATE_LABELS: [&str; 5] = [
+    "name",
+    "namespace",
+    "issuer_name",
+    "issuer_kind",
+    "issuer_group",
+];
+
+impl ControllerMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str, extra: &[&'static str]| {
+            let labels: Vec<&str> = CERTIFICATE_LABELS.iter().chain(extra).copied().collect();
+            let g = GaugeVec::new(Opts::new(name, help), &labels).expect("valid metric definition");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+            g
+        };
+        let expiration = gauge(
+            "certmanager_certificate_expiration_timestamp_seconds",
+            "The date after which the certificate expires, in seconds since the Unix epoch.",
+            &[],
+        );
+        let renewal = gauge(
+            "certmanager_certificate_renewal_timestamp_seconds",
+            "The time at which the certificate is due for renewal, in seconds since the Unix epoch.",
+            &[],
+        );
+        let ready = gauge(
+            "certmanager_certificate_ready_status",
+            "The ready status of the certificate: 1 for the current condition.",
+            &["condition"],
+        );
+        let issuance = IntCounterVec::new(
+            Opts::new(
+                "certweave_issuance_total",
+                "Issuance attempts, by issuer kind and result (success, failure).",
+            ),
+            &["issuer_kind", "result"],
+        )
+        .expect("valid metric definition");
+        let issuance_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "certweave_issuance_duration_seconds",
+                "Time from the start of an issuance to the Secret written, by issuer kind.",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]),
+            &["issuer_kind"],
+        )
+        .expect("valid metric definition");
+        let queue_depth = IntGauge::new(
+            "certweave_renewal_queue_depth",
+            "Certificates in the renewal queue.",
+        )
+        .expect("valid metric definition");
+        let leader = IntGauge::new(
+            "certweave_leader",
+            "1 while this replica holds the leader Lease and issues; 0 otherwise.",
+        )
+        .expect("valid metric definition");
+        for collector in [
+            Box::new(issuance.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(issuance_duration.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(leader.clone()),
+        ] {
+            registry.register(collector).expect("registered once");
+        }
+        Self {
+            registry,
+            expiration,
+            renewal,
+            ready,
+            issuance,
+            issuance_duration,
+            queue_depth,
+            leader,
+        }
+    }
+
+    /// Records a certificate's current state. `labels` are
+    /// [`CERTIFICATE_LABELS`] in order.
+    pub fn observe_certificate(
+        &self,
+        labels: [&str; 5],
+        ready: Option<bool>,
+        not_after: Option<std::time::SystemTime>,
+        renewal: Option<std::time::SystemTime>,
+    ) {
+        let seconds = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        };
+        if let Some(t) = not_after {
+            self.expiration.with_label_values(&labels).set(seconds(t));
+        }
+        if let Some(t) = renewal {
+            self.renewal.with_label_values(&labels).set(seconds(t));
+        }
+        let current = match ready {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        };
+        for condition in ["True", "False", "Unknown"] {
+            let mut with: Vec<&str> = labels.to_vec();
+            with.push(condition);
+            self.ready
+                .with_label_values(&with)
+                .set(if condition == current { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// Drops a deleted certificate's series.
+    pub fn forget_certificate(&self, labels: [&str; 5]) {
+        let _ = self.expiration.remove_label_values(&labels);
+        let _ = self.renewal.remove_label_values(&labels);
+        for condition in ["True", "False", "Unknown"] {
+            let mut with: Vec<&str> = labels.to_vec();
+            with.push(condition);
+            let _ = self.ready.remove_label_values(&with);
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn render(&self) -> String {
+        render(&self.registry)
+    }
+}
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_series_use_cert_manager_names_and_flip_ready() {
+        let m = ControllerMetrics::new();
+        let labels = ["web", "shop", "le", "ClusterIssuer", "cert-manager.io"];
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        m.observe_certificate(labels, Some(false), None, None);
+        m.observe_certificate(labels, Some(true), Some(t), Some(t));
+        let text = m.render();
+        assert!(text.contains("certmanager_certificate_expiration_timestamp_seconds{issuer_group=\"cert-manager.io\",issuer_kind=\"ClusterIssuer\",issuer_name=\"le\",name=\"web\",namespace=\"shop\"} 1800000000"), "{text}");
+        assert!(text.contains("condition=\"True\",issuer_group=\"cert-manager.io\",issuer_kind=\"ClusterIssuer\",issuer_name=\"le\",name=\"web\",namespace=\"shop\"} 1"), "{text}");
+        assert!(text.contains("condition=\"False\",issuer_group=\"cert-manager.io\",issuer_kind=\"ClusterIssuer\",issuer_name=\"le\",name=\"web\",namespace=\"shop\"} 0"), "{text}");
+        m.forget_certificate(labels);
+        assert!(!m.render().contains("name=\"web\""));
+        assert!(m.render().contains("certweave_renewal_queue_depth 0"));
     }
 }
