@@ -131,6 +131,10 @@ pub struct CertificateStatus {
     pub last_failure_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_private_key_secret_name: Option<String>,
+    /// When the next issuance attempt is due after failures: the backoff
+    /// schedule, kept here so a restarted controller keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<Time>,
 }
 
 /// A status condition (`Ready`, `Issuing`).
