@@ -9,6 +9,7 @@
 pub mod acme;
 pub mod any;
 pub mod ca;
+pub mod from_spec;
 pub mod selfsigned;
 
 use std::future::Future;

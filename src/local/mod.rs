@@ -26,11 +26,8 @@ use crate::api::issuer::{IssuerConfig, IssuerSpec};
 use crate::api::IssuerKind;
 use crate::engine::reconcile::{self, Managed, ReconcileError, Step};
 use crate::engine::renewal::RenewalQueue;
-use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
-use crate::issuers::acme::{
-    AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Server, Http01Solver,
-    Solvers, Trust,
-};
+use crate::issuers::acme::{AcmeIssuer, FileKeyStore, Http01Server, Http01Solver, Solvers};
+use crate::issuers::from_spec;
 use crate::issuers::any::AnyIssuer;
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::selfsigned::SelfSignedIssuer;
@@ -484,108 +481,34 @@ impl Shared {
         namespace: &str,
         secrets: &BTreeMap<ObjectKey, BTreeMap<String, String>>,
     ) -> Result<AcmeIssuer, IssueError> {
-        let secret_value = |selector: &crate::api::issuer::SecretKeySelector,
-                            default_key: &str,
-                            what: &str| {
-            let key = ObjectKey::new(namespace, selector.name.clone());
-            let field = selector
-                .key
-                .clone()
-                .unwrap_or_else(|| default_key.to_owned());
-            secrets
-                .get(&key)
-                .and_then(|values| values.get(&field))
-                .cloned()
-                .ok_or_else(|| {
-                    IssueError::Config(format!(
-                        "{id}: {what} is read from Secret {key} key {field:?}, which no manifest in the directory defines; add a v1 Secret manifest with it"
-                    ))
-                })
-        };
-        let mut config = AcmeConfig::new(acme.server.clone());
-        config.email = acme.email.clone();
-        config.preferred_chain = acme.preferred_chain.clone();
-        config.trust = if acme.skip_tls_verify {
-            Trust::InsecureSkipVerify
-        } else if let Some(bundle) = &acme.ca_bundle {
-            use base64::Engine;
-            let pem = base64::engine::general_purpose::STANDARD
-                .decode(bundle.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    IssueError::Config(format!(
-                        "{id}: spec.acme.caBundle is not base64-encoded PEM"
-                    ))
-                })?;
-            Trust::CaBundle(pem)
-        } else {
-            Trust::PublicRoots
-        };
-        if let Some(eab) = &acme.external_account_binding {
-            let hmac = secret_value(
-                &eab.key_secret_ref,
-                "secret",
-                "the external account binding key",
-            )?;
-            config.external_account_binding =
-                Some(ExternalAccountBinding::new(eab.key_id.clone(), &hmac)?);
-        }
+        let settings = from_spec::acme_settings(id, acme, namespace, secrets)?;
         let mut solvers = Solvers::default();
-        for solver in &acme.solvers {
-            if solver.http01.is_some() && solvers.http01.is_none() {
-                self.http01_server
-                    .get_or_try_init(|| self.http01.serve(self.http01_addr))
-                    .await
-                    .map_err(|e| {
-                        IssueError::Transient(format!(
-                            "cannot listen on {} for HTTP-01 challenges: {e}; free the port or set --http01-addr",
-                            self.http01_addr
-                        ))
-                    })?;
-                solvers.http01 = Some(self.http01.clone());
-            }
-            if let Some(rfc2136) = solver.dns01.as_ref().and_then(|d| d.rfc2136.as_ref()) {
-                if solvers.dns01.is_some() {
-                    continue;
-                }
-                let nameserver = if rfc2136.nameserver.contains(':') {
-                    rfc2136.nameserver.clone()
-                } else {
-                    format!("{}:53", rfc2136.nameserver)
-                };
-                let nameserver = nameserver.parse().map_err(|_| {
-                    IssueError::Config(format!(
-                        "{id}: rfc2136.nameserver {:?} is not an IP:PORT address",
-                        rfc2136.nameserver
+        if settings.http01 {
+            self.http01_server
+                .get_or_try_init(|| self.http01.serve(self.http01_addr))
+                .await
+                .map_err(|e| {
+                    IssueError::Transient(format!(
+                        "cannot listen on {} for HTTP-01 challenges: {e}; free the port or set --http01-addr",
+                        self.http01_addr
                     ))
                 })?;
-                let secret = match &rfc2136.tsig_secret_secret_ref {
-                    Some(selector) => secret_value(selector, "tsig-secret-key", "the TSIG secret")?,
-                    None => String::new(),
-                };
-                let algorithm = rfc2136
-                    .tsig_algorithm
-                    .as_deref()
-                    .unwrap_or("HMACSHA256")
-                    .parse()
-                    .map_err(|e| IssueError::Config(format!("{id}: rfc2136.tsigAlgorithm: {e}")))?;
-                let solver = Rfc2136Solver::new(Rfc2136Config {
-                    nameserver,
-                    tsig_key_name: rfc2136.tsig_key_name.clone().unwrap_or_default(),
-                    tsig_secret: secret,
-                    tsig_algorithm: algorithm,
-                })?;
-                solvers.dns01 = Some(Arc::new(solver));
-            }
+            solvers.http01 = Some(self.http01.clone());
         }
+        solvers.dns01 = settings
+            .dns01
+            .map(|d| d as Arc<dyn crate::issuers::acme::DnsSolver>);
         let account_key = self
             .root
             .join("state")
             .join("accounts")
             .join(namespace)
             .join(format!("{}.key", acme.private_key_secret_ref.name));
-        AcmeIssuer::new(config, Arc::new(FileKeyStore::new(account_key)), solvers)
+        AcmeIssuer::new(
+            settings.config,
+            Arc::new(FileKeyStore::new(account_key)),
+            solvers,
+        )
     }
 }
 

@@ -1,0 +1,146 @@
+//! From a `cert-manager.io/v1` ACME issuer spec to the engine's ACME
+//! settings, once for `certweave local` and the controller alike.
+//!
+//! The caller reads the Secrets the spec references (from manifests in a
+//! directory, or from the API server) and passes their contents in; this
+//! module only interprets. It decides nothing about where the account key
+//! lives or how HTTP-01 is served: those differ between the two callers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::api::issuer::{AcmeIssuer as AcmeSpec, SecretKeySelector};
+use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
+use crate::issuers::acme::{AcmeConfig, ExternalAccountBinding, Trust};
+use crate::issuers::IssueError;
+use crate::store::ObjectKey;
+
+/// Secret contents by Secret, then by key.
+pub type SecretValues = BTreeMap<ObjectKey, BTreeMap<String, String>>;
+
+/// What an ACME issuer spec asks of the engine.
+pub struct AcmeSettings {
+    pub config: AcmeConfig,
+    /// Whether a solver validates with HTTP-01.
+    pub http01: bool,
+    /// The first RFC 2136 DNS-01 solver, ready to use.
+    pub dns01: Option<Arc<Rfc2136Solver>>,
+}
+
+/// The Secrets (and keys) `acme` reads besides its account key: the EAB
+/// HMAC key and TSIG secrets. Fetch these before [`acme_settings`].
+pub fn referenced_secrets(acme: &AcmeSpec) -> Vec<(SecretKeySelector, &'static str)> {
+    let mut out = Vec::new();
+    if let Some(eab) = &acme.external_account_binding {
+        out.push((eab.key_secret_ref.clone(), "secret"));
+    }
+    for solver in &acme.solvers {
+        if let Some(selector) = solver
+            .dns01
+            .as_ref()
+            .and_then(|d| d.rfc2136.as_ref())
+            .and_then(|r| r.tsig_secret_secret_ref.as_ref())
+        {
+            out.push((selector.clone(), "tsig-secret-key"));
+        }
+    }
+    out
+}
+
+/// Interprets `acme`. `id` names the issuer in messages (`ClusterIssuer
+/// le`); Secrets are looked up in `namespace`.
+pub fn acme_settings(
+    id: &str,
+    acme: &AcmeSpec,
+    namespace: &str,
+    secrets: &SecretValues,
+) -> Result<AcmeSettings, IssueError> {
+    let secret_value = |selector: &SecretKeySelector, default_key: &str, what: &str| {
+        let key = ObjectKey::new(namespace, selector.name.clone());
+        let field = selector
+            .key
+            .clone()
+            .unwrap_or_else(|| default_key.to_owned());
+        secrets
+            .get(&key)
+            .and_then(|values| values.get(&field))
+            .cloned()
+            .ok_or_else(|| {
+                IssueError::Config(format!(
+                    "{id}: {what} is read from Secret {key} key {field:?}, which does not exist; create the Secret with that key"
+                ))
+            })
+    };
+    let mut config = AcmeConfig::new(acme.server.clone());
+    config.email = acme.email.clone();
+    config.preferred_chain = acme.preferred_chain.clone();
+    config.trust = if acme.skip_tls_verify {
+        Trust::InsecureSkipVerify
+    } else if let Some(bundle) = &acme.ca_bundle {
+        use base64::Engine;
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(bundle.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                IssueError::Config(format!(
+                    "{id}: spec.acme.caBundle is not base64-encoded PEM"
+                ))
+            })?;
+        Trust::CaBundle(pem)
+    } else {
+        Trust::PublicRoots
+    };
+    if let Some(eab) = &acme.external_account_binding {
+        let hmac = secret_value(
+            &eab.key_secret_ref,
+            "secret",
+            "the external account binding key",
+        )?;
+        config.external_account_binding =
+            Some(ExternalAccountBinding::new(eab.key_id.clone(), &hmac)?);
+    }
+    let mut http01 = false;
+    let mut dns01 = None;
+    for solver in &acme.solvers {
+        http01 |= solver.http01.is_some();
+        let Some(rfc2136) = solver.dns01.as_ref().and_then(|d| d.rfc2136.as_ref()) else {
+            continue;
+        };
+        if dns01.is_some() {
+            continue;
+        }
+        let nameserver = if rfc2136.nameserver.contains(':') {
+            rfc2136.nameserver.clone()
+        } else {
+            format!("{}:53", rfc2136.nameserver)
+        };
+        let nameserver = nameserver.parse().map_err(|_| {
+            IssueError::Config(format!(
+                "{id}: rfc2136.nameserver {:?} is not an IP:PORT address",
+                rfc2136.nameserver
+            ))
+        })?;
+        let secret = match &rfc2136.tsig_secret_secret_ref {
+            Some(selector) => secret_value(selector, "tsig-secret-key", "the TSIG secret")?,
+            None => String::new(),
+        };
+        let algorithm = rfc2136
+            .tsig_algorithm
+            .as_deref()
+            .unwrap_or("HMACSHA256")
+            .parse()
+            .map_err(|e| IssueError::Config(format!("{id}: rfc2136.tsigAlgorithm: {e}")))?;
+        dns01 = Some(Arc::new(Rfc2136Solver::new(Rfc2136Config {
+            nameserver,
+            tsig_key_name: rfc2136.tsig_key_name.clone().unwrap_or_default(),
+            tsig_secret: secret,
+            tsig_algorithm: algorithm,
+        })?));
+    }
+    Ok(AcmeSettings {
+        config,
+        http01,
+        dns01,
+    })
+}
