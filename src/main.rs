@@ -43,6 +43,23 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run in a cluster: webhook, controllers, issuance engine and renewal
+    /// queue in one process.
+    ///
+    /// Every replica serves the admission webhook on --webhook-addr and
+    /// /metrics, /healthz, /readyz on --metrics-addr (ready once its caches
+    /// have synced). With --leader-elect, the replica holding the Lease
+    /// certweave-controller in --namespace issues and renews; without it,
+    /// this replica always does. Without --tls-cert-file/--tls-key-file the
+    /// webhook's serving certificate is self-managed: a CA and certificate
+    /// in Secret --webhook-secret-name, and the caBundle of the
+    /// MutatingWebhookConfiguration --webhook-config-name kept in sync.
+    ///
+    /// Example:
+    ///   certweave controller --leader-elect \
+    ///     --default-issuer ClusterIssuer/letsencrypt-prod
+    #[command(verbatim_doc_comment)]
+    Controller(ControllerArgs),
     /// Serve the mutating admission webhook alone (no cluster access needed).
     ///
     /// Serves POST /mutate (admission.k8s.io/v1 AdmissionReview for
@@ -154,6 +171,95 @@ impl MutationArgs {
             proxy_image: self.proxy_image,
         }
     }
+}
+
+#[derive(Args)]
+struct ControllerArgs {
+    /// Kubeconfig to use; default: in-cluster service account, else
+    /// $KUBECONFIG or ~/.kube/config.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Where the admission webhook listens (HTTPS).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9443")]
+    webhook_addr: SocketAddr,
+    /// Where /metrics, /healthz and /readyz are served (plain HTTP).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9402")]
+    metrics_addr: SocketAddr,
+    /// Where ACME HTTP-01 challenges are answered (plain HTTP).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8089")]
+    solver_addr: SocketAddr,
+    /// Serving certificate for the webhook (reloaded on change); without
+    /// it the certificate is self-managed.
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// Private key for --tls-cert-file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// Elect a leader with a coordination.k8s.io/v1 Lease; only the leader
+    /// issues and renews.
+    #[arg(long)]
+    leader_elect: bool,
+    /// The controller's namespace: ClusterIssuer Secrets, the Lease, the
+    /// webhook serving Secret.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "certweave")]
+    namespace: String,
+    /// This replica's name, the Lease holder identity (default: $POD_NAME,
+    /// else the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// This replica's Pod IP, where HTTP-01 challenge routes point.
+    #[arg(long, env = "POD_IP")]
+    pod_ip: Option<String>,
+    /// MutatingWebhookConfiguration whose caBundle a self-managed serving
+    /// certificate keeps in sync.
+    #[arg(long, default_value = "certweave")]
+    webhook_config_name: String,
+    /// Service in front of the webhook; the self-managed certificate
+    /// covers SERVICE.NAMESPACE.svc.
+    #[arg(long, default_value = "certweave-webhook")]
+    webhook_service_name: String,
+    /// Secret holding the self-managed webhook CA and serving certificate.
+    #[arg(long, default_value = "certweave-webhook-tls")]
+    webhook_secret_name: String,
+    /// Certificates evaluated or issued at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    #[command(flatten)]
+    mutation: MutationArgs,
+}
+
+fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let identity = args.identity.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("certweave-{}", std::process::id()))
+    });
+    runtime.block_on(certweave::controller::run(
+        certweave::controller::ControllerOptions {
+            kubeconfig: args.kubeconfig,
+            webhook_addr: args.webhook_addr,
+            metrics_addr: args.metrics_addr,
+            solver_addr: args.solver_addr,
+            tls_files: args.tls_cert_file.zip(args.tls_key_file),
+            mutation: args.mutation.into_config(),
+            leader_elect: args.leader_elect,
+            namespace: args.namespace,
+            identity,
+            pod_ip: args.pod_ip,
+            webhook_config_name: args.webhook_config_name,
+            webhook_service_name: args.webhook_service_name,
+            webhook_secret_name: args.webhook_secret_name,
+            concurrency: args.concurrency,
+        },
+        shutdown_signal(),
+    ))?;
+    Ok(())
 }
 
 #[derive(Args)]
@@ -356,6 +462,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
+        Command::Controller(args) => exit_runtime(run_controller(args)),
         Command::Webhook(args) => exit_runtime(run_webhook(args)),
         Command::Inject(args) => run_inject(args),
         Command::Local(args) if !args.dir.is_dir() => {

@@ -24,6 +24,14 @@ use crate::engine::{CertificateRequest, KeyUsage, DEFAULT_DURATION};
 use crate::pki::{KeyAlgorithm, KeyEncoding};
 
 /// A desired certificate: which names, from which issuer, into which Secret.
+///
+/// The CRD's CEL rules (`x-kubernetes-validations`) repeat the cheap,
+/// structural checks of [`CertificateSpec::plan`] so `kubectl apply` refuses
+/// the common mistakes at once; `plan` stays the authority and reports the
+/// rest (durations, DNS syntax) on the Certificate's `Ready` condition. The
+/// schema declares no `default`s, as cert-manager's does not: defaults are
+/// applied by `plan`, so a Certificate written by the ingress shim without
+/// `duration` stays equal to what the API server stores.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[kube(
     group = "cert-manager.io",
@@ -33,71 +41,143 @@ use crate::pki::{KeyAlgorithm, KeyEncoding};
     status = "CertificateStatus",
     shortname = "cert",
     shortname = "certs",
+    category = "cert-manager",
+    doc = "A Certificate asks for an X.509 certificate, kept valid and renewed in the Secret named by spec.secretName.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretName"}"#,
     printcolumn = r#"{"name":"Issuer","type":"string","jsonPath":".spec.issuerRef.name"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.dnsNames) && size(self.dnsNames) > 0) || (has(self.ipAddresses) && size(self.ipAddresses) > 0) || (has(self.uris) && size(self.uris) > 0) || (has(self.emailAddresses) && size(self.emailAddresses) > 0) || has(self.commonName)",
+        "message": "spec: the certificate names no subject; set at least one of dnsNames, ipAddresses, uris, emailAddresses or commonName"
+    },
+    {
+        "rule": "!has(self.renewBefore) || !has(self.renewBeforePercentage)",
+        "message": "spec.renewBefore and spec.renewBeforePercentage are both set; keep only one of them"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateSpec {
-    /// Secret that receives `tls.crt`, `tls.key` and `ca.crt`.
+    /// Secret that receives `tls.crt`, `tls.key` and `ca.crt`, in the
+    /// Certificate's namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
     pub secret_name: String,
+    /// Subject common name; at most 64 characters (TLS clients ignore it
+    /// when any subject alternative name is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
     pub common_name: Option<String>,
+    /// DNS subject alternative names (`*.example.com` for a wildcard).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
+    /// IP address subject alternative names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_addresses: Vec<String>,
+    /// URI subject alternative names (e.g. SPIFFE IDs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uris: Vec<String>,
+    /// Email subject alternative names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub email_addresses: Vec<String>,
-    /// Requested lifetime as a Go duration; default `2160h`.
+    /// Requested lifetime as a Go duration (`2160h`, `90m`); at least `1m`.
+    /// Defaults to `2160h` (90 days). An issuer may ignore it (ACME servers
+    /// usually do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
-    /// How long before expiry to renew; default a third of the lifetime.
+    /// How long before expiry to renew, as a Go duration shorter than
+    /// `duration`; default a third of the lifetime. Not with
+    /// `renewBeforePercentage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_before: Option<String>,
-    /// Renew when this percentage of the lifetime remains (alternative to `renewBefore`).
+    /// Renew when this percentage of the lifetime remains, 1 to 99
+    /// (alternative to `renewBefore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 99))]
     pub renew_before_percentage: Option<i32>,
+    /// The Issuer or ClusterIssuer that signs the certificate.
     pub issuer_ref: IssuerReference,
+    /// Key algorithm, size, encoding and rotation policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<CertificatePrivateKey>,
+    /// Key usages requested in the certificate; the issuer's defaults when
+    /// empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "usages_schema")]
     pub usages: Vec<String>,
+    /// Ask for a CA certificate (adds `cert sign`).
     #[serde(default, rename = "isCA", skip_serializing_if = "std::ops::Not::not")]
     pub is_ca: bool,
+    /// Labels and annotations copied onto the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_template: Option<SecretTemplate>,
 }
 
+/// The `usages` certweave can put in a certificate, in cert-manager's
+/// spelling; the CRD accepts only these (see [`KeyUsage::parse`]).
+pub const SUPPORTED_USAGES: [&str; 6] = [
+    "digital signature",
+    "key encipherment",
+    "cert sign",
+    "crl sign",
+    "server auth",
+    "client auth",
+];
+
+fn usages_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {"type": "string", "enum": SUPPORTED_USAGES},
+    })
+}
+
 /// `issuerRef`: kind defaults to `Issuer`, group to `cert-manager.io`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.kind) || self.kind in ['', 'Issuer', 'ClusterIssuer'] || (has(self.group) && !(self.group in ['', 'cert-manager.io']))",
+        "message": "spec.issuerRef.kind must be Issuer or ClusterIssuer for group cert-manager.io; use ClusterIssuer for a cluster-wide issuer, or omit kind for an Issuer in this namespace"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerReference {
+    /// Name of the Issuer (in the Certificate's namespace) or ClusterIssuer.
+    #[schemars(length(min = 1))]
     pub name: String,
+    /// `Issuer` (default) or `ClusterIssuer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// `cert-manager.io` (default); certweave serves no other issuer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
 }
 
 /// `privateKey`: how the key is generated, encoded and rotated.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.size) || (has(self.algorithm) && self.algorithm == 'Ed25519') || ((has(self.algorithm) && self.algorithm == 'ECDSA') ? self.size in [256, 384] : (self.size >= 2048 && self.size <= 8192))",
+        "message": "spec.privateKey.size does not fit the algorithm; use 2048 to 8192 for RSA, 256 or 384 for ECDSA (P-521 is not supported), or omit it"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct CertificatePrivateKey {
     /// `RSA` (default), `ECDSA` or `Ed25519`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["RSA", "ECDSA", "Ed25519"]))]
     pub algorithm: Option<String>,
     /// Bits for RSA (default 2048), curve size for ECDSA (default 256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i32>,
     /// `PKCS1` (default) or `PKCS8`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["PKCS1", "PKCS8"]))]
     pub encoding: Option<String>,
     /// `Always` (default: a new key on every issuance) or `Never`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["Never", "Always"]))]
     pub rotation_policy: Option<String>,
 }
 
@@ -105,8 +185,10 @@ pub struct CertificatePrivateKey {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretTemplate {
+    /// Labels set on the Secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Annotations set on the Secret, next to the cert-manager.io ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }

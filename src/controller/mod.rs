@@ -1,5 +1,284 @@
-//! Kubernetes-facing logic that turns cluster objects into Certificates.
-//! Pure functions live here so `certweave local` and the in-cluster
-//! controller derive exactly the same Certificates from the same objects.
+//! `certweave controller`: the cluster add-on.
+//!
+//! Every replica serves the admission webhook and the metrics port and keeps
+//! the caches (Certificates, Issuers, ClusterIssuers; Secrets only by label
+//! and metadata only). The leader — one replica, chosen with a
+//! `coordination.k8s.io/v1` Lease — also issues and renews, writes issuer
+//! status, runs the Ingress shim and Pod certificates, and keeps the
+//! webhook's own serving certificate fresh.
+//!
+//! Pure derivations (which Certificates an Ingress or a Pod asks for) live
+//! in [`ingress_shim`] and [`pod_certificates`], shared with
+//! `certweave local`.
 
+pub mod certificates;
+pub mod health;
 pub mod ingress_shim;
+pub mod issuers;
+pub mod leader;
+pub mod owned;
+pub mod pod_certificates;
+pub mod watch;
+pub mod webhook_cert;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+use tokio::sync::{mpsc, watch as signal};
+
+use crate::issuers::acme::Http01Solver;
+use crate::metrics::ControllerMetrics;
+use crate::store::kube::KubeStore;
+use crate::webhook::server::{ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL};
+use crate::webhook::MutationConfig;
+
+/// Settings of `certweave controller`.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub webhook_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub solver_addr: SocketAddr,
+    /// Serving certificate files; `None` means self-managed.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    pub mutation: MutationConfig,
+    pub leader_elect: bool,
+    /// The controller's own namespace.
+    pub namespace: String,
+    /// This replica's name (the Lease holder identity).
+    pub identity: String,
+    /// This replica's Pod IP: HTTP-01 challenge routes point at it.
+    pub pod_ip: Option<String>,
+    pub webhook_config_name: String,
+    pub webhook_service_name: String,
+    pub webhook_secret_name: String,
+    /// Evaluations running at once.
+    pub concurrency: usize,
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot connect to the Kubernetes API: {0}; set --kubeconfig or run in a Pod with a service account")]
+    Connect(String),
+    #[error("webhook: {0}")]
+    Webhook(#[from] crate::webhook::server::ServeError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("self-managed serving certificate: {0}")]
+    ServingCertificate(String),
+}
+
+/// Runs until `shutdown` completes.
+pub async fn run(
+    options: ControllerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let client = connect(options.kubeconfig.as_deref()).await?;
+    let (stop_tx, stop_rx) = signal::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let metrics = ControllerMetrics::new();
+    let ready = health::Readiness::default();
+
+    // Caches, on every replica: readiness means they are synced.
+    let caches = watch::Caches::start(client.clone(), ready.clone());
+
+    let http01 = Http01Solver::new();
+    let solver = http01
+        .serve(options.solver_addr)
+        .await
+        .map_err(|source| ControllerError::Bind {
+            addr: options.solver_addr,
+            source,
+        })?;
+    tracing::info!(addr = %solver.local_addr(), "answering ACME HTTP-01 challenges");
+
+    // The serving certificate: given files, or the self-managed Secret
+    // mirrored into files every replica serves from.
+    let (cert_file, key_file) = match &options.tls_files {
+        Some((cert, key)) => (cert.clone(), key.clone()),
+        None => webhook_cert::mirror_to_files(&client, &options, stopped())
+            .await
+            .map_err(ControllerError::ServingCertificate)?,
+    };
+    let server = WebhookServer::bind(ServeOptions {
+        addr: options.webhook_addr,
+        cert_file,
+        key_file,
+        mutation: options.mutation.clone(),
+        reload_interval: DEFAULT_RELOAD_INTERVAL,
+        client_timeout: CLIENT_TIMEOUT,
+    })
+    .await?;
+    let webhook_metrics = server.metrics();
+    tracing::info!(addr = %server.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving the admission webhook");
+    let webhook = tokio::spawn(server.run(stopped()));
+
+    let health_server = health::serve(
+        options.metrics_addr,
+        metrics.clone(),
+        webhook_metrics,
+        ready.clone(),
+        stopped(),
+    )
+    .await
+    .map_err(|source| ControllerError::Bind {
+        addr: options.metrics_addr,
+        source,
+    })?;
+
+    let reporter = Reporter {
+        controller: "certweave".into(),
+        instance: Some(options.identity.clone()),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let resolver = Arc::new(issuers::IssuerResolver::new(
+        client.clone(),
+        options.namespace.clone(),
+        caches.issuers.clone(),
+        caches.cluster_issuers.clone(),
+        http01.clone(),
+    ));
+
+    let leadership = leader::Leadership::start(&client, &options, metrics.clone(), stopped()).await;
+    let options = Arc::new(options);
+    // Leader work: started on gaining the lease, stopped on losing it.
+    let mut leading = leadership.subscribe();
+    let mut stop_rx = {
+        let (tx, rx) = signal::channel(false);
+        let wait = stopped();
+        tokio::spawn(async move {
+            wait.await;
+            let _ = tx.send(true);
+        });
+        rx
+    };
+    loop {
+        if *stop_rx.borrow() {
+            break;
+        }
+        if *leading.borrow() {
+            tracing::info!(identity = %options.identity, "leading: issuing and renewing");
+            let (lost_tx, lost_rx) = signal::channel(false);
+            let lost = move || {
+                let mut rx = lost_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+            };
+            let work = tokio::spawn(lead(
+                client.clone(),
+                options.clone(),
+                caches.clone(),
+                resolver.clone(),
+                metrics.clone(),
+                recorder.clone(),
+                lost,
+            ));
+            tokio::select! {
+                _ = stop_rx.wait_for(|s| *s) => {}
+                _ = leading.wait_for(|l| !*l) => {
+                    tracing::warn!("lost the leader Lease; stopping issuance");
+                }
+            }
+            let _ = lost_tx.send(true);
+            let _ = work.await;
+        } else {
+            tokio::select! {
+                _ = stop_rx.wait_for(|s| *s) => {}
+                _ = leading.wait_for(|l| *l) => {}
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    leadership.release().await;
+    let _ = webhook.await;
+    let _ = health_server.await;
+    drop(solver);
+    Ok(())
+}
+
+/// The leader's work, until `lost` completes.
+async fn lead<F, Fut>(
+    client: Client,
+    options: Arc<ControllerOptions>,
+    caches: watch::Caches,
+    resolver: Arc<issuers::IssuerResolver>,
+    metrics: ControllerMetrics,
+    recorder: Recorder,
+    lost: F,
+) where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    caches.wait_synced().await;
+    let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
+    let controller = Arc::new(certificates::CertificateController {
+        store: KubeStore::new(client.clone()),
+        resolver: resolver.clone(),
+        certificates: caches.certificates.clone(),
+        metrics,
+        recorder,
+        concurrency: options.concurrency,
+    });
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(controller.run(trigger_rx, lost())));
+    tasks.push(tokio::spawn(watch::forward_triggers(
+        client.clone(),
+        caches.clone(),
+        resolver.clone(),
+        trigger_tx,
+        lost(),
+    )));
+    tasks.push(tokio::spawn(owned::run(
+        client.clone(),
+        caches.certificates.clone(),
+        options.mutation.clone(),
+        lost(),
+    )));
+    if options.tls_files.is_none() {
+        tasks.push(tokio::spawn(webhook_cert::maintain(
+            client.clone(),
+            options.clone(),
+            lost(),
+        )));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<Client, ControllerError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| ControllerError::Connect(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|e| ControllerError::Connect(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ControllerError::Connect(e.to_string()))?,
+    };
+    let mut config = config;
+    config.read_timeout = Some(Duration::from_secs(300));
+    Client::try_from(config).map_err(|e| ControllerError::Connect(e.to_string()))
+}

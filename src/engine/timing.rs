@@ -31,9 +31,16 @@ impl RenewBefore {
     }
 
     /// The renewal time of a certificate valid from `not_before` to `not_after`.
+    /// Whole seconds, rounded down: statuses store seconds (Kubernetes
+    /// `metav1.Time`), and a time that survives a round trip unchanged keeps
+    /// a reconcile from rewriting an unchanged status.
     pub fn renewal_time(self, not_before: SystemTime, not_after: SystemTime) -> SystemTime {
         let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-        not_after - self.before_expiry(lifetime)
+        let exact = not_after - self.before_expiry(lifetime);
+        let since_epoch = exact
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        std::time::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs())
     }
 }
 

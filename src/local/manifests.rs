@@ -13,12 +13,12 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::certificate::{Certificate, CertificatePlan, CertificateSpec, IssuerReference};
+use crate::api::certificate::{Certificate, CertificatePlan, CertificateSpec};
 use crate::api::issuer::{ClusterIssuer, Issuer, IssuerSpec};
 use crate::controller::ingress_shim::certificates_for_ingress;
 use crate::inject::template_pointer;
 use crate::store::ObjectKey;
-use crate::webhook::pod::PodCertificateRequest;
+use crate::controller::pod_certificates::certificate_for_pod;
 use crate::webhook::MutationConfig;
 
 /// A Certificate wanted by the manifests, with where it came from.
@@ -243,33 +243,23 @@ impl Manifests {
     /// Certificate the controller would create for it (shared by every Pod
     /// naming the same Secret).
     fn add_pod_certificate(&mut self, source: &str, pod: &Value, namespace: &str, what: &str) {
-        let request = match PodCertificateRequest::from_pod(pod, namespace) {
-            Ok(Some(request)) => request,
+        let wanted = match certificate_for_pod(pod, namespace) {
+            Ok(Some(wanted)) => wanted,
             Ok(None) => return,
             Err(e) => {
                 self.errors.push(format!("{source} ({what}): {e}"));
                 return;
             }
         };
-        let key = ObjectKey::new(namespace, request.secret_name.clone());
+        let key = ObjectKey::new(namespace, wanted.name.clone());
         if self
             .certificates
             .get(&key)
-            .is_some_and(|c| c.spec.dns_names == request.dns_names)
+            .is_some_and(|c| c.spec.dns_names == wanted.spec.dns_names)
         {
             return;
         }
-        let spec = CertificateSpec {
-            secret_name: request.secret_name.clone(),
-            dns_names: request.dns_names,
-            issuer_ref: IssuerReference {
-                name: request.issuer.name.clone(),
-                kind: Some(request.issuer.kind.as_str().to_owned()),
-                group: None,
-            },
-            ..CertificateSpec::default()
-        };
-        self.add_certificate(format!("{source} ({what})"), key, spec);
+        self.add_certificate(format!("{source} ({what})"), key, wanted.spec);
     }
 
     fn add_certificate(&mut self, source: String, key: ObjectKey, spec: CertificateSpec) {

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod fs;
+pub mod kube;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -142,6 +143,9 @@ pub enum StoreError {
     },
     #[error("{path}: corrupt state: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// A Kubernetes API request failed (the store in a cluster).
+    #[error("{object}: {reason}")]
+    Api { object: String, reason: String },
 }
 
 /// Where certificates and their status live: a local directory

@@ -108,6 +108,12 @@ impl WebhookServer {
         })
     }
 
+    /// The webhook's metrics, for a process that serves them elsewhere
+    /// (the controller's metrics port).
+    pub fn metrics(&self) -> WebhookMetrics {
+        self.metrics.clone()
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()

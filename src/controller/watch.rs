@@ -1,0 +1,344 @@
+//! What the controller watches, and what each change triggers.
+//!
+//! Certificates, Issuers and ClusterIssuers are cached in full (they are
+//! small and few). Secrets are never cached: only those carrying the
+//! managed-Secret label are watched, metadata only — caching every Secret
+//! is what costs cert-manager users gigabytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store as Cache};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::certificate::Certificate;
+use crate::api::issuer::{ClusterIssuer, Issuer};
+use crate::api::{IssuerKind, IssuerRef};
+use crate::engine::reconcile::secret_annotations;
+use crate::store::kube::MANAGED_SECRET_LABEL;
+use crate::store::ObjectKey;
+
+use super::certificates::{key_of, Trigger};
+use super::health::Readiness;
+use super::issuers::{self, IssuerResolver};
+
+/// A change seen in a cache.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Certificate {
+        key: ObjectKey,
+        generation: Option<i64>,
+        deleted: bool,
+    },
+    /// An Issuer (`namespace: Some`) or ClusterIssuer changed.
+    Issuer {
+        namespace: Option<String>,
+        name: String,
+        generation: Option<i64>,
+    },
+    /// The cache was rebuilt after a watch error: treat everything as
+    /// changed.
+    Resync,
+}
+
+/// The caches every replica keeps, and the stream of their changes.
+#[derive(Clone)]
+pub struct Caches {
+    pub certificates: Cache<Certificate>,
+    pub issuers: Cache<Issuer>,
+    pub cluster_issuers: Cache<ClusterIssuer>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Caches {
+    /// Starts the watches; `ready` is set once all have listed.
+    pub fn start(client: Client, ready: Readiness) -> Self {
+        let (changes, _) = broadcast::channel(4096);
+        let certificates = spawn_reflector(
+            Api::<Certificate>::all(client.clone()),
+            changes.clone(),
+            |c: &Certificate, deleted| Change::Certificate {
+                key: key_of(c),
+                generation: c.meta().generation,
+                deleted,
+            },
+        );
+        let issuers = spawn_reflector(
+            Api::<Issuer>::all(client.clone()),
+            changes.clone(),
+            |i: &Issuer, _| Change::Issuer {
+                namespace: i.namespace(),
+                name: i.name_any(),
+                generation: i.meta().generation,
+            },
+        );
+        let cluster_issuers = spawn_reflector(
+            Api::<ClusterIssuer>::all(client),
+            changes.clone(),
+            |i: &ClusterIssuer, _| Change::Issuer {
+                namespace: None,
+                name: i.name_any(),
+                generation: i.meta().generation,
+            },
+        );
+        let caches = Self {
+            certificates,
+            issuers,
+            cluster_issuers,
+            changes,
+        };
+        let waiting = caches.clone();
+        tokio::spawn(async move {
+            waiting.wait_synced().await;
+            tracing::info!("caches synced");
+            ready.set_ready();
+        });
+        caches
+    }
+
+    pub async fn wait_synced(&self) {
+        let _ = self.certificates.wait_until_ready().await;
+        let _ = self.issuers.wait_until_ready().await;
+        let _ = self.cluster_issuers.wait_until_ready().await;
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
+
+fn spawn_reflector<K>(
+    api: Api<K>,
+    changes: broadcast::Sender<Change>,
+    change: impl Fn(&K, bool) -> Change + Send + 'static,
+) -> Cache<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+        .default_backoff();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Apply(object)) | Ok(Event::InitApply(object)) => {
+                    let _ = changes.send(change(&object, false));
+                }
+                Ok(Event::Delete(object)) => {
+                    let _ = changes.send(change(&object, true));
+                }
+                Ok(Event::InitDone) => {
+                    let _ = changes.send(Change::Resync);
+                }
+                Ok(Event::Init) => {}
+                Err(e) => tracing::warn!(
+                    kind = %K::kind(&()),
+                    error = %e,
+                    "watch failed; retrying with backoff"
+                ),
+            }
+        }
+    });
+    reader
+}
+
+/// Turns changes into Certificate triggers and issuer status updates, for
+/// the leader, until `stop`.
+pub async fn forward_triggers(
+    client: Client,
+    caches: Caches,
+    resolver: Arc<IssuerResolver>,
+    triggers: mpsc::UnboundedSender<Trigger>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut changes = caches.subscribe();
+    let mut seen_generation: HashMap<ObjectKey, Option<i64>> = caches
+        .certificates
+        .state()
+        .iter()
+        .map(|c| (key_of(c), c.meta().generation))
+        .collect();
+    let mut seen_issuers: HashMap<(Option<String>, String), Option<i64>> = HashMap::new();
+    // Every issuer's status is checked once on gaining leadership.
+    let mut pending_issuers: Vec<(Option<String>, String)> = all_issuers(&caches);
+    let secrets = Api::<PartialObjectMeta<Secret>>::all(client.clone());
+    let secret_events = watcher::watcher(
+        secrets,
+        watcher::Config::default().labels(&format!("{MANAGED_SECRET_LABEL}=true")),
+    )
+    .default_backoff();
+    let mut secret_events = std::pin::pin!(secret_events);
+    tokio::pin!(stop);
+    loop {
+        for (namespace, name) in pending_issuers.drain(..) {
+            let client = client.clone();
+            let caches = caches.clone();
+            let resolver = resolver.clone();
+            let triggers = triggers.clone();
+            tokio::spawn(async move {
+                check_issuer(&client, &caches, &resolver, namespace.as_deref(), &name).await;
+                // Certificates waiting for this issuer may go ahead now.
+                for certificate in caches.certificates.state() {
+                    if references(&certificate, namespace.as_deref(), &name) {
+                        let _ = triggers.send(Trigger::Touched(key_of(&certificate)));
+                    }
+                }
+            });
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            change = changes.recv() => match change {
+                Ok(Change::Certificate { key, generation, deleted }) => {
+                    if deleted {
+                        seen_generation.remove(&key);
+                        let _ = triggers.send(Trigger::Deleted(key));
+                    } else if seen_generation.get(&key) != Some(&generation) {
+                        seen_generation.insert(key.clone(), generation);
+                        let _ = triggers.send(Trigger::SpecChanged(key));
+                    }
+                }
+                Ok(Change::Issuer { namespace, name, generation }) => {
+                    let id = (namespace, name);
+                    if seen_issuers.get(&id) != Some(&generation) {
+                        seen_issuers.insert(id.clone(), generation);
+                        pending_issuers.push(id);
+                    }
+                }
+                Ok(Change::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    for certificate in caches.certificates.state() {
+                        let key = key_of(&certificate);
+                        if seen_generation.get(&key) != Some(&certificate.meta().generation) {
+                            seen_generation.insert(key.clone(), certificate.meta().generation);
+                            let _ = triggers.send(Trigger::SpecChanged(key));
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            event = secret_events.next() => match event {
+                Some(Ok(Event::Apply(secret) | Event::InitApply(secret) | Event::Delete(secret))) => {
+                    let namespace = secret.namespace().unwrap_or_default();
+                    if let Some(certificate) = secret
+                        .annotations()
+                        .get(secret_annotations::CERTIFICATE_NAME)
+                    {
+                        let _ = triggers.send(Trigger::Touched(ObjectKey::new(namespace, certificate.clone())));
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "Secret watch failed; retrying with backoff"),
+                None => return,
+            },
+        }
+    }
+}
+
+fn all_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
+    let mut out: Vec<_> = caches
+        .issuers
+        .state()
+        .iter()
+        .map(|i| (i.namespace(), i.name_any()))
+        .collect();
+    out.extend(
+        caches
+            .cluster_issuers
+            .state()
+            .iter()
+            .map(|i| (None, i.name_any())),
+    );
+    out
+}
+
+fn references(certificate: &Certificate, namespace: Option<&str>, name: &str) -> bool {
+    let reference = &certificate.spec.issuer_ref;
+    if reference.name != name {
+        return false;
+    }
+    match (reference.kind.as_deref().unwrap_or("Issuer"), namespace) {
+        ("ClusterIssuer", None) => true,
+        ("Issuer", Some(ns)) => certificate.namespace().as_deref() == Some(ns),
+        _ => false,
+    }
+}
+
+async fn check_issuer(
+    client: &Client,
+    caches: &Caches,
+    resolver: &IssuerResolver,
+    namespace: Option<&str>,
+    name: &str,
+) {
+    let (reference, previous, generation) = match namespace {
+        Some(ns) => {
+            let Some(issuer) = caches
+                .issuers
+                .get(&reflector::ObjectRef::new(name).within(ns))
+            else {
+                return;
+            };
+            (
+                IssuerRef {
+                    kind: IssuerKind::Issuer,
+                    name: name.to_owned(),
+                },
+                issuer.status.as_ref().and_then(|s| {
+                    s.conditions.iter().find(|c| c.type_ == "Ready").cloned()
+                }),
+                issuer.meta().generation,
+            )
+        }
+        None => {
+            let Some(issuer) = caches
+                .cluster_issuers
+                .get(&reflector::ObjectRef::new(name))
+            else {
+                return;
+            };
+            (
+                IssuerRef {
+                    kind: IssuerKind::ClusterIssuer,
+                    name: name.to_owned(),
+                },
+                issuer.status.as_ref().and_then(|s| {
+                    s.conditions.iter().find(|c| c.type_ == "Ready").cloned()
+                }),
+                issuer.meta().generation,
+            )
+        }
+    };
+    let ns = namespace.unwrap_or_default();
+    let resolved = match resolver.find(ns, &reference) {
+        Ok(resolved) => resolved,
+        Err(_) => return,
+    };
+    let (ready, acme) = resolver.check(&resolved).await;
+    tracing::info!(issuer = %resolved.id, ready = %ready.status, reason = ?ready.reason, message = ?ready.message, "issuer checked");
+    if let Err(e) = issuers::write_issuer_status(
+        client,
+        &reference,
+        ns,
+        previous.as_ref(),
+        ready,
+        acme,
+        generation,
+    )
+    .await
+    {
+        tracing::warn!(issuer = %resolved.id, error = %e, "cannot write the issuer status");
+    }
+}

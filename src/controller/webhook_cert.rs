@@ -1,0 +1,383 @@
+//! The webhook's own serving certificate, when no files are given: a CA and
+//! a serving certificate for the webhook Service, kept in one Secret in the
+//! controller's namespace (`tls.crt`, `tls.key`, `ca.crt`, `ca.key`).
+//!
+//! Every replica serves from files mirrored from that Secret (the webhook
+//! server reloads them when they change). Any replica creates the Secret
+//! when it is missing or unusable, with optimistic concurrency so only one
+//! write wins; the leader renews it before expiry and keeps the `caBundle`
+//! of the MutatingWebhookConfiguration equal to the CA.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Client;
+
+use crate::engine::timing::RenewBefore;
+use crate::engine::CertificateRequest;
+use crate::issuers::ca::CaIssuer;
+use crate::issuers::selfsigned::SelfSignedIssuer;
+use crate::issuers::IssueError;
+use crate::pki::{self, KeyAlgorithm, KeyEncoding, PrivateKey};
+use crate::store::files;
+
+use super::ControllerOptions;
+
+/// The CA lives five years and is replaced in its last third.
+pub const CA_LIFETIME: Duration = Duration::from_secs(5 * 365 * 86400);
+/// The serving certificate lives one year, renewed in its last third.
+pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 86400);
+/// How often replicas re-read the Secret and the leader checks it.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The four PEM documents of the serving Secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServingSecret {
+    pub ca_crt: String,
+    pub ca_key: String,
+    pub tls_crt: String,
+    pub tls_key: String,
+}
+
+impl std::fmt::Debug for ServingSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingSecret").finish_non_exhaustive()
+    }
+}
+
+/// The names the serving certificate covers: every way the API server may
+/// address the Service.
+pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
+    vec![
+        service.to_owned(),
+        format!("{service}.{namespace}"),
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.cluster.local"),
+    ]
+}
+
+/// What to store instead of `existing`, or `None` when it is fine: the CA
+/// is kept while it has more than a third of its life left, the serving
+/// certificate while it is signed by that CA, covers `dns_names` and is
+/// before its renewal time.
+pub fn plan(
+    existing: Option<&ServingSecret>,
+    dns_names: &[String],
+    now: SystemTime,
+) -> Result<Option<ServingSecret>, IssueError> {
+    let ca_fresh = |s: &ServingSecret| {
+        pki::check_bundle(&s.ca_crt, &s.ca_key, None, now)
+            .ok()
+            .filter(|ca| ca.is_ca)
+            .is_some_and(|ca| {
+                now < RenewBefore::Default.renewal_time(ca.not_before, ca.not_after)
+            })
+    };
+    let request = serving_request(dns_names);
+    let serving_fresh = |s: &ServingSecret| {
+        pki::check_bundle(&s.tls_crt, &s.tls_key, Some(&request), now)
+            .ok()
+            .is_some_and(|leaf| {
+                now < RenewBefore::Default.renewal_time(leaf.not_before, leaf.not_after)
+                    && pki::verify_chain_to_root(&s.tls_crt, &s.ca_crt).is_ok()
+            })
+    };
+    let (ca_crt, ca_key) = match existing {
+        Some(s) if ca_fresh(s) => {
+            if serving_fresh(s) {
+                return Ok(None);
+            }
+            (s.ca_crt.clone(), s.ca_key.clone())
+        }
+        _ => {
+            let mut ca = CertificateRequest::for_dns_names(Vec::<String>::new());
+            ca.common_name = Some("certweave webhook CA".into());
+            ca.is_ca = true;
+            ca.duration = CA_LIFETIME;
+            ca.key_algorithm = KeyAlgorithm::EcdsaP256;
+            ca.key_encoding = KeyEncoding::Pkcs8;
+            let key = PrivateKey::generate(ca.key_algorithm)?;
+            let bundle = SelfSignedIssuer.sign(&ca, &key)?;
+            (bundle.chain_pem, bundle.key_pem)
+        }
+    };
+    let signer = CaIssuer::from_pem(&ca_crt, &ca_key)?;
+    let key = PrivateKey::generate(request.key_algorithm)?;
+    let serving = signer.sign(&request, &key)?;
+    Ok(Some(ServingSecret {
+        ca_crt,
+        ca_key,
+        tls_crt: serving.chain_pem,
+        tls_key: serving.key_pem,
+    }))
+}
+
+fn serving_request(dns_names: &[String]) -> CertificateRequest {
+    let mut request = CertificateRequest::for_dns_names(dns_names.to_vec());
+    request.duration = SERVING_LIFETIME;
+    request.key_encoding = KeyEncoding::Pkcs8;
+    request
+}
+
+fn parse(secret: &Secret) -> Option<ServingSecret> {
+    let data = secret.data.as_ref()?;
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    Some(ServingSecret {
+        ca_crt: text("ca.crt")?,
+        ca_key: text("ca.key")?,
+        tls_crt: text("tls.crt")?,
+        tls_key: text("tls.key")?,
+    })
+}
+
+fn to_secret(options: &ControllerOptions, s: &ServingSecret, resource_version: Option<String>) -> Secret {
+    let data = [
+        ("ca.crt", &s.ca_crt),
+        ("ca.key", &s.ca_key),
+        ("tls.crt", &s.tls_crt),
+        ("tls.key", &s.tls_key),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+    .collect::<BTreeMap<_, _>>();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(options.webhook_secret_name.clone()),
+            namespace: Some(options.namespace.clone()),
+            resource_version,
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_owned(),
+                "certweave".to_owned(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// Reads the serving Secret, creating or replacing it when missing,
+/// unusable or due; concurrent writers are resolved by the API server
+/// (create fails with 409, replace with a stale resourceVersion too).
+pub async fn ensure(client: &Client, options: &ControllerOptions) -> Result<ServingSecret, String> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &options.namespace);
+    let name = &options.webhook_secret_name;
+    let dns_names = service_dns_names(&options.webhook_service_name, &options.namespace);
+    for _ in 0..5 {
+        let existing = api
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("cannot read Secret {}/{name}: {e}", options.namespace))?;
+        let current = existing.as_ref().and_then(parse);
+        let Some(new) = plan(current.as_ref(), &dns_names, SystemTime::now())
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(current.expect("plan keeps only an existing Secret"));
+        };
+        let written = match &existing {
+            None => api
+                .create(&PostParams::default(), &to_secret(options, &new, None))
+                .await,
+            Some(existing) => {
+                api.replace(
+                    name,
+                    &PostParams::default(),
+                    &to_secret(options, &new, existing.metadata.resource_version.clone()),
+                )
+                .await
+            }
+        };
+        match written {
+            Ok(_) => {
+                tracing::info!(secret = %format!("{}/{name}", options.namespace), "wrote the webhook serving certificate");
+                return Ok(new);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => {
+                return Err(format!(
+                    "cannot write Secret {}/{name}: {e}",
+                    options.namespace
+                ))
+            }
+        }
+    }
+    Err(format!(
+        "Secret {}/{name} keeps changing under us",
+        options.namespace
+    ))
+}
+
+/// Makes sure the serving Secret exists, writes it to files for the
+/// webhook server, and keeps the files in step with the Secret until
+/// `stop`. Returns the certificate and key paths.
+pub async fn mirror_to_files(
+    client: &Client,
+    options: &ControllerOptions,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(PathBuf, PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("certweave-webhook-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cert = dir.join(files::CERT_FILE);
+    let key = dir.join(files::KEY_FILE);
+    let mut attempt = 0u32;
+    let first = loop {
+        match ensure(client, options).await {
+            Ok(first) => break first,
+            Err(e) if attempt < 12 => {
+                attempt += 1;
+                tracing::warn!(error = %e, "cannot set up the webhook serving certificate; retrying in 5s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    write_files(&dir, &first).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let client = client.clone();
+    let options = Arc::new(options.clone());
+    let refresh_dir = dir.clone();
+    tokio::spawn(async move {
+        let mut last = first;
+        let api: Api<Secret> = Api::namespaced(client, &options.namespace);
+        let refresh = async {
+            loop {
+                tokio::time::sleep(CHECK_INTERVAL).await;
+                let Ok(Some(secret)) = api.get_opt(&options.webhook_secret_name).await else {
+                    continue;
+                };
+                if let Some(current) = parse(&secret).filter(|c| *c != last) {
+                    if pki::check_bundle(&current.tls_crt, &current.tls_key, None, SystemTime::now()).is_ok()
+                        && write_files(&refresh_dir, &current).is_ok()
+                    {
+                        tracing::info!("the webhook serving certificate was rotated");
+                        last = current;
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = stop => {}
+            _ = refresh => {}
+        }
+    });
+    Ok((cert, key))
+}
+
+fn write_files(dir: &std::path::Path, s: &ServingSecret) -> std::io::Result<()> {
+    files::write_bundle(
+        dir,
+        &crate::engine::Bundle {
+            chain_pem: s.tls_crt.clone(),
+            key_pem: s.tls_key.clone(),
+            ca_pem: Some(s.ca_crt.clone()),
+        },
+    )
+}
+
+/// The leader's part: renew the Secret when due and keep the webhook
+/// configuration's `caBundle` equal to the CA, until `stop`.
+pub async fn maintain(
+    client: Client,
+    options: Arc<ControllerOptions>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let work = async {
+        loop {
+            match ensure(&client, &options).await {
+                Ok(secret) => {
+                    if let Err(e) = sync_ca_bundle(&client, &options.webhook_config_name, &secret.ca_crt).await {
+                        tracing::warn!(error = %e, "cannot update the webhook caBundle");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the webhook serving certificate"),
+            }
+            tokio::time::sleep(CHECK_INTERVAL).await;
+        }
+    };
+    tokio::select! {
+        _ = stop => {}
+        _ = work => {}
+    }
+}
+
+/// Sets `caBundle` on every webhook of the configuration `name` whose
+/// bundle differs. A missing configuration is not an error: it may be
+/// installed after the controller starts.
+pub async fn sync_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> Result<(), kube::Error> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let Some(config) = api.get_opt(name).await? else {
+        tracing::debug!(name, "no MutatingWebhookConfiguration of that name yet");
+        return Ok(());
+    };
+    let wanted = ca_pem.as_bytes();
+    let stale: Vec<serde_json::Value> = config
+        .webhooks
+        .unwrap_or_default()
+        .iter()
+        .filter(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(wanted))
+        .map(|w| {
+            serde_json::json!({
+                "name": w.name,
+                "clientConfig": {
+                    "caBundle": base64::engine::general_purpose::STANDARD.encode(wanted)
+                }
+            })
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let count = stale.len();
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Strategic(serde_json::json!({ "webhooks": stale })),
+    )
+    .await?;
+    tracing::info!(name, webhooks = count, "updated the webhook caBundle");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_secret_is_kept_and_a_due_one_renewed_with_the_same_ca() {
+        let names = service_dns_names("certweave-webhook", "certweave");
+        let now = SystemTime::now();
+        let first = plan(None, &names, now).unwrap().expect("created");
+        let leaf = pki::check_bundle(&first.tls_crt, &first.tls_key, None, now).unwrap();
+        assert_eq!(leaf.dns_names, names);
+        pki::verify_chain_to_root(&first.tls_crt, &first.ca_crt).unwrap();
+        assert_eq!(plan(Some(&first), &names, now).unwrap(), None);
+
+        // Past the serving certificate's renewal time: same CA, new leaf.
+        let later = now + SERVING_LIFETIME * 3 / 4;
+        let renewed = plan(Some(&first), &names, later).unwrap().expect("renewed");
+        assert_eq!(renewed.ca_crt, first.ca_crt);
+        assert_ne!(renewed.tls_crt, first.tls_crt);
+
+        // A new Service name needs a new leaf.
+        let other = service_dns_names("other", "certweave");
+        assert!(plan(Some(&first), &other, now).unwrap().is_some());
+
+        // A broken Secret is replaced whole.
+        let mut broken = first.clone();
+        broken.ca_key = "garbage".into();
+        let replaced = plan(Some(&broken), &names, now).unwrap().expect("replaced");
+        assert_ne!(replaced.ca_crt, first.ca_crt);
+        pki::verify_chain_to_root(&replaced.tls_crt, &replaced.ca_crt).unwrap();
+    }
+}
