@@ -167,3 +167,15 @@ def test_bad_values_are_refused(values, needle):
     with pytest.raises(helmrender.RenderError) as e:
         helmrender.render(values)
     assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("values_file", sorted(EXPECT))
+def test_helm_lint_strict(values_file):
+    try:
+        import helm_python
+    except ImportError:
+        pytest.skip("SKIPPED: helm lint needs helm-python-sdk")
+    result = helm_python.lint(str(CHART), values_of(CHART / "ci" / values_file), strict=True, namespace=NAMESPACE)
+    # Severity 1 is INFO (e.g. "icon is recommended"); 2 WARNING, 4 ERROR.
+    serious = [m for m in result["messages"] if m["severity"] > 1]
+    assert result["errors"] == [] and serious == [], serious
