@@ -23,15 +23,16 @@ pub use crate::engine::KeyRotation;
 use crate::engine::{CertificateRequest, KeyUsage, DEFAULT_DURATION};
 use crate::pki::{KeyAlgorithm, KeyEncoding};
 
+// The CRD's CEL rules (`x-kubernetes-validations`) repeat the cheap,
+// structural checks of `CertificateSpec::plan`, so `kubectl apply` refuses the
+// common mistakes at once; `plan` stays the authority and reports the rest
+// (durations, DNS syntax) on the Certificate's `Ready` condition. The schema
+// declares no `default`s, as cert-manager's does not: defaults are applied by
+// `plan`, so a Certificate written by the ingress shim without `duration`
+// stays equal to what the API server stores, and an absent field means the
+// same before and after a CRD upgrade.
+
 /// A desired certificate: which names, from which issuer, into which Secret.
-///
-/// The CRD's CEL rules (`x-kubernetes-validations`) repeat the cheap,
-/// structural checks of [`CertificateSpec::plan`] so `kubectl apply` refuses
-/// the common mistakes at once; `plan` stays the authority and reports the
-/// rest (durations, DNS syntax) on the Certificate's `Ready` condition. The
-/// schema declares no `default`s, as cert-manager's does not: defaults are
-/// applied by `plan`, so a Certificate written by the ingress shim without
-/// `duration` stays equal to what the API server stores.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[kube(
     group = "cert-manager.io",
@@ -63,7 +64,10 @@ use crate::pki::{KeyAlgorithm, KeyEncoding};
 pub struct CertificateSpec {
     /// Secret that receives `tls.crt`, `tls.key` and `ca.crt`, in the
     /// Certificate's namespace.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub secret_name: String,
     /// Subject common name; at most 64 characters (TLS clients ignore it
     /// when any subject alternative name is set).

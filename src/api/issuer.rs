@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::certificate::CertificateCondition;
 use super::InvalidField;
 
+// The CEL rules below repeat the structural checks of `IssuerSpec::config`,
+// so `kubectl apply` refuses an issuer that could never become Ready.
+
 /// Exactly one of `acme`, `ca`, `selfSigned`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[kube(
@@ -18,15 +21,27 @@ use super::InvalidField;
     kind = "Issuer",
     namespaced,
     status = "IssuerStatus",
+    category = "cert-manager",
+    doc = "An Issuer signs the Certificates of its own namespace: an ACME account, a CA in a Secret, or self-signed.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.acme) ? 1 : 0) + (has(self.ca) ? 1 : 0) + (has(self.selfSigned) ? 1 : 0) == 1",
+        "message": "spec: configure exactly one of acme, ca or selfSigned"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerSpec {
+    /// Certificates from an ACME server (Let's Encrypt, a private ACME CA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<AcmeIssuer>,
+    /// Certificates signed by the CA certificate and key in a Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaIssuer>,
+    /// Certificates signed by their own key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_signed: Option<SelfSignedIssuer>,
 }
@@ -38,9 +53,13 @@ pub struct IssuerSpec {
     version = "v1",
     kind = "ClusterIssuer",
     status = "IssuerStatus",
+    category = "cert-manager",
+    doc = "A ClusterIssuer signs Certificates of every namespace; its Secrets live in the controller's namespace.",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[schemars(description = "Exactly one of `acme`, `ca`, `selfSigned`.")]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterIssuerSpec {
     #[serde(flatten)]
@@ -57,10 +76,21 @@ impl std::ops::Deref for ClusterIssuerSpec {
 
 /// `acme`: an ACME server account and how to solve its challenges.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.server.startsWith('https://') || self.server.startsWith('http://')",
+        "message": "spec.acme.server is not a URL; use the ACME directory URL, e.g. https://acme-staging-v02.api.letsencrypt.org/directory"
+    },
+    {
+        "rule": "has(self.solvers) && size(self.solvers) > 0",
+        "message": "spec.acme.solvers: no solver is configured; add one, e.g. solvers: [{http01: {ingress: {ingressClassName: nginx}}}]"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct AcmeIssuer {
     /// Directory URL, e.g. `https://acme-v02.api.letsencrypt.org/directory`.
     pub server: String,
+    /// Contact address registered with the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Where the account key lives (key `tls.key`); created if missing.
@@ -68,18 +98,23 @@ pub struct AcmeIssuer {
     /// Base64 PEM bundle to trust for the ACME server (private ACME servers).
     #[serde(default, rename = "caBundle", skip_serializing_if = "Option::is_none")]
     pub ca_bundle: Option<String>,
+    /// Do not verify the ACME server's TLS certificate (testing only).
     #[serde(
         default,
         rename = "skipTLSVerify",
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub skip_tls_verify: bool,
+    /// External account binding, for ACME servers that require one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_account_binding: Option<ExternalAccountBinding>,
     /// Prefer the alternate chain whose top issuer has this common name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_chain: Option<String>,
+    /// How challenges are solved; a name goes to the solver whose
+    /// `selector` matches it most specifically.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub solvers: Vec<AcmeSolver>,
 }
 
@@ -87,7 +122,10 @@ pub struct AcmeIssuer {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeySelector {
+    /// Name of the Secret.
+    #[schemars(length(min = 1))]
     pub name: String,
+    /// Key within the Secret (`tls.key` where not stated otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
@@ -104,12 +142,21 @@ pub struct ExternalAccountBinding {
 
 /// One solver, chosen for a name by its `selector`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.http01) != has(self.dns01)",
+        "message": "spec.acme.solvers[]: a solver must configure exactly one of http01 or dns01; split it into two solvers with selectors"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct AcmeSolver {
+    /// Which names this solver handles; every name when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<SolverSelector>,
+    /// HTTP-01: certweave answers the challenge behind a temporary Ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http01: Option<Http01Solver>,
+    /// DNS-01: a TXT record written with RFC 2136 dynamic updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns01: Option<Dns01Solver>,
 }
@@ -132,7 +179,16 @@ pub struct Http01Solver {
     pub ingress: Option<Http01Ingress>,
 }
 
+/// Which Ingress routes the challenge: a new one of `ingressClassName` (or
+/// the legacy `class` annotation), or the existing Ingress `name`; at most
+/// one of the three.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.class) ? 1 : 0) + (has(self.ingressClassName) ? 1 : 0) + (has(self.name) ? 1 : 0) <= 1",
+        "message": "spec.acme.solvers[].http01.ingress: set at most one of ingressClassName, class or name"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct Http01Ingress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,7 +199,14 @@ pub struct Http01Ingress {
     pub name: Option<String>,
 }
 
+/// DNS-01 providers; certweave speaks RFC 2136 only.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.rfc2136)",
+        "message": "spec.acme.solvers[].dns01: no supported provider is configured; certweave solves DNS-01 with rfc2136 only"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct Dns01Solver {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +217,7 @@ pub struct Dns01Solver {
 #[serde(rename_all = "camelCase")]
 pub struct Rfc2136Solver {
     /// `HOST:PORT` (port 53 if omitted).
+    #[schemars(length(min = 1))]
     pub nameserver: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsig_key_name: Option<String>,
@@ -168,6 +232,8 @@ pub struct Rfc2136Solver {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CaIssuer {
+    /// Secret holding the CA's `tls.crt` and `tls.key`.
+    #[schemars(length(min = 1))]
     pub secret_name: String,
 }
 
@@ -246,6 +312,28 @@ impl IssuerSpec {
                         "a solver must configure exactly one of http01 or dns01",
                         "split it into two solvers with selectors",
                     ));
+                }
+                if let Some(ingress) = solver.http01.as_ref().and_then(|h| h.ingress.as_ref()) {
+                    let set = [&ingress.class, &ingress.ingress_class_name, &ingress.name]
+                        .iter()
+                        .filter(|f| f.is_some())
+                        .count();
+                    if set > 1 {
+                        return Err(InvalidField::new(
+                            format!("spec.acme.solvers[{i}].http01.ingress"),
+                            "more than one of ingressClassName, class and name is set",
+                            "keep one: ingressClassName for a new Ingress of that class, name to edit an existing Ingress",
+                        ));
+                    }
+                }
+                if let Some(dns01) = &solver.dns01 {
+                    if dns01.rfc2136.is_none() {
+                        return Err(InvalidField::new(
+                            format!("spec.acme.solvers[{i}].dns01"),
+                            "no supported provider is configured",
+                            "configure dns01.rfc2136 (the only DNS-01 provider certweave speaks)",
+                        ));
+                    }
                 }
             }
             return Ok(IssuerConfig::Acme(acme));

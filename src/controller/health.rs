@@ -36,11 +36,7 @@ struct Endpoints {
 }
 
 /// The routes, for tests and for embedding.
-pub fn router(
-    controller: ControllerMetrics,
-    webhook: WebhookMetrics,
-    ready: Readiness,
-) -> Router {
+pub fn router(controller: ControllerMetrics, webhook: WebhookMetrics, ready: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -64,7 +60,10 @@ async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
     let mut text = endpoints.controller.render();
     text.push_str(&endpoints.webhook.render());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
 }

@@ -52,7 +52,10 @@ impl AccountKeyStore for SecretKeyStore {
     fn load(&self) -> StoreFuture<'_, Option<String>> {
         Box::pin(async move {
             let secret = self.api.get_opt(&self.name).await.map_err(|e| {
-                IssueError::Transient(format!("cannot read the account key {}: {e}", self.describe()))
+                IssueError::Transient(format!(
+                    "cannot read the account key {}: {e}",
+                    self.describe()
+                ))
             })?;
             let Some(secret) = secret else {
                 return Ok(None);
@@ -291,11 +294,7 @@ impl IssuerResolver {
                 )),
                 Err(e) => Err(("ErrRegisterACMEAccount", e.to_string())),
             },
-            Ok(AnyIssuer::Ca(_)) => Ok((
-                "KeyPairVerified",
-                "Signing CA verified".to_owned(),
-                None,
-            )),
+            Ok(AnyIssuer::Ca(_)) => Ok(("KeyPairVerified", "Signing CA verified".to_owned(), None)),
             Ok(AnyIssuer::SelfSigned(_)) => Ok(("IsReady", String::new(), None)),
             Err(e) => Err(("ErrInitIssuer", e.to_string())),
         };

@@ -20,11 +20,16 @@ pub const GRACE_SECONDS: u64 = 5;
 /// Whether this replica leads, as it changes.
 pub struct Leadership {
     leading: watch::Receiver<bool>,
-    task: Option<tokio::task::JoinHandle<Result<kube_lease_manager::LeaseManager, LeaseManagerError>>>,
+    task: Option<
+        tokio::task::JoinHandle<Result<kube_lease_manager::LeaseManager, LeaseManagerError>>,
+    >,
     /// Dropped to make the lease manager release the lease and stop.
     holder: Option<watch::Receiver<bool>>,
     /// Stops the task that mirrors the lease state into `leading`.
-    forwarder: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    forwarder: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl Leadership {

@@ -33,7 +33,9 @@ use tokio::sync::{mpsc, watch as signal};
 use crate::issuers::acme::Http01Solver;
 use crate::metrics::ControllerMetrics;
 use crate::store::kube::KubeStore;
-use crate::webhook::server::{ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL};
+use crate::webhook::server::{
+    ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
+};
 use crate::webhook::MutationConfig;
 
 /// Settings of `certweave controller`.
@@ -101,13 +103,14 @@ pub async fn run(
     let caches = watch::Caches::start(client.clone(), ready.clone());
 
     let http01 = Http01Solver::new();
-    let solver = http01
-        .serve(options.solver_addr)
-        .await
-        .map_err(|source| ControllerError::Bind {
-            addr: options.solver_addr,
-            source,
-        })?;
+    let solver =
+        http01
+            .serve(options.solver_addr)
+            .await
+            .map_err(|source| ControllerError::Bind {
+                addr: options.solver_addr,
+                source,
+            })?;
     tracing::info!(addr = %solver.local_addr(), "answering ACME HTTP-01 challenges");
 
     // The serving certificate: given files, or the self-managed Secret

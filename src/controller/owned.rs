@@ -114,7 +114,7 @@ fn owned_by(certificates: &Cache<Certificate>, namespace: &str, uid: &str) -> Ve
 
 /// Creates or updates the Certificates an Ingress asks for, and removes
 /// those it no longer asks for.
-async fn apply_ingress(
+pub async fn apply_ingress(
     client: &Client,
     certificates: &Cache<Certificate>,
     ingress: &Ingress,
@@ -137,7 +137,9 @@ async fn apply_ingress(
     });
     for certificate in &wanted {
         let key = ObjectKey::new(namespace.clone(), certificate.name.clone());
-        if let Some(existing) = certificates.get(&reflector::ObjectRef::new(&key.name).within(&namespace)) {
+        if let Some(existing) =
+            certificates.get(&reflector::ObjectRef::new(&key.name).within(&namespace))
+        {
             if !existing.owner_references().iter().any(|o| o.uid == uid) {
                 tracing::warn!(certificate = %key, ingress = %name, "a Certificate of that name exists and is not owned by this Ingress; leaving it alone");
                 continue;
@@ -162,7 +164,11 @@ async fn apply_ingress(
 }
 
 /// Creates the Certificate an annotated Pod asks for, if missing.
-async fn apply_pod(client: &Client, certificates: &Cache<Certificate>, pod: &PartialObjectMeta<Pod>) {
+pub async fn apply_pod(
+    client: &Client,
+    certificates: &Cache<Certificate>,
+    pod: &PartialObjectMeta<Pod>,
+) {
     let namespace = pod.namespace().unwrap_or_default();
     let value = serde_json::json!({ "metadata": pod.metadata });
     let wanted = match certificate_for_pod(&value, &namespace) {
@@ -174,14 +180,24 @@ async fn apply_pod(client: &Client, certificates: &Cache<Certificate>, pod: &Par
         }
     };
     let key = ObjectKey::new(namespace.clone(), wanted.name.clone());
-    if let Some(existing) = certificates.get(&reflector::ObjectRef::new(&key.name).within(&namespace)) {
+    if let Some(existing) =
+        certificates.get(&reflector::ObjectRef::new(&key.name).within(&namespace))
+    {
         let ours = existing.labels().contains_key(POD_CERTIFICATE_LABEL);
         if !ours || existing.spec == wanted.spec {
             return;
         }
     }
     let labels = BTreeMap::from([(POD_CERTIFICATE_LABEL.to_owned(), "true".to_owned())]);
-    apply_certificate(client, &key, &wanted, None, labels, POD_CERTIFICATES_MANAGER).await;
+    apply_certificate(
+        client,
+        &key,
+        &wanted,
+        None,
+        labels,
+        POD_CERTIFICATES_MANAGER,
+    )
+    .await;
 }
 
 async fn apply_certificate(
@@ -202,7 +218,11 @@ async fn apply_certificate(
     };
     let api: Api<Certificate> = Api::namespaced(client.clone(), &key.namespace);
     match api
-        .patch(&key.name, &PatchParams::apply(manager).force(), &Patch::Apply(&certificate))
+        .patch(
+            &key.name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&certificate),
+        )
         .await
     {
         Ok(_) => tracing::info!(certificate = %key, manager, "Certificate applied"),
@@ -285,7 +305,10 @@ mod tests {
             },
         );
         c.metadata.namespace = Some("shop".into());
-        c.metadata.labels = Some(BTreeMap::from([(POD_CERTIFICATE_LABEL.into(), "true".into())]));
+        c.metadata.labels = Some(BTreeMap::from([(
+            POD_CERTIFICATE_LABEL.into(),
+            "true".into(),
+        )]));
         Arc::new(c)
     }
 
@@ -304,7 +327,10 @@ mod tests {
         assert_eq!(gone[0].0, ObjectKey::new("shop", "b"));
         // A Pod coming back resets the clock.
         let mut since = HashMap::from([(ObjectKey::new("shop", "b"), t0)]);
-        let both = BTreeSet::from([ObjectKey::new("shop", "a-tls"), ObjectKey::new("shop", "b-tls")]);
+        let both = BTreeSet::from([
+            ObjectKey::new("shop", "a-tls"),
+            ObjectKey::new("shop", "b-tls"),
+        ]);
         assert!(collectable(&certs, &both, &mut since, t0 + POD_CERTIFICATE_GRACE * 2).is_empty());
         assert!(since.is_empty());
         // Certificates users made themselves are never collected.

@@ -296,17 +296,15 @@ async fn check_issuer(
                     kind: IssuerKind::Issuer,
                     name: name.to_owned(),
                 },
-                issuer.status.as_ref().and_then(|s| {
-                    s.conditions.iter().find(|c| c.type_ == "Ready").cloned()
-                }),
+                issuer
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned()),
                 issuer.meta().generation,
             )
         }
         None => {
-            let Some(issuer) = caches
-                .cluster_issuers
-                .get(&reflector::ObjectRef::new(name))
-            else {
+            let Some(issuer) = caches.cluster_issuers.get(&reflector::ObjectRef::new(name)) else {
                 return;
             };
             (
@@ -314,9 +312,10 @@ async fn check_issuer(
                     kind: IssuerKind::ClusterIssuer,
                     name: name.to_owned(),
                 },
-                issuer.status.as_ref().and_then(|s| {
-                    s.conditions.iter().find(|c| c.type_ == "Ready").cloned()
-                }),
+                issuer
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned()),
                 issuer.meta().generation,
             )
         }

@@ -77,9 +77,7 @@ pub fn plan(
         pki::check_bundle(&s.ca_crt, &s.ca_key, None, now)
             .ok()
             .filter(|ca| ca.is_ca)
-            .is_some_and(|ca| {
-                now < RenewBefore::Default.renewal_time(ca.not_before, ca.not_after)
-            })
+            .is_some_and(|ca| now < RenewBefore::Default.renewal_time(ca.not_before, ca.not_after))
     };
     let request = serving_request(dns_names);
     let serving_fresh = |s: &ServingSecret| {
@@ -141,7 +139,11 @@ fn parse(secret: &Secret) -> Option<ServingSecret> {
     })
 }
 
-fn to_secret(options: &ControllerOptions, s: &ServingSecret, resource_version: Option<String>) -> Secret {
+fn to_secret(
+    options: &ControllerOptions,
+    s: &ServingSecret,
+    resource_version: Option<String>,
+) -> Secret {
     let data = [
         ("ca.crt", &s.ca_crt),
         ("ca.key", &s.ca_key),
@@ -181,15 +183,16 @@ pub async fn ensure(client: &Client, options: &ControllerOptions) -> Result<Serv
             .await
             .map_err(|e| format!("cannot read Secret {}/{name}: {e}", options.namespace))?;
         let current = existing.as_ref().and_then(parse);
-        let Some(new) = plan(current.as_ref(), &dns_names, SystemTime::now())
-            .map_err(|e| e.to_string())?
+        let Some(new) =
+            plan(current.as_ref(), &dns_names, SystemTime::now()).map_err(|e| e.to_string())?
         else {
             return Ok(current.expect("plan keeps only an existing Secret"));
         };
         let written = match &existing {
-            None => api
-                .create(&PostParams::default(), &to_secret(options, &new, None))
-                .await,
+            None => {
+                api.create(&PostParams::default(), &to_secret(options, &new, None))
+                    .await
+            }
             Some(existing) => {
                 api.replace(
                     name,
@@ -257,7 +260,13 @@ pub async fn mirror_to_files(
                     continue;
                 };
                 if let Some(current) = parse(&secret).filter(|c| *c != last) {
-                    if pki::check_bundle(&current.tls_crt, &current.tls_key, None, SystemTime::now()).is_ok()
+                    if pki::check_bundle(
+                        &current.tls_crt,
+                        &current.tls_key,
+                        None,
+                        SystemTime::now(),
+                    )
+                    .is_ok()
                         && write_files(&refresh_dir, &current).is_ok()
                     {
                         tracing::info!("the webhook serving certificate was rotated");
@@ -296,11 +305,15 @@ pub async fn maintain(
         loop {
             match ensure(&client, &options).await {
                 Ok(secret) => {
-                    if let Err(e) = sync_ca_bundle(&client, &options.webhook_config_name, &secret.ca_crt).await {
+                    if let Err(e) =
+                        sync_ca_bundle(&client, &options.webhook_config_name, &secret.ca_crt).await
+                    {
                         tracing::warn!(error = %e, "cannot update the webhook caBundle");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot renew the webhook serving certificate"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the webhook serving certificate")
+                }
             }
             tokio::time::sleep(CHECK_INTERVAL).await;
         }

@@ -16,9 +16,9 @@ use serde_json::Value;
 use crate::api::certificate::{Certificate, CertificatePlan, CertificateSpec};
 use crate::api::issuer::{ClusterIssuer, Issuer, IssuerSpec};
 use crate::controller::ingress_shim::certificates_for_ingress;
+use crate::controller::pod_certificates::certificate_for_pod;
 use crate::inject::template_pointer;
 use crate::store::ObjectKey;
-use crate::controller::pod_certificates::certificate_for_pod;
 use crate::webhook::MutationConfig;
 
 /// A Certificate wanted by the manifests, with where it came from.

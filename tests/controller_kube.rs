@@ -1,0 +1,474 @@
+//! The controller's Kubernetes requests, asserted one by one against a
+//! scripted API server: issuance into a Secret, status, renewal, drift, ACME
+//! account bootstrap, the Ingress shim, Pod certificates, the webhook's own
+//! certificate, conflicts and API errors.
+
+#[path = "support/kube_mock.rs"]
+mod kube_mock;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use certweave::api::certificate::{Certificate, CertificateSpec, IssuerReference};
+use certweave::engine::reconcile::{reconcile, Managed, ReconcileError};
+use certweave::engine::timing::RenewBefore;
+use certweave::engine::{CertificateRequest, KeyRotation};
+use certweave::issuers::acme::account::load_or_create_key;
+use certweave::issuers::selfsigned::SelfSignedIssuer;
+use certweave::issuers::IssueError;
+use certweave::pki;
+use certweave::store::kube::KubeStore;
+use certweave::store::{ObjectKey, StoreError};
+use kube_mock::{client, status, ApiServer};
+use serde_json::{json, Value};
+
+const SECRET_PATH: &str = "/api/v1/namespaces/shop/secrets/web-tls";
+const CERT_PATH: &str = "/apis/cert-manager.io/v1/namespaces/shop/certificates/web";
+const STATUS_PATH: &str = "/apis/cert-manager.io/v1/namespaces/shop/certificates/web/status";
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn unb64(value: &Value) -> String {
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().expect("base64 string"))
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn managed(names: &[&str]) -> Managed {
+    Managed {
+        certificate: ObjectKey::new("shop", "web"),
+        secret: ObjectKey::new("shop", "web-tls"),
+        request: CertificateRequest::for_dns_names(names.iter().copied()),
+        renew_before: RenewBefore::Default,
+        rotation: KeyRotation::Always,
+        issuer_kind: "ClusterIssuer".into(),
+        issuer_name: "selfsigned".into(),
+        secret_labels: BTreeMap::from([("team".into(), "shop".into())]),
+        secret_annotations: BTreeMap::new(),
+    }
+}
+
+fn certificate(status: Option<Value>) -> Value {
+    let mut c = Certificate::new(
+        "web",
+        CertificateSpec {
+            secret_name: "web-tls".into(),
+            dns_names: vec!["web.example.com".into()],
+            issuer_ref: IssuerReference {
+                name: "selfsigned".into(),
+                kind: Some("ClusterIssuer".into()),
+                group: None,
+            },
+            ..Default::default()
+        },
+    );
+    c.metadata.namespace = Some("shop".into());
+    c.metadata.uid = Some("cert-uid".into());
+    c.metadata.generation = Some(1);
+    let mut value = serde_json::to_value(c).unwrap();
+    if let Some(status) = status {
+        value["status"] = status;
+    }
+    value
+}
+
+/// The Secret as the API server would return it after certweave wrote it.
+fn stored_secret(applied: &Value) -> Value {
+    let mut secret = applied.clone();
+    secret["metadata"]["resourceVersion"] = json!("7");
+    secret
+}
+
+/// Answers the requests of a first issuance and returns the applied Secret
+/// and the status patch.
+async fn first_issuance(server: &mut ApiServer) -> (Value, Value) {
+    server.expect_not_found("GET", SECRET_PATH).await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    let applied = server.expect("PATCH", SECRET_PATH, 200, Value::Null).await;
+    assert_eq!(applied.param("fieldManager").as_deref(), Some("certweave"));
+    assert_eq!(applied.param("force").as_deref(), Some("true"));
+    assert_eq!(
+        applied.content_type.as_deref(),
+        Some("application/apply-patch+yaml"),
+        "server-side apply"
+    );
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    let status = server
+        .expect("PATCH", STATUS_PATH, 200, certificate(None))
+        .await;
+    assert_eq!(
+        status.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    (applied.body, status.body)
+}
+
+#[tokio::test]
+async fn first_issuance_writes_one_tls_secret_then_the_status() {
+    let (client, mut server) = client();
+    let store = KubeStore::new(client);
+    let task = tokio::spawn(async move {
+        reconcile(
+            &store,
+            &managed(&["web.example.com"]),
+            Ok(&SelfSignedIssuer),
+            SystemTime::now(),
+        )
+        .await
+    });
+    let (secret, status) = first_issuance(&mut server).await;
+    let step = task.await.unwrap().unwrap();
+    assert!(step.issued);
+
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["apiVersion"], "v1");
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(
+        secret["metadata"]["labels"]["team"], "shop",
+        "secretTemplate labels"
+    );
+    assert_eq!(
+        secret["metadata"]["labels"]["controller.cert-manager.io/fao"],
+        "true"
+    );
+    let annotations = &secret["metadata"]["annotations"];
+    assert_eq!(annotations["cert-manager.io/certificate-name"], "web");
+    assert_eq!(annotations["cert-manager.io/issuer-name"], "selfsigned");
+    assert_eq!(annotations["cert-manager.io/issuer-kind"], "ClusterIssuer");
+    assert_eq!(annotations["cert-manager.io/alt-names"], "web.example.com");
+    // Key and certificate in the same request, and they match.
+    let chain = unb64(&secret["data"]["tls.crt"]);
+    let key = unb64(&secret["data"]["tls.key"]);
+    let leaf = pki::check_bundle(&chain, &key, None, SystemTime::now()).unwrap();
+    assert_eq!(leaf.dns_names, ["web.example.com"]);
+
+    let status = &status["status"];
+    assert_eq!(status["conditions"][0]["type"], "Ready");
+    assert_eq!(status["conditions"][0]["status"], "True");
+    assert_eq!(status["revision"], 1);
+    assert!(status["notAfter"].is_string());
+    assert!(status["renewalTime"].is_string());
+    assert_eq!(status["failedIssuanceAttempts"], Value::Null, "cleared");
+    assert_eq!(status["nextPrivateKeySecretName"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_valid_secret_is_left_alone_and_renewed_once_due() {
+    let (client, mut server) = client();
+    let store = KubeStore::new(client);
+    let wanted = managed(&["web.example.com"]);
+    // Issue once to get a real Secret body.
+    let first = {
+        let store = store.clone();
+        let wanted = wanted.clone();
+        tokio::spawn(async move {
+            reconcile(&store, &wanted, Ok(&SelfSignedIssuer), SystemTime::now()).await
+        })
+    };
+    let (secret, status) = first_issuance(&mut server).await;
+    first.await.unwrap().unwrap();
+    let mut status = status["status"].clone();
+    status["conditions"][0]["message"] = json!("Certificate is up to date and has not expired");
+
+    // Not due: two reads, no write.
+    let check = {
+        let store = store.clone();
+        let wanted = wanted.clone();
+        tokio::spawn(async move {
+            reconcile(&store, &wanted, Ok(&SelfSignedIssuer), SystemTime::now()).await
+        })
+    };
+    server
+        .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
+        .await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(Some(status.clone())))
+        .await;
+    let step = check.await.unwrap().unwrap();
+    assert!(!step.issued);
+    assert!(
+        step.next > SystemTime::now() + Duration::from_secs(59 * 86400),
+        "renewal at two thirds of 90 days"
+    );
+
+    // Past the renewal time: a new Secret, revision 2.
+    let later = SystemTime::now() + Duration::from_secs(70 * 86400);
+    let renew = {
+        let store = store.clone();
+        let wanted = wanted.clone();
+        tokio::spawn(async move { reconcile(&store, &wanted, Ok(&SelfSignedIssuer), later).await })
+    };
+    server
+        .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
+        .await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(Some(status.clone())))
+        .await;
+    let applied = server.expect("PATCH", SECRET_PATH, 200, Value::Null).await;
+    assert_ne!(applied.body["data"]["tls.crt"], secret["data"]["tls.crt"]);
+    server
+        .expect("GET", CERT_PATH, 200, certificate(Some(status.clone())))
+        .await;
+    let patched = server
+        .expect("PATCH", STATUS_PATH, 200, certificate(None))
+        .await;
+    assert_eq!(patched.body["status"]["revision"], 2);
+    assert!(renew.await.unwrap().unwrap().issued);
+}
+
+#[tokio::test]
+async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
+    let (client, mut server) = client();
+    let store = KubeStore::new(client);
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            reconcile(
+                &store,
+                &managed(&["web.example.com"]),
+                Ok(&SelfSignedIssuer),
+                SystemTime::now(),
+            )
+            .await
+        })
+    };
+    let (secret, _) = first_issuance(&mut server).await;
+    first.await.unwrap().unwrap();
+
+    // Names changed in the spec.
+    let renamed = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            reconcile(
+                &store,
+                &managed(&["web.example.com", "www.example.com"]),
+                Ok(&SelfSignedIssuer),
+                SystemTime::now(),
+            )
+            .await
+        })
+    };
+    server
+        .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
+        .await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    let applied = server.expect("PATCH", SECRET_PATH, 200, Value::Null).await;
+    let chain = unb64(&applied.body["data"]["tls.crt"]);
+    let leaf = pki::check_bundle(
+        &chain,
+        &unb64(&applied.body["data"]["tls.key"]),
+        None,
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(leaf.dns_names, ["web.example.com", "www.example.com"]);
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    server
+        .expect("PATCH", STATUS_PATH, 200, certificate(None))
+        .await;
+    assert!(renamed.await.unwrap().unwrap().issued);
+
+    // Someone replaced tls.key with another key.
+    let mut tampered = stored_secret(&secret);
+    let other = pki::PrivateKey::generate(pki::KeyAlgorithm::EcdsaP256).unwrap();
+    tampered["data"]["tls.key"] = json!(b64(&other.to_pem(pki::KeyEncoding::Pkcs8).unwrap()));
+    let mismatch = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            reconcile(
+                &store,
+                &managed(&["web.example.com"]),
+                Ok(&SelfSignedIssuer),
+                SystemTime::now(),
+            )
+            .await
+        })
+    };
+    server.expect("GET", SECRET_PATH, 200, tampered).await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    server.expect("PATCH", SECRET_PATH, 200, Value::Null).await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    server
+        .expect("PATCH", STATUS_PATH, 200, certificate(None))
+        .await;
+    assert!(mismatch.await.unwrap().unwrap().issued);
+}
+
+#[tokio::test]
+async fn an_api_error_writing_the_secret_records_nothing_and_is_reported() {
+    let (client, mut server) = client();
+    let store = KubeStore::new(client);
+    let task = tokio::spawn(async move {
+        reconcile(
+            &store,
+            &managed(&["web.example.com"]),
+            Ok(&SelfSignedIssuer),
+            SystemTime::now(),
+        )
+        .await
+    });
+    server.expect_not_found("GET", SECRET_PATH).await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    server
+        .expect(
+            "PATCH",
+            SECRET_PATH,
+            500,
+            status(500, "InternalError", "etcd timed out"),
+        )
+        .await;
+    match task.await.unwrap() {
+        Err(ReconcileError::Store(StoreError::Api { object, reason })) => {
+            assert_eq!(object, "Secret shop/web-tls");
+            assert!(reason.contains("etcd timed out"), "{reason}");
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_issuance_records_the_backoff_in_status() {
+    struct Refusing;
+    impl certweave::issuers::Issuer for Refusing {
+        fn kind(&self) -> &'static str {
+            "refusing"
+        }
+        async fn issue(
+            &self,
+            _: &CertificateRequest,
+            _: &pki::PrivateKey,
+        ) -> Result<certweave::engine::Bundle, IssueError> {
+            Err(IssueError::Transient("ACME server unreachable".into()))
+        }
+    }
+    let (client, mut server) = client();
+    let store = KubeStore::new(client);
+    let task = tokio::spawn(async move {
+        reconcile(
+            &store,
+            &managed(&["web.example.com"]),
+            Ok(&Refusing),
+            SystemTime::now(),
+        )
+        .await
+    });
+    server.expect_not_found("GET", SECRET_PATH).await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    // A transient failure re-reads the state to keep an order in flight.
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    let patched = server
+        .expect("PATCH", STATUS_PATH, 200, certificate(None))
+        .await;
+    let status = &patched.body["status"];
+    assert_eq!(status["failedIssuanceAttempts"], 1);
+    assert!(status["lastFailureTime"].is_string());
+    assert!(status["nextAttemptTime"].is_string());
+    assert_eq!(status["conditions"][0]["status"], "False");
+    assert_eq!(status["conditions"][0]["reason"], "Failed");
+    assert!(status["conditions"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("ACME server unreachable"));
+    let step = task.await.unwrap().unwrap();
+    assert!(!step.issued);
+    assert!(step.error.is_some());
+}
+
+#[tokio::test]
+async fn the_acme_account_key_is_created_in_its_secret_once_and_never_replaced() {
+    use certweave::controller::issuers::SecretKeyStore;
+    let (client, mut server) = client();
+    let store = SecretKeyStore::new(client.clone(), "certweave", "le-account", None);
+    let task =
+        tokio::spawn(async move { load_or_create_key(&store).await.map(|(_, created)| created) });
+    server
+        .expect_not_found("GET", "/api/v1/namespaces/certweave/secrets/le-account")
+        .await;
+    let created = server
+        .expect(
+            "POST",
+            "/api/v1/namespaces/certweave/secrets",
+            201,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(created.body["metadata"]["name"], "le-account");
+    let pem = unb64(&created.body["data"]["tls.key"]);
+    assert!(pem.contains("PRIVATE KEY"));
+    assert!(task.await.unwrap().unwrap(), "a new key");
+
+    // Another replica won the race: its key is used, not ours.
+    let store = SecretKeyStore::new(client.clone(), "certweave", "le-account", None);
+    let task = tokio::spawn(async move {
+        load_or_create_key(&store)
+            .await
+            .map(|(k, created)| (k.to_pem().to_owned(), created))
+    });
+    server
+        .expect_not_found("GET", "/api/v1/namespaces/certweave/secrets/le-account")
+        .await;
+    server
+        .expect(
+            "POST",
+            "/api/v1/namespaces/certweave/secrets",
+            409,
+            status(
+                409,
+                "AlreadyExists",
+                "secrets \"le-account\" already exists",
+            ),
+        )
+        .await;
+    server
+        .expect(
+            "GET",
+            "/api/v1/namespaces/certweave/secrets/le-account",
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "le-account"}, "data": {"tls.key": b64(&pem)}}),
+        )
+        .await;
+    let (used, created) = task.await.unwrap().unwrap();
+    assert!(!created);
+    assert_eq!(used.trim(), pem.trim());
+
+    // A Secret without the key is never overwritten.
+    let store = SecretKeyStore::new(client, "certweave", "le-account", None);
+    let task = tokio::spawn(async move { load_or_create_key(&store).await.map(|_| ()) });
+    server
+        .expect(
+            "GET",
+            "/api/v1/namespaces/certweave/secrets/le-account",
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "le-account"}, "data": {"other": b64("x")}}),
+        )
+        .await;
+    let error = task.await.unwrap().unwrap_err().to_string();
+    assert!(error.contains("has no key \"tls.key\""), "{error}");
+}
