@@ -30,7 +30,7 @@ use super::InvalidField;
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "(has(self.acme) ? 1 : 0) + (has(self.ca) ? 1 : 0) + (has(self.selfSigned) ? 1 : 0) == 1",
-        "message": "spec: configure exactly one of acme, ca or selfSigned"
+        "message": "spec: an issuer has exactly one type; configure exactly one of acme, ca or selfSigned"
     }
 ]))]
 #[serde(rename_all = "camelCase")]
@@ -186,7 +186,7 @@ pub struct Http01Solver {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "(has(self.class) ? 1 : 0) + (has(self.ingressClassName) ? 1 : 0) + (has(self.name) ? 1 : 0) <= 1",
-        "message": "spec.acme.solvers[].http01.ingress: set at most one of ingressClassName, class or name"
+        "message": "spec.acme.solvers[].http01.ingress: ingressClassName, class and name exclude each other; keep one (ingressClassName for a new Ingress of that class, name to edit an existing Ingress)"
     }
 ]))]
 #[serde(rename_all = "camelCase")]
