@@ -146,6 +146,7 @@ async fn issue_acme(
         Solvers {
             http01: http01.clone(),
             dns01,
+            ..Default::default()
         },
     )
     .map_err(|e| explain(e, None))?;

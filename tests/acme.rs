@@ -47,7 +47,7 @@ fn config(pebble: &Pebble) -> AcmeConfig {
 fn http01(solver: &Http01Solver) -> Solvers {
     Solvers {
         http01: Some(solver.clone()),
-        dns01: None,
+        ..Default::default()
     }
 }
 
@@ -477,8 +477,8 @@ async fn dns01_issues_a_wildcard_and_apex_certificate_through_bind() {
         config(&pebble),
         Arc::new(MemoryKeyStore::default()),
         Solvers {
-            http01: None,
             dns01: Some(Arc::new(solver)),
+            ..Default::default()
         },
     );
     let request = CertificateRequest::for_dns_names(["example.test", "*.example.test"]);

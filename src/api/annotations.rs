@@ -20,6 +20,12 @@ pub const DURATION: &str = "cert-manager.io/duration";
 pub const RENEW_BEFORE: &str = "cert-manager.io/renew-before";
 pub const PRIVATE_KEY_ALGORITHM: &str = "cert-manager.io/private-key-algorithm";
 pub const PRIVATE_KEY_SIZE: &str = "cert-manager.io/private-key-size";
+/// On an Ingress: solve HTTP-01 by adding the challenge path to this
+/// Ingress instead of creating a temporary one.
+pub const HTTP01_EDIT_IN_PLACE: &str = "acme.cert-manager.io/http01-edit-in-place";
+/// On a Certificate (set by the Ingress shim): the Ingress to edit for
+/// HTTP-01 challenges.
+pub const HTTP01_OVERRIDE_INGRESS_NAME: &str = "acme.cert-manager.io/http01-override-ingress-name";
 pub const PRIVATE_KEY_ROTATION_POLICY: &str = "cert-manager.io/private-key-rotation-policy";
 
 /// Pod: request a certificate from the named Issuer in the Pod's namespace.

@@ -18,10 +18,12 @@ use kube::runtime::reflector::{ObjectRef, Store as Cache};
 use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
 
+use crate::api::annotations::HTTP01_OVERRIDE_INGRESS_NAME;
 use crate::api::certificate::Certificate;
 use crate::api::issuer_ref::ISSUER_GROUP;
 use crate::engine::reconcile::{self, Managed, ReconcileError, Step};
 use crate::engine::renewal::RenewalQueue;
+use crate::issuers::acme::{OrderContext, ORDER_CONTEXT};
 use crate::issuers::IssueError;
 use crate::metrics::ControllerMetrics;
 use crate::store::kube::KubeStore;
@@ -213,13 +215,25 @@ impl CertificateController {
             Err(e) => Err(clone_error(e)),
         };
         let started = Instant::now();
-        let step = reconcile::reconcile(
-            &self.store,
-            &managed,
-            issuer.as_ref().map_err(clone_error),
-            SystemTime::now(),
-        )
-        .await?;
+        let context = OrderContext {
+            namespace: key.namespace.clone(),
+            labels: certificate.labels().clone(),
+            edit_in_place: certificate
+                .annotations()
+                .get(HTTP01_OVERRIDE_INGRESS_NAME)
+                .cloned(),
+        };
+        let step = ORDER_CONTEXT
+            .scope(
+                context,
+                reconcile::reconcile(
+                    &self.store,
+                    &managed,
+                    issuer.as_ref().map_err(clone_error),
+                    SystemTime::now(),
+                ),
+            )
+            .await?;
         let kind = plan.issuer.kind.as_str();
         if step.issued {
             self.metrics

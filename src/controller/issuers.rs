@@ -20,7 +20,7 @@ use crate::api::certificate::CertificateCondition;
 use crate::api::issuer::{AcmeIssuerStatus, ClusterIssuer, Issuer, IssuerConfig, IssuerSpec};
 use crate::api::{IssuerKind, IssuerRef};
 use crate::issuers::acme::account::{SaveOutcome, StoreFuture};
-use crate::issuers::acme::{AccountKeyStore, AcmeIssuer, DnsSolver, Http01Solver, Solvers};
+use crate::issuers::acme::{AccountKeyStore, AcmeIssuer, Http01Routes, Http01Solver, Solvers};
 use crate::issuers::any::AnyIssuer;
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::from_spec::{self, SecretValues};
@@ -119,6 +119,8 @@ pub struct IssuerResolver {
     issuers: Cache<Issuer>,
     cluster_issuers: Cache<ClusterIssuer>,
     http01: Http01Solver,
+    /// Routes HTTP-01 challenge requests to this replica.
+    routes: Option<Arc<dyn Http01Routes>>,
     acme: tokio::sync::Mutex<AcmeSessions>,
 }
 
@@ -137,6 +139,7 @@ impl IssuerResolver {
         issuers: Cache<Issuer>,
         cluster_issuers: Cache<ClusterIssuer>,
         http01: Http01Solver,
+        routes: Option<Arc<dyn Http01Routes>>,
     ) -> Self {
         Self {
             client,
@@ -144,6 +147,7 @@ impl IssuerResolver {
             issuers,
             cluster_issuers,
             http01,
+            routes,
             acme: Default::default(),
         }
     }
@@ -234,7 +238,9 @@ impl IssuerResolver {
                     from_spec::acme_settings(id, acme, &resolved.secret_namespace, &secrets)?;
                 let solvers = Solvers {
                     http01: settings.http01.then(|| self.http01.clone()),
-                    dns01: settings.dns01.map(|d| d as Arc<dyn DnsSolver>),
+                    rules: settings.rules,
+                    routes: self.routes.clone(),
+                    ..Default::default()
                 };
                 let key_store = SecretKeyStore::new(
                     self.client.clone(),

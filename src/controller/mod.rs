@@ -12,6 +12,7 @@
 //! `certweave local`.
 
 pub mod certificates;
+pub mod challenges;
 pub mod health;
 pub mod ingress_shim;
 pub mod issuers;
@@ -158,6 +159,11 @@ pub async fn run(
         caches.issuers.clone(),
         caches.cluster_issuers.clone(),
         http01.clone(),
+        Some(Arc::new(challenges::KubeRoutes::new(
+            client.clone(),
+            solver.local_addr().port(),
+            options.pod_ip.clone(),
+        )) as Arc<dyn crate::issuers::acme::Http01Routes>),
     ));
 
     let leadership = leader::Leadership::start(&client, &options, metrics.clone(), stopped()).await;

@@ -21,7 +21,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 
-use crate::api::annotations::POD_INJECTED;
+use crate::api::annotations::{HTTP01_EDIT_IN_PLACE, HTTP01_OVERRIDE_INGRESS_NAME, POD_INJECTED};
 use crate::api::certificate::Certificate;
 use crate::store::ObjectKey;
 use crate::webhook::MutationConfig;
@@ -131,6 +131,13 @@ pub async fn apply_ingress(
             return;
         }
     };
+    // cert-manager's shim passes edit-in-place on as this annotation.
+    let edit_in_place = ingress
+        .annotations()
+        .get(HTTP01_EDIT_IN_PLACE)
+        .filter(|v| v.as_str() == "true")
+        .map(|_| BTreeMap::from([(HTTP01_OVERRIDE_INGRESS_NAME.to_owned(), name.clone())]))
+        .unwrap_or_default();
     let owner = ingress.controller_owner_ref(&()).map(|mut o| {
         o.block_owner_deletion = Some(true);
         o
@@ -151,6 +158,7 @@ pub async fn apply_ingress(
             certificate,
             owner.clone(),
             BTreeMap::new(),
+            edit_in_place.clone(),
             INGRESS_SHIM_MANAGER,
         )
         .await;
@@ -195,6 +203,7 @@ pub async fn apply_pod(
         &wanted,
         None,
         labels,
+        BTreeMap::new(),
         POD_CERTIFICATES_MANAGER,
     )
     .await;
@@ -206,6 +215,7 @@ async fn apply_certificate(
     wanted: &ShimCertificate,
     owner: Option<OwnerReference>,
     labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
     manager: &str,
 ) {
     let mut certificate = Certificate::new(&key.name, wanted.spec.clone());
@@ -214,6 +224,7 @@ async fn apply_certificate(
         namespace: Some(key.namespace.clone()),
         owner_references: owner.map(|o| vec![o]),
         labels: (!labels.is_empty()).then_some(labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
         ..Default::default()
     };
     let api: Api<Certificate> = Api::namespaced(client.clone(), &key.namespace);

@@ -46,12 +46,14 @@ mod tests {
     #[test]
     fn a_pod_asks_for_a_certificate_named_after_its_secret() {
         let pod = json!({"metadata": {"name": "api-1", "namespace": "shop", "annotations": {
-            "certweave.io/issuer": "ClusterIssuer/le",
+            "certweave.io/cluster-issuer": "le",
+            "certweave.io/service": "api",
             "certweave.io/dns-names": "api.example.com"}}});
         let cert = certificate_for_pod(&pod, "shop").unwrap().unwrap();
         assert_eq!(cert.spec.dns_names, ["api.example.com"]);
         assert_eq!(cert.spec.issuer_ref.name, "le");
         assert_eq!(cert.spec.issuer_ref.kind.as_deref(), Some("ClusterIssuer"));
+        assert_eq!(cert.name, "api-tls");
         assert_eq!(cert.name, cert.spec.secret_name);
         assert!(cert.spec.plan().is_ok());
         let plain = json!({"metadata": {"name": "api-2", "annotations": {}}});

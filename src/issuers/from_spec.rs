@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use crate::api::issuer::{AcmeIssuer as AcmeSpec, SecretKeySelector};
 use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
-use crate::issuers::acme::{AcmeConfig, ExternalAccountBinding, Trust};
+use crate::issuers::acme::{
+    AcmeConfig, DnsSolver, ExternalAccountBinding, Http01Route, RuleMethod, SolverRule,
+    SolverSelector, Trust,
+};
 use crate::issuers::IssueError;
 use crate::store::ObjectKey;
 
@@ -21,10 +24,11 @@ pub type SecretValues = BTreeMap<ObjectKey, BTreeMap<String, String>>;
 /// What an ACME issuer spec asks of the engine.
 pub struct AcmeSettings {
     pub config: AcmeConfig,
-    /// Whether a solver validates with HTTP-01.
+    /// Whether a solver validates with HTTP-01 (the caller provides the
+    /// token server).
     pub http01: bool,
-    /// The first RFC 2136 DNS-01 solver, ready to use.
-    pub dns01: Option<Arc<Rfc2136Solver>>,
+    /// Every solver with its selector, in spec order.
+    pub rules: Vec<SolverRule>,
 }
 
 /// The Secrets (and keys) `acme` reads besides its account key: the EAB
@@ -101,15 +105,35 @@ pub fn acme_settings(
             Some(ExternalAccountBinding::new(eab.key_id.clone(), &hmac)?);
     }
     let mut http01 = false;
-    let mut dns01 = None;
-    for solver in &acme.solvers {
-        http01 |= solver.http01.is_some();
-        let Some(rfc2136) = solver.dns01.as_ref().and_then(|d| d.rfc2136.as_ref()) else {
-            continue;
-        };
-        if dns01.is_some() {
+    let mut rules = Vec::new();
+    for (i, solver) in acme.solvers.iter().enumerate() {
+        let selector = solver
+            .selector
+            .as_ref()
+            .map(|s| SolverSelector {
+                dns_names: s.dns_names.clone(),
+                dns_zones: s.dns_zones.clone(),
+                match_labels: s.match_labels.clone(),
+            })
+            .unwrap_or_default();
+        if let Some(http) = &solver.http01 {
+            http01 = true;
+            let ingress = http.ingress.clone().unwrap_or_default();
+            rules.push(SolverRule {
+                selector,
+                method: RuleMethod::Http01(Http01Route {
+                    class: ingress.class,
+                    ingress_class_name: ingress.ingress_class_name,
+                    name: ingress.name,
+                }),
+            });
             continue;
         }
+        let Some(rfc2136) = solver.dns01.as_ref().and_then(|d| d.rfc2136.as_ref()) else {
+            return Err(IssueError::Config(format!(
+                "{id}: spec.acme.solvers[{i}] has neither http01 nor dns01.rfc2136; certweave solves HTTP-01 and RFC 2136 DNS-01 challenges"
+            )));
+        };
         let nameserver = if rfc2136.nameserver.contains(':') {
             rfc2136.nameserver.clone()
         } else {
@@ -117,7 +141,7 @@ pub fn acme_settings(
         };
         let nameserver = nameserver.parse().map_err(|_| {
             IssueError::Config(format!(
-                "{id}: rfc2136.nameserver {:?} is not an IP:PORT address",
+                "{id}: spec.acme.solvers[{i}].dns01.rfc2136.nameserver {:?} is not an IP:PORT address",
                 rfc2136.nameserver
             ))
         })?;
@@ -130,17 +154,25 @@ pub fn acme_settings(
             .as_deref()
             .unwrap_or("HMACSHA256")
             .parse()
-            .map_err(|e| IssueError::Config(format!("{id}: rfc2136.tsigAlgorithm: {e}")))?;
-        dns01 = Some(Arc::new(Rfc2136Solver::new(Rfc2136Config {
+            .map_err(|e| {
+                IssueError::Config(format!(
+                    "{id}: spec.acme.solvers[{i}].dns01.rfc2136.tsigAlgorithm: {e}"
+                ))
+            })?;
+        let dns: Arc<dyn DnsSolver> = Arc::new(Rfc2136Solver::new(Rfc2136Config {
             nameserver,
             tsig_key_name: rfc2136.tsig_key_name.clone().unwrap_or_default(),
             tsig_secret: secret,
             tsig_algorithm: algorithm,
-        })?));
+        })?);
+        rules.push(SolverRule {
+            selector,
+            method: RuleMethod::Dns01(dns),
+        });
     }
     Ok(AcmeSettings {
         config,
         http01,
-        dns01,
+        rules,
     })
 }

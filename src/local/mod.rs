@@ -495,9 +495,7 @@ impl Shared {
                 })?;
             solvers.http01 = Some(self.http01.clone());
         }
-        solvers.dns01 = settings
-            .dns01
-            .map(|d| d as Arc<dyn crate::issuers::acme::DnsSolver>);
+        solvers.rules = settings.rules;
         let account_key = self
             .root
             .join("state")

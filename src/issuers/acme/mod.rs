@@ -22,6 +22,7 @@ pub mod dns01;
 mod error;
 pub mod http01;
 pub mod order;
+pub mod solvers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,12 +35,16 @@ pub use account::{AccountInfo, AccountKey, AccountKeyStore, FileKeyStore, Memory
 pub use client::{ExternalAccountBinding, Trust};
 pub use http01::{Http01Server, Http01Solver};
 pub use order::{OrderRecord, Polling};
+pub use solvers::{
+    Http01Route, Http01Routes, OrderContext, RuleMethod, SolverRule, SolverSelector, Solvers,
+    ORDER_CONTEXT,
+};
 
 use super::{IssueError, Issuer};
 use crate::engine::{Bundle, CertificateRequest};
 use crate::pki::{self, KeyEncoding, PrivateKey};
 use client::{AcmeHttp, TlsSettings};
-use order::{Driver, Method};
+use order::Driver;
 
 /// What an ACME issuer talks to and as whom: cert-manager's `spec.acme`
 /// without the solvers.
@@ -95,50 +100,6 @@ impl DnsSolver for dns01::Rfc2136Solver {
 
     fn cleanup<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a> {
         Box::pin(dns01::Rfc2136Solver::cleanup(self, fqdn, value))
-    }
-}
-
-/// The challenge solvers an issuer may use. Names are HTTP-01-validated
-/// when an HTTP-01 solver is configured, else DNS-01; wildcards always
-/// need DNS-01 (RFC 8555 §7.1.3 forbids HTTP-01 for them).
-#[derive(Clone, Default)]
-pub struct Solvers {
-    pub http01: Option<Http01Solver>,
-    pub dns01: Option<Arc<dyn DnsSolver>>,
-}
-
-impl std::fmt::Debug for Solvers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Solvers")
-            .field("http01", &self.http01.is_some())
-            .field("dns01", &self.dns01.is_some())
-            .finish()
-    }
-}
-
-impl Solvers {
-    /// The solver for `name` (`*.example.com` for a wildcard), or why none
-    /// fits.
-    pub(crate) fn choose(&self, name: &str) -> Result<Method<'_>, IssueError> {
-        let wildcard = name.starts_with("*.");
-        let is_ip = name.parse::<std::net::IpAddr>().is_ok();
-        match (&self.http01, &self.dns01) {
-            (_, Some(dns)) if wildcard => Ok(Method::Dns01(dns)),
-            (_, None) if wildcard => Err(IssueError::Config(format!(
-                "{name} is a wildcard name, and wildcards can only be validated with DNS-01; \
-                 configure an RFC 2136 DNS-01 solver (--dns01-rfc2136 SERVER --tsig-key-name \
-                 --tsig-secret) or list the names without the wildcard"
-            ))),
-            (Some(http), _) => Ok(Method::Http01(http)),
-            (None, Some(_)) if is_ip => Err(IssueError::Config(format!(
-                "{name} is an IP address, which can only be validated with HTTP-01; \
-                 configure an HTTP-01 solver (--http01-addr)"
-            ))),
-            (None, Some(dns)) => Ok(Method::Dns01(dns)),
-            (None, None) => Err(IssueError::Config(
-                "no ACME challenge solver is configured: give an HTTP-01 address or an RFC 2136 DNS-01 server".into(),
-            )),
-        }
     }
 }
 
@@ -439,14 +400,14 @@ mod tests {
     fn wildcards_need_dns01_and_say_so() {
         let solvers = Solvers {
             http01: Some(Http01Solver::new()),
-            dns01: None,
+            ..Default::default()
         };
         let err = solvers.choose("*.example.com").err().unwrap().to_string();
         assert!(err.contains("DNS-01"), "{err}");
         assert!(err.contains("*.example.com"), "{err}");
         assert!(matches!(
             solvers.choose("www.example.com"),
-            Ok(Method::Http01(_))
+            Ok(solvers::Method::Http01(..))
         ));
         let none = Solvers::default();
         assert!(none.choose("www.example.com").is_err());

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::client::AcmeHttp;
 use super::error::{classify, problem};
 use super::http01::ChallengeToken;
+use super::solvers::{Http01Route, Http01Routes, Method, OrderContext};
 use super::{DnsSolver, Solvers};
 use crate::engine::CertificateRequest;
 use crate::issuers::{IssueError, Problem};
@@ -266,7 +267,7 @@ impl Driver<'_> {
             OrderStatus::Invalid => return Err(self.failure(order).await),
             OrderStatus::Pending => {}
         }
-        let mut presented = Presented::new(self.solvers.dns01.clone());
+        let mut presented = Presented::default();
         let result = self.solve(order, &mut presented).await;
         presented.withdraw().await;
         result
@@ -305,10 +306,24 @@ impl Driver<'_> {
                 let token = challenge.token.clone();
                 let key = self.http.key();
                 match method {
-                    Method::Http01(solver) => {
+                    Method::Http01(solver, route) => {
                         presented
                             .tokens
                             .push(solver.present(&token, key.key_authorization(&token)));
+                        if let Some(routes) = &self.solvers.routes {
+                            let route = route.cloned().unwrap_or_default();
+                            let context = super::solvers::current_context();
+                            // Recorded first: a route opened half-way is
+                            // removed too.
+                            presented.routes.push((
+                                routes.clone(),
+                                name.clone(),
+                                token.clone(),
+                                route.clone(),
+                                context.clone(),
+                            ));
+                            routes.open(&name, &token, &route, &context).await?;
+                        }
                     }
                     Method::Dns01(solver) => {
                         let domain = name.strip_prefix("*.").unwrap_or(&name);
@@ -317,7 +332,9 @@ impl Driver<'_> {
                         tracing::info!(%fqdn, "adding the DNS-01 record");
                         // Recorded first: a present that fails half-way
                         // is cleaned up too.
-                        presented.records.push((fqdn.clone(), value.clone()));
+                        presented
+                            .records
+                            .push((solver.clone(), fqdn.clone(), value.clone()));
                         solver.present(&fqdn, &value).await?;
                     }
                 }
@@ -548,15 +565,10 @@ fn chain_top_matches(chain_pem: &str, common_name: &str) -> bool {
 }
 
 /// A challenge solver picked for one name.
-pub(crate) enum Method<'a> {
-    Http01(&'a super::Http01Solver),
-    Dns01(&'a Arc<dyn DnsSolver>),
-}
-
 impl Method<'_> {
     fn challenge_type(&self) -> ChallengeType {
         match self {
-            Method::Http01(_) => ChallengeType::Http01,
+            Method::Http01(..) => ChallengeType::Http01,
             Method::Dns01(_) => ChallengeType::Dns01,
         }
     }
@@ -565,48 +577,56 @@ impl Method<'_> {
 /// Challenge responses in place: HTTP-01 tokens (withdrawn when dropped)
 /// and DNS-01 records (removed by [`Presented::withdraw`], or in the
 /// background if the driver was cancelled first).
+/// An HTTP-01 route opened for a challenge, to be closed afterwards.
+type OpenRoute = (
+    Arc<dyn Http01Routes>,
+    String,
+    String,
+    Http01Route,
+    OrderContext,
+);
+
+#[derive(Default)]
 struct Presented {
     tokens: Vec<ChallengeToken>,
-    records: Vec<(String, String)>,
-    dns: Option<Arc<dyn DnsSolver>>,
+    records: Vec<(Arc<dyn DnsSolver>, String, String)>,
+    routes: Vec<OpenRoute>,
 }
 
 impl Presented {
-    fn new(dns: Option<Arc<dyn DnsSolver>>) -> Self {
-        Self {
-            tokens: Vec::new(),
-            records: Vec::new(),
-            dns,
-        }
-    }
-
     async fn withdraw(&mut self) {
         self.tokens.clear();
-        let records = std::mem::take(&mut self.records);
-        if let Some(dns) = &self.dns {
-            cleanup(dns.as_ref(), records).await;
-        }
+        cleanup(
+            std::mem::take(&mut self.records),
+            std::mem::take(&mut self.routes),
+        )
+        .await;
     }
 }
 
 impl Drop for Presented {
     fn drop(&mut self) {
         let records = std::mem::take(&mut self.records);
-        if records.is_empty() {
+        let routes = std::mem::take(&mut self.routes);
+        if records.is_empty() && routes.is_empty() {
             return;
         }
-        if let (Some(dns), Ok(runtime)) = (self.dns.clone(), tokio::runtime::Handle::try_current())
-        {
-            runtime.spawn(async move { cleanup(dns.as_ref(), records).await });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(cleanup(records, routes));
         }
     }
 }
 
-async fn cleanup(dns: &dyn DnsSolver, records: Vec<(String, String)>) {
-    for (fqdn, value) in records {
+async fn cleanup(records: Vec<(Arc<dyn DnsSolver>, String, String)>, routes: Vec<OpenRoute>) {
+    for (dns, fqdn, value) in records {
         match dns.cleanup(&fqdn, &value).await {
             Ok(()) => tracing::debug!(%fqdn, "removed the DNS-01 record"),
             Err(e) => tracing::warn!(%fqdn, error = %e, "could not remove the DNS-01 record"),
+        }
+    }
+    for (routes, host, token, route, context) in routes {
+        if let Err(e) = routes.close(&host, &token, &route, &context).await {
+            tracing::warn!(%host, error = %e, "could not remove the HTTP-01 challenge route");
         }
     }
 }

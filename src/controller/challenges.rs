@@ -1,0 +1,352 @@
+//! HTTP-01 in a cluster without solver Pods: for each challenge, the
+//! request `http://HOST/.well-known/acme-challenge/TOKEN` is routed by the
+//! cluster's ingress controller to the leader's `--solver-addr`.
+//!
+//! Per challenge, in the Certificate's namespace: a Service without
+//! selector and an EndpointSlice holding the leader's Pod IP (an Ingress
+//! can only point at Services of its own namespace), and either a temporary
+//! Ingress of the solver's class or, for edit-in-place, one more rule on
+//! the user's Ingress. All of it is removed when the challenge ends,
+//! whatever the outcome.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::Client;
+use serde_json::{json, Value};
+
+use crate::issuers::acme::http01::CHALLENGE_PATH;
+use crate::issuers::acme::{Http01Route, Http01Routes, OrderContext};
+use crate::issuers::IssueError;
+
+/// The label on every object made for a challenge.
+pub const CHALLENGE_LABEL: &str = "certweave.io/acme-challenge";
+/// The field manager of challenge objects.
+pub const CHALLENGE_MANAGER: &str = "certweave-acme-http01";
+
+/// Routes challenges to this replica through Kubernetes objects.
+pub struct KubeRoutes {
+    client: Client,
+    solver_port: u16,
+    pod_ip: Option<String>,
+}
+
+impl KubeRoutes {
+    pub fn new(client: Client, solver_port: u16, pod_ip: Option<String>) -> Self {
+        if pod_ip.is_none() {
+            tracing::warn!("POD_IP is not set: HTTP-01 challenge Services will have no endpoints, so only an ACME server that reaches --solver-addr directly can validate");
+        }
+        Self {
+            client,
+            solver_port,
+            pod_ip,
+        }
+    }
+}
+
+/// The name of a challenge's objects: stable for a host and token, so a
+/// resumed order finds them again.
+pub fn object_name(host: &str, token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{host}/{token}").as_bytes());
+    let hex: String = digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("certweave-acme-{hex}")
+}
+
+fn labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(CHALLENGE_LABEL.to_owned(), "true".to_owned())])
+}
+
+/// The Service a challenge's route points at.
+pub fn service(name: &str, namespace: &str, port: u16) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels()},
+        "spec": {"ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}]}
+    })
+}
+
+/// The endpoints of that Service: this replica.
+pub fn endpoint_slice(name: &str, namespace: &str, ip: &str, port: u16) -> Value {
+    let family = if ip.contains(':') { "IPv6" } else { "IPv4" };
+    let mut labels = labels();
+    labels.insert("kubernetes.io/service-name".into(), name.into());
+    labels.insert(
+        "endpointslice.kubernetes.io/managed-by".into(),
+        "certweave.io".into(),
+    );
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "addressType": family,
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]
+    })
+}
+
+/// The Ingress rule that sends the challenge path of `host` to `service`.
+pub fn challenge_rule(host: &str, token: &str, service: &str, port: u16) -> Value {
+    let mut rule = json!({"http": {"paths": [{
+        "path": format!("{CHALLENGE_PATH}{token}"),
+        "pathType": "Exact",
+        "backend": {"service": {"name": service, "port": {"number": port}}}
+    }]}});
+    // An Ingress host cannot be an IP address; such a rule matches any host.
+    if host.parse::<std::net::IpAddr>().is_err() {
+        rule["host"] = json!(host);
+    }
+    rule
+}
+
+/// A temporary Ingress for one challenge, of the solver's class.
+pub fn challenge_ingress(
+    name: &str,
+    namespace: &str,
+    host: &str,
+    token: &str,
+    route: &Http01Route,
+    port: u16,
+) -> Value {
+    let mut ingress = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels()},
+        "spec": {"rules": [challenge_rule(host, token, name, port)]}
+    });
+    if let Some(class) = &route.ingress_class_name {
+        ingress["spec"]["ingressClassName"] = json!(class);
+    }
+    if let Some(class) = &route.class {
+        ingress["metadata"]["annotations"] = json!({"kubernetes.io/ingress.class": class});
+    }
+    ingress
+}
+
+fn failed(what: &str, e: kube::Error) -> IssueError {
+    IssueError::Transient(format!("cannot {what} for the HTTP-01 challenge: {e}"))
+}
+
+fn not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+impl KubeRoutes {
+    fn namespace<'a>(&self, context: &'a OrderContext) -> &'a str {
+        if context.namespace.is_empty() {
+            "default"
+        } else {
+            &context.namespace
+        }
+    }
+
+    async fn apply(
+        &self,
+        path: Api<kube::core::DynamicObject>,
+        name: &str,
+        body: Value,
+    ) -> Result<(), kube::Error> {
+        path.patch(
+            name,
+            &PatchParams::apply(CHALLENGE_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Adds or removes the challenge rule on an existing Ingress, retrying
+    /// on conflicting writes.
+    async fn edit_in_place(
+        &self,
+        namespace: &str,
+        ingress: &str,
+        rule: &Value,
+        add: bool,
+    ) -> Result<(), kube::Error> {
+        let api: Api<Ingress> = Api::namespaced(self.client.clone(), namespace);
+        let mut attempts = 0;
+        loop {
+            let current = api.get(ingress).await?;
+            let mut value = serde_json::to_value(&current).expect("Ingress serialises");
+            let rules = value["spec"]
+                .as_object_mut()
+                .map(|spec| spec.entry("rules").or_insert_with(|| json!([])))
+                .and_then(Value::as_array_mut);
+            let Some(rules) = rules else { return Ok(()) };
+            let present = rules.iter().any(|r| r == rule);
+            match (add, present) {
+                (true, true) | (false, false) => return Ok(()),
+                (true, false) => rules.push(rule.clone()),
+                (false, true) => rules.retain(|r| r != rule),
+            }
+            let updated: Ingress = serde_json::from_value(value).expect("still an Ingress");
+            match api.replace(ingress, &PostParams::default(), &updated).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 && attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn dynamic(&self, namespace: &str, kind: &str) -> Api<kube::core::DynamicObject> {
+        let (group, version, plural) = match kind {
+            "Service" => ("", "v1", "services"),
+            "EndpointSlice" => ("discovery.k8s.io", "v1", "endpointslices"),
+            _ => ("networking.k8s.io", "v1", "ingresses"),
+        };
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+        let resource = kube::core::ApiResource::from_gvk_with_plural(&gvk, plural);
+        Api::namespaced_with(self.client.clone(), namespace, &resource)
+    }
+}
+
+impl Http01Routes for KubeRoutes {
+    fn open<'a>(
+        &'a self,
+        host: &'a str,
+        token: &'a str,
+        route: &'a Http01Route,
+        context: &'a OrderContext,
+    ) -> crate::issuers::acme::SolverFuture<'a> {
+        Box::pin(async move {
+            let namespace = self.namespace(context);
+            let name = object_name(host, token);
+            let port = self.solver_port;
+            self.apply(
+                self.dynamic(namespace, "Service"),
+                &name,
+                service(&name, namespace, port),
+            )
+            .await
+            .map_err(|e| failed("create the Service", e))?;
+            if let Some(ip) = &self.pod_ip {
+                self.apply(
+                    self.dynamic(namespace, "EndpointSlice"),
+                    &name,
+                    endpoint_slice(&name, namespace, ip, port),
+                )
+                .await
+                .map_err(|e| failed("create the EndpointSlice", e))?;
+            }
+            match route.name.as_deref().or(context.edit_in_place.as_deref()) {
+                Some(existing) => self
+                    .edit_in_place(
+                        namespace,
+                        existing,
+                        &challenge_rule(host, token, &name, port),
+                        true,
+                    )
+                    .await
+                    .map_err(|e| {
+                        failed(
+                            &format!("add the challenge path to Ingress {namespace}/{existing}"),
+                            e,
+                        )
+                    })?,
+                None => self
+                    .apply(
+                        self.dynamic(namespace, "Ingress"),
+                        &name,
+                        challenge_ingress(&name, namespace, host, token, route, port),
+                    )
+                    .await
+                    .map_err(|e| failed("create the Ingress", e))?,
+            }
+            tracing::info!(%host, namespace, ingress = %route.name.as_deref().or(context.edit_in_place.as_deref()).unwrap_or(&name), "routing the HTTP-01 challenge to this replica");
+            Ok(())
+        })
+    }
+
+    fn close<'a>(
+        &'a self,
+        host: &'a str,
+        token: &'a str,
+        route: &'a Http01Route,
+        context: &'a OrderContext,
+    ) -> crate::issuers::acme::SolverFuture<'a> {
+        Box::pin(async move {
+            let namespace = self.namespace(context);
+            let name = object_name(host, token);
+            let mut first_error = None;
+            if let Some(existing) = route.name.as_deref().or(context.edit_in_place.as_deref()) {
+                let rule = challenge_rule(host, token, &name, self.solver_port);
+                if let Err(e) = self.edit_in_place(namespace, existing, &rule, false).await {
+                    if !not_found(&e) {
+                        first_error.get_or_insert(failed("remove the challenge path", e));
+                    }
+                }
+            }
+            for kind in ["Ingress", "EndpointSlice", "Service"] {
+                if let Err(e) = self
+                    .dynamic(namespace, kind)
+                    .delete(&name, &DeleteParams::background())
+                    .await
+                {
+                    if !not_found(&e) {
+                        first_error.get_or_insert(failed(&format!("delete the {kind}"), e));
+                    }
+                }
+            }
+            match first_error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    #[test]
+    fn a_challenge_ingress_routes_exactly_the_token_path_to_its_service() {
+        let route = Http01Route {
+            ingress_class_name: Some("nginx".into()),
+            ..Default::default()
+        };
+        let name = object_name("web.example.com", "tok");
+        assert_eq!(name, object_name("web.example.com", "tok"), "stable");
+        assert_ne!(name, object_name("web.example.com", "other"));
+        assert!(name.len() <= 63);
+        let ingress = challenge_ingress(&name, "shop", "web.example.com", "tok", &route, 8089);
+        assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+        let rule = &ingress["spec"]["rules"][0];
+        assert_eq!(rule["host"], "web.example.com");
+        let path = &rule["http"]["paths"][0];
+        assert_eq!(path["path"], "/.well-known/acme-challenge/tok");
+        assert_eq!(path["pathType"], "Exact");
+        assert_eq!(path["backend"]["service"]["name"], json!(name));
+        assert_eq!(path["backend"]["service"]["port"]["number"], 8089);
+        let typed: Ingress = serde_json::from_value(ingress).unwrap();
+        assert_eq!(typed.metadata.labels.unwrap()[CHALLENGE_LABEL], "true");
+
+        let legacy = Http01Route {
+            class: Some("traefik".into()),
+            ..Default::default()
+        };
+        let ingress = challenge_ingress(&name, "shop", "web.example.com", "tok", &legacy, 8089);
+        assert_eq!(
+            ingress["metadata"]["annotations"]["kubernetes.io/ingress.class"],
+            "traefik"
+        );
+        assert!(ingress["spec"].get("ingressClassName").is_none());
+
+        let slice: EndpointSlice =
+            serde_json::from_value(endpoint_slice(&name, "shop", "10.0.0.7", 8089)).unwrap();
+        assert_eq!(slice.address_type, "IPv4");
+        assert_eq!(
+            slice.metadata.labels.unwrap()["kubernetes.io/service-name"],
+            name
+        );
+        let svc: Service = serde_json::from_value(service(&name, "shop", 8089)).unwrap();
+        assert!(
+            svc.spec.unwrap().selector.is_none(),
+            "endpoints are ours, not selected"
+        );
+    }
+}
