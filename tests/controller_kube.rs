@@ -472,3 +472,377 @@ async fn the_acme_account_key_is_created_in_its_secret_once_and_never_replaced()
     let error = task.await.unwrap().unwrap_err().to_string();
     assert!(error.contains("has no key \"tls.key\""), "{error}");
 }
+
+fn ingress(uid: &str, annotations: Value) -> k8s_openapi::api::networking::v1::Ingress {
+    serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "shop", "namespace": "shop", "uid": uid, "annotations": annotations},
+        "spec": {"rules": [{"host": "shop.example.com"}],
+                 "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]}
+    }))
+    .unwrap()
+}
+
+fn cache_of(certificates: Vec<Certificate>) -> kube::runtime::reflector::Store<Certificate> {
+    let (reader, mut writer) = kube::runtime::reflector::store::<Certificate>();
+    for c in certificates {
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(c));
+    }
+    reader
+}
+
+fn owned_certificate(name: &str, owner_uid: Option<&str>) -> Certificate {
+    let mut c = Certificate::new(
+        name,
+        CertificateSpec {
+            secret_name: name.into(),
+            ..Default::default()
+        },
+    );
+    c.metadata.namespace = Some("shop".into());
+    c.metadata.owner_references = owner_uid.map(|uid| {
+        vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "networking.k8s.io/v1".into(),
+                kind: "Ingress".into(),
+                name: "shop".into(),
+                uid: uid.into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ]
+    });
+    c
+}
+
+#[tokio::test]
+async fn the_ingress_shim_applies_owned_certificates_and_removes_stale_ones() {
+    use certweave::controller::owned::apply_ingress;
+    use certweave::webhook::MutationConfig;
+    let (client, mut server) = client();
+    // An earlier spec.tls entry left a Certificate behind.
+    let cache = cache_of(vec![owned_certificate("old-tls", Some("ing-1"))]);
+    let annotations = json!({
+        "cert-manager.io/cluster-issuer": "le",
+        "acme.cert-manager.io/http01-edit-in-place": "true"
+    });
+    let task = tokio::spawn(async move {
+        apply_ingress(
+            &client,
+            &cache,
+            &ingress("ing-1", annotations),
+            &MutationConfig::default(),
+        )
+        .await
+    });
+    let applied = server
+        .expect(
+            "PATCH",
+            "/apis/cert-manager.io/v1/namespaces/shop/certificates/shop-tls",
+            200,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        applied.param("fieldManager").as_deref(),
+        Some("certweave-ingress-shim")
+    );
+    let body = &applied.body;
+    assert_eq!(body["kind"], "Certificate");
+    assert_eq!(body["spec"]["secretName"], "shop-tls");
+    assert_eq!(body["spec"]["dnsNames"], json!(["shop.example.com"]));
+    assert_eq!(body["spec"]["issuerRef"]["name"], "le");
+    assert_eq!(body["spec"]["issuerRef"]["kind"], "ClusterIssuer");
+    let owner = &body["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["uid"], "ing-1");
+    assert_eq!(owner["kind"], "Ingress");
+    assert_eq!(owner["controller"], true);
+    assert_eq!(owner["blockOwnerDeletion"], true);
+    assert_eq!(
+        body["metadata"]["annotations"]["acme.cert-manager.io/http01-override-ingress-name"],
+        "shop",
+        "edit-in-place is passed on to the Certificate"
+    );
+    server
+        .expect(
+            "DELETE",
+            "/apis/cert-manager.io/v1/namespaces/shop/certificates/old-tls",
+            200,
+            owned_certificate("old-tls", Some("ing-1")).pipe_json(),
+        )
+        .await;
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_ingress_shim_never_takes_over_a_certificate_it_does_not_own() {
+    use certweave::controller::owned::apply_ingress;
+    use certweave::webhook::MutationConfig;
+    let (client, mut server) = client();
+    let cache = cache_of(vec![owned_certificate("shop-tls", None)]);
+    let annotations = json!({"cert-manager.io/cluster-issuer": "le"});
+    apply_ingress(
+        &client,
+        &cache,
+        &ingress("ing-2", annotations),
+        &MutationConfig::default(),
+    )
+    .await;
+    drop(client);
+    assert_no_more_requests(&mut server).await;
+}
+
+async fn assert_no_more_requests(server: &mut ApiServer) {
+    let extra = server.try_next().await;
+    assert!(extra.is_none(), "unexpected request: {extra:?}");
+}
+
+trait PipeJson {
+    fn pipe_json(&self) -> Value;
+}
+
+impl<T: serde::Serialize> PipeJson for T {
+    fn pipe_json(&self) -> Value {
+        serde_json::to_value(self).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_pod_gets_its_shared_certificate_created_once() {
+    use certweave::controller::owned::apply_pod;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::core::PartialObjectMeta;
+    let pod: PartialObjectMeta<Pod> = serde_json::from_value(json!({
+        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": {"name": "api-1", "namespace": "shop",
+            "labels": {"certweave.io/injected": "true", "app": "api"},
+            "annotations": {"certweave.io/cluster-issuer": "le"}}
+    }))
+    .unwrap();
+    let (client, mut server) = client();
+    let empty = cache_of(vec![]);
+    let task = {
+        let pod = pod.clone();
+        tokio::spawn(async move { apply_pod(&client, &empty, &pod).await })
+    };
+    let applied = server
+        .expect(
+            "PATCH",
+            "/apis/cert-manager.io/v1/namespaces/shop/certificates/api-tls",
+            200,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        applied.param("fieldManager").as_deref(),
+        Some("certweave-pod-certificates")
+    );
+    assert_eq!(
+        applied.body["metadata"]["labels"]["certweave.io/pod-certificate"],
+        "true"
+    );
+    assert_eq!(
+        applied.body["spec"]["dnsNames"],
+        json!(["api.shop.svc", "api.shop.svc.cluster.local"])
+    );
+    assert!(
+        applied.body["metadata"].get("ownerReferences").is_none(),
+        "shared, not owned by one Pod"
+    );
+    task.await.unwrap();
+
+    // A second Pod of the same app finds it in place: no request.
+    let existing: Certificate = serde_json::from_value(applied.body).unwrap();
+    let (client, mut server) = kube_mock::client();
+    let cache = cache_of(vec![existing]);
+    apply_pod(&client, &cache, &pod).await;
+    drop(client);
+    assert_no_more_requests(&mut server).await;
+}
+
+#[tokio::test]
+async fn challenge_routes_are_created_then_removed() {
+    use certweave::controller::challenges::{object_name, KubeRoutes};
+    use certweave::issuers::acme::{Http01Route, Http01Routes, OrderContext};
+    let (client, mut server) = client();
+    let routes = std::sync::Arc::new(KubeRoutes::new(client, 8089, Some("10.0.0.7".into())));
+    let route = Http01Route {
+        ingress_class_name: Some("nginx".into()),
+        ..Default::default()
+    };
+    let context = OrderContext {
+        namespace: "shop".into(),
+        ..Default::default()
+    };
+    let name = object_name("web.example.com", "tok");
+    let task = {
+        let (routes, route, context) = (routes.clone(), route.clone(), context.clone());
+        tokio::spawn(async move {
+            routes
+                .open("web.example.com", "tok", &route, &context)
+                .await
+        })
+    };
+    let service = server
+        .expect(
+            "PATCH",
+            &format!("/api/v1/namespaces/shop/services/{name}"),
+            200,
+            Value::Null,
+        )
+        .await;
+    assert!(service.body["spec"].get("selector").is_none());
+    let slice = server
+        .expect(
+            "PATCH",
+            &format!("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/{name}"),
+            200,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(slice.body["endpoints"][0]["addresses"], json!(["10.0.0.7"]));
+    let ingress = server
+        .expect(
+            "PATCH",
+            &format!("/apis/networking.k8s.io/v1/namespaces/shop/ingresses/{name}"),
+            200,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        ingress.param("fieldManager").as_deref(),
+        Some("certweave-acme-http01")
+    );
+    assert_eq!(ingress.body["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        ingress.body["spec"]["rules"][0]["http"]["paths"][0]["path"],
+        "/.well-known/acme-challenge/tok"
+    );
+    task.await.unwrap().unwrap();
+
+    let task = tokio::spawn(async move {
+        routes
+            .close("web.example.com", "tok", &route, &context)
+            .await
+    });
+    let gone = status(200, "", "");
+    server
+        .expect(
+            "DELETE",
+            &format!("/apis/networking.k8s.io/v1/namespaces/shop/ingresses/{name}"),
+            200,
+            gone.clone(),
+        )
+        .await;
+    // Already gone: not an error.
+    server
+        .expect_not_found(
+            "DELETE",
+            &format!("/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices/{name}"),
+        )
+        .await;
+    server
+        .expect(
+            "DELETE",
+            &format!("/api/v1/namespaces/shop/services/{name}"),
+            200,
+            gone,
+        )
+        .await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_webhook_ca_bundle_is_patched_only_where_it_differs() {
+    use certweave::controller::webhook_cert::sync_ca_bundle;
+    let (client, mut server) = client();
+    let task = tokio::spawn(async move { sync_ca_bundle(&client, "certweave", "CA PEM").await });
+    server
+        .expect(
+            "GET",
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/certweave",
+            200,
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": "certweave"},
+                "webhooks": [
+                    {"name": "ingress.certweave.io", "clientConfig": {"caBundle": b64("CA PEM")},
+                     "sideEffects": "None", "admissionReviewVersions": ["v1"]},
+                    {"name": "pods.certweave.io", "clientConfig": {"service": {"name": "certweave-webhook", "namespace": "certweave"}},
+                     "sideEffects": "None", "admissionReviewVersions": ["v1"]}
+                ]
+            }),
+        )
+        .await;
+    let patch = server
+        .expect(
+            "PATCH",
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/certweave",
+            200,
+            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {"name": "certweave"}}),
+        )
+        .await;
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/strategic-merge-patch+json")
+    );
+    assert_eq!(
+        patch.body,
+        json!({"webhooks": [{"name": "pods.certweave.io", "clientConfig": {"caBundle": b64("CA PEM")}}]})
+    );
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn replicas_racing_to_create_the_serving_secret_use_the_winner() {
+    use certweave::controller::webhook_cert::{ensure, plan, service_dns_names};
+    use certweave::controller::ControllerOptions;
+    let options = ControllerOptions {
+        kubeconfig: None,
+        webhook_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        solver_addr: "127.0.0.1:0".parse().unwrap(),
+        tls_files: None,
+        mutation: Default::default(),
+        leader_elect: true,
+        namespace: "certweave".into(),
+        identity: "replica-b".into(),
+        pod_ip: None,
+        webhook_config_name: "certweave".into(),
+        webhook_service_name: "certweave-webhook".into(),
+        webhook_secret_name: "certweave-webhook-tls".into(),
+        concurrency: 4,
+    };
+    let winner = plan(
+        None,
+        &service_dns_names("certweave-webhook", "certweave"),
+        SystemTime::now(),
+    )
+    .unwrap()
+    .unwrap();
+    let (client, mut server) = client();
+    let task = tokio::spawn(async move { ensure(&client, &options).await });
+    let path = "/api/v1/namespaces/certweave/secrets/certweave-webhook-tls";
+    server.expect_not_found("GET", path).await;
+    let ours = server
+        .expect(
+            "POST",
+            "/api/v1/namespaces/certweave/secrets",
+            409,
+            status(409, "AlreadyExists", "exists"),
+        )
+        .await;
+    assert_eq!(ours.body["type"], "kubernetes.io/tls");
+    let data = json!({
+        "ca.crt": b64(&winner.ca_crt), "ca.key": b64(&winner.ca_key),
+        "tls.crt": b64(&winner.tls_crt), "tls.key": b64(&winner.tls_key)
+    });
+    server
+        .expect("GET", path, 200, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "certweave-webhook-tls", "resourceVersion": "3"}, "data": data}))
+        .await;
+    let used = task.await.unwrap().unwrap();
+    assert_eq!(
+        used, winner,
+        "the other replica's certificate is served, not replaced"
+    );
+}

@@ -91,6 +91,20 @@ impl ApiServer {
         seen
     }
 
+    /// The next request, if the client sends one within a second; `None`
+    /// once the client is gone.
+    pub async fn try_next(&mut self) -> Option<String> {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            self.handle.next_request(),
+        )
+        .await
+        {
+            Ok(Some((request, _))) => Some(format!("{} {}", request.method(), request.uri())),
+            _ => None,
+        }
+    }
+
     /// Answers with the Kubernetes Status of a 404.
     pub async fn expect_not_found(&mut self, method: &str, path: &str) -> Seen {
         self.expect(method, path, 404, status(404, "NotFound", "not found"))
