@@ -155,6 +155,7 @@ impl CertificateController {
                 issued: false,
                 state: CertificateState::default(),
                 error: None,
+                issuing_because: None,
             });
         };
         let reference = certificate.object_ref(&());
@@ -181,6 +182,7 @@ impl CertificateController {
                     issued: false,
                     state,
                     error: Some(message),
+                    issuing_because: None,
                 });
             }
         };
@@ -235,6 +237,11 @@ impl CertificateController {
             )
             .await?;
         let kind = plan.issuer.kind.as_str();
+        if let Some(reason) = &step.issuing_because {
+            let message = format!("Issuing certificate as {reason}");
+            self.event(&reference, EventType::Normal, "Issuing", &message)
+                .await;
+        }
         if step.issued {
             self.metrics
                 .issuance

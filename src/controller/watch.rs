@@ -182,6 +182,10 @@ pub async fn forward_triggers(
     )
     .default_backoff();
     let mut secret_events = std::pin::pin!(secret_events);
+    // Issuers that are not ready (an ACME server down, a CA Secret not yet
+    // created) are checked again, as their spec may not change.
+    let mut recheck = tokio::time::interval(ISSUER_RECHECK);
+    recheck.tick().await;
     tokio::pin!(stop);
     loop {
         for (namespace, name) in pending_issuers.drain(..) {
@@ -229,6 +233,7 @@ pub async fn forward_triggers(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            _ = recheck.tick() => pending_issuers.extend(unready_issuers(&caches)),
             event = secret_events.next() => match event {
                 Some(Ok(Event::Apply(secret) | Event::InitApply(secret) | Event::Delete(secret))) => {
                     let namespace = secret.namespace().unwrap_or_default();
@@ -245,6 +250,32 @@ pub async fn forward_triggers(
             },
         }
     }
+}
+
+/// How often issuers that are not ready are checked again.
+pub const ISSUER_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn is_ready(conditions: Option<&Vec<crate::api::certificate::CertificateCondition>>) -> bool {
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn unready_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
+    let mut out: Vec<_> = caches
+        .issuers
+        .state()
+        .iter()
+        .filter(|i| !is_ready(i.status.as_ref().map(|s| &s.conditions)))
+        .map(|i| (i.namespace(), i.name_any()))
+        .collect();
+    out.extend(
+        caches
+            .cluster_issuers
+            .state()
+            .iter()
+            .filter(|i| !is_ready(i.status.as_ref().map(|s| &s.conditions)))
+            .map(|i| (None, i.name_any())),
+    );
+    out
 }
 
 fn all_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {

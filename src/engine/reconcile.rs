@@ -143,6 +143,8 @@ pub struct Step {
     pub state: CertificateState,
     /// The failure, when the step failed.
     pub error: Option<String>,
+    /// Why an issuance was attempted, when one was.
+    pub issuing_because: Option<String>,
 }
 
 /// Failures of the store itself (the issuer's failures are recorded in the
@@ -198,6 +200,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                 issued: false,
                 state: fresh,
                 error: None,
+                issuing_because: None,
             });
         }
         Evaluation::Issue { reason } => reason,
@@ -209,6 +212,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
             issued: false,
             state,
             error: None,
+            issuing_because: None,
         });
     }
     tracing::info!(certificate = %managed.certificate, %reason, "issuing");
@@ -254,6 +258,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                 issued: true,
                 state: new_state,
                 error: None,
+                issuing_because: Some(reason.clone()),
             })
         }
         Err(error) => {
@@ -294,6 +299,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                 issued: false,
                 state,
                 error: Some(message),
+                issuing_because: Some(reason.clone()),
             })
         }
     }

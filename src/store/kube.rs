@@ -130,7 +130,13 @@ pub fn state_from_status(status: &CertificateStatus) -> CertificateState {
         last_failure_time: status.last_failure_time.as_ref().map(system_time),
         next_attempt: status.next_attempt_time.as_ref().map(system_time),
         ready: ready.as_ref().is_some_and(|(r, _)| *r),
-        message: ready.and_then(|(_, m)| m),
+        // A failing renewal of a valid certificate is told by Issuing.
+        message: status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Issuing" && c.status == "False")
+            .and_then(|c| c.message.clone())
+            .or(ready.and_then(|(_, m)| m)),
         order: None,
     }
 }
@@ -161,7 +167,16 @@ pub fn status_from_state(
     };
     let message = state.message.clone().unwrap_or_default();
     let mut conditions = Vec::new();
-    if state.ready {
+    if state.ready && state.failed_issuance_attempts > 0 {
+        // The stored certificate still serves; the renewal is failing.
+        conditions.push(condition(
+            "Ready",
+            "True",
+            "Ready",
+            "Certificate is valid; its renewal is failing".into(),
+        ));
+        conditions.push(condition("Issuing", "False", "Failed", message));
+    } else if state.ready {
         conditions.push(condition("Ready", "True", "Ready", message));
     } else if state.failed_issuance_attempts > 0 {
         conditions.push(condition("Ready", "False", "Failed", message.clone()));
