@@ -1,0 +1,928 @@
+//! End-to-end: `certweave controller` against a real kube-apiserver and
+//! etcd (from `KUBEBUILDER_ASSETS`, as controller-runtime's envtest) and a
+//! real ACME server (Pebble). See `e2e/README.md`.
+//!
+//! One test, in steps that build on each other; each waits with a timeout
+//! and fails with what it last saw and the controller's log. Without
+//! `KUBEBUILDER_ASSETS` it prints one line saying so and passes.
+
+#[path = "../tests/support/pebble.rs"]
+mod pebble;
+
+mod harness;
+
+use std::future::Future;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::Client;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use certweave::api::certificate::{Certificate, CertificateCondition};
+use certweave::api::issuer::{ClusterIssuer, Issuer};
+use certweave::engine::CertificateRequest;
+use certweave::pki::{check_bundle, verify_chain_to_root, CertInfo};
+use harness::{Assets, Cluster, Controller, CONTROLLER_NAMESPACE};
+use pebble::{Pebble, PebbleOptions};
+
+/// Where the test's own objects live.
+const NS: &str = "e2e";
+/// The cert-manager documentation's ACME ClusterIssuer, pointed at Pebble.
+const ACME_ISSUER: &str = "letsencrypt-staging";
+/// A SelfSigned ClusterIssuer (Pod certificates, the CA's root).
+const SELF_SIGNED: &str = "selfsigned";
+
+const ISSUER_READY: Duration = Duration::from_secs(60);
+const ISSUED: Duration = Duration::from_secs(90);
+
+/// Progress and the skip notice, written past the test harness's capture so
+/// they show in a plain `cargo test`.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "e2e: {line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end() {
+    let assets = match Assets::from_env() {
+        Ok(assets) => assets,
+        Err(why) => {
+            say(&format!(
+                "SKIPPED — {why}; set KUBEBUILDER_ASSETS to a folder holding etcd and \
+                 kube-apiserver (e.g. from setup-envtest) to run the end-to-end tests"
+            ));
+            return;
+        }
+    };
+    let started = Instant::now();
+    let e2e = E2e::start(&assets).await;
+    e2e.step(
+        1,
+        "documentation ClusterIssuer (ACME) and Certificate",
+        acme_certificate(&e2e),
+    )
+    .await;
+    e2e.step(
+        2,
+        "Ingress with only cert-manager.io/cluster-issuer",
+        ingress(&e2e),
+    )
+    .await;
+    e2e.step(3, "Pod with certweave.io/cluster-issuer", pod(&e2e))
+        .await;
+    e2e.step(4, "deleted Secret is issued again", deleted_secret(&e2e))
+        .await;
+    e2e.step(5, "short-lived certificate is renewed", renewal(&e2e))
+        .await;
+    e2e.check_metrics().await;
+    say(&format!("all steps passed in {:?}", started.elapsed()));
+}
+
+/// The running system and a client for it. Field order is drop order: the
+/// controller stops first, the API server last.
+struct E2e {
+    controller: Controller,
+    pebble: Pebble,
+    cluster: Cluster,
+    client: Client,
+}
+
+impl E2e {
+    async fn start(assets: &Assets) -> Self {
+        let t = Instant::now();
+        let cluster = Cluster::start(assets).await;
+        say(&format!(
+            "etcd and kube-apiserver ready at {} in {:?}",
+            cluster.server_url,
+            t.elapsed()
+        ));
+        let client = cluster.client().await;
+        for ns in [CONTROLLER_NAMESPACE, NS] {
+            let namespace: Namespace = object(json!({"metadata": {"name": ns}}));
+            Api::<Namespace>::all(client.clone())
+                .create(&PostParams::default(), &namespace)
+                .await
+                .unwrap_or_else(|e| panic!("create namespace {ns}: {e}"));
+        }
+        apply_crds(&client).await;
+        say("CRDs established; their CEL rules are enforced by the API server");
+
+        let http01_port = pebble::free_port();
+        let pebble = Pebble::start(PebbleOptions::http01(http01_port));
+        let controller = Controller::start(&cluster, http01_port).await;
+        say("certweave controller ready");
+        register_webhook(&client, &controller).await;
+        let e2e = Self {
+            controller,
+            pebble,
+            cluster,
+            client,
+        };
+        e2e.wait_for_webhook().await;
+        say("the API server calls the webhook");
+        e2e
+    }
+
+    async fn step(&self, number: u32, name: &str, check: impl Future<Output = ()>) {
+        say(&format!("[{number}/5] {name} …"));
+        let t = Instant::now();
+        check.await;
+        say(&format!("[{number}/5] {name}: ok in {:?}", t.elapsed()));
+    }
+
+    /// The leader reports itself and the certificates it manages on the
+    /// metrics port, under cert-manager's metric names.
+    async fn check_metrics(&self) {
+        let url = format!("{}/metrics", self.controller.metrics_url);
+        let body = match reqwest::get(&url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(e) => self.fail(&format!("GET {url}: {e}")),
+        };
+        let has = |metric: &str, needle: &str| {
+            body.lines()
+                .any(|l| l.starts_with(metric) && l.contains(needle))
+        };
+        if !has("certweave_leader", " 1")
+            || !has(
+                "certmanager_certificate_expiration_timestamp_seconds",
+                "example-com",
+            )
+            || !has("certmanager_certificate_ready_status", "example-com")
+        {
+            self.fail(&format!(
+                "{url} should show certweave_leader 1 and the expiration and ready status of \
+                 Certificate example-com:\n{body}"
+            ));
+        }
+        say("metrics: leader and certificate series present");
+    }
+
+    /// Fails the test with `message` and the logs that explain it.
+    fn fail(&self, message: &str) -> ! {
+        panic!(
+            "{message}\n{}\n{}",
+            self.controller.log_tail(60),
+            self.cluster.log_tails()
+        )
+    }
+
+    /// Polls `check` every half second until it returns `Ok`, failing after
+    /// `timeout` with the last `Err` it returned.
+    async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match check().await {
+                Ok(value) => return value,
+                Err(last) => last,
+            };
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "{what}: not within {timeout:?}; last seen: {last}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    async fn create<K>(&self, api: &Api<K>, value: Value) -> K
+    where
+        K: kube::Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        let object: K = object(value.clone());
+        match api.create(&PostParams::default(), &object).await {
+            Ok(created) => created,
+            Err(e) => self.fail(&format!("create {value}: {e}")),
+        }
+    }
+
+    /// Waits until the Certificate `name` is Ready.
+    async fn certificate_ready(&self, name: &str, timeout: Duration) -> Certificate {
+        let api: Api<Certificate> = self.api(NS);
+        self.eventually(&format!("Certificate {NS}/{name} Ready"), timeout, || {
+            let api = api.clone();
+            async move {
+                let certificate = api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the Certificate does not exist")?;
+                let conditions = certificate
+                    .status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default();
+                if is_ready(conditions) {
+                    Ok(certificate)
+                } else {
+                    Err(describe(conditions))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits until the Secret `name` holds a valid bundle for `dns_names`
+    /// that verifies to `root_pem`, satisfying `accept` (e.g. a new
+    /// serial).
+    async fn valid_secret(
+        &self,
+        name: &str,
+        dns_names: &[&str],
+        root_pem: &str,
+        timeout: Duration,
+        accept: impl Fn(&Secret, &CertInfo) -> Result<(), String>,
+    ) -> (Secret, CertInfo) {
+        let api: Api<Secret> = self.api(NS);
+        self.eventually(
+            &format!("Secret {NS}/{name} with a valid certificate"),
+            timeout,
+            || {
+                let api = api.clone();
+                let accept = &accept;
+                async move {
+                    let secret = api
+                        .get_opt(name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or("the Secret does not exist")?;
+                    let leaf = check_tls_secret(&secret, dns_names, root_pem)?;
+                    accept(&secret, &leaf)?;
+                    Ok((secret, leaf))
+                }
+            },
+        )
+        .await
+    }
+
+    /// The webhook configuration reaches the API server's informer a moment
+    /// after it is created: dry-run an annotated Ingress until it comes
+    /// back mutated.
+    async fn wait_for_webhook(&self) {
+        let api: Api<Ingress> = self.api(NS);
+        let probe: Ingress = object(ingress_json("webhook-probe", "probe.example.test"));
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        self.eventually(
+            "the API server calls the webhook",
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let probe = probe.clone();
+                let dry_run = dry_run.clone();
+                async move {
+                    let created = api
+                        .create(&dry_run, &probe)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match created.spec.and_then(|s| s.tls) {
+                        Some(_) => Ok(()),
+                        None => Err("the dry-run Ingress came back without spec.tls".into()),
+                    }
+                }
+            },
+        )
+        .await;
+    }
+}
+
+/// Step 1: the manifests of cert-manager's documentation, unchanged except
+/// for the ACME server (Pebble) and its TLS trust.
+async fn acme_certificate(e2e: &E2e) {
+    let issuers: Api<ClusterIssuer> = Api::all(e2e.client.clone());
+    e2e.create(
+        &issuers,
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "ClusterIssuer",
+            "metadata": {"name": ACME_ISSUER},
+            "spec": {"acme": {
+                "server": e2e.pebble.directory_url,
+                "email": "user@example.com",
+                "privateKeySecretRef": {"name": "letsencrypt-staging"},
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(&e2e.pebble.tls_ca_pem),
+                "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+            }},
+        }),
+    )
+    .await;
+    cluster_issuer_ready(e2e, ACME_ISSUER).await;
+    // A ClusterIssuer's account key lives in the controller's namespace.
+    let account: Api<Secret> = e2e.api(CONTROLLER_NAMESPACE);
+    match account.get_opt("letsencrypt-staging").await {
+        Ok(Some(secret)) if data(&secret, "tls.key").is_some() => {}
+        other => e2e.fail(&format!(
+            "the ACME account key Secret {CONTROLLER_NAMESPACE}/letsencrypt-staging \
+             should hold tls.key once the issuer is Ready; got {other:?}"
+        )),
+    }
+
+    let certificates: Api<Certificate> = e2e.api(NS);
+    e2e.create(
+        &certificates,
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": "example-com", "namespace": NS},
+            "spec": {
+                "secretName": "example-com-tls",
+                "dnsNames": ["example.test", "www.example.test"],
+                "issuerRef": {"name": ACME_ISSUER, "kind": "ClusterIssuer"},
+            },
+        }),
+    )
+    .await;
+    let certificate = e2e.certificate_ready("example-com", ISSUED).await;
+    let root = e2e.pebble.root(0).await;
+    e2e.valid_secret(
+        "example-com-tls",
+        &["example.test", "www.example.test"],
+        &root,
+        Duration::from_secs(10),
+        |_, _| Ok(()),
+    )
+    .await;
+    let status = certificate.status.unwrap_or_default();
+    if status.revision.unwrap_or(0) < 1 || status.not_after.is_none() {
+        e2e.fail(&format!(
+            "a Ready Certificate reports its revision and notAfter; status: {status:?}"
+        ));
+    }
+}
+
+/// Step 2: the webhook fills in `spec.tls`; the ingress shim makes a
+/// Certificate named after the Secret, owned by the Ingress.
+async fn ingress(e2e: &E2e) {
+    let ingresses: Api<Ingress> = e2e.api(NS);
+    let created = e2e
+        .create(&ingresses, ingress_json("shop", "shop.example.test"))
+        .await;
+    let tls = serde_json::to_value(created.spec.as_ref().and_then(|s| s.tls.as_ref()))
+        .unwrap_or_default();
+    let expected = json!([{"hosts": ["shop.example.test"], "secretName": "shop-tls"}]);
+    if tls != expected {
+        e2e.fail(&format!(
+            "the admitted Ingress should have spec.tls {expected}, has {tls}"
+        ));
+    }
+    let certificate = e2e.certificate_ready("shop-tls", ISSUED).await;
+    let owned_by_ingress = certificate
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Ingress" && o.name == "shop");
+    if !owned_by_ingress {
+        e2e.fail(&format!(
+            "Certificate shop-tls should be owned by Ingress shop: {:?}",
+            certificate.metadata.owner_references
+        ));
+    }
+    let spec = &certificate.spec;
+    if spec.dns_names != ["shop.example.test"] || spec.issuer_ref.name != ACME_ISSUER {
+        e2e.fail(&format!(
+            "Certificate shop-tls asks for the wrong thing: {spec:?}"
+        ));
+    }
+    let root = e2e.pebble.root(0).await;
+    e2e.valid_secret(
+        "shop-tls",
+        &["shop.example.test"],
+        &root,
+        Duration::from_secs(10),
+        |_, _| Ok(()),
+    )
+    .await;
+}
+
+/// Step 3: a Pod naming a ClusterIssuer is admitted with the Secret
+/// mounted, and its Certificate is created.
+async fn pod(e2e: &E2e) {
+    let issuers: Api<ClusterIssuer> = Api::all(e2e.client.clone());
+    e2e.create(
+        &issuers,
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "ClusterIssuer",
+            "metadata": {"name": SELF_SIGNED},
+            "spec": {"selfSigned": {}},
+        }),
+    )
+    .await;
+    cluster_issuer_ready(e2e, SELF_SIGNED).await;
+
+    let pods: Api<Pod> = e2e.api(NS);
+    let created = e2e
+        .create(
+            &pods,
+            json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "api-0",
+                    "labels": {"app": "api"},
+                    "annotations": {"certweave.io/cluster-issuer": SELF_SIGNED},
+                },
+                "spec": {"containers": [{"name": "app", "image": "registry.example.test/api:1"}]},
+            }),
+        )
+        .await;
+    let pod = serde_json::to_value(&created).unwrap();
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["secret"]["secretName"] == "api-tls")
+        .cloned()
+        .unwrap_or_else(|| {
+            e2e.fail(&format!(
+                "the admitted Pod should have a volume of Secret api-tls: {}",
+                pod["spec"]
+            ))
+        });
+    let mounted = pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|m| {
+            m["name"] == volume["name"]
+                && m["mountPath"] == "/etc/certweave/tls"
+                && m["readOnly"] == true
+        });
+    if !mounted {
+        e2e.fail(&format!(
+            "container app should mount {} read-only at /etc/certweave/tls: {}",
+            volume["name"], pod["spec"]["containers"][0]
+        ));
+    }
+    if pod["metadata"]["labels"]["certweave.io/injected"] != "true" {
+        e2e.fail(&format!(
+            "the admitted Pod should carry the label certweave.io/injected=true: {}",
+            pod["metadata"]
+        ));
+    }
+
+    let certificates: Api<Certificate> = e2e.api(NS);
+    let certificate = e2e
+        .eventually(
+            "Certificate e2e/api-tls created for the Pod",
+            Duration::from_secs(30),
+            || {
+                let certificates = certificates.clone();
+                async move {
+                    certificates
+                        .get_opt("api-tls")
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| "the Certificate does not exist".to_string())
+                }
+            },
+        )
+        .await;
+    let spec = &certificate.spec;
+    let names = ["api.e2e.svc", "api.e2e.svc.cluster.local"];
+    if spec.dns_names != names
+        || spec.issuer_ref.name != SELF_SIGNED
+        || spec.issuer_ref.kind.as_deref() != Some("ClusterIssuer")
+    {
+        e2e.fail(&format!(
+            "Certificate api-tls should ask ClusterIssuer {SELF_SIGNED} for {names:?}: {spec:?}"
+        ));
+    }
+    e2e.certificate_ready("api-tls", ISSUED).await;
+    let (secret, _) = e2e
+        .valid_secret(
+            "api-tls",
+            &names,
+            "",
+            Duration::from_secs(10),
+            |_, _| Ok(()),
+        )
+        .await;
+    let chain = data(&secret, "tls.crt").unwrap_or_default();
+    if let Err(e) = verify_chain_to_root(&chain, &chain) {
+        e2e.fail(&format!("api-tls should be self-signed: {e}"));
+    }
+}
+
+/// Step 4: deleting the Secret of step 1 brings it back, issued anew.
+async fn deleted_secret(e2e: &E2e) {
+    let secrets: Api<Secret> = e2e.api(NS);
+    let root = e2e.pebble.root(0).await;
+    let names = ["example.test", "www.example.test"];
+    let (old, old_leaf) = e2e
+        .valid_secret(
+            "example-com-tls",
+            &names,
+            &root,
+            Duration::from_secs(10),
+            |_, _| Ok(()),
+        )
+        .await;
+    let old_uid = old.metadata.uid.clone();
+    let certificates: Api<Certificate> = e2e.api(NS);
+    let old_revision = revision(&certificates.get("example-com").await.unwrap());
+    if let Err(e) = secrets
+        .delete("example-com-tls", &DeleteParams::default())
+        .await
+    {
+        e2e.fail(&format!("delete Secret example-com-tls: {e}"));
+    }
+    e2e.valid_secret("example-com-tls", &names, &root, ISSUED, |secret, leaf| {
+        if secret.metadata.uid == old_uid {
+            return Err("the old Secret is still there".into());
+        }
+        if leaf.serial_hex == old_leaf.serial_hex {
+            return Err(format!(
+                "the new Secret holds the old certificate {}",
+                leaf.serial_hex
+            ));
+        }
+        Ok(())
+    })
+    .await;
+    let certificate = e2e.certificate_ready("example-com", ISSUED).await;
+    if revision(&certificate) <= old_revision {
+        e2e.fail(&format!(
+            "re-issuing should raise status.revision above {old_revision}: {:?}",
+            certificate.status
+        ));
+    }
+}
+
+/// Step 5: a CA Issuer (its root made by the SelfSigned ClusterIssuer, as
+/// in cert-manager's CA bootstrap) signs a 2-minute certificate renewed 90
+/// s before expiry, i.e. 30 s after issuance.
+async fn renewal(e2e: &E2e) {
+    let certificates: Api<Certificate> = e2e.api(NS);
+    e2e.create(
+        &certificates,
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": "e2e-root", "namespace": NS},
+            "spec": {
+                "isCA": true,
+                "commonName": "certweave e2e root",
+                "secretName": "e2e-root",
+                "privateKey": {"algorithm": "ECDSA", "size": 256},
+                "issuerRef": {"name": SELF_SIGNED, "kind": "ClusterIssuer", "group": "cert-manager.io"},
+            },
+        }),
+    )
+    .await;
+    e2e.certificate_ready("e2e-root", ISSUED).await;
+    let root_secret: Api<Secret> = e2e.api(NS);
+    let root = data(&root_secret.get("e2e-root").await.unwrap(), "tls.crt").unwrap_or_default();
+
+    let issuers: Api<Issuer> = e2e.api(NS);
+    e2e.create(
+        &issuers,
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Issuer",
+            "metadata": {"name": "e2e-ca", "namespace": NS},
+            "spec": {"ca": {"secretName": "e2e-root"}},
+        }),
+    )
+    .await;
+    e2e.eventually("Issuer e2e/e2e-ca Ready", ISSUER_READY, || {
+        let issuers = issuers.clone();
+        async move {
+            let issuer = issuers
+                .get_opt("e2e-ca")
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the Issuer does not exist")?;
+            let conditions = issuer
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            if is_ready(conditions) {
+                Ok(())
+            } else {
+                Err(describe(conditions))
+            }
+        }
+    })
+    .await;
+
+    e2e.create(
+        &certificates,
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": "short-lived", "namespace": NS},
+            "spec": {
+                "secretName": "short-lived-tls",
+                "dnsNames": ["short.example.test"],
+                "duration": "2m",
+                "renewBefore": "90s",
+                "issuerRef": {"name": "e2e-ca"},
+            },
+        }),
+    )
+    .await;
+    let first = e2e.certificate_ready("short-lived", ISSUED).await;
+    let first_revision = revision(&first);
+    let (_, first_leaf) = e2e
+        .valid_secret(
+            "short-lived-tls",
+            &["short.example.test"],
+            &root,
+            Duration::from_secs(10),
+            |_, _| Ok(()),
+        )
+        .await;
+    let lifetime = first_leaf
+        .not_after
+        .duration_since(first_leaf.not_before)
+        .unwrap_or_default();
+    if lifetime > Duration::from_secs(5 * 60) {
+        e2e.fail(&format!(
+            "the CA issuer should honour duration 2m; the certificate lives {lifetime:?}"
+        ));
+    }
+    let renewed = e2e
+        .eventually(
+            "Certificate e2e/short-lived renewed (status.revision up)",
+            Duration::from_secs(150),
+            || {
+                let certificates = certificates.clone();
+                async move {
+                    let certificate = certificates
+                        .get("short-lived")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if revision(&certificate) > first_revision {
+                        Ok(certificate)
+                    } else {
+                        Err(format!(
+                            "revision {} (renewalTime {:?})",
+                            revision(&certificate),
+                            certificate
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.renewal_time.clone())
+                        ))
+                    }
+                }
+            },
+        )
+        .await;
+    e2e.valid_secret(
+        "short-lived-tls",
+        &["short.example.test"],
+        &root,
+        ISSUED,
+        |_, leaf| {
+            if leaf.serial_hex == first_leaf.serial_hex {
+                Err("the Secret still holds the first certificate".into())
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    say(&format!(
+        "[5/5] revision {first_revision} → {}",
+        revision(&renewed)
+    ));
+}
+
+async fn cluster_issuer_ready(e2e: &E2e, name: &str) {
+    let issuers: Api<ClusterIssuer> = Api::all(e2e.client.clone());
+    e2e.eventually(&format!("ClusterIssuer {name} Ready"), ISSUER_READY, || {
+        let issuers = issuers.clone();
+        async move {
+            let issuer = issuers
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the ClusterIssuer does not exist")?;
+            let conditions = issuer
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            if is_ready(conditions) {
+                Ok(())
+            } else {
+                Err(describe(conditions))
+            }
+        }
+    })
+    .await;
+}
+
+/// Creates the CRDs `certweave crds` prints, waits until they are served,
+/// and checks that the API server enforces a CEL rule.
+async fn apply_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let yaml = certweave::api::crds_yaml();
+    let mut names = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(&yaml) {
+        let crd: CustomResourceDefinition =
+            serde::Deserialize::deserialize(document).expect("certweave crds prints CRDs");
+        let name = crd.metadata.name.clone().unwrap();
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .unwrap_or_else(|e| panic!("the API server refuses CRD {name}: {e}"));
+        names.push(name);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for name in names {
+        loop {
+            let crd = crds.get(&name).await.unwrap();
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "CRD {name} not Established within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // The CRDs' CEL rules run in the API server: a Certificate naming no
+    // subject is refused with the rule's message.
+    let certificates: Api<Certificate> = Api::namespaced(client.clone(), NS);
+    let nameless: Certificate = object(json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": "nameless", "namespace": NS},
+        "spec": {"secretName": "nameless-tls", "issuerRef": {"name": "x"}},
+    }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match certificates.create(&PostParams::default(), &nameless).await {
+            Err(e) if e.to_string().contains("names no subject") => break,
+            // Just after Established, the kind may not be served yet.
+            Err(kube::Error::Api(status)) if status.code == 404 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!(
+                "the API server should refuse a Certificate without names with the CEL \
+                 rule's message; got {other:?}"
+            ),
+        }
+    }
+}
+
+/// The MutatingWebhookConfiguration of the chart, pointing at the local
+/// controller by URL.
+async fn register_webhook(client: &Client, controller: &Controller) {
+    let webhook = |name: &str, rule: Value| {
+        json!({
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+            "reinvocationPolicy": "IfNeeded",
+            "clientConfig": {"url": controller.webhook_url, "caBundle": controller.webhook_ca_bundle},
+            "rules": [rule],
+            "namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", CONTROLLER_NAMESPACE],
+            }]},
+        })
+    };
+    let configuration: MutatingWebhookConfiguration = object(json!({
+        "metadata": {"name": "certweave"},
+        "webhooks": [
+            webhook("ingress.certweave.io", json!({
+                "apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["ingresses"], "scope": "Namespaced",
+            })),
+            webhook("pod.certweave.io", json!({
+                "apiGroups": [""], "apiVersions": ["v1"],
+                "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced",
+            })),
+        ],
+    }));
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &configuration)
+        .await
+        .unwrap_or_else(|e| panic!("register the webhook: {e}"));
+}
+
+/// An Ingress with one rule for `host` and only the cluster-issuer
+/// annotation: no `spec.tls`.
+fn ingress_json(name: &str, host: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "annotations": {"cert-manager.io/cluster-issuer": ACME_ISSUER},
+        },
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{"host": host, "http": {"paths": [{
+                "path": "/",
+                "pathType": "Prefix",
+                "backend": {"service": {"name": name, "port": {"number": 80}}},
+            }]}}],
+        },
+    })
+}
+
+/// A Secret's value as text.
+fn data(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+}
+
+/// A Secret as certweave must write it: type `kubernetes.io/tls`, a key
+/// matching the certificate, the names asked for, valid now, and (unless
+/// `root_pem` is empty) a chain to `root_pem`.
+fn check_tls_secret(
+    secret: &Secret,
+    dns_names: &[&str],
+    root_pem: &str,
+) -> Result<CertInfo, String> {
+    if secret.type_.as_deref() != Some("kubernetes.io/tls") {
+        return Err(format!("type {:?}, not kubernetes.io/tls", secret.type_));
+    }
+    let chain = data(secret, "tls.crt").ok_or("no tls.crt")?;
+    let key = data(secret, "tls.key").ok_or("no tls.key")?;
+    let request = CertificateRequest::for_dns_names(dns_names.iter().copied());
+    let leaf = check_bundle(&chain, &key, Some(&request), SystemTime::now())
+        .map_err(|e| format!("tls.crt/tls.key: {e}"))?;
+    if !root_pem.is_empty() {
+        verify_chain_to_root(&chain, root_pem).map_err(|e| format!("tls.crt: {e}"))?;
+    }
+    Ok(leaf)
+}
+
+fn is_ready(conditions: &[CertificateCondition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// The conditions, as `kubectl describe` would summarise them.
+fn describe(conditions: &[CertificateCondition]) -> String {
+    if conditions.is_empty() {
+        return "no conditions yet".into();
+    }
+    conditions
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={} ({}: {})",
+                c.type_,
+                c.status,
+                c.reason.as_deref().unwrap_or("-"),
+                c.message.as_deref().unwrap_or("-")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn revision(certificate: &Certificate) -> i64 {
+    certificate
+        .status
+        .as_ref()
+        .and_then(|s| s.revision)
+        .unwrap_or(0)
+}
+
+fn object<T: DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("test object {value} does not deserialize: {e}"))
+}
