@@ -784,8 +784,8 @@ async fn apply_crds(client: &Client) {
     loop {
         match certificates.create(&PostParams::default(), &nameless).await {
             Err(e) if e.to_string().contains("names no subject") => break,
-            // Just after Established, the kind may not be served yet.
-            Err(kube::Error::Api(status)) if status.code == 404 && Instant::now() < deadline => {
+            // Just after Established, the kind may not be served yet (404).
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             other => panic!(
