@@ -303,6 +303,9 @@ def metadata_only(obj):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY every
+    # response waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
     store: Store = None
     verbose = False
 
