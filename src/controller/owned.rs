@@ -55,7 +55,8 @@ pub async fn run(
         watcher::watcher(
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default().labels(&format!("{POD_INJECTED}=true")),
-        ),
+        )
+        .modify(|pod| pod.metadata.managed_fields = None),
     )
     .default_backoff();
     let mut ingresses = std::pin::pin!(ingresses);

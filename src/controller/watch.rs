@@ -129,8 +129,11 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-        .default_backoff();
+    // managedFields are never read and, with server-side apply, are often
+    // the largest part of an object: not caching them saves memory.
+    let objects = watcher::watcher(api, watcher::Config::default())
+        .modify(|object: &mut K| object.meta_mut().managed_fields = None);
+    let stream = reflector::reflector(writer, objects).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
