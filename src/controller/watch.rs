@@ -55,6 +55,11 @@ pub struct Caches {
     pub issuers: Cache<Issuer>,
     pub cluster_issuers: Cache<ClusterIssuer>,
     changes: broadcast::Sender<Change>,
+    /// True once all three caches have listed. Waiters share this rather
+    /// than each awaiting `Store::wait_until_ready`: a store's readiness
+    /// future keeps a single waker, so of two concurrent waiters (readiness
+    /// and the leader's start) only the last one polled was ever woken.
+    synced: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Caches {
@@ -88,25 +93,32 @@ impl Caches {
                 generation: i.meta().generation,
             },
         );
-        let caches = Self {
+        let (synced_tx, synced) = tokio::sync::watch::channel(false);
+        let stores = (
+            certificates.clone(),
+            issuers.clone(),
+            cluster_issuers.clone(),
+        );
+        // The only waiter on the stores themselves.
+        tokio::spawn(async move {
+            let _ = stores.0.wait_until_ready().await;
+            let _ = stores.1.wait_until_ready().await;
+            let _ = stores.2.wait_until_ready().await;
+            tracing::info!("caches synced");
+            ready.set_ready();
+            let _ = synced_tx.send(true);
+        });
+        Self {
             certificates,
             issuers,
             cluster_issuers,
             changes,
-        };
-        let waiting = caches.clone();
-        tokio::spawn(async move {
-            waiting.wait_synced().await;
-            tracing::info!("caches synced");
-            ready.set_ready();
-        });
-        caches
+            synced,
+        }
     }
 
     pub async fn wait_synced(&self) {
-        let _ = self.certificates.wait_until_ready().await;
-        let _ = self.issuers.wait_until_ready().await;
-        let _ = self.cluster_issuers.wait_until_ready().await;
+        let _ = self.synced.clone().wait_for(|synced| *synced).await;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
