@@ -39,6 +39,9 @@ fn start_fake_apiserver() -> Option<(Guard, String)> {
     let child = match Command::new("python3")
         .arg(script)
         .args(["--port", "0"])
+        // Slow initial lists, as in a large cluster: the leader then starts
+        // before the caches have synced, and readiness must still follow.
+        .args(["--list-delay", "1.5"])
         .stdout(Stdio::piped())
         .spawn()
     {

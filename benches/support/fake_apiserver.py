@@ -17,6 +17,7 @@ conflicts, namespaces as a precondition, pagination (limit is ignored).
 Extras for tests and benchmarks:
   --port 0           bind any free port; the port is printed on stdout's first line
   --preload FILE     newline-delimited JSON objects loaded before serving
+  --list-delay S     answer every LIST S seconds late (slow initial lists)
   GET /_fake/stats   object counts, Ready Certificates, request and watch counts
 """
 
@@ -308,6 +309,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     store: Store = None
     verbose = False
+    list_delay = 0.0
 
     def log_message(self, fmt, *args):
         if self.verbose:
@@ -374,6 +376,7 @@ class Handler(BaseHTTPRequestHandler):
             if watch:
                 return self.watch(ns, match)
             items, rv = store.list(self.gr, ns, match)
+            time.sleep(self.list_delay)  # a slow transfer of a consistent snapshot
             kind = (items[0].get("kind") if items else None) or KINDS.get(self.gr, "")
             if self.meta_only:
                 return self.send_json(200, {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
@@ -547,13 +550,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--preload", metavar="FILE")
+    parser.add_argument("--list-delay", type=float, default=0.0, metavar="SECONDS",
+                        help="answer every LIST this much later, as a large cluster would")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     store = Store()
     if args.preload:
         n = preload(store, args.preload)
         sys.stderr.write(f"fake-apiserver: preloaded {n} objects\n")
-    Handler.store, Handler.verbose = store, args.verbose
+    Handler.store, Handler.verbose, Handler.list_delay = store, args.verbose, args.list_delay
     ThreadingHTTPServer.request_queue_size = 256
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
