@@ -9,7 +9,9 @@
 #      of ~1 KiB each carrying no certweave label. The controller starts after
 #      everything is stored, issues every Certificate (timed until the API
 #      server counts them all Ready), then VmRSS is sampled every second for
-#      SAMPLE_SECONDS; VmHWM is the peak over the whole run.
+#      SAMPLE_SECONDS while /metrics is scraped every SCRAPE_EVERY seconds
+#      (a scrape renders five series per Certificate); VmHWM is the peak
+#      over the whole run.
 #
 # For scale, it also prints the API server's own RSS (Python, holding every
 # object) and the size of the unrelated Secrets as compact JSON: a lower
@@ -17,7 +19,8 @@
 #
 # Usage: benches/controller_memory.sh            (cargo build --release first)
 # Env:   CERTWEAVE_BIN (default target/release/certweave), CERTS=10000,
-#        SECRETS=90000, NAMESPACES=100, SAMPLE_SECONDS=30, ISSUE_TIMEOUT=900,
+#        SECRETS=90000, NAMESPACES=100, SAMPLE_SECONDS=30, SCRAPE_EVERY=10,
+#        ISSUE_TIMEOUT=900,
 #        KEEP=1 keeps the work directory (logs, preload file).
 # Needs: python3 (3.11+), openssl, curl.
 set -euo pipefail
@@ -30,6 +33,7 @@ SECRETS=${SECRETS:-90000}
 NAMESPACES=${NAMESPACES:-100}
 SAMPLE_SECONDS=${SAMPLE_SECONDS:-30}
 ISSUE_TIMEOUT=${ISSUE_TIMEOUT:-900}
+SCRAPE_EVERY=${SCRAPE_EVERY:-10}
 
 for tool in python3 openssl curl; do
     command -v "$tool" >/dev/null || { echo "controller_memory: $tool is required" >&2; exit 1; }
@@ -109,10 +113,15 @@ wait_ready() {
 
 stat_field() { curl -s "$API/_fake/stats" | python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 
-# Samples VmRSS every second for $1 seconds; sets RSS_AVG, RSS_MAX (KiB).
+# Samples VmRSS every second for $1 seconds, scraping /metrics every
+# SCRAPE_EVERY seconds as Prometheus would; sets RSS_AVG, RSS_MAX (KiB) and
+# METRICS_BYTES (the last scrape's size).
 sample_rss() {
     local sum=0 n=0 max=0 rss
-    for _ in $(seq 1 "$1"); do
+    for i in $(seq 1 "$1"); do
+        if [ $(((i - 1) % SCRAPE_EVERY)) = 0 ]; then
+            METRICS_BYTES=$(curl -s -o /dev/null -w '%{size_download}' "$METRICS/metrics")
+        fi
         rss=$(proc_kib "$CTL_PID" VmRSS)
         sum=$((sum + rss)); n=$((n + 1)); [ "$rss" -gt "$max" ] && max=$rss
         sleep 1
@@ -205,6 +214,7 @@ ISSUE_SECONDS=$(awk -v a="$START" -v b="$DONE" 'BEGIN { printf "%.1f", b - a }')
 SYNC_SECONDS=$(awk -v a="$START" -v b="$READY_AT" 'BEGIN { printf "%.1f", b - a }')
 TLS_SECRETS=$(stat_field "['objects']['secrets']")
 echo "== all $CERTS Ready after ${ISSUE_SECONDS}s; sampling RSS for ${SAMPLE_SECONDS}s"
+PRE_SCRAPE_RSS=$(proc_kib "$CTL_PID" VmRSS)
 sample_rss "$SAMPLE_SECONDS"
 LOADED_AVG=$RSS_AVG
 LOADED_MAX=$RSS_MAX
@@ -216,14 +226,16 @@ stop_controller
 # --- report --------------------------------------------------------------------
 row() { printf '  %-58s %s\n' "$1" "$2"; }
 echo
-echo "certweave controller memory ($(basename "$BIN"), $(nproc) CPUs)"
-row "idle RSS (empty API server; avg of 10 samples)" "$(kib "$IDLE_RSS")  (target <= 20 MiB)"
+echo "certweave controller memory ($BIN; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+row "idle RSS (empty API server; avg of 10 s)" "$(kib "$IDLE_RSS")  (target <= 20 MiB)"
 row "idle peak (VmHWM)" "$(kib "$IDLE_HWM")"
 row "RSS with $CERTS certs + $SECRETS Secrets (avg of ${SAMPLE_SECONDS} s)" "$(kib "$LOADED_AVG")  (target <= 100 MiB)"
 row "RSS max sample" "$(kib "$LOADED_MAX")"
+row "RSS once all are Ready, before the first /metrics scrape" "$(kib "$PRE_SCRAPE_RSS")"
 row "peak RSS over the run, issuance included (VmHWM)" "$(kib "$LOADED_HWM")"
 row "start to caches synced (/readyz 200)" "${SYNC_SECONDS} s"
 row "start to all $CERTS Certificates Ready" "${ISSUE_SECONDS} s"
+row "/metrics scrape size" "$(kib $((METRICS_BYTES / 1024)))"
 row "WARN/ERROR lines in the controller log" "$WARNINGS"
 echo "  for scale:"
 row "API server RSS (Python, all objects; before / after)" "$(kib "$APISERVER_RSS") / $(kib "$APISERVER_RSS_AFTER")"
