@@ -95,7 +95,7 @@ start_controller() {
     port=$(free_port)
     METRICS=http://127.0.0.1:$port
     RUST_LOG=${RUST_LOG:-warn} "$BIN" controller --kubeconfig "$WORK/$name.kubeconfig" \
-        --namespace certweave --identity bench --leader-elect \
+        --namespace certweave --identity bench --pod-ip 127.0.0.1 --leader-elect \
         --webhook-addr 127.0.0.1:0 --solver-addr 127.0.0.1:0 --metrics-addr "127.0.0.1:$port" \
         >"$WORK/$name.controller.log" 2>&1 &
     CTL_PID=$!
