@@ -1,9 +1,12 @@
 //! Prometheus metrics. One registry per process, passed around explicitly so
 //! tests can run several servers side by side.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// The webhook's metrics.
@@ -87,24 +90,35 @@ impl Default for WebhookMetrics {
 
 /// The controller's metrics, named as cert-manager names them where the
 /// meaning is the same, so existing dashboards and alerts keep working.
+///
+/// The per-certificate series (five per certificate) are kept as one small
+/// record per certificate and written out at scrape time, in chunks: with
+/// ten thousand certificates, a registry of fifty thousand labelled gauges
+/// and one large exposition string per scrape cost more memory than
+/// everything else the controller holds.
 #[derive(Clone)]
 pub struct ControllerMetrics {
     registry: Registry,
-    /// `certmanager_certificate_expiration_timestamp_seconds`: the leaf's notAfter.
-    pub expiration: GaugeVec,
-    /// `certmanager_certificate_renewal_timestamp_seconds`: when renewal is due.
-    pub renewal: GaugeVec,
-    /// `certmanager_certificate_ready_status{condition}`: 1 for the current
-    /// condition (`True`, `False`, `Unknown`), 0 for the others.
-    pub ready: GaugeVec,
+    certificates: Arc<RwLock<BTreeMap<(String, String), CertificateSample>>>,
     /// `certweave_issuance_total{issuer_kind,result}`.
     pub issuance: IntCounterVec,
     /// `certweave_issuance_duration_seconds{issuer_kind}`.
     pub issuance_duration: HistogramVec,
     /// `certweave_renewal_queue_depth`: certificates scheduled.
     pub queue_depth: IntGauge,
-    /// `certweave_leader`: 1 while this replica holds the Lease.
+    /// `certweave_leader`: 1 while this replica holds the Lease and issues.
     pub leader: IntGauge,
+}
+
+/// What is exported about one certificate.
+#[derive(Debug, Clone, PartialEq)]
+struct CertificateSample {
+    issuer_name: String,
+    issuer_kind: String,
+    issuer_group: String,
+    ready: Option<bool>,
+    not_after: Option<f64>,
+    renewal: Option<f64>,
 }
 
 /// The labels cert-manager puts on its per-certificate series.
@@ -116,32 +130,25 @@ pub const CERTIFICATE_LABELS: [&str; 5] = [
     "issuer_group",
 ];
 
+const EXPIRATION: (&str, &str) = (
+    "certmanager_certificate_expiration_timestamp_seconds",
+    "The date after which the certificate expires, in seconds since the Unix epoch.",
+);
+const READY: (&str, &str) = (
+    "certmanager_certificate_ready_status",
+    "The ready status of the certificate: 1 for the current condition.",
+);
+const RENEWAL: (&str, &str) = (
+    "certmanager_certificate_renewal_timestamp_seconds",
+    "The time at which the certificate is due for renewal, in seconds since the Unix epoch.",
+);
+
+/// Certificates per chunk of the exposition.
+const CHUNK: usize = 1000;
+
 impl ControllerMetrics {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let gauge = |name: &str, help: &str, extra: &[&'static str]| {
-            let labels: Vec<&str> = CERTIFICATE_LABELS.iter().chain(extra).copied().collect();
-            let g = GaugeVec::new(Opts::new(name, help), &labels).expect("valid metric definition");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("registered once");
-            g
-        };
-        let expiration = gauge(
-            "certmanager_certificate_expiration_timestamp_seconds",
-            "The date after which the certificate expires, in seconds since the Unix epoch.",
-            &[],
-        );
-        let renewal = gauge(
-            "certmanager_certificate_renewal_timestamp_seconds",
-            "The time at which the certificate is due for renewal, in seconds since the Unix epoch.",
-            &[],
-        );
-        let ready = gauge(
-            "certmanager_certificate_ready_status",
-            "The ready status of the certificate: 1 for the current condition.",
-            &["condition"],
-        );
         let issuance = IntCounterVec::new(
             Opts::new(
                 "certweave_issuance_total",
@@ -181,9 +188,7 @@ impl ControllerMetrics {
         }
         Self {
             registry,
-            expiration,
-            renewal,
-            ready,
+            certificates: Default::default(),
             issuance,
             issuance_duration,
             queue_depth,
@@ -205,43 +210,125 @@ impl ControllerMetrics {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0)
         };
-        if let Some(t) = not_after {
-            self.expiration.with_label_values(&labels).set(seconds(t));
-        }
-        if let Some(t) = renewal {
-            self.renewal.with_label_values(&labels).set(seconds(t));
-        }
-        let current = match ready {
-            Some(true) => "True",
-            Some(false) => "False",
-            None => "Unknown",
+        let [name, namespace, issuer_name, issuer_kind, issuer_group] = labels;
+        let sample = CertificateSample {
+            issuer_name: issuer_name.to_owned(),
+            issuer_kind: issuer_kind.to_owned(),
+            issuer_group: issuer_group.to_owned(),
+            ready,
+            not_after: not_after.map(seconds),
+            renewal: renewal.map(seconds),
         };
-        for condition in ["True", "False", "Unknown"] {
-            let mut with: Vec<&str> = labels.to_vec();
-            with.push(condition);
-            self.ready
-                .with_label_values(&with)
-                .set(if condition == current { 1.0 } else { 0.0 });
-        }
+        self.certificates
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((namespace.to_owned(), name.to_owned()), sample);
     }
 
     /// Drops a deleted certificate's series.
-    pub fn forget_certificate(&self, labels: [&str; 5]) {
-        let _ = self.expiration.remove_label_values(&labels);
-        let _ = self.renewal.remove_label_values(&labels);
-        for condition in ["True", "False", "Unknown"] {
-            let mut with: Vec<&str> = labels.to_vec();
-            with.push(condition);
-            let _ = self.ready.remove_label_values(&with);
-        }
+    pub fn forget_certificate(&self, namespace: &str, name: &str) {
+        self.certificates
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(namespace.to_owned(), name.to_owned()));
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
+    /// The whole exposition as one string (tests, small installs).
     pub fn render(&self) -> String {
-        render(&self.registry)
+        let mut out = render(&self.registry);
+        for chunk in self.certificate_chunks() {
+            out.push_str(&chunk);
+        }
+        out
+    }
+
+    /// The per-certificate families, a thousand certificates per chunk, so
+    /// a scrape never holds the whole text at once.
+    pub fn certificate_chunks(&self) -> impl Iterator<Item = String> + Send + 'static {
+        let snapshot: Arc<Vec<((String, String), CertificateSample)>> = Arc::new(
+            self.certificates
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        let families = [EXPIRATION, READY, RENEWAL];
+        families.into_iter().flat_map(move |family| {
+            let snapshot = snapshot.clone();
+            let chunks = snapshot.len().div_ceil(CHUNK).max(1);
+            (0..chunks).map(move |i| {
+                let part = &snapshot
+                    [(i * CHUNK).min(snapshot.len())..((i + 1) * CHUNK).min(snapshot.len())];
+                let mut out = String::with_capacity(part.len() * 3 * 200 + 256);
+                if i == 0 {
+                    out.push_str(&format!(
+                        "# HELP {} {}\n# TYPE {} gauge\n",
+                        family.0, family.1, family.0
+                    ));
+                }
+                for ((namespace, name), sample) in part {
+                    write_certificate(&mut out, family.0, namespace, name, sample);
+                }
+                out
+            })
+        })
+    }
+}
+
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\\', '"', '\n']) {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+            .into()
+    } else {
+        value.into()
+    }
+}
+
+fn write_certificate(
+    out: &mut String,
+    family: &str,
+    namespace: &str,
+    name: &str,
+    s: &CertificateSample,
+) {
+    use std::fmt::Write;
+    let labels = format!(
+        "issuer_group=\"{}\",issuer_kind=\"{}\",issuer_name=\"{}\",name=\"{}\",namespace=\"{}\"",
+        escape(&s.issuer_group),
+        escape(&s.issuer_kind),
+        escape(&s.issuer_name),
+        escape(name),
+        escape(namespace)
+    );
+    let value = if family == EXPIRATION.0 {
+        s.not_after
+    } else if family == RENEWAL.0 {
+        s.renewal
+    } else {
+        let current = match s.ready {
+            Some(true) => "True",
+            Some(false) => "False",
+            None => "Unknown",
+        };
+        for condition in ["False", "True", "Unknown"] {
+            let _ = writeln!(
+                out,
+                "{family}{{condition=\"{condition}\",{labels}}} {}",
+                u8::from(condition == current)
+            );
+        }
+        return;
+    };
+    if let Some(value) = value {
+        let _ = writeln!(out, "{family}{{{labels}}} {value}");
     }
 }
 
@@ -266,7 +353,7 @@ mod tests {
         assert!(text.contains("certmanager_certificate_expiration_timestamp_seconds{issuer_group=\"cert-manager.io\",issuer_kind=\"ClusterIssuer\",issuer_name=\"le\",name=\"web\",namespace=\"shop\"} 1800000000"), "{text}");
         assert!(text.contains("condition=\"True\",issuer_group=\"cert-manager.io\",issuer_kind=\"ClusterIssuer\",issuer_name=\"le\",name=\"web\",namespace=\"shop\"} 1"), "{text}");
         assert!(text.contains("condition=\"False\",issuer_group=\"cert-manager.io\",issuer_kind=\"ClusterIssuer\",issuer_name=\"le\",name=\"web\",namespace=\"shop\"} 0"), "{text}");
-        m.forget_certificate(labels);
+        m.forget_certificate("shop", "web");
         assert!(!m.render().contains("name=\"web\""));
         assert!(m.render().contains("certweave_renewal_queue_depth 0"));
     }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store as Cache};
 use kube::{Resource, ResourceExt};
 use tokio::sync::mpsc;
@@ -29,6 +28,7 @@ use crate::metrics::ControllerMetrics;
 use crate::store::kube::KubeStore;
 use crate::store::{CertificateState, ObjectKey, Store};
 
+use super::events::{EventPublisher, EventType};
 use super::issuers::IssuerResolver;
 
 /// Why a Certificate should be looked at now.
@@ -49,7 +49,7 @@ pub struct CertificateController {
     pub resolver: Arc<IssuerResolver>,
     pub certificates: Cache<Certificate>,
     pub metrics: ControllerMetrics,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub concurrency: usize,
 }
 
@@ -105,6 +105,7 @@ impl CertificateController {
                     Trigger::Deleted(key) => {
                         queue.remove(&key);
                         forced.remove(&key);
+                        self.metrics.forget_certificate(&key.namespace, &key.name);
                     }
                 },
                 Some((key, result)) = done_rx.recv() => {
@@ -278,16 +279,7 @@ impl CertificateController {
     }
 
     async fn event(&self, reference: &ObjectReference, type_: EventType, reason: &str, note: &str) {
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(truncate(note, 1000)),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, reference).await {
-            tracing::warn!(error = %e, reason, "cannot publish an Event");
-        }
+        self.events.publish(reference, type_, reason, note).await;
     }
 }
 
@@ -297,17 +289,6 @@ pub fn key_of(certificate: &Certificate) -> ObjectKey {
         certificate.namespace().unwrap_or_default(),
         certificate.name_any(),
     )
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// `IssueError` is not `Clone` (it wraps sources); the resolution error is

@@ -57,14 +57,19 @@ async fn readyz(State(endpoints): State<Endpoints>) -> impl IntoResponse {
 }
 
 async fn metrics(State(endpoints): State<Endpoints>) -> impl IntoResponse {
-    let mut text = endpoints.controller.render();
-    text.push_str(&endpoints.webhook.render());
+    // The registries first, then the per-certificate families in chunks.
+    let mut head = crate::metrics::render(endpoints.controller.registry());
+    head.push_str(&endpoints.webhook.render());
+    let chunks = std::iter::once(head).chain(endpoints.controller.certificate_chunks());
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(
+        chunks.map(Ok::<_, std::convert::Infallible>),
+    ));
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        text,
+        body,
     )
 }
 

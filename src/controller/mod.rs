@@ -13,6 +13,7 @@
 
 pub mod certificates;
 pub mod challenges;
+pub mod events;
 pub mod health;
 pub mod ingress_shim;
 pub mod issuers;
@@ -27,7 +28,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use tokio::sync::{mpsc, watch as signal};
 
@@ -148,11 +148,7 @@ pub async fn run(
         source,
     })?;
 
-    let reporter = Reporter {
-        controller: "certweave".into(),
-        instance: Some(options.identity.clone()),
-    };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let events = events::EventPublisher::new(client.clone(), options.identity.clone());
     let resolver = Arc::new(issuers::IssuerResolver::new(
         client.clone(),
         options.namespace.clone(),
@@ -198,7 +194,7 @@ pub async fn run(
                 caches.clone(),
                 resolver.clone(),
                 metrics.clone(),
-                recorder.clone(),
+                events.clone(),
                 lost,
             ));
             tokio::select! {
@@ -231,7 +227,7 @@ async fn lead<F, Fut>(
     caches: watch::Caches,
     resolver: Arc<issuers::IssuerResolver>,
     metrics: ControllerMetrics,
-    recorder: Recorder,
+    events: events::EventPublisher,
     lost: F,
 ) where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -244,7 +240,7 @@ async fn lead<F, Fut>(
         resolver: resolver.clone(),
         certificates: caches.certificates.clone(),
         metrics,
-        recorder,
+        events,
         concurrency: options.concurrency,
     });
     let mut tasks = Vec::new();

@@ -1,0 +1,132 @@
+//! Events on Certificates (`kubectl describe certificate`), published as
+//! `events.k8s.io/v1` Events without a client-side cache.
+//!
+//! kube-runtime's `Recorder` keeps every event it published for six
+//! minutes to aggregate repeats into series; issuing ten thousand
+//! certificates at once made that cache the controller's largest memory
+//! user. certweave publishes few events per certificate and issuance, so
+//! each is simply created.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use kube::Client;
+
+/// The controller name events are reported by.
+pub const REPORTING_CONTROLLER: &str = "certweave.io/controller";
+
+/// Normal or Warning, as `kubectl` shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// Publishes events as one replica.
+#[derive(Clone)]
+pub struct EventPublisher {
+    client: Client,
+    instance: String,
+}
+
+/// The Event for `regarding`: `reason` in PascalCase, `note` at most 1 kB.
+pub fn event_for(
+    regarding: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+    instance: &str,
+) -> Event {
+    let name = regarding.name.clone().unwrap_or_default();
+    Event {
+        metadata: ObjectMeta {
+            // The API server appends a random suffix.
+            generate_name: Some(format!("{}.", &name[..name.len().min(200)])),
+            namespace: regarding.namespace.clone(),
+            ..Default::default()
+        },
+        event_time: k8s_openapi::jiff::Timestamp::try_from(std::time::SystemTime::now())
+            .ok()
+            .map(MicroTime),
+        type_: Some(
+            match type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            }
+            .to_owned(),
+        ),
+        reason: Some(reason.to_owned()),
+        note: Some(truncate(note, 1000)),
+        action: Some("Reconcile".to_owned()),
+        regarding: Some(regarding.clone()),
+        reporting_controller: Some(REPORTING_CONTROLLER.to_owned()),
+        reporting_instance: Some(instance[..instance.len().min(128)].to_owned()),
+        ..Default::default()
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+impl EventPublisher {
+    pub fn new(client: Client, instance: String) -> Self {
+        Self { client, instance }
+    }
+
+    /// Publishes one event; a failure is logged, never fatal.
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let event = event_for(regarding, type_, reason, note, &self.instance);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::warn!(error = %e, reason, "cannot publish an Event");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_name_their_object_and_stay_within_limits() {
+        let regarding = ObjectReference {
+            api_version: Some("cert-manager.io/v1".into()),
+            kind: Some("Certificate".into()),
+            name: Some("web".into()),
+            namespace: Some("shop".into()),
+            uid: Some("u1".into()),
+            ..Default::default()
+        };
+        let long = "é".repeat(800);
+        let event = event_for(&regarding, EventType::Warning, "Failed", &long, "pod-a");
+        assert_eq!(event.metadata.generate_name.as_deref(), Some("web."));
+        assert_eq!(event.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(event.type_.as_deref(), Some("Warning"));
+        assert_eq!(event.regarding.unwrap().uid.as_deref(), Some("u1"));
+        assert!(event.note.unwrap().len() <= 1004);
+        assert!(
+            event.event_time.is_some(),
+            "events.k8s.io/v1 requires eventTime"
+        );
+        assert_eq!(
+            event.reporting_controller.as_deref(),
+            Some(REPORTING_CONTROLLER)
+        );
+    }
+}
