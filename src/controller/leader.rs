@@ -102,8 +102,8 @@ impl Leadership {
         self.leading.clone()
     }
 
-    /// Gives the Lease up, so another replica takes over at once rather
-    /// than after it expires.
+    /// Gives the Lease up, so another replica takes over within seconds
+    /// rather than after the lease expires.
     pub async fn release(mut self) {
         if let Some((stop, forwarder)) = self.forwarder.take() {
             let _ = stop.send(());

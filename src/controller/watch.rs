@@ -187,7 +187,19 @@ pub async fn forward_triggers(
         .iter()
         .map(|c| (key_of(c), c.meta().generation))
         .collect();
-    let mut seen_issuers: HashMap<(Option<String>, String), Option<i64>> = HashMap::new();
+    let mut seen_issuers: HashMap<(Option<String>, String), Option<i64>> = caches
+        .issuers
+        .state()
+        .iter()
+        .map(|i| ((i.namespace(), i.name_any()), i.meta().generation))
+        .chain(
+            caches
+                .cluster_issuers
+                .state()
+                .iter()
+                .map(|i| ((None, i.name_any()), i.meta().generation)),
+        )
+        .collect();
     // Every issuer's status is checked once on gaining leadership.
     let mut pending_issuers: Vec<(Option<String>, String)> = all_issuers(&caches);
     let secrets = Api::<PartialObjectMeta<Secret>>::all(client.clone());
