@@ -549,7 +549,10 @@ async fn the_ingress_shim_applies_owned_certificates_and_removes_stale_ones() {
     );
     let body = &applied.body;
     assert_eq!(body["kind"], "Certificate");
-    assert!(body.get("status").is_none(), "an apply never carries status: {body}");
+    assert!(
+        body.get("status").is_none(),
+        "an apply never carries status: {body}"
+    );
     assert_eq!(body["spec"]["secretName"], "shop-tls");
     assert_eq!(body["spec"]["dnsNames"], json!(["shop.example.com"]));
     assert_eq!(body["spec"]["issuerRef"]["name"], "le");

@@ -215,7 +215,7 @@ impl CertificateController {
         let resolved = self.resolver.find(&key.namespace, &plan.issuer);
         let issuer = match &resolved {
             Ok(resolved) => self.resolver.issuer(resolved).await,
-            Err(e) => Err(clone_error(e)),
+            Err(e) => Err(e.duplicate()),
         };
         let started = Instant::now();
         let context = OrderContext {
@@ -232,7 +232,7 @@ impl CertificateController {
                 reconcile::reconcile(
                     &self.store,
                     &managed,
-                    issuer.as_ref().map_err(clone_error),
+                    issuer.as_ref().map_err(IssueError::duplicate),
                     SystemTime::now(),
                 ),
             )
@@ -289,13 +289,4 @@ pub fn key_of(certificate: &Certificate) -> ObjectKey {
         certificate.namespace().unwrap_or_default(),
         certificate.name_any(),
     )
-}
-
-/// `IssueError` is not `Clone` (it wraps sources); the resolution error is
-/// re-created from its message for each use.
-fn clone_error(e: &IssueError) -> IssueError {
-    match e {
-        IssueError::Transient(m) => IssueError::Transient(m.clone()),
-        other => IssueError::Config(other.to_string()),
-    }
 }

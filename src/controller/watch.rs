@@ -287,29 +287,23 @@ fn is_ready(conditions: Option<&Vec<crate::api::certificate::CertificateConditio
 }
 
 fn unready_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
-    let mut out: Vec<_> = caches
-        .issuers
-        .state()
-        .iter()
-        .filter(|i| !is_ready(i.status.as_ref().map(|s| &s.conditions)))
-        .map(|i| (i.namespace(), i.name_any()))
-        .collect();
-    out.extend(
-        caches
-            .cluster_issuers
-            .state()
-            .iter()
-            .filter(|i| !is_ready(i.status.as_ref().map(|s| &s.conditions)))
-            .map(|i| (None, i.name_any())),
-    );
-    out
+    issuers_where(caches, |conditions| !is_ready(conditions))
 }
 
 fn all_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
+    issuers_where(caches, |_| true)
+}
+
+/// Issuers and ClusterIssuers (namespace `None`) whose conditions pass `keep`.
+fn issuers_where(
+    caches: &Caches,
+    keep: impl Fn(Option<&Vec<crate::api::certificate::CertificateCondition>>) -> bool,
+) -> Vec<(Option<String>, String)> {
     let mut out: Vec<_> = caches
         .issuers
         .state()
         .iter()
+        .filter(|i| keep(i.status.as_ref().map(|s| &s.conditions)))
         .map(|i| (i.namespace(), i.name_any()))
         .collect();
     out.extend(
@@ -317,6 +311,7 @@ fn all_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
             .cluster_issuers
             .state()
             .iter()
+            .filter(|i| keep(i.status.as_ref().map(|s| &s.conditions)))
             .map(|i| (None, i.name_any())),
     );
     out

@@ -69,6 +69,18 @@ pub enum IssueError {
 }
 
 impl IssueError {
+    /// A copy for a second use: the message and retry class survive, the
+    /// wrapped source does not (`IssueError` is not `Clone`). Used where one
+    /// issuer-lookup failure is reported for several certificates.
+    pub fn duplicate(&self) -> IssueError {
+        match self {
+            IssueError::Transient(m) => IssueError::Transient(m.clone()),
+            other => IssueError::Config(other.to_string()),
+        }
+    }
+}
+
+impl IssueError {
     /// Whether a quick retry might succeed (the queue's short backoff).
     pub fn is_transient(&self) -> bool {
         matches!(self, IssueError::Transient(_))

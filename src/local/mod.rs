@@ -177,7 +177,7 @@ pub async fn run(
                 let result = reconcile::reconcile(
                     store,
                     &item.managed,
-                    issuer.as_ref().map_err(clone_error),
+                    issuer.as_ref().map_err(IssueError::duplicate),
                     when,
                 )
                 .await;
@@ -308,15 +308,6 @@ impl SecretStamp {
                 })
                 .collect(),
         )
-    }
-}
-
-/// IssueError is not Clone (it wraps sources); the issuer-building error
-/// is re-created from its message for the reconcile call.
-fn clone_error(e: &IssueError) -> IssueError {
-    match e {
-        IssueError::Transient(m) => IssueError::Transient(m.clone()),
-        other => IssueError::Config(other.to_string()),
     }
 }
 
