@@ -85,17 +85,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
     let client = connect(options.kubeconfig.as_deref()).await?;
-    let (stop_tx, stop_rx) = signal::channel(false);
+    let (stop_tx, mut stop_rx) = signal::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let stopped = || until_set(&stop_rx);
 
     let metrics = ControllerMetrics::new();
     let ready = health::Readiness::default();
@@ -166,28 +161,13 @@ pub async fn run(
     let options = Arc::new(options);
     // Leader work: started on gaining the lease, stopped on losing it.
     let mut leading = leadership.subscribe();
-    let mut stop_rx = {
-        let (tx, rx) = signal::channel(false);
-        let wait = stopped();
-        tokio::spawn(async move {
-            wait.await;
-            let _ = tx.send(true);
-        });
-        rx
-    };
     loop {
         if *stop_rx.borrow() {
             break;
         }
         if *leading.borrow() {
             tracing::info!(identity = %options.identity, "leading: issuing and renewing");
-            let (lost_tx, lost_rx) = signal::channel(false);
-            let lost = move || {
-                let mut rx = lost_rx.clone();
-                async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                }
-            };
+            let (lost_tx, lost) = signal::channel(false);
             let work = tokio::spawn(lead(
                 client.clone(),
                 options.clone(),
@@ -220,19 +200,27 @@ pub async fn run(
     Ok(())
 }
 
-/// The leader's work, until `lost` completes.
-async fn lead<F, Fut>(
+/// A future that completes once `signal` is set.
+fn until_set(
+    signal: &signal::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut signal = signal.clone();
+    async move {
+        let _ = signal.wait_for(|set| *set).await;
+    }
+}
+
+/// The leader's work, until `lost` is set.
+async fn lead(
     client: Client,
     options: Arc<ControllerOptions>,
     caches: watch::Caches,
     resolver: Arc<issuers::IssuerResolver>,
     metrics: ControllerMetrics,
     events: events::EventPublisher,
-    lost: F,
-) where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
+    lost: signal::Receiver<bool>,
+) {
+    let lost = || until_set(&lost);
     caches.wait_synced().await;
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
     let controller = Arc::new(certificates::CertificateController {
