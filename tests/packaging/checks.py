@@ -266,9 +266,7 @@ EXPECTED_CLUSTER_VERBS = {
     ("", "pods"): {"get", "list", "watch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("", "events"): {"create", "patch"},
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {
-        "get", "list", "watch", "patch", "update"
-    },
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"get", "patch"},
 }
 EXPECTED_ROLE_VERBS = {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}}
 
