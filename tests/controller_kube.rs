@@ -85,6 +85,18 @@ fn stored_secret(applied: &Value) -> Value {
     secret
 }
 
+/// Runs one reconcile against the scripted server in the background, so
+/// the test can answer its requests.
+fn spawn_reconcile<I: certweave::issuers::Issuer + 'static>(
+    store: &KubeStore,
+    wanted: Managed,
+    issuer: I,
+    now: SystemTime,
+) -> tokio::task::JoinHandle<Result<certweave::engine::reconcile::Step, ReconcileError>> {
+    let store = store.clone();
+    tokio::spawn(async move { reconcile(&store, &wanted, Ok(&issuer), now).await })
+}
+
 /// Answers the requests of a first issuance and returns the applied Secret
 /// and the status patch.
 async fn first_issuance(server: &mut ApiServer) -> (Value, Value) {
@@ -117,15 +129,12 @@ async fn first_issuance(server: &mut ApiServer) -> (Value, Value) {
 async fn first_issuance_writes_one_tls_secret_then_the_status() {
     let (client, mut server) = client();
     let store = KubeStore::new(client);
-    let task = tokio::spawn(async move {
-        reconcile(
-            &store,
-            &managed(&["web.example.com"]),
-            Ok(&SelfSignedIssuer),
-            SystemTime::now(),
-        )
-        .await
-    });
+    let task = spawn_reconcile(
+        &store,
+        managed(&["web.example.com"]),
+        SelfSignedIssuer,
+        SystemTime::now(),
+    );
     let (secret, status) = first_issuance(&mut server).await;
     let step = task.await.unwrap().unwrap();
     assert!(step.issued);
@@ -168,26 +177,14 @@ async fn a_valid_secret_is_left_alone_and_renewed_once_due() {
     let store = KubeStore::new(client);
     let wanted = managed(&["web.example.com"]);
     // Issue once to get a real Secret body.
-    let first = {
-        let store = store.clone();
-        let wanted = wanted.clone();
-        tokio::spawn(async move {
-            reconcile(&store, &wanted, Ok(&SelfSignedIssuer), SystemTime::now()).await
-        })
-    };
+    let first = spawn_reconcile(&store, wanted.clone(), SelfSignedIssuer, SystemTime::now());
     let (secret, status) = first_issuance(&mut server).await;
     first.await.unwrap().unwrap();
     let mut status = status["status"].clone();
     status["conditions"][0]["message"] = json!("Certificate is up to date and has not expired");
 
     // Not due: two reads, no write.
-    let check = {
-        let store = store.clone();
-        let wanted = wanted.clone();
-        tokio::spawn(async move {
-            reconcile(&store, &wanted, Ok(&SelfSignedIssuer), SystemTime::now()).await
-        })
-    };
+    let check = spawn_reconcile(&store, wanted.clone(), SelfSignedIssuer, SystemTime::now());
     server
         .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
         .await;
@@ -203,11 +200,7 @@ async fn a_valid_secret_is_left_alone_and_renewed_once_due() {
 
     // Past the renewal time: a new Secret, revision 2.
     let later = SystemTime::now() + Duration::from_secs(70 * 86400);
-    let renew = {
-        let store = store.clone();
-        let wanted = wanted.clone();
-        tokio::spawn(async move { reconcile(&store, &wanted, Ok(&SelfSignedIssuer), later).await })
-    };
+    let renew = spawn_reconcile(&store, wanted.clone(), SelfSignedIssuer, later);
     server
         .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
         .await;
@@ -230,34 +223,22 @@ async fn a_valid_secret_is_left_alone_and_renewed_once_due() {
 async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
     let (client, mut server) = client();
     let store = KubeStore::new(client);
-    let first = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            reconcile(
-                &store,
-                &managed(&["web.example.com"]),
-                Ok(&SelfSignedIssuer),
-                SystemTime::now(),
-            )
-            .await
-        })
-    };
+    let first = spawn_reconcile(
+        &store,
+        managed(&["web.example.com"]),
+        SelfSignedIssuer,
+        SystemTime::now(),
+    );
     let (secret, _) = first_issuance(&mut server).await;
     first.await.unwrap().unwrap();
 
     // Names changed in the spec.
-    let renamed = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            reconcile(
-                &store,
-                &managed(&["web.example.com", "www.example.com"]),
-                Ok(&SelfSignedIssuer),
-                SystemTime::now(),
-            )
-            .await
-        })
-    };
+    let renamed = spawn_reconcile(
+        &store,
+        managed(&["web.example.com", "www.example.com"]),
+        SelfSignedIssuer,
+        SystemTime::now(),
+    );
     server
         .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
         .await;
@@ -286,18 +267,12 @@ async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
     let mut tampered = stored_secret(&secret);
     let other = pki::PrivateKey::generate(pki::KeyAlgorithm::EcdsaP256).unwrap();
     tampered["data"]["tls.key"] = json!(b64(&other.to_pem(pki::KeyEncoding::Pkcs8).unwrap()));
-    let mismatch = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            reconcile(
-                &store,
-                &managed(&["web.example.com"]),
-                Ok(&SelfSignedIssuer),
-                SystemTime::now(),
-            )
-            .await
-        })
-    };
+    let mismatch = spawn_reconcile(
+        &store,
+        managed(&["web.example.com"]),
+        SelfSignedIssuer,
+        SystemTime::now(),
+    );
     server.expect("GET", SECRET_PATH, 200, tampered).await;
     server
         .expect("GET", CERT_PATH, 200, certificate(None))
@@ -316,15 +291,12 @@ async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
 async fn an_api_error_writing_the_secret_records_nothing_and_is_reported() {
     let (client, mut server) = client();
     let store = KubeStore::new(client);
-    let task = tokio::spawn(async move {
-        reconcile(
-            &store,
-            &managed(&["web.example.com"]),
-            Ok(&SelfSignedIssuer),
-            SystemTime::now(),
-        )
-        .await
-    });
+    let task = spawn_reconcile(
+        &store,
+        managed(&["web.example.com"]),
+        SelfSignedIssuer,
+        SystemTime::now(),
+    );
     server.expect_not_found("GET", SECRET_PATH).await;
     server
         .expect("GET", CERT_PATH, 200, certificate(None))
@@ -363,15 +335,12 @@ async fn a_failed_issuance_records_the_backoff_in_status() {
     }
     let (client, mut server) = client();
     let store = KubeStore::new(client);
-    let task = tokio::spawn(async move {
-        reconcile(
-            &store,
-            &managed(&["web.example.com"]),
-            Ok(&Refusing),
-            SystemTime::now(),
-        )
-        .await
-    });
+    let task = spawn_reconcile(
+        &store,
+        managed(&["web.example.com"]),
+        Refusing,
+        SystemTime::now(),
+    );
     server.expect_not_found("GET", SECRET_PATH).await;
     server
         .expect("GET", CERT_PATH, 200, certificate(None))
