@@ -228,11 +228,17 @@ struct ControllerArgs {
     mutation: MutationArgs,
 }
 
-fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The multi-threaded runtime the long-running subcommands run on.
+fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .context("cannot start the async runtime")
+}
+
+fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+    let runtime = async_runtime()?;
+    let shutdown = shutdown_signal(&runtime);
     let identity = args.identity.unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -257,7 +263,7 @@ fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             webhook_secret_name: args.webhook_secret_name,
             concurrency: args.concurrency,
         },
-        shutdown_signal(),
+        shutdown,
     ))?;
     Ok(())
 }
@@ -438,10 +444,8 @@ struct LocalArgs {
 }
 
 fn run_local(args: LocalArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = async_runtime()?;
+    let shutdown = shutdown_signal(&runtime);
     runtime.block_on(certweave::local::run(
         certweave::local::LocalOptions {
             dir: args.dir,
@@ -453,7 +457,7 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             poll_interval: std::time::Duration::from_millis(250),
             mutation: args.mutation.into_config(),
         },
-        shutdown_signal(),
+        shutdown,
     ))?;
     Ok(())
 }
@@ -508,10 +512,8 @@ fn exit_runtime(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = async_runtime()?;
+    let shutdown = shutdown_signal(&runtime);
     runtime.block_on(async {
         let server = WebhookServer::bind(ServeOptions {
             addr: args.addr,
@@ -523,7 +525,7 @@ fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
         })
         .await?;
         tracing::info!(addr = %server.local_addr()?, "webhook serving");
-        server.run(shutdown_signal()).await?;
+        server.run(shutdown).await?;
         tracing::info!("webhook stopped");
         Ok(())
     })
@@ -540,6 +542,7 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let shutdown = shutdown_signal(&runtime);
     let mut options = ProxyOptions::new(args.listen, args.upstream, args.cert_dir);
     options.client_ca = args.client_ca;
     options.health_addr = args.health_addr;
@@ -562,28 +565,30 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
             health = ?proxy.health_addr().ok(),
             "proxy started; waiting for a valid certificate"
         );
-        exit_runtime(
-            proxy
-                .run(shutdown_signal())
-                .await
-                .map_err(anyhow::Error::from),
-        )
+        exit_runtime(proxy.run(shutdown).await.map_err(anyhow::Error::from))
     })
 }
 
-/// Completes on SIGTERM (how Kubernetes stops a Pod) or Ctrl-C.
-async fn shutdown_signal() {
+/// Completes on SIGTERM (how Kubernetes stops a Pod) or Ctrl-C. The SIGTERM
+/// handler is installed when this is called, not when the future is first
+/// polled, so a SIGTERM that arrives while the process is still starting
+/// stops it cleanly instead of killing it. Call it inside `runtime`.
+fn shutdown_signal(
+    runtime: &tokio::runtime::Runtime,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let _in_runtime = runtime.enter();
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler succeeds at start-up");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds at start-up");
+    async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn run_inject(args: InjectArgs) -> ExitCode {
