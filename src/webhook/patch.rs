@@ -20,13 +20,18 @@ use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOp
 use serde_json::{Map, Value};
 
 /// The operations that turn `original` into `mutated`: the same operations,
-/// in the same order, as `json_patch::diff(original, mutated)`.
-pub fn diff(original: &Value, mutated: &Value) -> Patch {
+/// in the same order, as `json_patch::diff(original, &mutated)`.
+///
+/// `mutated` is consumed: the values an operation adds or replaces are moved
+/// into it rather than copied. On the admission path they are most of a
+/// patch (the whole injected sidecar container, for one), and the mutated
+/// object is not needed once its patch exists.
+pub fn diff(original: &Value, mut mutated: Value) -> Patch {
     let mut differ = Differ {
         path: Vec::new(),
         ops: Vec::new(),
     };
-    differ.value(original, mutated);
+    differ.value(original, &mut mutated);
     Patch(differ.ops)
 }
 
@@ -39,11 +44,22 @@ pub fn apply(object: &Value, patch: &json_patch::Patch) -> Result<Value, json_pa
     Ok(out)
 }
 
-/// One step of the path from the root to the value being compared.
+/// One step of the path from the root to the value being compared. Keys are
+/// borrowed from the original object: a key of the mutated one is only ever
+/// the last step of an `add`, written straight into its pointer.
 #[derive(Clone, Copy)]
 enum Segment<'a> {
     Key(&'a str),
     Index(usize),
+}
+
+impl<'a> Segment<'a> {
+    fn token(self) -> Token<'a> {
+        match self {
+            Segment::Key(key) => Token::new(key),
+            Segment::Index(index) => Token::from(index),
+        }
+    }
 }
 
 struct Differ<'a> {
@@ -54,35 +70,42 @@ struct Differ<'a> {
 impl<'a> Differ<'a> {
     /// The current path as a JSON Pointer, encoded as `json_patch` does.
     fn pointer(&self) -> PointerBuf {
-        PointerBuf::from_tokens(self.path.iter().map(|segment| match *segment {
-            Segment::Key(key) => Token::new(key),
-            Segment::Index(index) => Token::from(index),
-        }))
+        PointerBuf::from_tokens(self.path.iter().map(|segment| segment.token()))
     }
 
-    fn value(&mut self, left: &'a Value, right: &'a Value) {
+    /// The current path extended by `key`.
+    fn pointer_to(&self, key: &str) -> PointerBuf {
+        PointerBuf::from_tokens(
+            self.path
+                .iter()
+                .map(|segment| segment.token())
+                .chain(std::iter::once(Token::new(key))),
+        )
+    }
+
+    fn value(&mut self, left: &'a Value, right: &mut Value) {
         match (left, right) {
             (Value::Object(left), Value::Object(right)) => self.object(left, right),
             (Value::Array(left), Value::Array(right)) => self.array(left, right),
-            _ if left == right => {}
-            _ => {
+            (left, right) if left == &*right => {}
+            (_, right) => {
                 let path = self.pointer();
                 self.ops.push(PatchOperation::Replace(ReplaceOperation {
                     path,
-                    value: right.clone(),
+                    value: std::mem::take(right),
                 }));
             }
         }
     }
 
-    fn array(&mut self, left: &'a [Value], right: &'a [Value]) {
+    fn array(&mut self, left: &'a [Value], right: &mut [Value]) {
         // As json_patch: compare index by index; extra right elements are
         // added, extra left elements removed (each at the same index, which
         // the previous removal shifted down).
         let mut shift = 0usize;
         for idx in 0..left.len().max(right.len()) {
             self.path.push(Segment::Index(idx - shift));
-            match (left.get(idx), right.get(idx)) {
+            match (left.get(idx), right.get_mut(idx)) {
                 (Some(l), Some(r)) => self.value(l, r),
                 (Some(_), None) => {
                     shift += 1;
@@ -94,7 +117,7 @@ impl<'a> Differ<'a> {
                     let path = self.pointer();
                     self.ops.push(PatchOperation::Add(AddOperation {
                         path,
-                        value: r.clone(),
+                        value: std::mem::take(r),
                     }));
                 }
                 (None, None) => unreachable!("idx < max(left.len(), right.len())"),
@@ -103,31 +126,33 @@ impl<'a> Differ<'a> {
         }
     }
 
-    fn object(&mut self, left: &'a Map<String, Value>, right: &'a Map<String, Value>) {
+    fn object(&mut self, left: &'a Map<String, Value>, right: &mut Map<String, Value>) {
         // Keys of `right` in order: recurse into those also in `left`, add
         // the others. Then remove the keys of `left` missing from `right`.
+        // Added values are taken out of `right`, which keeps its keys for
+        // the removal pass.
         let mut in_step = left.iter();
         let mut found = 0usize;
-        for (key, r) in right {
-            self.path.push(Segment::Key(key));
+        for (key, r) in right.iter_mut() {
             let l = match in_step.next() {
-                Some((left_key, l)) if left_key == key => Some(l),
-                _ => left.get(key),
+                Some((left_key, l)) if left_key == key => Some((left_key, l)),
+                _ => left.get_key_value(key),
             };
             match l {
-                Some(l) => {
+                Some((left_key, l)) => {
                     found += 1;
+                    self.path.push(Segment::Key(left_key));
                     self.value(l, r);
+                    self.path.pop();
                 }
                 None => {
-                    let path = self.pointer();
+                    let path = self.pointer_to(key);
                     self.ops.push(PatchOperation::Add(AddOperation {
                         path,
-                        value: r.clone(),
+                        value: std::mem::take(r),
                     }));
                 }
             }
-            self.path.pop();
         }
         // Keys are unique, so when every key of `left` was found in `right`
         // there is nothing to remove.
@@ -153,7 +178,7 @@ mod tests {
     use serde_json::json;
 
     fn same_as_json_patch(left: &Value, right: &Value) {
-        let ours = diff(left, right);
+        let ours = diff(left, right.clone());
         let reference = json_patch::diff(left, right);
         assert_eq!(ours, reference, "left: {left}\nright: {right}");
         // And it is still a patch from left to right.
