@@ -29,3 +29,15 @@ pub mod proxy;
 pub mod store;
 pub mod tls;
 pub mod webhook;
+
+/// The allocator of every binary built with this crate (the `certweave`
+/// binary, its tests, benchmarks and examples alike, so that they measure
+/// what runs in production).
+///
+/// Admission reviews and Kubernetes objects are trees of many small
+/// allocations: with glibc's allocator, allocating and freeing took about
+/// 45% of the instructions of a Pod review. mimalloc's per-thread free lists
+/// make both a few instructions and do not contend across the runtime's
+/// worker threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
