@@ -7,19 +7,24 @@
 //! current are skipped when they surface. The heap is compacted when stale
 //! entries outnumber live ones, so memory stays proportional to the number
 //! of certificates however often they are rescheduled.
+//!
+//! A key is stored once, behind an `Arc` shared by the map and the heap:
+//! with two copies of a namespace/name key, a million entries took 275 MiB,
+//! most of it in the map's buckets.
 
 use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A time-ordered set of keys; each key is in the queue at most once.
 #[derive(Debug)]
 pub struct RenewalQueue<K> {
-    heap: BinaryHeap<Reverse<(SystemTime, u64, K)>>,
+    heap: BinaryHeap<Reverse<(SystemTime, u64, Arc<K>)>>,
     /// The current due time and sequence number of every scheduled key.
-    live: HashMap<K, (SystemTime, u64)>,
+    live: HashMap<Arc<K>, (SystemTime, u64)>,
     next_seq: u64,
 }
 
@@ -52,6 +57,11 @@ impl<K: Eq + Hash + Clone + Ord> RenewalQueue<K> {
     pub fn schedule(&mut self, key: K, due: SystemTime) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        // A rescheduled key keeps the `Arc` it already has.
+        let key = match self.live.get_key_value(&key) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::new(key),
+        };
         match self.live.entry(key.clone()) {
             Entry::Occupied(mut e) => {
                 e.insert((due, seq));
@@ -88,8 +98,9 @@ impl<K: Eq + Hash + Clone + Ord> RenewalQueue<K> {
         match self.heap.peek() {
             Some(Reverse((due, _, _))) if *due <= now => {
                 let Reverse((_, _, key)) = self.heap.pop().expect("peeked");
-                self.live.remove(&key);
-                Some(key)
+                self.live.remove(&*key);
+                // Stale heap entries of the same key may still share it.
+                Some(Arc::try_unwrap(key).unwrap_or_else(|shared| (*shared).clone()))
             }
             _ => None,
         }
@@ -109,7 +120,7 @@ impl<K: Eq + Hash + Clone + Ord> RenewalQueue<K> {
 
     fn drop_stale_top(&mut self) {
         while let Some(Reverse((due, seq, key))) = self.heap.peek() {
-            if self.is_current(*due, *seq, key) {
+            if self.is_current(*due, *seq, &**key) {
                 break;
             }
             self.heap.pop();
@@ -122,7 +133,7 @@ impl<K: Eq + Hash + Clone + Ord> RenewalQueue<K> {
             let entries: Vec<_> = std::mem::take(&mut self.heap)
                 .into_vec()
                 .into_iter()
-                .filter(|Reverse((due, seq, key))| live.get(key) == Some(&(*due, *seq)))
+                .filter(|Reverse((due, seq, key))| live.get(&**key) == Some(&(*due, *seq)))
                 .collect();
             self.heap = BinaryHeap::from(entries);
         }
