@@ -48,6 +48,32 @@ pub const POD_TLS_PROXY: &str = "certweave.io/tls-proxy";
 /// Also set as a label so the controller can watch injected Pods by selector.
 pub const POD_INJECTED: &str = "certweave.io/injected";
 
+/// Every annotation above, for tests and tools that must cover them all.
+pub const ALL: [&str; 22] = [
+    CLUSTER_ISSUER,
+    ISSUER,
+    ISSUER_KIND,
+    ISSUER_GROUP,
+    TLS_ACME,
+    COMMON_NAME,
+    DURATION,
+    RENEW_BEFORE,
+    PRIVATE_KEY_ALGORITHM,
+    PRIVATE_KEY_SIZE,
+    HTTP01_EDIT_IN_PLACE,
+    HTTP01_OVERRIDE_INGRESS_NAME,
+    PRIVATE_KEY_ROTATION_POLICY,
+    POD_ISSUER,
+    POD_CLUSTER_ISSUER,
+    POD_SERVICE,
+    POD_DNS_NAMES,
+    POD_SECRET_NAME,
+    POD_MOUNT_PATH,
+    POD_CONTAINERS,
+    POD_TLS_PROXY,
+    POD_INJECTED,
+];
+
 /// Labels that name a Pod's service when [`POD_SERVICE`] is absent, in order.
 pub const SERVICE_NAME_LABELS: [&str; 2] = ["app.kubernetes.io/name", "app"];
 

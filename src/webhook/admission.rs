@@ -889,32 +889,9 @@ mod tests {
     /// or does: every annotation and label read, every field the projection
     /// keeps, and some it skips.
     fn perturbed_paths() -> Vec<Vec<String>> {
-        // Listed here rather than taken from the projection, so that a key
-        // missing there is still perturbed here.
-        let annotations = [
-            ann::ISSUER,
-            ann::CLUSTER_ISSUER,
-            ann::ISSUER_KIND,
-            ann::ISSUER_GROUP,
-            ann::TLS_ACME,
-            ann::COMMON_NAME,
-            ann::DURATION,
-            ann::RENEW_BEFORE,
-            ann::PRIVATE_KEY_ALGORITHM,
-            ann::PRIVATE_KEY_SIZE,
-            ann::PRIVATE_KEY_ROTATION_POLICY,
-            ann::HTTP01_EDIT_IN_PLACE,
-            ann::HTTP01_OVERRIDE_INGRESS_NAME,
-            ann::POD_ISSUER,
-            ann::POD_CLUSTER_ISSUER,
-            ann::POD_SERVICE,
-            ann::POD_DNS_NAMES,
-            ann::POD_SECRET_NAME,
-            ann::POD_MOUNT_PATH,
-            ann::POD_CONTAINERS,
-            ann::POD_TLS_PROXY,
-            ann::POD_INJECTED,
-        ];
+        // Every annotation certweave knows rather than those the projection
+        // keeps, so that a key missing there is still perturbed here.
+        let annotations = ann::ALL;
         let labels = ann::SERVICE_NAME_LABELS
             .into_iter()
             .chain([ann::POD_INJECTED, "pod-template-hash"]);
