@@ -97,6 +97,11 @@ curl -fsS --cacert "$WORK/tls/tls.crt" "https://localhost:$PROXY_PORT/" \
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 sleep 1
 IDLE_RSS=$(rss_kib "$PROXY_PID")
+# RSS splits into the proxy's own memory (anonymous) and the pages of the
+# binary's text and read-only data it has touched (file-backed, shared with
+# every other process running the same binary, and reclaimable).
+IDLE_ANON=$(awk '/^RssAnon:/ {print $2}' "/proc/$PROXY_PID/status")
+IDLE_FILE=$(awk '/^RssFile:/ {print $2}' "/proc/$PROXY_PID/status")
 
 # CPU time (clock ticks) a process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -145,6 +150,7 @@ echo "throughput ratio proxy/direct: ${RATIO}x (target >= 0.8x)"
 echo "CPU per request: app $(per_request "$DIRECT_UP_TICKS" "$DIRECT_N") us direct;" \
     "proxy $(per_request "$PROXY_TICKS" "$PROXY_N") us + app $(per_request "$PROXY_UP_TICKS" "$PROXY_N") us through the proxy" \
     "(load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores)"
-echo "proxy RSS: idle $((IDLE_RSS / 1024)).$(( (IDLE_RSS % 1024) * 10 / 1024 )) MiB (target <= 10 MiB), right after load $((LOADED_RSS / 1024)) MiB, 2 s later $((AFTER_RSS / 1024)) MiB"
+mib() { echo "$(($1 / 1024)).$(( ($1 % 1024) * 10 / 1024 ))"; }
+echo "proxy RSS: idle $(mib "$IDLE_RSS") MiB (target <= 10 MiB; anonymous $(mib "$IDLE_ANON") MiB, binary's file-backed pages $(mib "$IDLE_FILE") MiB), right after load $((LOADED_RSS / 1024)) MiB, 2 s later $((AFTER_RSS / 1024)) MiB"
 grep -q "certweave_proxy_upstream_errors_total 0" <(curl -fsS "http://127.0.0.1:$HEALTH_PORT/metrics") \
     || echo "note: the proxy counted upstream errors during the run"
