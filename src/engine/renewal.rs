@@ -13,7 +13,6 @@
 //! most of it in the map's buckets.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
 use std::sync::Arc;
@@ -62,14 +61,7 @@ impl<K: Eq + Hash + Clone + Ord> RenewalQueue<K> {
             Some((shared, _)) => shared.clone(),
             None => Arc::new(key),
         };
-        match self.live.entry(key.clone()) {
-            Entry::Occupied(mut e) => {
-                e.insert((due, seq));
-            }
-            Entry::Vacant(e) => {
-                e.insert((due, seq));
-            }
-        }
+        self.live.insert(key.clone(), (due, seq));
         self.heap.push(Reverse((due, seq, key)));
         self.compact_if_needed();
     }
