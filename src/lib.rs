@@ -15,6 +15,7 @@
 //! - [`tls`]: serving certificates loaded from files and reloaded on change.
 //! - [`metrics`]: the Prometheus registry the binary exports.
 //! - [`store`]: where certificates are kept (today: files in a directory).
+//! - [`workers`]: thread-per-core connection serving for the HTTPS servers.
 
 pub mod api;
 pub mod controller;
@@ -29,6 +30,7 @@ pub mod proxy;
 pub mod store;
 pub mod tls;
 pub mod webhook;
+pub mod workers;
 
 /// The allocator of every binary built with this crate (the `certweave`
 /// binary, its tests, benchmarks and examples alike, so that they measure

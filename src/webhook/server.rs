@@ -20,18 +20,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::{self, review};
 use super::MutationConfig;
 use crate::metrics::WebhookMetrics;
 use crate::tls::{self, ReloadingCertResolver, TlsError};
+use crate::workers::{LocalExecutor, Workers};
 
 /// The largest AdmissionReview accepted. The API server caps objects at
 /// about 1.5 MiB, and a review may carry two of them (object, oldObject).
@@ -121,6 +122,9 @@ impl WebhookServer {
 
     /// Serves until `shutdown` completes, then stops accepting and waits for
     /// open connections to finish their requests.
+    ///
+    /// Connections are served on one thread per core (see
+    /// [`crate::workers`]); this task only accepts them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let reload_errors = self.metrics.tls_reload_errors.clone();
         let watcher = tokio::spawn(self.resolver.clone().watch(self.reload_interval, move |e| {
@@ -129,6 +133,14 @@ impl WebhookServer {
         }));
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let connection = Connection {
+            acceptor: self.acceptor.clone(),
+            app: self.app.clone(),
+            client_timeout: self.client_timeout,
+        };
+        let mut workers = Workers::spawn("webhook-conn", worker_count(), move |accepted| {
+            connection.clone().serve(accepted)
+        })?;
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -148,45 +160,100 @@ impl WebhookServer {
                 },
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = self.acceptor.clone();
-            let service = TowerToHyperService::new(self.app.clone());
-            let watcher = graceful.watcher();
-            let client_timeout = self.client_timeout;
-            tokio::spawn(async move {
-                let _permit = permit;
-                let stream = match tokio::time::timeout(client_timeout, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let builder = connection_builder(client_timeout);
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let tcp = match tcp.into_std() {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot hand the connection to a worker");
+                    continue;
                 }
-            });
+            };
+            let accepted = Accepted {
+                tcp,
+                peer,
+                _permit: permit,
+                watcher: graceful.watcher(),
+            };
+            if workers.dispatch(accepted).is_err() {
+                tracing::error!(%peer, "no connection worker is running; refusing the connection");
+            }
         }
         watcher.abort();
         drop(self.listener);
+        workers.close();
         if tokio::time::timeout(CLIENT_TIMEOUT, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!("connections still open after the shutdown grace period; closing them");
         }
+        workers.stop().await;
         Ok(())
     }
 }
 
-fn connection_builder(client_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// Connection worker threads: one per core the process may use (the
+/// container's CPU limit included).
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// An accepted TCP connection on its way to a worker thread.
+struct Accepted {
+    tcp: std::net::TcpStream,
+    peer: SocketAddr,
+    /// Held until the connection ends: bounds the open connections.
+    _permit: OwnedSemaphorePermit,
+    watcher: Watcher,
+}
+
+/// What every connection is served with, shared by the worker threads.
+#[derive(Clone)]
+struct Connection {
+    acceptor: TlsAcceptor,
+    app: Router,
+    client_timeout: Duration,
+}
+
+impl Connection {
+    /// Runs on a worker thread: the TLS handshake, then HTTP until the
+    /// client or a graceful shutdown ends the connection.
+    async fn serve(self, accepted: Accepted) {
+        let Accepted {
+            tcp,
+            peer,
+            _permit,
+            watcher,
+        } = accepted;
+        let tcp = match TcpStream::from_std(tcp) {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot register the connection");
+                return;
+            }
+        };
+        let stream =
+            match tokio::time::timeout(self.client_timeout, self.acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+        let builder = connection_builder(self.client_timeout);
+        let service = TowerToHyperService::new(self.app);
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        if let Err(e) = watcher.watch(conn.into_owned()).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+fn connection_builder(client_timeout: Duration) -> auto::Builder<LocalExecutor> {
+    let mut builder = auto::Builder::new(LocalExecutor);
     builder
         .http1()
         .timer(TokioTimer::new())
