@@ -13,9 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -316,7 +315,9 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    // The whole request, not a `HeaderMap` extractor: that one clones every header.
+    let (parts, body) = request.into_parts();
     let metrics = &state.metrics;
     let http_error = |status: StatusCode, result: &str, message: &str| {
         metrics
@@ -326,7 +327,8 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         tracing::debug!(%status, message, "admission request refused");
         json_response(status, admission::error_body(message))
     };
-    let declared = headers
+    let declared = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
