@@ -48,7 +48,7 @@ pub fn certificates_for_ingress(
             continue;
         };
         let hosts: Vec<String> =
-            object::get_array(entry, "hosts", &format!("spec.tls[{i}].hosts"))?
+            object::get_array(entry, "hosts", format_args!("spec.tls[{i}].hosts"))?
                 .iter()
                 .filter_map(Value::as_str)
                 .map(str::to_owned)

@@ -108,8 +108,12 @@ pub fn mutate_ingress(ingress: &Value, config: &MutationConfig) -> MutationResul
         let mut assigned: Vec<String> = Vec::new();
         for (i, entry) in entries.iter_mut().enumerate() {
             check_tls_entry(entry, i)?;
-            if object::get_str(entry, "secretName", &format!("spec.tls[{i}].secretName"))?
-                .is_some_and(|s| !s.is_empty())
+            if object::get_str(
+                entry,
+                "secretName",
+                format_args!("spec.tls[{i}].secretName"),
+            )?
+            .is_some_and(|s| !s.is_empty())
             {
                 continue;
             }

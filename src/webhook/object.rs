@@ -6,16 +6,19 @@
 //! Kubernetes types and normalise others, and the resulting patch would then
 //! silently rewrite parts of the user's object.
 
+use std::fmt::Display;
+
 use serde_json::{Map, Value};
 
 use crate::api::InvalidField;
 
 /// Returns `object[key]` as an object, `None` if absent or null, or an error
-/// naming `path` if it has another type.
+/// naming `path` if it has another type. `path` is only formatted for an
+/// error: pass `format_args!`, not `&format!`, on the hot path.
 pub fn get_map<'a>(
     object: &'a Value,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<Option<&'a Map<String, Value>>, InvalidField> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -29,7 +32,7 @@ pub fn get_map<'a>(
 pub fn get_array<'a>(
     object: &'a Value,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<&'a [Value], InvalidField> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(&[]),
@@ -42,7 +45,7 @@ pub fn get_array<'a>(
 pub fn get_str<'a>(
     object: &'a Value,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<Option<&'a str>, InvalidField> {
     match object.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -52,9 +55,9 @@ pub fn get_str<'a>(
 }
 
 /// An error for a field of the wrong JSON type.
-pub fn wrong_type(path: &str, expected: &str) -> InvalidField {
+pub fn wrong_type(path: impl Display, expected: &str) -> InvalidField {
     InvalidField::new(
-        path,
+        path.to_string(),
         format!("must be {expected}"),
         "send a well-formed Kubernetes object",
     )

@@ -258,9 +258,9 @@ pub fn mutate_pod(pod: &Value, namespace: &str, config: &MutationConfig) -> Muta
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            object::get_str(c, "name", &format!("spec.containers[{i}].name"))?.ok_or_else(|| {
-                object::wrong_type(&format!("spec.containers[{i}].name"), "a string")
-            })
+            object::get_str(c, "name", format_args!("spec.containers[{i}].name"))?.ok_or_else(
+                || object::wrong_type(format_args!("spec.containers[{i}].name"), "a string"),
+            )
         })
         .collect::<Result<_, _>>()?;
     if containers.is_empty() {
@@ -309,7 +309,7 @@ pub fn mutate_pod(pod: &Value, namespace: &str, config: &MutationConfig) -> Muta
     let containers = object::array_mut(spec, "containers").expect("spec is an object");
     for &i in &targets {
         object::array_mut(&mut containers[i], "volumeMounts")
-            .ok_or_else(|| object::wrong_type(&format!("spec.containers[{i}]"), "an object"))?
+            .ok_or_else(|| object::wrong_type(format_args!("spec.containers[{i}]"), "an object"))?
             .push(mount.clone());
     }
     if let Some(ports) = request.proxy {
@@ -325,19 +325,23 @@ fn check_mount_is_free(
     index: usize,
     mount_path: &str,
 ) -> Result<(), InvalidField> {
-    let path = format!("spec.containers[{index}].volumeMounts");
-    for mount in object::get_array(container, "volumeMounts", &path)? {
+    let path = || format!("spec.containers[{index}].volumeMounts");
+    for mount in object::get_array(
+        container,
+        "volumeMounts",
+        format_args!("spec.containers[{index}].volumeMounts"),
+    )? {
         let existing = mount.get("mountPath").and_then(Value::as_str).unwrap_or("");
         if existing.trim_end_matches('/') == mount_path {
             return Err(InvalidField::new(
                 ann::POD_MOUNT_PATH,
-                format!("{path} already mounts something at {mount_path:?}"),
+                format!("{} already mounts something at {mount_path:?}", path()),
                 format!("set {} to a free directory", ann::POD_MOUNT_PATH),
             ));
         }
         if mount.get("name").and_then(Value::as_str) == Some(VOLUME_NAME) {
             return Err(InvalidField::new(
-                path,
+                path(),
                 format!("already mounts a volume named {VOLUME_NAME:?}"),
                 "remove that mount: certweave adds it",
             ));
@@ -362,8 +366,11 @@ fn check_proxy_fits(
         ));
     }
     for (i, container) in containers.iter().enumerate() {
-        let path = format!("spec.containers[{i}].ports");
-        for port in object::get_array(container, "ports", &path)? {
+        for port in object::get_array(
+            container,
+            "ports",
+            format_args!("spec.containers[{i}].ports"),
+        )? {
             let used = port.get("containerPort").and_then(Value::as_u64);
             if used == Some(u64::from(ports.listen)) {
                 return Err(InvalidField::new(
