@@ -173,7 +173,7 @@ fn check_tls_entry(entry: &Value, index: usize) -> Result<(), InvalidField> {
     let field = format!("spec.tls[{index}].hosts");
     if !entry.is_object() {
         return Err(object::wrong_type(
-            &format!("spec.tls[{index}]"),
+            format_args!("spec.tls[{index}]"),
             "an object",
         ));
     }
