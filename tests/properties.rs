@@ -1092,7 +1092,7 @@ fn ingress_case_with(bad: u32) -> BoxedStrategy<IngressCase> {
 
 /// The JSON Patch reproduces the mutated object.
 fn check_patch_reproduces(original: &Value, mutated: &Value) -> Result<(), TestCaseError> {
-    let ops = patch::diff(original, mutated.clone());
+    let ops = patch::diff(original, mutated);
     prop_assert!(
         !ops.0.is_empty(),
         "a mutation that changes nothing must return no object"

@@ -465,15 +465,15 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
             response.warnings = warnings;
             match (object_out, object.as_ref()) {
                 (Some(mutated), Some(original)) => {
-                    let ops = patch::diff(original, mutated);
-                    if ops.0.is_empty() {
-                        (Verdict::Allowed, None)
-                    } else {
-                        let json = serde_json::to_vec(&ops)
-                            .map_err(|e| MalformedReview(format!("cannot encode patch: {e}")))?;
-                        response.patch = Some(json);
-                        response.patch_type = Some("JSONPatch");
-                        (Verdict::Patched, None)
+                    let json = patch::diff_json(original, &mutated)
+                        .map_err(|e| MalformedReview(format!("cannot encode patch: {e}")))?;
+                    match json {
+                        None => (Verdict::Allowed, None),
+                        Some(json) => {
+                            response.patch = Some(json);
+                            response.patch_type = Some("JSONPatch");
+                            (Verdict::Patched, None)
+                        }
                     }
                 }
                 _ => (Verdict::Allowed, None),

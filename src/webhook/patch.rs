@@ -13,26 +13,49 @@
 //! walk keeps only a stack of borrowed path segments, builds a pointer only
 //! for an emitted operation, and finds the left-hand value of a key by
 //! walking both maps in step (a mutated object keeps the original's key
-//! order), falling back to a lookup when the keys differ.
+//! order), falling back to a lookup when the keys differ. On the admission
+//! path, [`diff_json`] writes the operations straight out as JSON.
 
 use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::{Map, Value};
 
 /// The operations that turn `original` into `mutated`: the same operations,
-/// in the same order, as `json_patch::diff(original, &mutated)`.
-///
-/// `mutated` is consumed: the values an operation adds or replaces are moved
-/// into it rather than copied. On the admission path they are most of a
-/// patch (the whole injected sidecar container, for one), and the mutated
-/// object is not needed once its patch exists.
-pub fn diff(original: &Value, mut mutated: Value) -> Patch {
+/// in the same order, as `json_patch::diff(original, mutated)`.
+pub fn diff(original: &Value, mutated: &Value) -> Patch {
     let mut differ = Differ {
         path: Vec::new(),
-        ops: Vec::new(),
+        sink: PatchSink(Vec::new()),
     };
-    differ.value(original, &mut mutated);
-    Patch(differ.ops)
+    differ.value(original, mutated);
+    Patch(differ.sink.0)
+}
+
+/// The patch of [`diff`] encoded as JSON, byte for byte what `serde_json`
+/// makes of it, or `None` when there is nothing to patch.
+///
+/// This is what the admission path sends: writing each operation as it is
+/// found spares building a [`Patch`] (a JSON Pointer string, an operation
+/// and a copy of the value per change), encoding it, and dropping it.
+pub fn diff_json(original: &Value, mutated: &Value) -> serde_json::Result<Option<Vec<u8>>> {
+    let mut differ = Differ {
+        path: Vec::new(),
+        sink: JsonSink {
+            out: Vec::new(),
+            pointer: String::new(),
+            error: None,
+        },
+    };
+    differ.value(original, mutated);
+    let JsonSink { mut out, error, .. } = differ.sink;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    out.push(b']');
+    Ok(Some(out))
 }
 
 /// Applies `patch` to a copy of `object`, the way the API server does.
@@ -46,94 +69,162 @@ pub fn apply(object: &Value, patch: &json_patch::Patch) -> Result<Value, json_pa
 
 /// One step of the path from the root to the value being compared. Keys are
 /// borrowed from the original object: a key of the mutated one is only ever
-/// the last step of an `add`, written straight into its pointer.
+/// the last step of an `add`, passed to the sink on its own.
 #[derive(Clone, Copy)]
 enum Segment<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-impl<'a> Segment<'a> {
-    fn token(self) -> Token<'a> {
-        match self {
-            Segment::Key(key) => Token::new(key),
-            Segment::Index(index) => Token::from(index),
-        }
+/// The kind of a patch operation.
+#[derive(Clone, Copy)]
+enum OpKind {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// Where the differ puts the operations it finds, in order. `path` and
+/// `last` together are the operation's path; `value` is what an add or a
+/// replace writes.
+trait Sink {
+    fn op(&mut self, kind: OpKind, path: &[Segment<'_>], last: Option<&str>, value: &Value);
+}
+
+/// Collects a [`Patch`].
+struct PatchSink(Vec<PatchOperation>);
+
+impl Sink for PatchSink {
+    fn op(&mut self, kind: OpKind, path: &[Segment<'_>], last: Option<&str>, value: &Value) {
+        let path = PointerBuf::from_tokens(
+            path.iter()
+                .map(|segment| match *segment {
+                    Segment::Key(key) => Token::new(key),
+                    Segment::Index(index) => Token::from(index),
+                })
+                .chain(last.map(Token::new)),
+        );
+        self.0.push(match kind {
+            OpKind::Add => PatchOperation::Add(AddOperation {
+                path,
+                value: value.clone(),
+            }),
+            OpKind::Remove => PatchOperation::Remove(RemoveOperation { path }),
+            OpKind::Replace => PatchOperation::Replace(ReplaceOperation {
+                path,
+                value: value.clone(),
+            }),
+        });
     }
 }
 
-struct Differ<'a> {
-    path: Vec<Segment<'a>>,
-    ops: Vec<PatchOperation>,
+/// Writes the patch as JSON: `[` and each operation as it comes; the
+/// closing `]` is added by [`diff_json`].
+struct JsonSink {
+    out: Vec<u8>,
+    /// The pointer of the current operation; one buffer for all of them.
+    pointer: String,
+    /// The first encoding error (values decoded from JSON have none, but
+    /// `serde_json` reports them as possible).
+    error: Option<serde_json::Error>,
 }
 
-impl<'a> Differ<'a> {
-    /// The current path as a JSON Pointer, encoded as `json_patch` does.
-    fn pointer(&self) -> PointerBuf {
-        PointerBuf::from_tokens(self.path.iter().map(|segment| segment.token()))
-    }
-
-    /// The current path extended by `key`.
-    fn pointer_to(&self, key: &str) -> PointerBuf {
-        PointerBuf::from_tokens(
-            self.path
-                .iter()
-                .map(|segment| segment.token())
-                .chain(std::iter::once(Token::new(key))),
-        )
-    }
-
-    fn value(&mut self, left: &'a Value, right: &mut Value) {
-        match (left, right) {
-            (Value::Object(left), Value::Object(right)) => self.object(left, right),
-            (Value::Array(left), Value::Array(right)) => self.array(left, right),
-            (left, right) if left == &*right => {}
-            (_, right) => {
-                let path = self.pointer();
-                self.ops.push(PatchOperation::Replace(ReplaceOperation {
-                    path,
-                    value: std::mem::take(right),
-                }));
+impl JsonSink {
+    /// Appends `/token`, escaped as RFC 6901 says.
+    fn push_token(&mut self, token: &str) {
+        self.pointer.push('/');
+        for c in token.chars() {
+            match c {
+                '~' => self.pointer.push_str("~0"),
+                '/' => self.pointer.push_str("~1"),
+                c => self.pointer.push(c),
             }
         }
     }
+}
 
-    fn array(&mut self, left: &'a [Value], right: &mut [Value]) {
+impl Sink for JsonSink {
+    fn op(&mut self, kind: OpKind, path: &[Segment<'_>], last: Option<&str>, value: &Value) {
+        use std::fmt::Write as _;
+
+        self.pointer.clear();
+        for segment in path {
+            match *segment {
+                Segment::Key(key) => self.push_token(key),
+                Segment::Index(index) => {
+                    let _ = write!(self.pointer, "/{index}");
+                }
+            }
+        }
+        if let Some(key) = last {
+            self.push_token(key);
+        }
+        self.out
+            .extend_from_slice(if self.out.is_empty() { b"[" } else { b"," });
+        self.out.extend_from_slice(match kind {
+            OpKind::Add => b"{\"op\":\"add\",\"path\":",
+            OpKind::Remove => b"{\"op\":\"remove\",\"path\":",
+            OpKind::Replace => b"{\"op\":\"replace\",\"path\":",
+        });
+        let mut written = serde_json::to_writer(&mut self.out, self.pointer.as_str());
+        if written.is_ok() && !matches!(kind, OpKind::Remove) {
+            self.out.extend_from_slice(b",\"value\":");
+            written = serde_json::to_writer(&mut self.out, value);
+        }
+        self.out.push(b'}');
+        if let Err(e) = written {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+struct Differ<'a, S> {
+    path: Vec<Segment<'a>>,
+    sink: S,
+}
+
+impl<'a, S: Sink> Differ<'a, S> {
+    fn emit(&mut self, kind: OpKind, last: Option<&str>, value: &Value) {
+        self.sink.op(kind, &self.path, last, value);
+    }
+
+    fn value(&mut self, left: &'a Value, right: &Value) {
+        match (left, right) {
+            (Value::Object(left), Value::Object(right)) => self.object(left, right),
+            (Value::Array(left), Value::Array(right)) => self.array(left, right),
+            (left, right) if left == right => {}
+            (_, right) => self.emit(OpKind::Replace, None, right),
+        }
+    }
+
+    fn array(&mut self, left: &'a [Value], right: &[Value]) {
         // As json_patch: compare index by index; extra right elements are
         // added, extra left elements removed (each at the same index, which
         // the previous removal shifted down).
         let mut shift = 0usize;
         for idx in 0..left.len().max(right.len()) {
             self.path.push(Segment::Index(idx - shift));
-            match (left.get(idx), right.get_mut(idx)) {
+            match (left.get(idx), right.get(idx)) {
                 (Some(l), Some(r)) => self.value(l, r),
                 (Some(_), None) => {
                     shift += 1;
-                    let path = self.pointer();
-                    self.ops
-                        .push(PatchOperation::Remove(RemoveOperation { path }));
+                    self.emit(OpKind::Remove, None, &Value::Null);
                 }
-                (None, Some(r)) => {
-                    let path = self.pointer();
-                    self.ops.push(PatchOperation::Add(AddOperation {
-                        path,
-                        value: std::mem::take(r),
-                    }));
-                }
+                (None, Some(r)) => self.emit(OpKind::Add, None, r),
                 (None, None) => unreachable!("idx < max(left.len(), right.len())"),
             }
             self.path.pop();
         }
     }
 
-    fn object(&mut self, left: &'a Map<String, Value>, right: &mut Map<String, Value>) {
+    fn object(&mut self, left: &'a Map<String, Value>, right: &Map<String, Value>) {
         // Keys of `right` in order: recurse into those also in `left`, add
         // the others. Then remove the keys of `left` missing from `right`.
-        // Added values are taken out of `right`, which keeps its keys for
-        // the removal pass.
+        // A mutated object keeps the original's key order, so the keys are
+        // matched in step, with a lookup only where they differ.
         let mut in_step = left.iter();
         let mut found = 0usize;
-        for (key, r) in right.iter_mut() {
+        for (key, r) in right {
             let l = match in_step.next() {
                 Some((left_key, l)) if left_key == key => Some((left_key, l)),
                 _ => left.get_key_value(key),
@@ -145,13 +236,7 @@ impl<'a> Differ<'a> {
                     self.value(l, r);
                     self.path.pop();
                 }
-                None => {
-                    let path = self.pointer_to(key);
-                    self.ops.push(PatchOperation::Add(AddOperation {
-                        path,
-                        value: std::mem::take(r),
-                    }));
-                }
+                None => self.emit(OpKind::Add, Some(key), r),
             }
         }
         // Keys are unique, so when every key of `left` was found in `right`
@@ -161,11 +246,7 @@ impl<'a> Differ<'a> {
         }
         for key in left.keys() {
             if !right.contains_key(key) {
-                self.path.push(Segment::Key(key));
-                let path = self.pointer();
-                self.ops
-                    .push(PatchOperation::Remove(RemoveOperation { path }));
-                self.path.pop();
+                self.emit(OpKind::Remove, Some(key), &Value::Null);
             }
         }
     }
@@ -178,9 +259,17 @@ mod tests {
     use serde_json::json;
 
     fn same_as_json_patch(left: &Value, right: &Value) {
-        let ours = diff(left, right.clone());
+        let ours = diff(left, right);
         let reference = json_patch::diff(left, right);
         assert_eq!(ours, reference, "left: {left}\nright: {right}");
+        // The JSON the webhook sends is byte for byte serde_json's encoding.
+        let json = diff_json(left, right).unwrap();
+        let expected = (!reference.0.is_empty()).then(|| serde_json::to_vec(&reference).unwrap());
+        assert_eq!(
+            json.as_deref().map(String::from_utf8_lossy),
+            expected.as_deref().map(String::from_utf8_lossy),
+            "left: {left}\nright: {right}"
+        );
         // And it is still a patch from left to right.
         assert_eq!(&apply(left, &ours).expect("the patch applies"), right);
     }
