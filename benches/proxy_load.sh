@@ -6,6 +6,8 @@
 # one request in flight. The app is examples/proxy_upstream.rs.
 #
 # Targets: proxy >= 0.8x the direct throughput; proxy RSS at idle <= 10 MiB.
+# It also prints the idle proxy's PSS with a few sibling proxies running,
+# the per-sidecar cost on a node where they share the binary's pages.
 #
 #   bash benches/proxy_load.sh
 #
@@ -103,6 +105,33 @@ IDLE_RSS=$(rss_kib "$PROXY_PID")
 IDLE_ANON=$(awk '/^RssAnon:/ {print $2}' "/proc/$PROXY_PID/status")
 IDLE_FILE=$(awk '/^RssFile:/ {print $2}' "/proc/$PROXY_PID/status")
 
+# On a node, every injected sidecar runs the same binary from the same image
+# layer, so its file-backed pages are one copy in the page cache. PSS splits
+# shared pages between the processes mapping them: with SIBLINGS more idle
+# proxies running (each having served one request), it is what one sidecar
+# costs the node.
+SIBLINGS=3
+SIBLING_PIDS=()
+for i in $(seq 1 "$SIBLINGS"); do
+    port=$(free_port)
+    health=$(free_port)
+    RUST_LOG=warn "$CERTWEAVE" proxy --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UP_PORT" \
+        --cert-dir "$WORK/tls" --health-addr "127.0.0.1:$health" 2>>"$WORK/siblings.log" &
+    SIBLING_PIDS+=($!)
+    PIDS+=($!)
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$health/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    curl -fsS --cacert "$WORK/tls/tls.crt" "https://localhost:$port/" \
+        --resolve "localhost:$port:127.0.0.1" >/dev/null || true
+done
+sleep 1
+rollup_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/smaps_rollup"; }
+IDLE_PSS=$(rollup_kib "$PROXY_PID" Pss)
+IDLE_PRIVATE=$(rollup_kib "$PROXY_PID" Private_Dirty)
+kill "${SIBLING_PIDS[@]}" 2>/dev/null || true
+
 # CPU time (clock ticks) a process has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK_HZ=$(getconf CLK_TCK)
@@ -152,5 +181,6 @@ echo "CPU per request: app $(per_request "$DIRECT_UP_TICKS" "$DIRECT_N") us dire
     "(load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores)"
 mib() { echo "$(($1 / 1024)).$(( ($1 % 1024) * 10 / 1024 ))"; }
 echo "proxy RSS: idle $(mib "$IDLE_RSS") MiB (target <= 10 MiB; anonymous $(mib "$IDLE_ANON") MiB, binary's file-backed pages $(mib "$IDLE_FILE") MiB), right after load $((LOADED_RSS / 1024)) MiB, 2 s later $((AFTER_RSS / 1024)) MiB"
+echo "proxy PSS at idle with $SIBLINGS sibling sidecars on the machine: $(mib "$IDLE_PSS") MiB, of which private (written) $(mib "$IDLE_PRIVATE") MiB"
 grep -q "certweave_proxy_upstream_errors_total 0" <(curl -fsS "http://127.0.0.1:$HEALTH_PORT/metrics") \
     || echo "note: the proxy counted upstream errors during the run"
