@@ -204,28 +204,28 @@ mod tests {
 
     #[tokio::test]
     async fn stop_drops_connections_that_never_end() {
-        let (dropped_tx, mut dropped_rx) = mpsc::unbounded_channel::<()>();
-        struct OnDrop(mpsc::UnboundedSender<()>);
+        let (events_tx, mut events) = mpsc::unbounded_channel::<&'static str>();
+        struct OnDrop(mpsc::UnboundedSender<&'static str>);
         impl Drop for OnDrop {
             fn drop(&mut self) {
-                let _ = self.0.send(());
+                let _ = self.0.send("dropped");
             }
         }
         let mut workers = Workers::spawn("test-stop", 1, move |_: ()| {
-            let guard = OnDrop(dropped_tx.clone());
+            let guard = OnDrop(events_tx.clone());
             async move {
-                let _guard = guard;
+                let _ = guard.0.send("serving");
                 std::future::pending::<()>().await;
             }
         })
         .unwrap();
         workers.dispatch(()).unwrap();
+        // Stop only once the worker serves the connection: stopping earlier
+        // would drop it unserved, and this test is about one being served.
+        assert_eq!(events.recv().await, Some("serving"));
         tokio::time::timeout(Duration::from_secs(10), workers.stop())
             .await
             .expect("stop returns although the connection never ends");
-        assert!(
-            dropped_rx.recv().await.is_some(),
-            "the connection was dropped"
-        );
+        assert_eq!(events.recv().await, Some("dropped"));
     }
 }
