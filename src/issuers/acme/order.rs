@@ -364,8 +364,7 @@ impl Driver<'_> {
         }
         if let Some((name, p)) = refused {
             let url = order.url().to_owned();
-            order
-                .refresh()
+            refresh_order(order)
                 .await
                 .map_err(|e| self.fail(e, "polling the order", Some(&url)))?;
             return Err(match self.failure(order).await {
@@ -399,8 +398,7 @@ impl Driver<'_> {
                 .wait(self.http.retry_after(order.url()), "validation")
                 .await?;
             let url = order.url().to_owned();
-            order
-                .refresh()
+            refresh_order(order)
                 .await
                 .map_err(|e| self.fail(e, "polling the order", Some(&url)))?;
         }
@@ -704,5 +702,25 @@ mod tests {
         assert!(err.to_string().contains("look again in 60s"), "{err}");
         let late = backoff.next_wait(None, now + Duration::from_secs(10), "validation");
         assert!(late.is_err(), "past the deadline");
+    }
+}
+
+/// Refreshes `order`, retrying at once when the server rejects the nonce:
+/// RFC 8555 section 6.5 has the client retry a `badNonce` with the fresh
+/// nonce that came with it, and servers (Pebble by default, for ~5% of
+/// requests) do reject valid-looking nonces.
+async fn refresh_order(order: &mut instant_acme::Order) -> Result<(), instant_acme::Error> {
+    const ATTEMPTS: usize = 5;
+    let mut attempt = 1;
+    loop {
+        match order.refresh().await {
+            Err(instant_acme::Error::Api(problem))
+                if attempt < ATTEMPTS
+                    && problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce") =>
+            {
+                attempt += 1;
+            }
+            result => return result.map(|_| ()),
+        }
     }
 }
