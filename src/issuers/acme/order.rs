@@ -629,6 +629,26 @@ async fn cleanup(records: Vec<(Arc<dyn DnsSolver>, String, String)>, routes: Vec
     }
 }
 
+/// Refreshes `order`, retrying at once when the server rejects the nonce:
+/// RFC 8555 section 6.5 has the client retry a `badNonce` with the fresh
+/// nonce that came with it, and servers (Pebble by default, for ~5% of
+/// requests) do reject valid-looking nonces.
+async fn refresh_order(order: &mut instant_acme::Order) -> Result<(), instant_acme::Error> {
+    const ATTEMPTS: usize = 5;
+    let mut attempt = 1;
+    loop {
+        match order.refresh().await {
+            Err(instant_acme::Error::Api(problem))
+                if attempt < ATTEMPTS
+                    && problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce") =>
+            {
+                attempt += 1;
+            }
+            result => return result.map(|_| ()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,25 +722,5 @@ mod tests {
         assert!(err.to_string().contains("look again in 60s"), "{err}");
         let late = backoff.next_wait(None, now + Duration::from_secs(10), "validation");
         assert!(late.is_err(), "past the deadline");
-    }
-}
-
-/// Refreshes `order`, retrying at once when the server rejects the nonce:
-/// RFC 8555 section 6.5 has the client retry a `badNonce` with the fresh
-/// nonce that came with it, and servers (Pebble by default, for ~5% of
-/// requests) do reject valid-looking nonces.
-async fn refresh_order(order: &mut instant_acme::Order) -> Result<(), instant_acme::Error> {
-    const ATTEMPTS: usize = 5;
-    let mut attempt = 1;
-    loop {
-        match order.refresh().await {
-            Err(instant_acme::Error::Api(problem))
-                if attempt < ATTEMPTS
-                    && problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce") =>
-            {
-                attempt += 1;
-            }
-            result => return result.map(|_| ()),
-        }
     }
 }
