@@ -15,7 +15,7 @@
 //! - [`tls`]: serving certificates loaded from files and reloaded on change.
 //! - [`metrics`]: the Prometheus registry the binary exports.
 //! - [`store`]: where certificates are kept (today: files in a directory).
-//! - [`workers`]: thread-per-core connection serving for the HTTPS servers.
+//! - [`workers`]: thread-per-core connection serving for the webhook's HTTPS server.
 
 pub mod api;
 pub mod controller;

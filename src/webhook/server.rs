@@ -125,13 +125,7 @@ impl WebhookServer {
     /// Connections are served on one thread per core (see
     /// [`crate::workers`]); this task only accepts them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let reload_errors = self.metrics.tls_reload_errors.clone();
-        let watcher = tokio::spawn(self.resolver.clone().watch(self.reload_interval, move |e| {
-            reload_errors.inc();
-            tracing::warn!(error = %e, "rotated serving certificate rejected; still serving the previous one");
-        }));
-        let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        // The workers first: if their threads cannot start, no task is left behind.
         let connection = Connection {
             acceptor: self.acceptor.clone(),
             app: self.app.clone(),
@@ -140,6 +134,13 @@ impl WebhookServer {
         let mut workers = Workers::spawn("webhook-conn", worker_count(), move |accepted| {
             connection.clone().serve(accepted)
         })?;
+        let reload_errors = self.metrics.tls_reload_errors.clone();
+        let watcher = tokio::spawn(self.resolver.clone().watch(self.reload_interval, move |e| {
+            reload_errors.inc();
+            tracing::warn!(error = %e, "rotated serving certificate rejected; still serving the previous one");
+        }));
+        let graceful = GracefulShutdown::new();
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
