@@ -371,6 +371,14 @@ fn operation_label(op: &Operation) -> &'static str {
     }
 }
 
+/// What a mutation decided for an allowed object: the JSON Patch to send,
+/// if anything changes, and warnings for the user.
+#[derive(Default)]
+struct Decision {
+    patch: Option<Vec<u8>>,
+    warnings: Vec<String>,
+}
+
 /// Decodes an AdmissionReview, runs the matching mutation, and encodes the
 /// response. Never panics on any input.
 pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, MalformedReview> {
@@ -416,8 +424,8 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
         };
 
     let object = request.object.map(|AdmittedObject(object)| object);
-    let outcome = if !applies {
-        Ok(MutationOutcome::unchanged())
+    let decision = if !applies {
+        Ok(Decision::default())
     } else {
         match &object {
             Some(object @ Value::Object(_)) => match kind {
@@ -432,9 +440,26 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
                                 .and_then(Value::as_str)
                         })
                         .unwrap_or("default");
-                    pod::mutate_pod(object, namespace, config)
+                    pod::pod_patch(object, namespace, config).map(|patch| Decision {
+                        patch,
+                        warnings: Vec::new(),
+                    })
                 }
-                _ => ingress::mutate_ingress(object, config),
+                _ => match ingress::mutate_ingress(object, config) {
+                    Ok(MutationOutcome {
+                        object: mutated,
+                        warnings,
+                    }) => {
+                        let patch = match mutated {
+                            Some(mutated) => patch::diff_json(object, &mutated).map_err(|e| {
+                                MalformedReview(format!("cannot encode patch: {e}"))
+                            })?,
+                            None => None,
+                        };
+                        Ok(Decision { patch, warnings })
+                    }
+                    Err(invalid) => Err(invalid),
+                },
             },
             Some(_) => Err(InvalidField::new(
                 "request.object",
@@ -457,26 +482,16 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
         patch_type: None,
         warnings: Vec::new(),
     };
-    let (verdict, denial) = match outcome {
-        Ok(MutationOutcome {
-            object: object_out,
-            warnings,
-        }) => {
+    let (verdict, denial) = match decision {
+        Ok(Decision { patch, warnings }) => {
             response.warnings = warnings;
-            match (object_out, object.as_ref()) {
-                (Some(mutated), Some(original)) => {
-                    let json = patch::diff_json(original, &mutated)
-                        .map_err(|e| MalformedReview(format!("cannot encode patch: {e}")))?;
-                    match json {
-                        None => (Verdict::Allowed, None),
-                        Some(json) => {
-                            response.patch = Some(json);
-                            response.patch_type = Some("JSONPatch");
-                            (Verdict::Patched, None)
-                        }
-                    }
+            match patch {
+                None => (Verdict::Allowed, None),
+                Some(json) => {
+                    response.patch = Some(json);
+                    response.patch_type = Some("JSONPatch");
+                    (Verdict::Patched, None)
                 }
-                _ => (Verdict::Allowed, None),
             }
         }
         Err(invalid) => {
@@ -817,7 +832,9 @@ mod tests {
 
     /// The review as computed before managedFields was skipped: the whole
     /// object decoded as a `Value`, mutated, and diffed by json_patch itself.
-    /// Returns the decoded patch, or the denial message.
+    /// Returns the mutated object (`None` if unchanged), or the denial
+    /// message. Patches are compared by what they do: the Pod patch is
+    /// written in its own order, not in the order of a diff.
     fn reference_outcome(body: &[u8]) -> Result<Option<Value>, String> {
         let review: Value = serde_json::from_slice(body).unwrap();
         let request = &review["request"];
@@ -832,10 +849,7 @@ mod tests {
             _ => ingress::mutate_ingress(object, &config),
         }
         .map_err(|e| e.to_string())?;
-        Ok(outcome.object.and_then(|mutated| {
-            let ops = json_patch::diff(object, &mutated);
-            (!ops.0.is_empty()).then(|| serde_json::to_value(&ops).unwrap())
-        }))
+        Ok(outcome.object.filter(|mutated| mutated != object))
     }
 
     fn outcome_of(body: &[u8]) -> Result<Option<Value>, String> {
@@ -844,11 +858,13 @@ mod tests {
             return Err(denial);
         }
         let response: Value = serde_json::from_slice(&reviewed.body).unwrap();
+        let original: Value = serde_json::from_slice(body).unwrap();
         Ok(response["response"]["patch"].as_str().map(|b64| {
             let json = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .unwrap();
-            serde_json::from_slice(&json).unwrap()
+            let ops: json_patch::Patch = serde_json::from_slice(&json).unwrap();
+            patch::apply(&original["request"]["object"], &ops).expect("the patch applies")
         }))
     }
 

@@ -1,10 +1,11 @@
-//! JSON Patch (RFC 6902) between the object the API server sent and the one
-//! a mutation produced.
+//! JSON Patch (RFC 6902): the answer of the webhook to the API server.
 //!
-//! Computing the patch as a diff, rather than emitting hand-written
-//! operations, keeps two properties for free: the patch is exactly what the
-//! mutation changed, and re-running the webhook on its own output yields an
-//! empty patch (the API server may re-invoke webhooks).
+//! The Ingress mutation edits an object in many places, so its patch is the
+//! [`diff`] of the object the API server sent and the one the mutation
+//! produced: exactly what changed, and empty when the webhook is re-run on
+//! its own output (the API server may re-invoke webhooks). The Pod mutation
+//! only ever adds, so it writes its operations directly with [`AddPatch`]
+//! and derives its mutated object from them (see [`super::pod`]).
 //!
 //! [`diff`] produces exactly the operations of `json_patch::diff`, in the
 //! same order, but it is on the admission hot path, where `json_patch::diff`
@@ -67,11 +68,11 @@ pub fn apply(object: &Value, patch: &json_patch::Patch) -> Result<Value, json_pa
     Ok(out)
 }
 
-/// One step of the path from the root to the value being compared. Keys are
-/// borrowed from the original object: a key of the mutated one is only ever
-/// the last step of an `add`, passed to the sink on its own.
-#[derive(Clone, Copy)]
-enum Segment<'a> {
+/// One step of a JSON Pointer. In the differ, keys are borrowed from the
+/// original object: a key of the mutated one is only ever the last step of
+/// an `add`, passed to the sink on its own.
+#[derive(Clone, Copy, Debug)]
+pub enum Segment<'a> {
     Key(&'a str),
     Index(usize),
 }
@@ -129,52 +130,102 @@ struct JsonSink {
     error: Option<serde_json::Error>,
 }
 
-impl JsonSink {
-    /// Appends `/token`, escaped as RFC 6901 says.
-    fn push_token(&mut self, token: &str) {
-        self.pointer.push('/');
-        for c in token.chars() {
-            match c {
-                '~' => self.pointer.push_str("~0"),
-                '/' => self.pointer.push_str("~1"),
-                c => self.pointer.push(c),
+/// Builds `path` (then `last`, if any) into `pointer` as an RFC 6901 JSON
+/// Pointer, reusing its buffer.
+fn build_pointer(pointer: &mut String, path: &[Segment<'_>], last: Option<Segment<'_>>) {
+    use std::fmt::Write as _;
+
+    pointer.clear();
+    for segment in path.iter().chain(last.as_ref()) {
+        match *segment {
+            Segment::Key(key) => {
+                pointer.push('/');
+                for c in key.chars() {
+                    match c {
+                        '~' => pointer.push_str("~0"),
+                        '/' => pointer.push_str("~1"),
+                        c => pointer.push(c),
+                    }
+                }
+            }
+            Segment::Index(index) => {
+                let _ = write!(pointer, "/{index}");
             }
         }
     }
 }
 
+/// Starts the next operation of a patch being written into `out`: the
+/// separator, the op name and the path, leaving the object open.
+fn open_op(out: &mut Vec<u8>, kind: OpKind, pointer: &str) {
+    out.extend_from_slice(if out.is_empty() { b"[" } else { b"," });
+    out.extend_from_slice(match kind {
+        OpKind::Add => b"{\"op\":\"add\",\"path\":",
+        OpKind::Remove => b"{\"op\":\"remove\",\"path\":",
+        OpKind::Replace => b"{\"op\":\"replace\",\"path\":",
+    });
+    write_json_str(out, pointer);
+}
+
+/// Appends `text` as a JSON string.
+pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    // Serialising a string into a Vec has no failure case: `Write` for Vec
+    // never fails and a `str` is always valid UTF-8.
+    serde_json::to_writer(&mut *out, text).expect("a string always encodes into a Vec");
+}
+
 impl Sink for JsonSink {
     fn op(&mut self, kind: OpKind, path: &[Segment<'_>], last: Option<&str>, value: &Value) {
-        use std::fmt::Write as _;
-
-        self.pointer.clear();
-        for segment in path {
-            match *segment {
-                Segment::Key(key) => self.push_token(key),
-                Segment::Index(index) => {
-                    let _ = write!(self.pointer, "/{index}");
-                }
+        build_pointer(&mut self.pointer, path, last.map(Segment::Key));
+        open_op(&mut self.out, kind, &self.pointer);
+        if !matches!(kind, OpKind::Remove) {
+            self.out.extend_from_slice(b",\"value\":");
+            if let Err(e) = serde_json::to_writer(&mut self.out, value) {
+                self.error.get_or_insert(e);
             }
         }
-        if let Some(key) = last {
-            self.push_token(key);
-        }
-        self.out
-            .extend_from_slice(if self.out.is_empty() { b"[" } else { b"," });
-        self.out.extend_from_slice(match kind {
-            OpKind::Add => b"{\"op\":\"add\",\"path\":",
-            OpKind::Remove => b"{\"op\":\"remove\",\"path\":",
-            OpKind::Replace => b"{\"op\":\"replace\",\"path\":",
-        });
-        let mut written = serde_json::to_writer(&mut self.out, self.pointer.as_str());
-        if written.is_ok() && !matches!(kind, OpKind::Remove) {
-            self.out.extend_from_slice(b",\"value\":");
-            written = serde_json::to_writer(&mut self.out, value);
-        }
         self.out.push(b'}');
-        if let Err(e) = written {
-            self.error.get_or_insert(e);
+    }
+}
+
+/// A JSON Patch of `add` operations written one by one, for a mutation that
+/// knows what it adds and where without comparing objects. Each value is
+/// written as JSON text by the caller, so a value that exists only to be
+/// sent (the injected sidecar) is never built as a [`Value`].
+#[derive(Debug, Default)]
+pub struct AddPatch {
+    out: Vec<u8>,
+    pointer: String,
+}
+
+impl AddPatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `{"op":"add","path":<parent/last>,"value":…}`;
+    /// `write_value` must append exactly one JSON value to the buffer.
+    pub fn add(
+        &mut self,
+        parent: &[Segment<'_>],
+        last: Segment<'_>,
+        write_value: impl FnOnce(&mut Vec<u8>),
+    ) {
+        build_pointer(&mut self.pointer, parent, Some(last));
+        open_op(&mut self.out, OpKind::Add, &self.pointer);
+        self.out.extend_from_slice(b",\"value\":");
+        write_value(&mut self.out);
+        self.out.push(b'}');
+    }
+
+    /// The patch as JSON, or `None` if no operation was added.
+    pub fn finish(self) -> Option<Vec<u8>> {
+        let mut out = self.out;
+        if out.is_empty() {
+            return None;
         }
+        out.push(b']');
+        Some(out)
     }
 }
 
