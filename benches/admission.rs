@@ -337,9 +337,7 @@ fn print_table(config: &MutationConfig, quick: bool) {
         "fixture", "review", "decode*", "patch", "base64", "obj_clone"
     );
     for (name, cw, value, mutate, encode, clone) in breakdowns {
-        println!(
-            "{name:<8} {cw:>11.0} {value:>11.0} {mutate:>11.0} {encode:>11.0} {clone:>11.0}"
-        );
+        println!("{name:<8} {cw:>11.0} {value:>11.0} {mutate:>11.0} {encode:>11.0} {clone:>11.0}");
     }
     println!();
     println!(

@@ -261,15 +261,14 @@ pub fn pod_patch(
     let Some(request) = PodCertificateRequest::from_pod(pod, namespace)? else {
         return Ok(None);
     };
-    let spec = pod
-        .get("spec")
+    let spec = object::field(pod, "spec")
         .filter(|s| s.is_object())
         .ok_or_else(|| object::wrong_type("spec", "an object with containers"))?;
     let volumes = object::get_array(spec, "volumes", "spec.volumes")?;
     let containers = object::get_array(spec, "containers", "spec.containers")?;
     let our_volume = volumes
         .iter()
-        .find(|v| v.get("name").and_then(Value::as_str) == Some(VOLUME_NAME));
+        .find(|v| object::field(v, "name").and_then(Value::as_str) == Some(VOLUME_NAME));
 
     if annotations.get(ann::POD_INJECTED)? == Some("true") {
         return match our_volume {
@@ -334,15 +333,20 @@ pub fn pod_patch(
     let mut patch = AddPatch::new();
     append(
         &mut patch,
-        spec.get("volumes"),
+        object::field(spec, "volumes"),
         &[Key("spec"), Key("volumes")],
         |out| write_volume(out, &request.secret_name),
     );
     for &i in &targets {
         append(
             &mut patch,
-            containers[i].get("volumeMounts"),
-            &[Key("spec"), Key("containers"), Index(i), Key("volumeMounts")],
+            object::field(&containers[i], "volumeMounts"),
+            &[
+                Key("spec"),
+                Key("containers"),
+                Index(i),
+                Key("volumeMounts"),
+            ],
             |out| write_mount(out, &request.mount_path),
         );
     }
@@ -385,7 +389,7 @@ fn append(
 fn mark_injected(patch: &mut AddPatch, pod: &Value) {
     use Segment::Key;
     const TRUE: &[u8] = b"\"true\"";
-    let metadata = match pod.get("metadata") {
+    let metadata = match object::field(pod, "metadata") {
         Some(Value::Object(metadata)) => Some(metadata),
         _ => {
             patch.add(&[], Key("metadata"), |out| out.extend_from_slice(b"{}"));
@@ -393,7 +397,7 @@ fn mark_injected(patch: &mut AddPatch, pod: &Value) {
         }
     };
     for map in ["annotations", "labels"] {
-        match metadata.and_then(|m| m.get(map)) {
+        match metadata.and_then(|m| object::lookup(m, map)) {
             Some(Value::Object(_)) => patch.add(
                 &[Key("metadata"), Key(map)],
                 Key(ann::POD_INJECTED),
@@ -440,7 +444,9 @@ fn check_mount_is_free(
         "volumeMounts",
         format_args!("spec.containers[{index}].volumeMounts"),
     )? {
-        let existing = mount.get("mountPath").and_then(Value::as_str).unwrap_or("");
+        let existing = object::field(mount, "mountPath")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if existing.trim_end_matches('/') == mount_path {
             return Err(InvalidField::new(
                 ann::POD_MOUNT_PATH,
@@ -448,7 +454,7 @@ fn check_mount_is_free(
                 format!("set {} to a free directory", ann::POD_MOUNT_PATH),
             ));
         }
-        if mount.get("name").and_then(Value::as_str) == Some(VOLUME_NAME) {
+        if object::field(mount, "name").and_then(Value::as_str) == Some(VOLUME_NAME) {
             return Err(InvalidField::new(
                 path(),
                 format!("already mounts a volume named {VOLUME_NAME:?}"),
@@ -480,7 +486,7 @@ fn check_proxy_fits(
             "ports",
             format_args!("spec.containers[{i}].ports"),
         )? {
-            let used = port.get("containerPort").and_then(Value::as_u64);
+            let used = object::field(port, "containerPort").and_then(Value::as_u64);
             if used == Some(u64::from(ports.listen)) {
                 return Err(InvalidField::new(
                     ann::POD_TLS_PROXY,
@@ -637,7 +643,15 @@ mod tests {
         assert_eq!(container["image"], DEFAULT_PROXY_IMAGE);
         assert_eq!(
             container["args"],
-            json!(["proxy", "--listen", "0.0.0.0:8443", "--upstream", "127.0.0.1:8080", "--cert-dir", "/tls"])
+            json!([
+                "proxy",
+                "--listen",
+                "0.0.0.0:8443",
+                "--upstream",
+                "127.0.0.1:8080",
+                "--cert-dir",
+                "/tls"
+            ])
         );
         assert_eq!(container["volumeMounts"], json!([mount]));
     }
@@ -668,7 +682,10 @@ mod tests {
             }
             let mutated = mutate_pod(&pod, "ns", &config).unwrap().object.unwrap();
             assert_eq!(mutated["metadata"]["labels"], injected, "{missing:?}");
-            assert_eq!(mutated["metadata"]["annotations"][ann::POD_INJECTED], "true");
+            assert_eq!(
+                mutated["metadata"]["annotations"][ann::POD_INJECTED],
+                "true"
+            );
             assert_eq!(mutated["spec"]["volumes"], json!([volume]), "{missing:?}");
             assert_eq!(
                 mutated["spec"]["containers"][0]["volumeMounts"],
@@ -692,13 +709,19 @@ mod tests {
             mutated["metadata"]["labels"],
             json!({ "app": "web", ann::POD_INJECTED: "true" })
         );
-        assert_eq!(mutated["spec"]["volumes"], json!([{ "name": "data" }, volume]));
+        assert_eq!(
+            mutated["spec"]["volumes"],
+            json!([{ "name": "data" }, volume])
+        );
         assert_eq!(
             mutated["spec"]["containers"][0]["volumeMounts"],
             json!([{ "name": "data", "mountPath": "/d" }, mount])
         );
         // Injected once, left alone after.
-        assert_eq!(mutate_pod(&mutated, "ns", &config), Ok(MutationOutcome::unchanged()));
+        assert_eq!(
+            mutate_pod(&mutated, "ns", &config),
+            Ok(MutationOutcome::unchanged())
+        );
     }
 
     #[test]
