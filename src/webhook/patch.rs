@@ -133,13 +133,12 @@ struct JsonSink {
 /// Builds `path` (then `last`, if any) into `pointer` as an RFC 6901 JSON
 /// Pointer, reusing its buffer.
 fn build_pointer(pointer: &mut String, path: &[Segment<'_>], last: Option<Segment<'_>>) {
-    use std::fmt::Write as _;
-
     pointer.clear();
     for segment in path.iter().chain(last.as_ref()) {
+        pointer.push('/');
         match *segment {
+            Segment::Key(key) if !key.contains(['~', '/']) => pointer.push_str(key),
             Segment::Key(key) => {
-                pointer.push('/');
                 for c in key.chars() {
                     match c {
                         '~' => pointer.push_str("~0"),
@@ -148,9 +147,7 @@ fn build_pointer(pointer: &mut String, path: &[Segment<'_>], last: Option<Segmen
                     }
                 }
             }
-            Segment::Index(index) => {
-                let _ = write!(pointer, "/{index}");
-            }
+            Segment::Index(index) => pointer.push_str(itoa::Buffer::new().format(index)),
         }
     }
 }

@@ -523,22 +523,22 @@ fn write_proxy_container(
     ports: ProxyPorts,
     mount_path: &str,
 ) {
-    use std::io::Write as _;
-
+    let port = |out: &mut Vec<u8>, n: u16| {
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    };
     let [name_to_image, image_to_args, args_to_port, port_to_mounts, rest] = &*PROXY_JSON;
     out.extend_from_slice(name_to_image.as_bytes());
     write_json_str(out, &config.proxy_image);
     out.extend_from_slice(image_to_args.as_bytes());
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "[\"proxy\",\"--listen\",\"0.0.0.0:{}\",\"--upstream\",\"127.0.0.1:{}\",\"--cert-dir\",",
-        ports.listen, ports.upstream
-    );
+    out.extend_from_slice(b"[\"proxy\",\"--listen\",\"0.0.0.0:");
+    port(out, ports.listen);
+    out.extend_from_slice(b"\",\"--upstream\",\"127.0.0.1:");
+    port(out, ports.upstream);
+    out.extend_from_slice(b"\",\"--cert-dir\",");
     write_json_str(out, mount_path);
     out.push(b']');
     out.extend_from_slice(args_to_port.as_bytes());
-    let _ = write!(out, "{}", ports.listen);
+    port(out, ports.listen);
     out.extend_from_slice(port_to_mounts.as_bytes());
     out.push(b'[');
     write_mount(out, mount_path);
