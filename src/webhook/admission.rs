@@ -5,7 +5,7 @@
 //! layers, so serde buffers the whole review twice before building the
 //! object, and the fields the mutation never reads (`userInfo`, `oldObject`,
 //! `options`) are materialised for nothing. The envelope reuses kube's
-//! `GroupVersionKind`, `Operation` and `Status`.
+//! `Operation` and `Status`, and borrows its strings from the body.
 //!
 //! `metadata.managedFields` of the object is skipped while decoding (see
 //! [`AdmittedObject`]): neither mutation reads or writes it, so the patch is
@@ -21,7 +21,7 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use kube::core::admission::Operation;
-use kube::core::{GroupVersionKind, Status};
+use kube::core::Status;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
@@ -35,36 +35,56 @@ use crate::api::InvalidField;
 pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 const REVIEW_KIND: &str = "AdmissionReview";
 
+/// The review as decoded: strings are borrowed from the body where they have
+/// no escapes, so the envelope allocates nothing but the object.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
-    api_version: Option<String>,
-    kind: Option<String>,
-    request: Option<Request>,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    request: Option<Request<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Request {
-    uid: String,
-    kind: GroupVersionKind,
+struct Request<'a> {
+    #[serde(borrow)]
+    uid: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: RequestKind<'a>,
     operation: Operation,
-    #[serde(default)]
-    sub_resource: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
+    #[serde(default, borrow)]
+    sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    namespace: Option<Cow<'a, str>>,
     #[serde(default)]
     object: Option<AdmittedObject>,
+}
+
+/// `request.kind`: the group, version and kind of the object.
+#[derive(Deserialize)]
+struct RequestKind<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
 }
 
 /// `request.object` decoded as a [`Value`] projected onto [`READ_BY_MUTATIONS`]:
 /// only the fields the mutations read are built, everything else is parsed
 /// (so malformed JSON anywhere is still an error) but not kept.
 ///
-/// A mutation's patch is the diff of its input and its output. Fields it
-/// neither reads nor writes are equal on both sides and add no operation,
-/// and the object-by-object, index-by-index diff of what is left yields the
-/// same operations, in the same order, as the diff of the whole objects. So
+/// The Pod patch is written from the fields the Pod mutation reads, so it
+/// cannot depend on the others. The Ingress patch is the diff of the
+/// mutation's input and output: fields it neither reads nor writes are equal
+/// on both sides and add no operation, and the object-by-object,
+/// index-by-index diff of what is left yields the same operations, in the
+/// same order, as the diff of the whole objects. So
 /// the patch and any denial are the same as for the whole object, while
 /// the review builds, clones, compares and drops a few dozen values instead
 /// of a whole Pod: its images, env, probes, resources, owner references and
@@ -413,7 +433,7 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
 
     let operation = operation_label(&request.operation);
     let gvk = &request.kind;
-    let kind = match (gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()) {
+    let kind = match (&*gvk.group, &*gvk.version, &*gvk.kind) {
         ("", "v1", "Pod") => ReviewedKind::Pod,
         ("networking.k8s.io", "v1", "Ingress") => ReviewedKind::Ingress,
         _ => ReviewedKind::Other,
@@ -594,7 +614,9 @@ impl ResponseBody<'_> {
             out.extend_from_slice(b",\"patch\":\"");
             let start = out.len();
             out.resize(start + patch_len, 0);
-            let written = STANDARD.encode(json, Out::from_slice(&mut out[start..])).len();
+            let written = STANDARD
+                .encode(json, Out::from_slice(&mut out[start..]))
+                .len();
             out.truncate(start + written);
             out.push(b'"');
         }

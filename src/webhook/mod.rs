@@ -1,9 +1,11 @@
 //! The mutating admission webhook.
 //!
 //! [`ingress`] and [`pod`] are pure: a JSON object and a [`MutationConfig`]
-//! in, the mutated object (or a precise [`InvalidField`]) out. [`admission`]
-//! wraps them in the AdmissionReview protocol and [`server`] serves that over
-//! HTTPS. `certweave inject` and the controller call the same pure functions,
+//! in, the mutated object (or a precise [`InvalidField`]) out; the Pod
+//! mutation also comes as the JSON Patch it is made of
+//! ([`pod::pod_patch`]), which the webhook sends without building the
+//! mutated Pod. [`admission`] wraps them in the AdmissionReview protocol and
+//! [`server`] serves that over HTTPS. `certweave inject` and the controller call the same pure functions,
 //! so what the cluster does and what users preview offline never diverge.
 
 pub mod admission;

@@ -377,6 +377,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn add_patches_escape_their_paths_and_apply() {
+        let original = json!({ "m": { "a/b": 1 }, "l": [1] });
+        let mut patch = AddPatch::new();
+        assert!(AddPatch::new().finish().is_none());
+        patch.add(&[Segment::Key("m")], Segment::Key("c~d/\"e\""), |out| {
+            out.extend_from_slice(b"{\"x\":[true]}")
+        });
+        patch.add(&[Segment::Key("l")], Segment::Index(1), |out| {
+            write_json_str(out, "two")
+        });
+        let json = patch.finish().expect("two operations");
+        let ops: Patch = serde_json::from_slice(&json).expect("a JSON Patch");
+        assert_eq!(
+            serde_json::to_value(&ops).unwrap(),
+            json!([
+                { "op": "add", "path": "/m/c~0d~1\"e\"", "value": { "x": [true] } },
+                { "op": "add", "path": "/l/1", "value": "two" },
+            ])
+        );
+        assert_eq!(
+            apply(&original, &ops).unwrap(),
+            json!({ "m": { "a/b": 1, "c~d/\"e\"": { "x": [true] } }, "l": [1, "two"] })
+        );
+    }
+
     fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
