@@ -595,11 +595,11 @@ impl ResponseBody<'_> {
         };
         let mut out = Vec::with_capacity(160 + self.uid.len() + patch_len);
         out.extend_from_slice(b"{\"apiVersion\":");
-        serde_json::to_writer(&mut out, REVIEW_API_VERSION)?;
+        patch::write_json_str(&mut out, REVIEW_API_VERSION);
         out.extend_from_slice(b",\"kind\":");
-        serde_json::to_writer(&mut out, REVIEW_KIND)?;
+        patch::write_json_str(&mut out, REVIEW_KIND);
         out.extend_from_slice(b",\"response\":{\"uid\":");
-        serde_json::to_writer(&mut out, self.uid)?;
+        patch::write_json_str(&mut out, self.uid);
         let allowed: &[u8] = if self.allowed {
             b",\"allowed\":true"
         } else {
@@ -622,7 +622,7 @@ impl ResponseBody<'_> {
         }
         if let Some(patch_type) = self.patch_type {
             out.extend_from_slice(b",\"patchType\":");
-            serde_json::to_writer(&mut out, patch_type)?;
+            patch::write_json_str(&mut out, patch_type);
         }
         if !self.warnings.is_empty() {
             out.extend_from_slice(b",\"warnings\":");
