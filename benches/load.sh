@@ -9,19 +9,25 @@
 #   bash benches/load.sh
 #
 # Environment:
+#   ROUNDS     saturated rounds, each bare then certweave (default 3)
 #   DURATION   seconds of each saturated run (default 10)
 #   WARMUP     seconds of warm-up before each run (default 2)
 #   RATE_SECS  seconds of each fixed-rate run (default 10)
 #   SKIP_BUILD set to 1 to use the binaries already in target/release
 #   CERTWEAVE_BIN, BARE_BIN  binaries to use instead of target/release's
 #
-# The measurements stop by themselves in about a minute (every h2load run is
-# wrapped in `timeout`); a cold release build before them takes longer.
+# The saturated runs alternate between the two servers, ROUNDS times, and
+# the figures are the medians: on a shared 2-core machine throughput drifts
+# by 10-30% from one minute to the next, and a single pair of runs can land
+# on either side of a target. The measurements stop by themselves in about
+# two minutes (every h2load run is wrapped in `timeout`); a cold release
+# build before them takes longer.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 FIXTURE=$ROOT/benches/fixtures/pod-review.json
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 RATE_SECS=${RATE_SECS:-10}
@@ -197,13 +203,28 @@ run_h2load() { # NAME PID LOGFILE WARM ARGS...
 echo
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew every figure but the CPU per request)"
 echo
-echo "== saturated: h2load -c 8 -m 8 -D $DURATION --warm-up-time $WARMUP (TLS 1.3, h2) =="
-run_h2load bare "$BARE_PID" "$WORK/bare-sat.log" "$WARMUP" -c 8 -m 8 -D "$DURATION" "$BARE_URL"
-BARE_RPS=$RPS
-BARE_CPU_US=$CPU_US
-run_h2load certweave "$CW_PID" "$WORK/cw-sat.log" "$WARMUP" -c 8 -m 8 -D "$DURATION" "$CW_URL"
-CW_RPS=$RPS
-CW_CPU_US=$CPU_US
+awk_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+meets() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "meets" : "MISSES" }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "== saturated: h2load -c 8 -m 8 -D $DURATION --warm-up-time $WARMUP (TLS 1.3, h2), $ROUNDS rounds =="
+BARE_RPS_ALL=() CW_RPS_ALL=() BARE_CPU_ALL=() CW_CPU_ALL=() RATIOS=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    run_h2load "bare-$round" "$BARE_PID" "$WORK/bare-sat-$round.log" "$WARMUP" -c 8 -m 8 -D "$DURATION" "$BARE_URL"
+    BARE_RPS_ALL+=("$RPS")
+    BARE_CPU_ALL+=("$CPU_US")
+    run_h2load "certweave-$round" "$CW_PID" "$WORK/cw-sat-$round.log" "$WARMUP" -c 8 -m 8 -D "$DURATION" "$CW_URL"
+    CW_RPS_ALL+=("$RPS")
+    CW_CPU_ALL+=("$CPU_US")
+    RATIOS+=("$(awk_ratio "$RPS" "${BARE_RPS_ALL[-1]}")")
+done
+BARE_RPS=$(median "${BARE_RPS_ALL[@]}")
+CW_RPS=$(median "${CW_RPS_ALL[@]}")
+BARE_CPU_US=$(median "${BARE_CPU_ALL[@]}")
+CW_CPU_US=$(median "${CW_CPU_ALL[@]}")
+# Latency under saturation over every round's requests.
+cat "$WORK"/bare-sat-*.log >"$WORK/bare-sat.log"
+cat "$WORK"/cw-sat-*.log >"$WORK/cw-sat.log"
 BARE_SAT_P99=$(p99_ms "$WORK/bare-sat.log")
 CW_SAT_P99=$(p99_ms "$WORK/cw-sat.log")
 
@@ -214,15 +235,14 @@ CW_1K_RPS=$RPS
 run_h2load bare-1k "$BARE_PID" "$WORK/bare-1k.log" 1 -c 4 -m 1 --rps 250 -D "$RATE_SECS" "$BARE_URL"
 BARE_1K_RPS=$RPS
 
-awk_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-meets() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "meets" : "MISSES" }'; }
-
 CW_1K_P99=$(p99_ms "$WORK/cw-1k.log")
-RATIO=$(awk_ratio "$CW_RPS" "$BARE_RPS")
+# The median of the per-round ratios: each compares two runs a few seconds apart.
+RATIO=$(median "${RATIOS[@]}")
 GO_RATIO=$(awk_ratio "$CW_RPS" "$GO_REFERENCE_RPS")
 
 echo
 echo "== results ($(nproc) cores shared by h2load and the server; load average $(cut -d' ' -f1-3 /proc/loadavg)) =="
+echo "(saturated figures: medians of $ROUNDS rounds; per round, certweave / bare: ${RATIOS[*]})"
 printf '%-34s %12s\n' "saturated req/s, bare hyper+rustls" "$BARE_RPS"
 printf '%-34s %12s   %s >= 40000\n' "saturated req/s, certweave" "$CW_RPS" "$(meets "$CW_RPS" 40000 '>=')"
 printf '%-34s %12s   %s >= 0.6\n' "certweave / bare" "${RATIO}x" "$(meets "$RATIO" 0.6 '>=')"
