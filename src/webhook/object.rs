@@ -1,5 +1,5 @@
-//! Read and edit access to the parts of an untyped Kubernetes object that the
-//! mutations touch.
+//! Read access to the parts of an untyped Kubernetes object that the
+//! mutations read.
 //!
 //! The webhook works on `serde_json::Value` rather than typed structs: a
 //! round-trip through typed structs would drop fields newer than our
@@ -134,38 +134,4 @@ impl<'a> StringMap<'a> {
         self.map
             .is_some_and(|m| keys.iter().any(|k| lookup(m, k).is_some()))
     }
-}
-
-/// Sets `metadata.<key>[name] = value` on `object`, creating maps as needed.
-pub fn set_metadata_entry(object: &mut Value, key: &str, name: &str, value: &str) {
-    let Some(root) = object.as_object_mut() else {
-        return;
-    };
-    let meta = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !meta.is_object() {
-        *meta = Value::Object(Map::new());
-    }
-    let map = meta
-        .as_object_mut()
-        .expect("metadata was just made an object")
-        .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !map.is_object() {
-        *map = Value::Object(Map::new());
-    }
-    map.as_object_mut()
-        .expect("map was just made an object")
-        .insert(name.to_owned(), Value::String(value.to_owned()));
-}
-
-/// A mutable array at `object[key]`, created empty if absent or null.
-pub fn array_mut<'a>(object: &'a mut Value, key: &str) -> Option<&'a mut Vec<Value>> {
-    let map = object.as_object_mut()?;
-    let slot = map.entry(key).or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Array(Vec::new());
-    }
-    slot.as_array_mut()
 }
