@@ -319,6 +319,60 @@ async fn an_api_error_writing_the_secret_records_nothing_and_is_reported() {
 }
 
 #[tokio::test]
+async fn a_secret_of_another_type_is_reported_with_the_fix() {
+    let (client, mut server) = client();
+    let store = KubeStore::new(client);
+    let task = spawn_reconcile(
+        &store,
+        managed(&["web.example.com"]),
+        SelfSignedIssuer,
+        SystemTime::now(),
+    );
+    // An Opaque Secret already holds the name, without a certificate.
+    server
+        .expect(
+            "GET",
+            SECRET_PATH,
+            200,
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": { "name": "web-tls", "namespace": "shop" },
+                "type": "Opaque",
+                "data": { "password": b64("hunter2") },
+            }),
+        )
+        .await;
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    server
+        .expect(
+            "PATCH",
+            SECRET_PATH,
+            422,
+            status(
+                422,
+                "Invalid",
+                "Secret \"web-tls\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable",
+            ),
+        )
+        .await;
+    match task.await.unwrap() {
+        Err(ReconcileError::Store(StoreError::Api { object, reason })) => {
+            assert_eq!(object, "Secret shop/web-tls");
+            assert!(
+                reason.contains("type other than kubernetes.io/tls"),
+                "{reason}"
+            );
+            assert!(reason.contains("spec.secretName"), "{reason}");
+            assert!(reason.contains("field is immutable"), "{reason}");
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_failed_issuance_records_the_backoff_in_status() {
     struct Refusing;
     impl certweave::issuers::Issuer for Refusing {

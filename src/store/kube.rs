@@ -66,6 +66,30 @@ fn api_error(object: &str, e: kube::Error) -> StoreError {
     }
 }
 
+/// Why a Secret could not be written. A Secret's `type` cannot change, so
+/// an existing Secret of another type (often an Opaque one created by hand
+/// under the name a Certificate asks for) can never take the certificate:
+/// say so and what to do, instead of the API server's bare 422.
+fn secret_write_error(secret: &ObjectKey, e: kube::Error) -> StoreError {
+    match &e {
+        kube::Error::Api(status)
+            if status.code == 422
+                && status.message.contains("type")
+                && status.message.contains("immutable") =>
+        {
+            StoreError::Api {
+                object: format!("Secret {secret}"),
+                reason: format!(
+                    "already exists with a type other than kubernetes.io/tls, and a Secret's type cannot change ({}); \
+                     delete that Secret so certweave can create it, or set spec.secretName to a free name",
+                    status.message
+                ),
+            }
+        }
+        _ => api_error(&format!("Secret {secret}"), e),
+    }
+}
+
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(status) if status.code == 404)
 }
@@ -230,7 +254,7 @@ impl Store for KubeStore {
                 &Patch::Apply(&desired),
             )
             .await
-            .map_err(|e| api_error(&format!("Secret {secret}"), e))?;
+            .map_err(|e| secret_write_error(secret, e))?;
         Ok(())
     }
 
