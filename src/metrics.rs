@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -110,6 +111,92 @@ pub struct ControllerMetrics {
     pub leader: IntGauge,
 }
 
+/// `certmanager_http_acme_client_request_count` and
+/// `certmanager_http_acme_client_request_duration_seconds`: every request
+/// to an ACME server, under cert-manager's names and labels, so dashboards
+/// and alerts on ACME errors and latency keep working.
+///
+/// One set per process ([`acme_client`]): ACME clients are created deep in
+/// the issuers, per account, and every registry that exports these
+/// ([`ControllerMetrics`]) registers the same collectors.
+pub struct AcmeClientMetrics {
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+}
+
+/// The labels of the ACME client metrics.
+pub const ACME_CLIENT_LABELS: [&str; 5] = ["scheme", "host", "path", "method", "status"];
+
+impl AcmeClientMetrics {
+    fn new() -> Self {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "certmanager_http_acme_client_request_count",
+                "The number of requests made by the ACME client.",
+            ),
+            &ACME_CLIENT_LABELS,
+        )
+        .expect("valid metric definition");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "certmanager_http_acme_client_request_duration_seconds",
+                "The HTTP request latencies in seconds for the ACME client.",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &ACME_CLIENT_LABELS,
+        )
+        .expect("valid metric definition");
+        Self { requests, duration }
+    }
+
+    /// Records one request to `uri` that ended with `status` (an HTTP
+    /// code, or "error" when no answer came).
+    pub fn observe(&self, uri: &http::Uri, method: &str, status: &str, elapsed: Duration) {
+        let path = acme_path_label(uri.path());
+        let labels = [
+            uri.scheme_str().unwrap_or(""),
+            uri.host().unwrap_or(""),
+            &path,
+            method,
+            status,
+        ];
+        self.requests.with_label_values(&labels).inc();
+        self.duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// The ACME client metrics of this process.
+pub fn acme_client() -> &'static AcmeClientMetrics {
+    static METRICS: std::sync::LazyLock<AcmeClientMetrics> =
+        std::sync::LazyLock::new(AcmeClientMetrics::new);
+    &METRICS
+}
+
+/// A request path with its identifiers cut off, so that each kind of ACME
+/// resource is one series rather than one per order, authorization and
+/// certificate: `/acme/order/123/456` becomes `/acme/order`, Pebble's
+/// `/authZ/Xy…` becomes `/authZ`. A segment is an identifier when it is
+/// all digits, or long, or mixes in digits (`authz-v3` is not one).
+fn acme_path_label(path: &str) -> String {
+    let mut label = String::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let digits = segment.bytes().filter(u8::is_ascii_digit).count();
+        let identifier =
+            digits == segment.len() || segment.len() >= 16 || (segment.len() >= 10 && digits > 0);
+        if identifier {
+            break;
+        }
+        label.push('/');
+        label.push_str(segment);
+    }
+    if label.is_empty() {
+        label.push('/');
+    }
+    label
+}
+
 /// What is exported about one certificate.
 #[derive(Debug, Clone, PartialEq)]
 struct CertificateSample {
@@ -178,11 +265,14 @@ impl ControllerMetrics {
             "1 while this replica holds the leader Lease and issues; 0 otherwise.",
         )
         .expect("valid metric definition");
+        let acme = acme_client();
         for collector in [
             Box::new(issuance.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(issuance_duration.clone()),
             Box::new(queue_depth.clone()),
             Box::new(leader.clone()),
+            Box::new(acme.requests.clone()),
+            Box::new(acme.duration.clone()),
         ] {
             registry.register(collector).expect("registered once");
         }
@@ -341,6 +431,28 @@ impl Default for ControllerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acme_paths_lose_their_identifiers() {
+        for (path, label) in [
+            ("/directory", "/directory"),
+            ("/acme/new-order", "/acme/new-order"),
+            ("/acme/order/123456789/987654321", "/acme/order"),
+            ("/acme/authz-v3/1234567890", "/acme/authz-v3"),
+            ("/acme/chall-v3/1234567890/AbC1dE", "/acme/chall-v3"),
+            (
+                "/acme/cert/fa2a2b1e7e3c4d5e6f708192a3b4c5d6e7f8",
+                "/acme/cert",
+            ),
+            ("/my-order/Zk3sW9xQ_pLm2NvB8rT4yU", "/my-order"),
+            ("/authZ/abcdefghijklmnopqrstuv", "/authZ"),
+            ("/nonce-plz", "/nonce-plz"),
+            ("/", "/"),
+            ("", "/"),
+        ] {
+            assert_eq!(acme_path_label(path), label, "{path}");
+        }
+    }
 
     #[test]
     fn certificate_series_use_cert_manager_names_and_flip_ready() {

@@ -109,6 +109,35 @@ async fn http01_issues_a_multi_name_certificate_that_verifies_to_pebbles_root() 
     );
     assert_eq!(bundle.ca_pem, None, "Pebble does not send its root");
     assert_eq!(solver.active(), 0, "every challenge token was withdrawn");
+
+    // Every request was counted under cert-manager's metric names, one
+    // series per kind of resource rather than per order or authorization.
+    let text = certweave::metrics::ControllerMetrics::new().render();
+    let created = text.lines().find(|l| {
+        l.starts_with("certmanager_http_acme_client_request_count{")
+            && l.contains("method=\"POST\"")
+            && l.contains("path=\"/order-plz\"")
+            && l.contains("scheme=\"https\"")
+            && l.contains("status=\"201\"")
+    });
+    assert!(created.is_some(), "no newOrder count in:\n{text}");
+    assert!(
+        text.contains("certmanager_http_acme_client_request_duration_seconds_bucket{"),
+        "{text}"
+    );
+    for line in text.lines().filter(|l| l.contains("path=\"")) {
+        let path = line
+            .split("path=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            path.split('/').all(|segment| segment.len() < 16),
+            "identifier left in the path label: {line}"
+        );
+    }
 }
 
 #[tokio::test]

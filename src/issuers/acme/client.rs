@@ -37,6 +37,7 @@ use serde_json::{Map, Value};
 
 use super::account::AccountKey;
 use crate::issuers::IssueError;
+use crate::metrics;
 use crate::pki;
 
 /// How the ACME server's TLS certificate is checked.
@@ -410,14 +411,7 @@ impl AcmeHttp {
         } else {
             (request, false)
         };
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.inner.client.request(request))
-            .await
-            .map_err(|_| {
-                instant_acme::Error::Other(
-                    format!("no answer from {url} within {}s", REQUEST_TIMEOUT.as_secs()).into(),
-                )
-            })?
-            .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+        let response = self.exchange(request).await?;
         let (parts, body) = response.into_parts();
         self.remember(&url, &parts);
         if carries_key {
@@ -515,14 +509,38 @@ impl AcmeHttp {
             .ok_or(instant_acme::Error::Str("Replay-Nonce from newNonce"))
     }
 
+    /// Sends one request to the ACME server, within [`REQUEST_TIMEOUT`],
+    /// and counts it in `certmanager_http_acme_client_request_count` and
+    /// `..._duration_seconds` (by scheme, host, path, method and status, as
+    /// cert-manager does; a request without an answer has status "error").
+    async fn exchange(
+        &self,
+        request: Request<BodyWrapper<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, instant_acme::Error> {
+        let uri = request.uri().clone();
+        let method = request.method().clone();
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, self.inner.client.request(request))
+            .await
+            .map_err(|_| {
+                instant_acme::Error::Other(
+                    format!("no answer from {uri} within {}s", REQUEST_TIMEOUT.as_secs()).into(),
+                )
+            })
+            .and_then(|sent| sent.map_err(|e| instant_acme::Error::Other(Box::new(e))));
+        let status = match &outcome {
+            Ok(response) => response.status().as_u16().to_string(),
+            Err(_) => "error".to_owned(),
+        };
+        metrics::acme_client().observe(&uri, method.as_str(), &status, started.elapsed());
+        outcome
+    }
+
     async fn raw(
         &self,
         request: Request<BodyWrapper<Bytes>>,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), instant_acme::Error> {
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, self.inner.client.request(request))
-            .await
-            .map_err(|_| instant_acme::Error::Other("ACME request timed out".into()))?
-            .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+        let response = self.exchange(request).await?;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()
