@@ -6,7 +6,8 @@
 //! server reloads them when they change). Any replica creates the Secret
 //! when it is missing or unusable, with optimistic concurrency so only one
 //! write wins; the leader renews it before expiry and keeps the `caBundle`
-//! of the MutatingWebhookConfiguration equal to the CA.
+//! of the MutatingWebhookConfiguration equal to the CA (plus, after a CA
+//! rotation, the CA it replaced, until that one expires).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,16 +36,46 @@ use super::ControllerOptions;
 pub const CA_LIFETIME: Duration = Duration::from_secs(5 * 365 * 86400);
 /// The serving certificate lives one year, renewed in its last third.
 pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 86400);
+/// The key of the replaced CA in the serving Secret.
+const PREVIOUS_CA_KEY: &str = "ca.previous.crt";
 /// How often replicas re-read the Secret and the leader checks it.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
 
-/// The four PEM documents of the serving Secret.
+/// The PEM documents of the serving Secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServingSecret {
     pub ca_crt: String,
     pub ca_key: String,
     pub tls_crt: String,
     pub tls_key: String,
+    /// The CA this one replaced, while it has not expired (`ca.previous.crt`).
+    /// Replicas pick up a new serving certificate up to [`CHECK_INTERVAL`]
+    /// apart; until they all have, some still serve a leaf of the old CA,
+    /// so the webhook's `caBundle` trusts both.
+    pub previous_ca_crt: Option<String>,
+}
+
+impl ServingSecret {
+    /// What the MutatingWebhookConfiguration's `caBundle` holds: the CA,
+    /// then the one it replaced, if any.
+    pub fn ca_bundle(&self) -> String {
+        match &self.previous_ca_crt {
+            Some(previous) => format!("{}\n{}", self.ca_crt.trim_end(), previous.trim_end()),
+            None => self.ca_crt.clone(),
+        }
+    }
+}
+
+/// Whether `pem` starts with a CA certificate that is still valid at `now`.
+fn unexpired_ca(pem: &str, now: SystemTime) -> bool {
+    pki::parse_pem_chain(pem)
+        .ok()
+        .and_then(|chain| {
+            chain
+                .first()
+                .and_then(|der| pki::CertInfo::parse(der, 0).ok())
+        })
+        .is_some_and(|ca| ca.is_ca && now < ca.not_after)
 }
 
 impl std::fmt::Debug for ServingSecret {
@@ -88,14 +119,28 @@ pub fn plan(
                     && pki::verify_chain_to_root(&s.tls_crt, &s.ca_crt).is_ok()
             })
     };
-    let (ca_crt, ca_key) = match existing {
+    let (ca_crt, ca_key, previous_ca_crt) = match existing {
         Some(s) if ca_fresh(s) => {
+            let previous = s
+                .previous_ca_crt
+                .clone()
+                .filter(|previous| unexpired_ca(previous, now));
             if serving_fresh(s) {
-                return Ok(None);
+                if previous == s.previous_ca_crt {
+                    return Ok(None);
+                }
+                // Only the replaced CA expired: drop it from the bundle.
+                return Ok(Some(ServingSecret {
+                    previous_ca_crt: previous,
+                    ..s.clone()
+                }));
             }
-            (s.ca_crt.clone(), s.ca_key.clone())
+            (s.ca_crt.clone(), s.ca_key.clone(), previous)
         }
         _ => {
+            let previous = existing
+                .map(|s| s.ca_crt.clone())
+                .filter(|previous| unexpired_ca(previous, now));
             let mut ca = CertificateRequest::for_dns_names(Vec::<String>::new());
             ca.common_name = Some("certweave webhook CA".into());
             ca.is_ca = true;
@@ -104,7 +149,7 @@ pub fn plan(
             ca.key_encoding = KeyEncoding::Pkcs8;
             let key = PrivateKey::generate(ca.key_algorithm)?;
             let bundle = SelfSignedIssuer.sign(&ca, &key)?;
-            (bundle.chain_pem, bundle.key_pem)
+            (bundle.chain_pem, bundle.key_pem, previous)
         }
     };
     let signer = CaIssuer::from_pem(&ca_crt, &ca_key)?;
@@ -115,6 +160,7 @@ pub fn plan(
         ca_key,
         tls_crt: serving.chain_pem,
         tls_key: serving.key_pem,
+        previous_ca_crt,
     }))
 }
 
@@ -136,6 +182,7 @@ fn parse(secret: &Secret) -> Option<ServingSecret> {
         ca_key: text("ca.key")?,
         tls_crt: text("tls.crt")?,
         tls_key: text("tls.key")?,
+        previous_ca_crt: text(PREVIOUS_CA_KEY),
     })
 }
 
@@ -145,12 +192,14 @@ fn to_secret(
     resource_version: Option<String>,
 ) -> Secret {
     let data = [
-        ("ca.crt", &s.ca_crt),
-        ("ca.key", &s.ca_key),
-        ("tls.crt", &s.tls_crt),
-        ("tls.key", &s.tls_key),
+        ("ca.crt", Some(&s.ca_crt)),
+        ("ca.key", Some(&s.ca_key)),
+        ("tls.crt", Some(&s.tls_crt)),
+        ("tls.key", Some(&s.tls_key)),
+        (PREVIOUS_CA_KEY, s.previous_ca_crt.as_ref()),
     ]
     .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
     .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
     .collect::<BTreeMap<_, _>>();
     Secret {
@@ -295,7 +344,8 @@ fn write_files(dir: &std::path::Path, s: &ServingSecret) -> std::io::Result<()> 
 }
 
 /// The leader's part: renew the Secret when due and keep the webhook
-/// configuration's `caBundle` equal to the CA, until `stop`.
+/// configuration's `caBundle` equal to [`ServingSecret::ca_bundle`], until
+/// `stop`.
 pub async fn maintain(
     client: Client,
     options: Arc<ControllerOptions>,
@@ -306,7 +356,8 @@ pub async fn maintain(
             match ensure(&client, &options).await {
                 Ok(secret) => {
                     if let Err(e) =
-                        sync_ca_bundle(&client, &options.webhook_config_name, &secret.ca_crt).await
+                        sync_ca_bundle(&client, &options.webhook_config_name, &secret.ca_bundle())
+                            .await
                     {
                         tracing::warn!(error = %e, "cannot update the webhook caBundle");
                     }
@@ -365,6 +416,55 @@ pub async fn sync_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_ca_stays_in_the_bundle_until_it_expires() {
+        let names = service_dns_names("certweave-webhook", "certweave");
+        let day = Duration::from_secs(86400);
+        let now = SystemTime::now();
+        let first = plan(None, &names, now).unwrap().expect("created");
+        assert_eq!(first.previous_ca_crt, None);
+        assert_eq!(first.ca_bundle(), first.ca_crt);
+
+        // The CA is due: a new one signs the leaf, the old one is still
+        // trusted for the replicas that have not reloaded yet.
+        let due = now + CA_LIFETIME * 3 / 4;
+        let replaced = plan(Some(&first), &names, due).unwrap().expect("new CA");
+        assert_ne!(replaced.ca_crt, first.ca_crt);
+        assert_eq!(
+            replaced.previous_ca_crt.as_deref(),
+            Some(first.ca_crt.as_str())
+        );
+        let bundle = replaced.ca_bundle();
+        assert!(bundle.contains(replaced.ca_crt.trim_end()), "{bundle}");
+        assert!(bundle.contains(first.ca_crt.trim_end()), "{bundle}");
+        assert_eq!(pki::parse_pem_chain(&bundle).unwrap().len(), 2);
+        pki::verify_chain_to_root(&replaced.tls_crt, &replaced.ca_crt).unwrap();
+        // (Certificates are issued at the real time, so the new CA is fresh
+        // now, not at `due`.)
+        assert_eq!(plan(Some(&replaced), &names, now).unwrap(), None);
+
+        // Once the replaced CA has expired it leaves the bundle, and
+        // nothing else changes. (A CA that lives one day stands in for it.)
+        let mut short = CertificateRequest::for_dns_names(Vec::<String>::new());
+        short.common_name = Some("old CA".into());
+        short.is_ca = true;
+        short.duration = day;
+        let short_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let old_ca = SelfSignedIssuer.sign(&short, &short_key).unwrap().chain_pem;
+        let with_old = ServingSecret {
+            previous_ca_crt: Some(old_ca),
+            ..replaced.clone()
+        };
+        assert_eq!(plan(Some(&with_old), &names, now).unwrap(), None);
+        let cleaned = plan(Some(&with_old), &names, now + 2 * day)
+            .unwrap()
+            .expect("expired CA dropped");
+        assert_eq!(cleaned.previous_ca_crt, None);
+        assert_eq!(cleaned.tls_crt, replaced.tls_crt);
+        assert_eq!(cleaned.ca_bundle(), replaced.ca_crt);
+        assert_eq!(plan(Some(&cleaned), &names, now + 2 * day).unwrap(), None);
+    }
 
     #[test]
     fn a_fresh_secret_is_kept_and_a_due_one_renewed_with_the_same_ca() {
