@@ -97,6 +97,19 @@ fn spawn_reconcile<I: certweave::issuers::Issuer + 'static>(
     tokio::spawn(async move { reconcile(&store, &wanted, Ok(&issuer), now).await })
 }
 
+/// [`spawn_reconcile`] of the self-signed `web.example.com` certificate
+/// most tests use.
+fn spawn_web_reconcile(
+    store: &KubeStore,
+) -> tokio::task::JoinHandle<Result<certweave::engine::reconcile::Step, ReconcileError>> {
+    spawn_reconcile(
+        store,
+        managed(&["web.example.com"]),
+        SelfSignedIssuer,
+        SystemTime::now(),
+    )
+}
+
 /// Answers the requests of a first issuance and returns the applied Secret
 /// and the status patch.
 async fn first_issuance(server: &mut ApiServer) -> (Value, Value) {
@@ -129,12 +142,7 @@ async fn first_issuance(server: &mut ApiServer) -> (Value, Value) {
 async fn first_issuance_writes_one_tls_secret_then_the_status() {
     let (client, mut server) = client();
     let store = KubeStore::new(client);
-    let task = spawn_reconcile(
-        &store,
-        managed(&["web.example.com"]),
-        SelfSignedIssuer,
-        SystemTime::now(),
-    );
+    let task = spawn_web_reconcile(&store);
     let (secret, status) = first_issuance(&mut server).await;
     let step = task.await.unwrap().unwrap();
     assert!(step.issued);
@@ -291,12 +299,7 @@ async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
 async fn an_api_error_writing_the_secret_records_nothing_and_is_reported() {
     let (client, mut server) = client();
     let store = KubeStore::new(client);
-    let task = spawn_reconcile(
-        &store,
-        managed(&["web.example.com"]),
-        SelfSignedIssuer,
-        SystemTime::now(),
-    );
+    let task = spawn_web_reconcile(&store);
     server.expect_not_found("GET", SECRET_PATH).await;
     server
         .expect("GET", CERT_PATH, 200, certificate(None))
@@ -322,12 +325,7 @@ async fn an_api_error_writing_the_secret_records_nothing_and_is_reported() {
 async fn a_secret_of_another_type_is_reported_with_the_fix() {
     let (client, mut server) = client();
     let store = KubeStore::new(client);
-    let task = spawn_reconcile(
-        &store,
-        managed(&["web.example.com"]),
-        SelfSignedIssuer,
-        SystemTime::now(),
-    );
+    let task = spawn_web_reconcile(&store);
     // An Opaque Secret already holds the name, without a certificate.
     server
         .expect(
