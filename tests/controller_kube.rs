@@ -110,6 +110,27 @@ fn spawn_web_reconcile(
     )
 }
 
+/// Answers the rest of a first issuance whose Secret write the API server
+/// refuses with `refusal` (a Status), and returns the store error's reason.
+async fn secret_write_refused(
+    server: &mut ApiServer,
+    task: tokio::task::JoinHandle<Result<certweave::engine::reconcile::Step, ReconcileError>>,
+    refusal: Value,
+) -> String {
+    server
+        .expect("GET", CERT_PATH, 200, certificate(None))
+        .await;
+    let code = refusal["code"].as_u64().expect("a Status has a code") as u16;
+    server.expect("PATCH", SECRET_PATH, code, refusal).await;
+    match task.await.unwrap() {
+        Err(ReconcileError::Store(StoreError::Api { object, reason })) => {
+            assert_eq!(object, "Secret shop/web-tls");
+            reason
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+}
+
 /// Answers the requests of a first issuance and returns the applied Secret
 /// and the status patch.
 async fn first_issuance(server: &mut ApiServer) -> (Value, Value) {
@@ -301,24 +322,13 @@ async fn an_api_error_writing_the_secret_records_nothing_and_is_reported() {
     let store = KubeStore::new(client);
     let task = spawn_web_reconcile(&store);
     server.expect_not_found("GET", SECRET_PATH).await;
-    server
-        .expect("GET", CERT_PATH, 200, certificate(None))
-        .await;
-    server
-        .expect(
-            "PATCH",
-            SECRET_PATH,
-            500,
-            status(500, "InternalError", "etcd timed out"),
-        )
-        .await;
-    match task.await.unwrap() {
-        Err(ReconcileError::Store(StoreError::Api { object, reason })) => {
-            assert_eq!(object, "Secret shop/web-tls");
-            assert!(reason.contains("etcd timed out"), "{reason}");
-        }
-        other => panic!("expected a store error, got {other:?}"),
-    }
+    let reason = secret_write_refused(
+        &mut server,
+        task,
+        status(500, "InternalError", "etcd timed out"),
+    )
+    .await;
+    assert!(reason.contains("etcd timed out"), "{reason}");
 }
 
 #[tokio::test]
@@ -341,33 +351,22 @@ async fn a_secret_of_another_type_is_reported_with_the_fix() {
             }),
         )
         .await;
-    server
-        .expect("GET", CERT_PATH, 200, certificate(None))
-        .await;
-    server
-        .expect(
-            "PATCH",
-            SECRET_PATH,
+    let reason = secret_write_refused(
+        &mut server,
+        task,
+        status(
             422,
-            status(
-                422,
-                "Invalid",
-                "Secret \"web-tls\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable",
-            ),
-        )
-        .await;
-    match task.await.unwrap() {
-        Err(ReconcileError::Store(StoreError::Api { object, reason })) => {
-            assert_eq!(object, "Secret shop/web-tls");
-            assert!(
-                reason.contains("type other than kubernetes.io/tls"),
-                "{reason}"
-            );
-            assert!(reason.contains("spec.secretName"), "{reason}");
-            assert!(reason.contains("field is immutable"), "{reason}");
-        }
-        other => panic!("expected a store error, got {other:?}"),
-    }
+            "Invalid",
+            "Secret \"web-tls\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable",
+        ),
+    )
+    .await;
+    assert!(
+        reason.contains("type other than kubernetes.io/tls"),
+        "{reason}"
+    );
+    assert!(reason.contains("spec.secretName"), "{reason}");
+    assert!(reason.contains("field is immutable"), "{reason}");
 }
 
 #[tokio::test]
