@@ -53,6 +53,30 @@ impl Assets {
     }
 }
 
+impl Assets {
+    /// `kube-apiserver --version`, e.g. "Kubernetes v1.30.14".
+    pub fn kube_apiserver_version(&self) -> String {
+        version_line(&self.kube_apiserver, "--version")
+    }
+
+    /// The first line of `etcd --version`.
+    pub fn etcd_version(&self) -> String {
+        version_line(&self.etcd, "--version")
+    }
+}
+
+fn version_line(binary: &Path, flag: &str) -> String {
+    match Command::new(binary).arg(flag).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        Err(e) => format!("{} (cannot run: {e})", binary.display()),
+    }
+}
+
 /// A certificate authority made for the test, and leaf certificates from it.
 pub struct TestCa {
     pub cert_pem: String,
@@ -203,8 +227,20 @@ pub struct Cluster {
     apiserver: Process,
     etcd: Process,
     pub server_url: String,
+    /// The API server's CA, base64.
+    ca_bundle: String,
     pub kubeconfig: PathBuf,
     dir: Workdir,
+}
+
+fn kubeconfig(server_url: &str, ca_bundle: &str, user: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\n\
+         clusters:\n- name: e2e\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {ca_bundle}\n\
+         users:\n- name: {user}\n  user:\n    token: {token}\n\
+         contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: {user}\n\
+         current-context: e2e\n"
+    )
 }
 
 impl Cluster {
@@ -248,15 +284,15 @@ impl Cluster {
         };
         let cert_file = write("apiserver.crt", &cert);
         let key_file = write("apiserver.key", &key);
-        let sa_key_file = write(
-            "service-account.key",
-            &rcgen::KeyPair::generate().unwrap().serialize_pem(),
-        );
+        let sa_key_file = write("service-account.key", &service_account_key());
         let tokens_file = write(
             "tokens.csv",
             &format!("{ADMIN_TOKEN},admin,admin,system:masters\n"),
         );
 
+        // Older API servers do not create their --cert-dir.
+        let cert_dir = path.join("apiserver-certs");
+        fs::create_dir_all(&cert_dir).unwrap();
         let port = free_port();
         let server_url = format!("https://127.0.0.1:{port}");
         let mut apiserver = Process::spawn(
@@ -283,10 +319,7 @@ impl Cluster {
                 .arg("--allow-privileged=true")
                 // No controller-manager creates the `default` ServiceAccount.
                 .arg("--disable-admission-plugins=ServiceAccount")
-                .arg(format!(
-                    "--cert-dir={}",
-                    path.join("apiserver-certs").display()
-                )),
+                .arg(format!("--cert-dir={}", cert_dir.display())),
             &path,
         );
         let client = https_client(&ca.cert_pem);
@@ -300,24 +333,31 @@ impl Cluster {
             })
             .await;
 
+        let ca_bundle = ca.bundle_base64();
         let kubeconfig = write(
             "kubeconfig",
-            &format!(
-                "apiVersion: v1\nkind: Config\n\
-                 clusters:\n- name: e2e\n  cluster:\n    server: {server_url}\n    certificate-authority-data: {}\n\
-                 users:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\n\
-                 contexts:\n- name: e2e\n  context:\n    cluster: e2e\n    user: admin\n\
-                 current-context: e2e\n",
-                ca.bundle_base64()
-            ),
+            &kubeconfig(&server_url, &ca_bundle, "admin", ADMIN_TOKEN),
         );
         Self {
             apiserver,
             etcd,
             server_url,
+            ca_bundle,
             kubeconfig,
             dir,
         }
+    }
+
+    /// A kubeconfig in the test's folder that authenticates with `token`
+    /// (e.g. a ServiceAccount's), named `kubeconfig-<user>`.
+    pub fn kubeconfig_for(&self, user: &str, token: &str) -> PathBuf {
+        let file = self.dir().join(format!("kubeconfig-{user}"));
+        fs::write(
+            &file,
+            kubeconfig(&self.server_url, &self.ca_bundle, user, token),
+        )
+        .unwrap();
+        file
     }
 
     pub fn dir(&self) -> &Path {
@@ -356,9 +396,10 @@ pub struct Controller {
 pub const CONTROLLER_NAMESPACE: &str = "certweave";
 
 impl Controller {
-    /// Starts the controller and waits for `/readyz` (caches synced). The
-    /// namespace [`CONTROLLER_NAMESPACE`] and the CRDs must exist.
-    pub async fn start(cluster: &Cluster, solver_port: u16) -> Self {
+    /// Starts the controller with the credentials of `kubeconfig` and
+    /// waits for `/readyz` (caches synced). The namespace
+    /// [`CONTROLLER_NAMESPACE`] and the CRDs must exist.
+    pub async fn start(cluster: &Cluster, kubeconfig: &Path, solver_port: u16) -> Self {
         let dir = cluster.dir();
         let ca = TestCa::new("certweave e2e webhook CA");
         let (cert, key) = ca.leaf(&["127.0.0.1"]);
@@ -373,7 +414,7 @@ impl Controller {
             Command::new(env!("CARGO_BIN_EXE_certweave"))
                 .arg("controller")
                 .arg("--kubeconfig")
-                .arg(&cluster.kubeconfig)
+                .arg(kubeconfig)
                 .args(["--namespace", CONTROLLER_NAMESPACE])
                 .args(["--webhook-addr", &webhook_addr])
                 .args(["--metrics-addr", &metrics_addr])
@@ -382,6 +423,8 @@ impl Controller {
                 .arg(&cert_file)
                 .arg("--tls-key-file")
                 .arg(&key_file)
+                // Loopback: no EndpointSlice may hold it, so challenges go
+                // without endpoints; Pebble reaches --solver-addr directly.
                 .args(["--identity", "certweave-e2e", "--pod-ip", "127.0.0.1"])
                 .arg("--leader-elect")
                 .env("RUST_LOG", "certweave=debug,info")
@@ -414,6 +457,18 @@ impl Controller {
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
     }
+}
+
+/// The service-account signing key, PKCS#1 RSA: `--service-account-key-file`
+/// reads public keys from RSA or SEC1 EC private keys, not from the PKCS#8
+/// ECDSA keys rcgen writes ("data does not contain any valid RSA or ECDSA
+/// public keys").
+fn service_account_key() -> String {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+    key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+        .unwrap()
+        .to_string()
 }
 
 /// An HTTPS client trusting only `ca_pem`.

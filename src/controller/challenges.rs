@@ -10,6 +10,7 @@
 //! whatever the outcome.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -29,20 +30,55 @@ pub const CHALLENGE_MANAGER: &str = "certweave-acme-http01";
 pub struct KubeRoutes {
     client: Client,
     solver_port: u16,
-    pod_ip: Option<String>,
+    /// The address the challenge Services' endpoints point at, or why
+    /// there is none.
+    endpoint: Result<IpAddr, String>,
 }
 
 impl KubeRoutes {
+    /// Routes to `pod_ip`. One that no ingress controller can reach
+    /// (missing, loopback, unspecified) is reported here, once, and the
+    /// challenges go without endpoints: an ACME server that reaches
+    /// `--solver-addr` directly still validates, any other fails with
+    /// this reason in the Certificate's condition instead of retrying
+    /// an EndpointSlice the API server refuses.
     pub fn new(client: Client, solver_port: u16, pod_ip: Option<String>) -> Self {
-        if pod_ip.is_none() {
-            tracing::warn!("POD_IP is not set: HTTP-01 challenge Services will have no endpoints, so only an ACME server that reaches --solver-addr directly can validate");
+        let endpoint = routable_endpoint(pod_ip.as_deref());
+        if let Err(why) = &endpoint {
+            tracing::warn!("{why}");
         }
         Self {
             client,
             solver_port,
-            pod_ip,
+            endpoint,
         }
     }
+}
+
+/// The Pod IP as an endpoint address, or why it cannot be one. The API
+/// server refuses EndpointSlices with loopback, link-local or unspecified
+/// addresses.
+pub fn routable_endpoint(pod_ip: Option<&str>) -> Result<IpAddr, String> {
+    const EFFECT: &str = "HTTP-01 challenge Services get no endpoints, so only an ACME server \
+                          that reaches --solver-addr directly can validate; set POD_IP from \
+                          the Pod's status.podIP (the chart does)";
+    let Some(text) = pod_ip.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Err(format!("POD_IP is not set: {EFFECT}"));
+    };
+    let ip: IpAddr = text
+        .parse()
+        .map_err(|_| format!("POD_IP {text:?} is not an IP address: {EFFECT}"))?;
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+    };
+    if ip.is_loopback() || ip.is_unspecified() || link_local {
+        return Err(format!(
+            "POD_IP {ip} is a loopback, link-local or unspecified address, which an \
+             EndpointSlice may not hold: {EFFECT}"
+        ));
+    }
+    Ok(ip)
 }
 
 /// The name of a challenge's objects: stable for a host and token, so a
@@ -124,8 +160,17 @@ pub fn challenge_ingress(
     ingress
 }
 
+/// Conflicts, throttling and server errors pass; the API server refusing
+/// the object (invalid, forbidden) does not, until a human changes
+/// something, so it is not retried as transient.
 fn failed(what: &str, e: kube::Error) -> IssueError {
-    IssueError::Transient(format!("cannot {what} for the HTTP-01 challenge: {e}"))
+    let message = format!("cannot {what} for the HTTP-01 challenge: {e}");
+    match &e {
+        kube::Error::Api(s) if (400..500).contains(&s.code) && ![409, 429].contains(&s.code) => {
+            IssueError::Config(message)
+        }
+        _ => IssueError::Transient(message),
+    }
 }
 
 fn not_found(e: &kube::Error) -> bool {
@@ -203,6 +248,10 @@ impl KubeRoutes {
 }
 
 impl Http01Routes for KubeRoutes {
+    fn unroutable(&self) -> Option<&str> {
+        self.endpoint.as_ref().err().map(String::as_str)
+    }
+
     fn open<'a>(
         &'a self,
         host: &'a str,
@@ -221,11 +270,11 @@ impl Http01Routes for KubeRoutes {
             )
             .await
             .map_err(|e| failed("create the Service", e))?;
-            if let Some(ip) = &self.pod_ip {
+            if let Ok(ip) = &self.endpoint {
                 self.apply(
                     self.dynamic(namespace, "EndpointSlice"),
                     &name,
-                    endpoint_slice(&name, namespace, ip, port),
+                    endpoint_slice(&name, namespace, &ip.to_string(), port),
                 )
                 .await
                 .map_err(|e| failed("create the EndpointSlice", e))?;
@@ -302,6 +351,32 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    #[test]
+    fn only_a_routable_pod_ip_becomes_an_endpoint() {
+        assert_eq!(
+            routable_endpoint(Some("10.244.1.7")),
+            Ok("10.244.1.7".parse().unwrap())
+        );
+        assert_eq!(
+            routable_endpoint(Some("fd00::7")),
+            Ok("fd00::7".parse().unwrap())
+        );
+        for (pod_ip, says) in [
+            (None, "POD_IP is not set"),
+            (Some(""), "POD_IP is not set"),
+            (Some("127.0.0.1"), "POD_IP 127.0.0.1 is a loopback"),
+            (Some("::1"), "POD_IP ::1 is a loopback"),
+            (Some("0.0.0.0"), "POD_IP 0.0.0.0 is a loopback"),
+            (Some("169.254.3.4"), "POD_IP 169.254.3.4 is a loopback"),
+            (Some("fe80::1"), "POD_IP fe80::1 is a loopback"),
+            (Some("pod-a"), "POD_IP \"pod-a\" is not an IP address"),
+        ] {
+            let why = routable_endpoint(pod_ip).unwrap_err();
+            assert!(why.starts_with(says), "{pod_ip:?}: {why}");
+            assert!(why.contains("status.podIP"), "names the fix: {why}");
+        }
+    }
 
     #[test]
     fn a_challenge_ingress_routes_exactly_the_token_path_to_its_service() {

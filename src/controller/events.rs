@@ -38,11 +38,10 @@ pub fn event_for(
     note: &str,
     instance: &str,
 ) -> Event {
-    let name = regarding.name.clone().unwrap_or_default();
+    let name = regarding.name.as_deref().unwrap_or_default();
     Event {
         metadata: ObjectMeta {
-            // The API server appends a random suffix.
-            generate_name: Some(format!("{}.", &name[..name.len().min(200)])),
+            name: Some(event_name(name, std::time::SystemTime::now())),
             namespace: regarding.namespace.clone(),
             ..Default::default()
         },
@@ -64,6 +63,23 @@ pub fn event_for(
         reporting_instance: Some(instance[..instance.len().min(128)].to_owned()),
         ..Default::default()
     }
+}
+
+/// `<object>.<nanoseconds since the epoch, hex>`, as client-go's recorder
+/// names events. Not `generateName: "<object>."`: the API server validates
+/// a generateName prefix as a name and refuses one that ends in a dot.
+/// Object names are DNS subdomains of at most 253 characters; the prefix
+/// is cut to 200 (at a character that may end a name) so the suffix fits.
+fn event_name(object: &str, now: std::time::SystemTime) -> String {
+    let mut prefix = &object[..object.len().min(200)];
+    while prefix.ends_with(['.', '-']) {
+        prefix = &prefix[..prefix.len() - 1];
+    }
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}.{nanos:x}")
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -115,7 +131,9 @@ mod tests {
         };
         let long = "é".repeat(800);
         let event = event_for(&regarding, EventType::Warning, "Failed", &long, "pod-a");
-        assert_eq!(event.metadata.generate_name.as_deref(), Some("web."));
+        let name = event.metadata.name.clone().unwrap();
+        assert!(name.starts_with("web."), "{name}");
+        assert!(event.metadata.generate_name.is_none());
         assert_eq!(event.metadata.namespace.as_deref(), Some("shop"));
         assert_eq!(event.type_.as_deref(), Some("Warning"));
         assert_eq!(event.regarding.unwrap().uid.as_deref(), Some("u1"));
@@ -128,5 +146,34 @@ mod tests {
             event.reporting_controller.as_deref(),
             Some(REPORTING_CONTROLLER)
         );
+    }
+
+    /// A valid DNS subdomain (RFC 1123), as the API server checks names.
+    fn is_dns_subdomain(name: &str) -> bool {
+        name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    }
+
+    #[test]
+    fn event_names_are_valid_object_names_for_any_object_name() {
+        let now = std::time::SystemTime::now();
+        // 253 characters whose 200th is a dash inside a label.
+        let label = format!("{}a", "a-".repeat(31));
+        let longest = format!("{label}.{label}.{label}.{}", &label[..61]);
+        assert_eq!(longest.len(), 253);
+        for object in ["web", "my.app-tls", &longest] {
+            let name = event_name(object, now);
+            assert!(is_dns_subdomain(&name), "{object:?} gave {name:?}");
+        }
+        let later = now + std::time::Duration::from_nanos(1);
+        assert_ne!(event_name("web", now), event_name("web", later));
     }
 }

@@ -163,6 +163,15 @@ impl Backoff {
 
 /// The identifiers an ACME order for `request` must hold.
 pub(crate) fn identifiers_of(request: &CertificateRequest) -> Result<Vec<Identifier>, IssueError> {
+    // The CA would sign an end-entity certificate anyway, which never
+    // matches the spec, so every renewal check would order another one.
+    if request.is_ca {
+        return Err(IssueError::Config(
+            "an ACME CA issues end-entity certificates only, so isCA: true cannot be \
+             honoured; remove isCA, or issue the CA certificate from a SelfSigned or CA issuer"
+                .into(),
+        ));
+    }
     if !request.uris.is_empty() || !request.email_addresses.is_empty() {
         return Err(IssueError::Config(
             "ACME certificates can only hold DNS names and IP addresses; remove uris and emailAddresses".into(),
@@ -497,6 +506,7 @@ impl Driver<'_> {
         let order_problem = order.state().error.as_ref().map(problem);
         let mut failed = Problem::default();
         let mut names = Vec::new();
+        let mut http01_failed = false;
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
             let Ok(mut authz) = authz else { continue };
@@ -511,6 +521,7 @@ impl Driver<'_> {
                 let Some(error) = &challenge.error else {
                     continue;
                 };
+                http01_failed |= challenge.r#type == ChallengeType::Http01;
                 let p = problem(error);
                 if failed.kind.is_empty() {
                     failed.kind = p.kind.clone();
@@ -544,6 +555,12 @@ impl Driver<'_> {
             } else {
                 format!("validation failed for {}", names.join(", "))
             };
+        }
+        // A route that cannot reach this process explains a failed
+        // HTTP-01 validation better than the server's "connection refused".
+        let unroutable = self.solvers.routes.as_ref().and_then(|r| r.unroutable());
+        if let Some(why) = unroutable.filter(|_| http01_failed) {
+            failed.detail = format!("{} (likely cause: {why})", failed.detail);
         }
         IssueError::ChallengeFailed(failed)
     }
@@ -672,6 +689,18 @@ mod tests {
         assert!(err.contains("commonName"), "{err}");
         let empty = CertificateRequest::for_dns_names(Vec::<String>::new());
         assert!(identifiers_of(&empty).is_err());
+    }
+
+    #[test]
+    fn a_ca_certificate_is_refused_before_any_order() {
+        let mut request = CertificateRequest::for_dns_names(["ca.example.com"]);
+        request.is_ca = true;
+        match identifiers_of(&request) {
+            Err(IssueError::Config(why)) => {
+                assert!(why.contains("isCA") && why.contains("SelfSigned"), "{why}")
+            }
+            other => panic!("isCA with ACME should be a configuration error: {other:?}"),
+        }
     }
 
     #[test]

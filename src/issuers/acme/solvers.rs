@@ -64,6 +64,12 @@ pub trait Http01Routes: Send + Sync {
         route: &'a Http01Route,
         context: &'a OrderContext,
     ) -> SolverFuture<'a>;
+    /// Why the routes cannot bring a validation to this process, when
+    /// that is known up front (e.g. no routable Pod IP); added to the
+    /// message of a failed HTTP-01 validation.
+    fn unroutable(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Which names a rule takes.

@@ -1,0 +1,284 @@
+//! Conformance: what a Certificate asks for is what its Secret holds, for
+//! each issuer type that can serve the request. Each case is a
+//! Certificate spec and what its leaf must show; every case is created at
+//! once per issuer and checked when Ready: the names (DNS, IP, URI, e-mail,
+//! common name), the key type, `tls.key` matching `tls.crt`, the chain to
+//! the issuer's root, CA-ness and extended key usages.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{json, Value};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use certweave::engine::CertificateRequest;
+use certweave::pki::{
+    check_bundle, parse_pem_chain, verify_chain_to_root, KeyAlgorithm, PrivateKey,
+};
+
+/// Which issuers a case applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuers {
+    /// SelfSigned and CA: anything X.509 can say.
+    Signing,
+    /// Also ACME over HTTP-01 (names a CA can validate, key types it takes).
+    AcmeToo,
+    /// ACME over DNS-01 only (wildcards), and the signing issuers.
+    Dns01,
+}
+
+/// One Certificate and what its leaf must hold.
+pub struct Case {
+    /// The Certificate's name suffix (`<issuer>-<name>`).
+    pub name: &'static str,
+    /// The spec without `secretName` and `issuerRef`.
+    pub spec: Value,
+    pub issuers: Issuers,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    pub uris: Vec<String>,
+    pub email_addresses: Vec<String>,
+    /// The leaf's subject common name, when the spec names one.
+    pub common_name: Option<String>,
+    pub key: KeyAlgorithm,
+    pub is_ca: bool,
+    /// Extended key usages the leaf must list, and must not.
+    pub eku_present: Vec<&'static str>,
+    pub eku_absent: Vec<&'static str>,
+}
+
+impl Case {
+    fn new(name: &'static str, issuers: Issuers, spec: Value) -> Self {
+        let strings = |field: &str| -> Vec<String> {
+            spec[field]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let key = match (
+            spec["privateKey"]["algorithm"].as_str(),
+            spec["privateKey"]["size"].as_u64(),
+        ) {
+            (None, _) => KeyAlgorithm::default(),
+            (Some(algorithm), size) => {
+                KeyAlgorithm::from_cert_manager(algorithm, size.map(|s| s as u32)).unwrap()
+            }
+        };
+        Self {
+            name,
+            dns_names: strings("dnsNames"),
+            ip_addresses: strings("ipAddresses")
+                .iter()
+                .map(|ip| ip.parse().unwrap())
+                .collect(),
+            uris: strings("uris"),
+            email_addresses: strings("emailAddresses"),
+            common_name: spec["commonName"].as_str().map(str::to_owned),
+            key,
+            is_ca: spec["isCA"].as_bool().unwrap_or(false),
+            eku_present: vec!["serverAuth"],
+            eku_absent: Vec::new(),
+            issuers,
+            spec,
+        }
+    }
+
+    /// The Certificate object for `issuer_ref`, named `<prefix>-<name>`.
+    pub fn certificate(&self, prefix: &str, namespace: &str, issuer_ref: &Value) -> Value {
+        let name = format!("{prefix}-{}", self.name);
+        let mut spec = self.spec.clone();
+        spec["secretName"] = json!(name);
+        spec["issuerRef"] = issuer_ref.clone();
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        })
+    }
+
+    /// Checks the Secret written for this case; `root_pem` empty means
+    /// the leaf must be self-signed.
+    pub fn check(&self, secret: &Secret, root_pem: &str) -> Result<(), String> {
+        if secret.type_.as_deref() != Some("kubernetes.io/tls") {
+            return Err(format!("type {:?}, not kubernetes.io/tls", secret.type_));
+        }
+        let data = |key: &str| -> Result<String, String> {
+            secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                .ok_or_else(|| format!("no {key}"))
+        };
+        let chain = data("tls.crt")?;
+        let key_pem = data("tls.key")?;
+        let mut request = CertificateRequest::for_dns_names(self.dns_names.iter().cloned());
+        request.ip_addresses = self.ip_addresses.clone();
+        request.uris = self.uris.clone();
+        request.email_addresses = self.email_addresses.clone();
+        // Names present, key matching, links verified, valid now.
+        let leaf = check_bundle(&chain, &key_pem, Some(&request), SystemTime::now())
+            .map_err(|e| format!("tls.crt/tls.key: {e}"))?;
+        let root = if root_pem.is_empty() {
+            &chain
+        } else {
+            root_pem
+        };
+        verify_chain_to_root(&chain, root).map_err(|e| format!("chain: {e}"))?;
+        let key = PrivateKey::from_pem(&key_pem).map_err(|e| format!("tls.key: {e}"))?;
+        if key.algorithm() != self.key {
+            return Err(format!(
+                "tls.key is {:?}, the spec asks for {:?}",
+                key.algorithm(),
+                self.key
+            ));
+        }
+        if let Some(cn) = &self.common_name {
+            if leaf.subject_cn.as_deref() != Some(cn.as_str()) {
+                return Err(format!(
+                    "subject CN {:?}, the spec asks for {cn:?}",
+                    leaf.subject_cn
+                ));
+            }
+        }
+        if leaf.is_ca != self.is_ca {
+            return Err(format!(
+                "isCA {} in the certificate, {} in the spec",
+                leaf.is_ca, self.is_ca
+            ));
+        }
+        let ders = parse_pem_chain(&chain).map_err(|e| e.to_string())?;
+        let (_, cert) = X509Certificate::from_der(&ders[0]).map_err(|e| e.to_string())?;
+        let eku = cert
+            .extended_key_usage()
+            .ok()
+            .flatten()
+            .map(|e| e.value.clone());
+        let has = |usage: &str| match &eku {
+            Some(eku) => match usage {
+                "serverAuth" => eku.server_auth,
+                "clientAuth" => eku.client_auth,
+                _ => false,
+            },
+            None => false,
+        };
+        if !self.is_ca {
+            for usage in &self.eku_present {
+                if !has(usage) {
+                    return Err(format!(
+                        "the leaf lacks extended key usage {usage}: {eku:?}"
+                    ));
+                }
+            }
+        }
+        for usage in &self.eku_absent {
+            if has(usage) {
+                return Err(format!(
+                    "the leaf has extended key usage {usage}, not asked for"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A DNS name of exactly 253 characters (the limit) under `zone`.
+pub fn longest_name(zone: &str) -> String {
+    let label = |c: char, n: usize| c.to_string().repeat(n);
+    let fill = 253 - zone.len() - 1;
+    // Labels of at most 63 characters, each followed by a dot.
+    let mut name = String::new();
+    let mut left = fill;
+    let mut c = 'a';
+    while left > 0 {
+        let take = (left - 1).min(63);
+        name.push_str(&label(c, take));
+        name.push('.');
+        left -= take + 1;
+        c = (c as u8 + 1) as char;
+    }
+    name.push_str(zone);
+    assert_eq!(name.len(), 253, "{name}");
+    name
+}
+
+/// Every case, with names under `zone`.
+pub fn cases(zone: &str) -> Vec<Case> {
+    use Issuers::*;
+    let n = |host: &str| format!("{host}.{zone}");
+    let mut usages = Case::new(
+        "client-usages",
+        Signing,
+        json!({"dnsNames": [n("client")], "usages": ["digital signature", "client auth"]}),
+    );
+    usages.eku_present = vec!["clientAuth"];
+    usages.eku_absent = vec!["serverAuth"];
+    vec![
+        Case::new("single-dns", AcmeToo, json!({"dnsNames": [n("single")]})),
+        Case::new(
+            "ecdsa-p256",
+            AcmeToo,
+            json!({"dnsNames": [n("p256")], "privateKey": {"algorithm": "ECDSA", "size": 256}}),
+        ),
+        Case::new(
+            "ecdsa-p384",
+            AcmeToo,
+            json!({"dnsNames": [n("p384")], "privateKey": {"algorithm": "ECDSA", "size": 384}}),
+        ),
+        Case::new(
+            "ed25519",
+            Signing,
+            json!({"dnsNames": [n("ed")], "privateKey": {"algorithm": "Ed25519"}}),
+        ),
+        Case::new(
+            "rsa-4096",
+            AcmeToo,
+            json!({"dnsNames": [n("rsa")], "privateKey": {"algorithm": "RSA", "size": 4096}}),
+        ),
+        Case::new(
+            "cn-only",
+            Signing,
+            json!({"commonName": "certweave e2e common name"}),
+        ),
+        Case::new(
+            "ip-sans",
+            Signing,
+            json!({"ipAddresses": ["192.0.2.10", "2001:db8::10"]}),
+        ),
+        Case::new(
+            "dns-and-ip",
+            AcmeToo,
+            json!({"dnsNames": [n("both")], "ipAddresses": ["127.0.0.1"]}),
+        ),
+        Case::new(
+            "email",
+            Signing,
+            json!({"dnsNames": [n("mail")], "emailAddresses": ["ops@example.test"]}),
+        ),
+        Case::new(
+            "uri",
+            Signing,
+            json!({"uris": ["spiffe://cluster.local/ns/e2e/sa/api"], "commonName": "api"}),
+        ),
+        Case::new(
+            "wildcard",
+            Dns01,
+            json!({"dnsNames": [format!("*.{zone}"), zone.to_owned()]}),
+        ),
+        Case::new(
+            "longest-name",
+            AcmeToo,
+            json!({"dnsNames": [longest_name(zone)]}),
+        ),
+        usages,
+        Case::new(
+            "is-ca",
+            Signing,
+            json!({"isCA": true, "commonName": "certweave e2e intermediate"}),
+        ),
+    ]
+}
