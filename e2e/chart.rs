@@ -144,30 +144,53 @@ pub async fn service_account_token(client: &Client, namespace: &str, name: &str)
 
 /// Points every webhook of the chart's configuration at `url`, trusted
 /// through `ca_bundle`; nothing else of the chart's configuration changes.
-pub async fn route_webhooks(client: &Client, name: &str, url: &str, ca_bundle: &str) {
+/// Returns the chart's own `clientConfig`s, for [`restore_webhooks`].
+pub async fn route_webhooks(client: &Client, name: &str, url: &str, ca_bundle: &str) -> Vec<Value> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let configuration = api
         .get(name)
         .await
         .unwrap_or_else(|e| panic!("the chart's MutatingWebhookConfiguration {name}: {e}"));
-    let patch: Vec<Value> = configuration
+    let originals: Vec<Value> = configuration
         .webhooks
         .iter()
         .flatten()
-        .enumerate()
-        .map(|(i, _)| {
-            json!({"op": "replace", "path": format!("/webhooks/{i}/clientConfig"),
-                   "value": {"url": url, "caBundle": ca_bundle}})
-        })
+        .map(|w| serde_json::to_value(&w.client_config).unwrap())
         .collect();
     assert!(
-        !patch.is_empty(),
+        !originals.is_empty(),
         "the chart's MutatingWebhookConfiguration {name} has no webhooks"
     );
+    let routed = vec![json!({"url": url, "caBundle": ca_bundle}); originals.len()];
+    set_client_configs(&api, name, &routed).await;
+    originals
+}
+
+/// Puts the chart's own `clientConfig`s back, so that `helm upgrade`
+/// (server-side apply) does not add its Service next to the URL set by
+/// another field manager, which the API server refuses ("exactly one of
+/// url or service is required").
+pub async fn restore_webhooks(client: &Client, name: &str, originals: &[Value]) {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    set_client_configs(&api, name, originals).await;
+}
+
+async fn set_client_configs(
+    api: &Api<MutatingWebhookConfiguration>,
+    name: &str,
+    configs: &[Value],
+) {
+    let patch: Vec<Value> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, config)| {
+            json!({"op": "replace", "path": format!("/webhooks/{i}/clientConfig"), "value": config})
+        })
+        .collect();
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(patch)).unwrap();
     api.patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
-        .unwrap_or_else(|e| panic!("route the chart's webhooks to {url}: {e}"));
+        .unwrap_or_else(|e| panic!("set the clientConfig of the webhooks of {name}: {e}"));
 }
 
 /// Every kind the chart or `webhook-config/` may create, with its scope.

@@ -58,15 +58,12 @@ impl Case {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         };
-        let key = match (
-            spec["privateKey"]["algorithm"].as_str(),
-            spec["privateKey"]["size"].as_u64(),
-        ) {
-            (None, _) => KeyAlgorithm::default(),
-            (Some(algorithm), size) => {
-                KeyAlgorithm::from_cert_manager(algorithm, size.map(|s| s as u32)).unwrap()
-            }
-        };
+        // cert-manager's default when the spec names no algorithm: RSA 2048.
+        let key = KeyAlgorithm::from_cert_manager(
+            spec["privateKey"]["algorithm"].as_str().unwrap_or("RSA"),
+            spec["privateKey"]["size"].as_u64().map(|s| s as u32),
+        )
+        .unwrap();
         Self {
             name,
             dns_names: strings("dnsNames"),
@@ -189,7 +186,7 @@ impl Case {
 /// A DNS name of exactly 253 characters (the limit) under `zone`.
 pub fn longest_name(zone: &str) -> String {
     let label = |c: char, n: usize| c.to_string().repeat(n);
-    let fill = 253 - zone.len() - 1;
+    let fill = 253 - zone.len();
     // Labels of at most 63 characters, each followed by a dot.
     let mut name = String::new();
     let mut left = fill;

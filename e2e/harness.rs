@@ -301,6 +301,9 @@ impl Cluster {
                 .arg(format!("--etcd-servers={etcd_url}"))
                 .arg("--bind-address=127.0.0.1")
                 .arg("--advertise-address=127.0.0.1")
+                // The `kubernetes` Service's endpoints would be this
+                // loopback address, which current API servers refuse.
+                .arg("--endpoint-reconciler-type=none")
                 .arg(format!("--secure-port={port}"))
                 .arg(format!("--tls-cert-file={}", cert_file.display()))
                 .arg(format!("--tls-private-key-file={}", key_file.display()))
@@ -456,6 +459,11 @@ impl Controller {
 
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.process.log).unwrap_or_default()
     }
 }
 

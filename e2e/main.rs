@@ -23,7 +23,7 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -125,6 +125,8 @@ struct E2e {
     cluster: Cluster,
     client: Client,
     helm: Helm,
+    /// The chart's webhook `clientConfig`s, replaced by the controller's URL.
+    chart_client_configs: Vec<Value>,
 }
 
 impl E2e {
@@ -163,7 +165,18 @@ impl E2e {
         let pebble = Pebble::start(PebbleOptions::http01(http01_port));
         let controller = Controller::start(&cluster, &kubeconfig, http01_port).await;
         say("certweave controller ready, as the chart's ServiceAccount");
-        chart::route_webhooks(
+        // The loopback --pod-ip cannot be an endpoint: said once, at start.
+        let warnings = controller
+            .log()
+            .matches("POD_IP 127.0.0.1 is a loopback")
+            .count();
+        assert_eq!(
+            warnings,
+            1,
+            "the controller should report its unroutable POD_IP exactly once at start\n{}",
+            controller.log_tail(40)
+        );
+        let chart_client_configs = chart::route_webhooks(
             &client,
             chart::RELEASE,
             &controller.webhook_url,
@@ -176,6 +189,7 @@ impl E2e {
             cluster,
             client,
             helm,
+            chart_client_configs,
         };
         e2e.wait_for_webhook().await;
         say("the API server calls the webhook through the chart's configuration");
@@ -359,6 +373,37 @@ impl E2e {
                     let leaf = check_tls_secret(&secret, dns_names, root_pem)?;
                     accept(&secret, &leaf)?;
                     Ok((secret, leaf))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the Certificate `name` has a `status.revision` above
+    /// `revision`, and returns it.
+    async fn revision_above(&self, name: &str, revision_before: i64) -> Certificate {
+        let certificates: Api<Certificate> = self.api(NS);
+        self.eventually(
+            &format!(
+                "Certificate {NS}/{name} issued again (status.revision above {revision_before})"
+            ),
+            Duration::from_secs(150),
+            || {
+                let certificates = certificates.clone();
+                async move {
+                    let certificate = certificates.get(name).await.map_err(|e| e.to_string())?;
+                    if revision(&certificate) > revision_before {
+                        Ok(certificate)
+                    } else {
+                        Err(format!(
+                            "revision {} (renewalTime {:?})",
+                            revision(&certificate),
+                            certificate
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.renewal_time.clone())
+                        ))
+                    }
                 }
             },
         )
@@ -663,8 +708,10 @@ async fn deleted_secret(e2e: &E2e) {
 }
 
 /// Step 5: a CA Issuer (its root made by the SelfSigned ClusterIssuer, as
-/// in cert-manager's CA bootstrap) signs a 2-minute certificate renewed 90
-/// s before expiry, i.e. 30 s after issuance.
+/// in cert-manager's CA bootstrap) signs 2-minute certificates renewed 90
+/// s before expiry, i.e. 30 s after issuance, with a new key or (with
+/// `rotationPolicy: Never`) the same one; a DNS name added to the spec is
+/// issued at once.
 async fn renewal(e2e: &E2e) {
     let certificates: Api<Certificate> = e2e.api(NS);
     e2e.create(
@@ -720,87 +767,108 @@ async fn renewal(e2e: &E2e) {
     })
     .await;
 
-    e2e.create(
-        &certificates,
-        json!({
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "Certificate",
-            "metadata": {"name": "short-lived", "namespace": NS},
-            "spec": {
-                "secretName": "short-lived-tls",
-                "dnsNames": ["short.example.test"],
-                "duration": "2m",
-                "renewBefore": "90s",
-                "issuerRef": {"name": "e2e-ca"},
-            },
-        }),
-    )
-    .await;
-    let first = e2e.certificate_ready("short-lived", ISSUED).await;
-    let first_revision = revision(&first);
-    let (_, first_leaf) = e2e
-        .valid_secret(
-            "short-lived-tls",
-            &["short.example.test"],
-            &root,
-            Duration::from_secs(10),
-            |_, _| Ok(()),
+    // Two 2-minute certificates renewed 90 s before expiry: one with the
+    // default key rotation (a new key each time), one that keeps its key.
+    let short_lived = [("short-lived", "Always"), ("short-lived-kept", "Never")];
+    for (name, rotation) in short_lived {
+        e2e.create(
+            &certificates,
+            json!({
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {
+                    "secretName": format!("{name}-tls"),
+                    "dnsNames": ["short.example.test"],
+                    "duration": "2m",
+                    "renewBefore": "90s",
+                    "privateKey": {"rotationPolicy": rotation},
+                    "issuerRef": {"name": "e2e-ca"},
+                },
+            }),
         )
         .await;
-    let lifetime = first_leaf
-        .not_after
-        .duration_since(first_leaf.not_before)
-        .unwrap_or_default();
-    if lifetime > Duration::from_secs(5 * 60) {
-        e2e.fail(&format!(
-            "the CA issuer should honour duration 2m; the certificate lives {lifetime:?}"
+    }
+    let mut first = Vec::new();
+    for (name, _) in short_lived {
+        let certificate = e2e.certificate_ready(name, ISSUED).await;
+        let (_, leaf) = e2e
+            .valid_secret(
+                &format!("{name}-tls"),
+                &["short.example.test"],
+                &root,
+                Duration::from_secs(10),
+                |_, _| Ok(()),
+            )
+            .await;
+        let lifetime = leaf
+            .not_after
+            .duration_since(leaf.not_before)
+            .unwrap_or_default();
+        if lifetime > Duration::from_secs(5 * 60) {
+            e2e.fail(&format!(
+                "the CA issuer should honour duration 2m; {name} lives {lifetime:?}"
+            ));
+        }
+        first.push((revision(&certificate), leaf));
+    }
+    for ((name, rotation), (first_revision, first_leaf)) in short_lived.iter().zip(&first) {
+        let renewed = e2e.revision_above(name, *first_revision).await;
+        let (_, leaf) = e2e
+            .valid_secret(
+                &format!("{name}-tls"),
+                &["short.example.test"],
+                &root,
+                ISSUED,
+                |_, leaf| {
+                    if leaf.serial_hex == first_leaf.serial_hex {
+                        Err("the Secret still holds the first certificate".into())
+                    } else {
+                        Ok(())
+                    }
+                },
+            )
+            .await;
+        let same_key = leaf.spki_der == first_leaf.spki_der;
+        if same_key != (*rotation == "Never") {
+            e2e.fail(&format!(
+                "rotationPolicy {rotation}: the renewed certificate of {name} should {} key",
+                if *rotation == "Never" {
+                    "keep its"
+                } else {
+                    "have a new"
+                }
+            ));
+        }
+        say(&format!(
+            "[5/{STEPS}] {name}: revision {first_revision} → {}, rotationPolicy {rotation}: {}",
+            revision(&renewed),
+            if same_key { "same key" } else { "new key" }
         ));
     }
-    let renewed = e2e
-        .eventually(
-            "Certificate e2e/short-lived renewed (status.revision up)",
-            Duration::from_secs(150),
-            || {
-                let certificates = certificates.clone();
-                async move {
-                    let certificate = certificates
-                        .get("short-lived")
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if revision(&certificate) > first_revision {
-                        Ok(certificate)
-                    } else {
-                        Err(format!(
-                            "revision {} (renewalTime {:?})",
-                            revision(&certificate),
-                            certificate
-                                .status
-                                .as_ref()
-                                .and_then(|s| s.renewal_time.clone())
-                        ))
-                    }
-                }
-            },
+
+    // A name added to the spec is issued at once, with the others.
+    let current = revision(&certificates.get("short-lived").await.unwrap());
+    let patch = json!({"spec": {"dnsNames": ["short.example.test", "added.example.test"]}});
+    if let Err(e) = certificates
+        .patch(
+            "short-lived",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
         )
-        .await;
+        .await
+    {
+        e2e.fail(&format!("add a DNS name to Certificate short-lived: {e}"));
+    }
+    e2e.revision_above("short-lived", current).await;
     e2e.valid_secret(
         "short-lived-tls",
-        &["short.example.test"],
+        &["short.example.test", "added.example.test"],
         &root,
         ISSUED,
-        |_, leaf| {
-            if leaf.serial_hex == first_leaf.serial_hex {
-                Err("the Secret still holds the first certificate".into())
-            } else {
-                Ok(())
-            }
-        },
+        |_, _| Ok(()),
     )
     .await;
-    say(&format!(
-        "[5/{STEPS}] revision {first_revision} → {}",
-        revision(&renewed)
-    ));
 }
 
 async fn cluster_issuer_ready(e2e: &E2e, name: &str) {
@@ -1161,6 +1229,7 @@ async fn chart_lifecycle(e2e: &E2e) {
             "helm install should have made {pdb}; the release has {before:?}"
         ));
     }
+    chart::restore_webhooks(client, chart::RELEASE, &e2e.chart_client_configs).await;
     if let Err(e) = e2e.helm.upgrade(
         CONTROLLER_NAMESPACE,
         &[

@@ -11,7 +11,7 @@
 require_tools() {
   for tool in "$@"; do
     command -v "$tool" >/dev/null || {
-      echo "error: $tool is not installed (apt-get install pebble lego openssl)" >&2
+      echo "error: $tool is not installed (pebble: bash e2e/assets.sh, then eval \"\$(bash e2e/assets.sh --print)\"; lego, openssl: apt-get install)" >&2
       exit 2
     }
   done
@@ -69,8 +69,8 @@ start_pebble() {
   "externalAccountBindingRequired": false
 }}
 JSON
-  pebble-challtestsrv -dns01 "127.0.0.1:$dns_port" -management "127.0.0.1:$dns_mgmt" \
-    -http01 "" -https01 "" -tlsalpn01 "" -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
+  pebble-challtestsrv -dnsserver "127.0.0.1:$dns_port" -management "127.0.0.1:$dns_mgmt" \
+    -http01 "" -https01 "" -tlsalpn01 "" -doh "" -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
     >"$WORK/challtestsrv.log" 2>&1 &
   PIDS+=($!)
   PEBBLE_VA_NOSLEEP=1 pebble -config "$WORK/pebble.json" -dnsserver "127.0.0.1:$dns_port" \

@@ -13,10 +13,10 @@
 //!   with [`Pebble::add_a`] to make its validation fail.
 //! - Or Pebble resolves through another server (BIND9 for DNS-01 tests).
 //!
-//! `pebble` and `pebble-challtestsrv` come from Debian's `pebble` package,
-//! which `.ci/test.sh` installs. When they are missing the harness fails
-//! with a message saying so: a green run always means a real ACME server
-//! issued the certificates.
+//! `pebble` and `pebble-challtestsrv` (2.10, with ARI and profiles) are
+//! built from the Go module by `e2e/assets.sh`, which `.ci/test.sh` runs.
+//! When they are missing the harness fails with a message saying so: a
+//! green run always means a real ACME server issued the certificates.
 
 #![allow(dead_code)]
 
@@ -101,9 +101,9 @@ fn require(binary: &str) -> PathBuf {
         }
     }
     panic!(
-        "`{binary}` is not installed: the ACME tests need a real Pebble. Run the suite with \
-         `bash .ci/test.sh`, which installs Debian's `pebble` package (or \
-         `apt-get install pebble`)."
+        "`{binary}` is not on PATH: the ACME tests need a real Pebble 2.10. Run the suite with \
+         `bash .ci/test.sh`, or build it with `bash e2e/assets.sh` and \
+         `eval \"$(bash e2e/assets.sh --print)\"`."
     );
 }
 
@@ -140,7 +140,7 @@ impl Pebble {
                 let management_port = free_port();
                 let child = Command::new(challtestsrv)
                     .args([
-                        "-dns01",
+                        "-dnsserver",
                         &format!("127.0.0.1:{dns_port}"),
                         "-management",
                         &format!("127.0.0.1:{management_port}"),
@@ -149,6 +149,8 @@ impl Pebble {
                         "-https01",
                         "",
                         "-tlsalpn01",
+                        "",
+                        "-doh",
                         "",
                         "-defaultIPv4",
                         "127.0.0.1",
