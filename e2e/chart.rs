@@ -86,24 +86,23 @@ impl Helm {
 
     /// `helm install` of the chart into `namespace` (created by helm).
     pub fn install(&self, namespace: &str, extra: &[&str]) -> Result<String, String> {
-        let chart = chart_dir();
-        let mut args = vec![
+        self.release(
             "install",
-            RELEASE,
-            chart.to_str().unwrap(),
-            "--namespace",
             namespace,
-            "--create-namespace",
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args)
+            &[&["--create-namespace"], extra].concat(),
+        )
     }
 
     /// `helm upgrade` of the release with `extra` values.
     pub fn upgrade(&self, namespace: &str, extra: &[&str]) -> Result<String, String> {
+        self.release("upgrade", namespace, extra)
+    }
+
+    /// `helm VERB certweave charts/certweave --namespace NAMESPACE EXTRA...`.
+    fn release(&self, verb: &str, namespace: &str, extra: &[&str]) -> Result<String, String> {
         let chart = chart_dir();
         let mut args = vec![
-            "upgrade",
+            verb,
             RELEASE,
             chart.to_str().unwrap(),
             "--namespace",

@@ -4,9 +4,8 @@
 #
 #   bash webhook-config/generate.sh
 #
-# Renders with `helm template` when a helm binary is on PATH, else with the
-# PyPI package helm-python-sdk (Helm's Go SDK as a library:
-# `pip install helm-python-sdk`). Hand-written files (namespace.yaml) and
+# Renders with `helm template` (helm on PATH: `bash e2e/assets.sh` builds it,
+# `eval "$(bash e2e/assets.sh --print)"` puts it there). Hand-written files (namespace.yaml) and
 # crds.yaml (from `certweave crds`) are left alone.
 # tests/packaging/test_sync.py fails when the committed files differ.
 set -euo pipefail

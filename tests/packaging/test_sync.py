@@ -7,11 +7,7 @@ from helmrender import HAND_WRITTEN, CRDS, WEBHOOK_CONFIG
 
 
 def test_webhook_config_is_in_sync_with_the_chart():
-    if helmrender.renderer_name() is None:
-        pytest.skip(
-            "SKIPPED: no Helm renderer (neither a helm binary nor helm-python-sdk); "
-            "webhook-config/ not re-rendered, only its own checks ran"
-        )
+    helmrender.require_renderer(pytest)
     expected = helmrender.generated_files()
     for name, text in expected.items():
         path = WEBHOOK_CONFIG / name
