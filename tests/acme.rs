@@ -17,8 +17,9 @@ use std::time::{Duration, SystemTime};
 use certweave::engine::{Bundle, CertificateRequest};
 use certweave::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver, TsigAlgorithm};
 use certweave::issuers::acme::{
-    AccountKeyStore, AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Server,
-    Http01Solver, MemoryKeyStore, OrderRecord, Solvers, Trust,
+    AccountKeyStore, AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Route,
+    Http01Routes, Http01Server, Http01Solver, MemoryKeyStore, OrderContext, OrderRecord,
+    SolverFuture, Solvers, Trust,
 };
 use certweave::issuers::{IssueError, Issuer};
 use certweave::pki::{self, CertInfo, KeyAlgorithm, PrivateKey};
@@ -328,6 +329,60 @@ async fn a_name_that_cannot_be_validated_fails_with_the_servers_problem() {
         "{text}"
     );
     assert_eq!(solver.active(), 0);
+}
+
+/// Routes that open and close without error but say, as a cluster with no
+/// routable Pod IP does, that validations cannot reach this process.
+struct UnroutableRoutes;
+
+impl Http01Routes for UnroutableRoutes {
+    fn open<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a Http01Route,
+        _: &'a OrderContext,
+    ) -> SolverFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+    fn close<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a Http01Route,
+        _: &'a OrderContext,
+    ) -> SolverFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+    fn unroutable(&self) -> Option<&str> {
+        Some("POD_IP is not set: HTTP-01 challenge Services get no endpoints")
+    }
+}
+
+#[tokio::test]
+async fn a_failed_validation_names_an_unroutable_route_as_its_likely_cause() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    pebble.add_a("unrouted.example.test", "127.0.0.2").await;
+    let solvers = Solvers {
+        routes: Some(Arc::new(UnroutableRoutes)),
+        ..http01(&solver)
+    };
+    let issuer = issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        solvers,
+    );
+    let request = CertificateRequest::for_dns_names(["unrouted.example.test"]);
+    let err = issuer.issue(&request, &key()).await.unwrap_err();
+    let IssueError::ChallengeFailed(problem) = &err else {
+        panic!("expected a challenge failure, got {err:?}");
+    };
+    assert!(
+        problem
+            .detail
+            .contains("(likely cause: POD_IP is not set: HTTP-01 challenge Services"),
+        "{problem}"
+    );
 }
 
 /// Open an order and solve it, stop before finalizing (a restart), then

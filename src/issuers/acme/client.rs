@@ -200,6 +200,11 @@ impl std::fmt::Debug for ExternalAccountBinding {
     }
 }
 
+/// The `User-Agent` of every ACME request: this client and its version.
+static USER_AGENT: std::sync::LazyLock<http::HeaderValue> = std::sync::LazyLock::new(|| {
+    http::HeaderValue::from_static(concat!("certweave/", env!("CARGO_PKG_VERSION")))
+});
+
 /// Per-request time limit: a hung ACME server must not hang an issuance.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -515,8 +520,13 @@ impl AcmeHttp {
     /// cert-manager does; a request without an answer has status "error").
     async fn exchange(
         &self,
-        request: Request<BodyWrapper<Bytes>>,
+        mut request: Request<BodyWrapper<Bytes>>,
     ) -> Result<http::Response<hyper::body::Incoming>, instant_acme::Error> {
+        // RFC 8555 §6.1: every request names its client; Pebble 2.10 (like
+        // Let's Encrypt's Boulder) refuses one without.
+        request
+            .headers_mut()
+            .insert(http::header::USER_AGENT, USER_AGENT.clone());
         let uri = request.uri().clone();
         let method = request.method().clone();
         let started = std::time::Instant::now();
