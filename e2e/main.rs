@@ -233,6 +233,21 @@ impl E2e {
         say("metrics: leader and certificate series present");
     }
 
+    /// How many AdmissionReviews of `kind` the webhook has answered
+    /// (`certweave_admission_requests_total`, all operations and results).
+    async fn admission_reviews(&self, kind: &str) -> f64 {
+        let url = format!("{}/metrics", self.controller.metrics_url);
+        let body = match reqwest::get(&url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(e) => self.fail(&format!("GET {url}: {e}")),
+        };
+        let label = format!("kind=\"{kind}\"");
+        body.lines()
+            .filter(|l| l.starts_with("certweave_admission_requests_total{") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// The API server accepted certweave's Events: the ones about the
     /// step 1 Certificate read back, as `kubectl describe` shows them.
     async fn check_events(&self) {
@@ -511,9 +526,25 @@ async fn acme_certificate(e2e: &E2e) {
 /// Certificate named after the Secret, owned by the Ingress.
 async fn ingress(e2e: &E2e) {
     let ingresses: Api<Ingress> = e2e.api(NS);
+    // The chart's matchConditions: the API server admits an Ingress with
+    // no trigger annotation without calling the webhook at all.
+    let reviews_before = e2e.admission_reviews("Ingress").await;
+    let mut plain = ingress_json("plain", "plain.example.test");
+    plain["metadata"]["annotations"] = json!({"team": "web"});
+    e2e.create(&ingresses, plain).await;
+    let reviews_after = e2e.admission_reviews("Ingress").await;
+    if reviews_after != reviews_before {
+        e2e.fail(&format!(
+            "an Ingress without trigger annotations should not reach the webhook \
+             (matchConditions): Ingress reviews went from {reviews_before} to {reviews_after}"
+        ));
+    }
     let created = e2e
         .create(&ingresses, ingress_json("shop", "shop.example.test"))
         .await;
+    if e2e.admission_reviews("Ingress").await <= reviews_after {
+        e2e.fail("the annotated Ingress should have been reviewed by the webhook");
+    }
     let tls = serde_json::to_value(created.spec.as_ref().and_then(|s| s.tls.as_ref()))
         .unwrap_or_default();
     let expected = json!([{"hosts": ["shop.example.test"], "secretName": "shop-tls"}]);
