@@ -192,55 +192,50 @@ async fn set_client_configs(
         .unwrap_or_else(|e| panic!("set the clientConfig of the webhooks of {name}: {e}"));
 }
 
-/// Every kind the chart or `webhook-config/` may create, with its scope.
-const KINDS: &[(&str, &str, &str, &str, bool)] = &[
-    ("", "v1", "ServiceAccount", "serviceaccounts", true),
-    ("", "v1", "Service", "services", true),
-    ("", "v1", "Secret", "secrets", true),
-    ("", "v1", "ConfigMap", "configmaps", true),
-    ("apps", "v1", "Deployment", "deployments", true),
+/// Every kind the chart or `webhook-config/` may create:
+/// `(group, version, kind, plural)`.
+const KINDS: &[(&str, &str, &str, &str)] = &[
+    ("", "v1", "ServiceAccount", "serviceaccounts"),
+    ("", "v1", "Service", "services"),
+    ("", "v1", "Secret", "secrets"),
+    ("", "v1", "ConfigMap", "configmaps"),
+    ("apps", "v1", "Deployment", "deployments"),
     (
         "policy",
         "v1",
         "PodDisruptionBudget",
         "poddisruptionbudgets",
-        true,
     ),
     (
         "networking.k8s.io",
         "v1",
         "NetworkPolicy",
         "networkpolicies",
-        true,
     ),
-    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     (
         "rbac.authorization.k8s.io",
         "v1",
         "RoleBinding",
         "rolebindings",
-        true,
     ),
     (
         "rbac.authorization.k8s.io",
         "v1",
         "ClusterRole",
         "clusterroles",
-        false,
     ),
     (
         "rbac.authorization.k8s.io",
         "v1",
         "ClusterRoleBinding",
         "clusterrolebindings",
-        false,
     ),
     (
         "admissionregistration.k8s.io",
         "v1",
         "MutatingWebhookConfiguration",
         "mutatingwebhookconfigurations",
-        false,
     ),
 ];
 
@@ -248,7 +243,7 @@ const KINDS: &[(&str, &str, &str, &str, bool)] = &[
 /// kinds above, in every namespace.
 pub async fn labelled_objects(client: &Client, selector: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for &(group, version, kind, plural, _namespaced) in KINDS {
+    for &(group, version, kind, plural) in KINDS {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
