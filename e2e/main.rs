@@ -251,27 +251,7 @@ impl E2e {
     /// The API server accepted certweave's Events: the ones about the
     /// step 1 Certificate read back, as `kubectl describe` shows them.
     async fn check_events(&self) {
-        let events: Api<k8s_openapi::api::events::v1::Event> = self.api(NS);
-        let list = match events.list(&Default::default()).await {
-            Ok(list) => list,
-            Err(e) => self.fail(&format!("list Events in {NS}: {e}")),
-        };
-        let about: Vec<String> = list
-            .items
-            .iter()
-            .filter(|e| {
-                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("example-com")
-                    && e.reporting_controller.as_deref() == Some("certweave.io/controller")
-            })
-            .map(|e| {
-                format!(
-                    "{} {}: {}",
-                    e.type_.as_deref().unwrap_or("-"),
-                    e.reason.as_deref().unwrap_or("-"),
-                    e.note.as_deref().unwrap_or("-")
-                )
-            })
-            .collect();
+        let about = self.events_about("example-com").await;
         if !about.iter().any(|e| e.starts_with("Normal Issued")) {
             self.fail(&format!(
                 "the API server should hold certweave's Events about Certificate \
@@ -283,6 +263,31 @@ impl E2e {
             about.len(),
             about[0]
         ));
+    }
+
+    /// certweave's Events about the Certificate `name`, read back from the
+    /// API server as `kubectl describe` shows them: "TYPE REASON: NOTE".
+    async fn events_about(&self, name: &str) -> Vec<String> {
+        let events: Api<k8s_openapi::api::events::v1::Event> = self.api(NS);
+        let list = match events.list(&Default::default()).await {
+            Ok(list) => list,
+            Err(e) => self.fail(&format!("list Events in {NS}: {e}")),
+        };
+        list.items
+            .iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                    && e.reporting_controller.as_deref() == Some("certweave.io/controller")
+            })
+            .map(|e| {
+                format!(
+                    "{} {}: {}",
+                    e.type_.as_deref().unwrap_or("-"),
+                    e.reason.as_deref().unwrap_or("-"),
+                    e.note.as_deref().unwrap_or("-")
+                )
+            })
+            .collect()
     }
 
     /// Fails the test with `message` and the logs that explain it.
@@ -1240,9 +1245,22 @@ async fn conformance(e2e: &E2e) {
             refused.failed_issuance_attempts, later.failed_issuance_attempts
         ));
     }
+    let warnings: Vec<String> = e2e
+        .events_about("acme-is-ca")
+        .await
+        .into_iter()
+        .filter(|e| e.starts_with("Warning") && e.contains("isCA"))
+        .collect();
+    if warnings.is_empty() || warnings.len() > 2 {
+        e2e.fail(&format!(
+            "a refused ACME isCA request should be told in one Warning Event (two at most), \
+             not in a loop: {warnings:?}"
+        ));
+    }
     say(&format!(
-        "[6/{STEPS}] ACME isCA refused: {}",
-        describe(&later.conditions)
+        "[6/{STEPS}] ACME isCA refused: {}; Event: {}",
+        describe(&later.conditions),
+        warnings[0]
     ));
 }
 
