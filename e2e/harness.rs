@@ -123,7 +123,14 @@ pub struct Process {
 
 impl Process {
     fn spawn(name: &'static str, command: &mut Command, dir: &Path) -> Self {
-        let log = dir.join(format!("{name}.log"));
+        // A second process of the same name keeps the first one's log.
+        let log = (1..)
+            .map(|n| match n {
+                1 => dir.join(format!("{name}.log")),
+                n => dir.join(format!("{name}-{n}.log")),
+            })
+            .find(|path| !path.exists())
+            .unwrap();
         let file = fs::File::create(&log).unwrap();
         let child = command
             .stdin(Stdio::null())
@@ -180,10 +187,17 @@ impl Process {
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
+impl Process {
+    /// Kills the process and waits for it to exit.
+    fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -395,6 +409,19 @@ pub struct Controller {
     pub metrics_url: String,
 }
 
+/// Where the controller's webhook serving certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// `--tls-cert-file`/`--tls-key-file` for 127.0.0.1 from a test CA,
+    /// so the API server can call the webhook by URL.
+    Files,
+    /// None given: the controller keeps its own CA and serving
+    /// certificate in a Secret and patches the CA into the chart's
+    /// MutatingWebhookConfiguration (names for the in-cluster Service,
+    /// so the API server cannot call it by URL here).
+    SelfManaged,
+}
+
 /// The controller's own namespace (the Lease, ClusterIssuer Secrets).
 pub const CONTROLLER_NAMESPACE: &str = "certweave";
 
@@ -403,13 +430,32 @@ impl Controller {
     /// waits for `/readyz` (caches synced). The namespace
     /// [`CONTROLLER_NAMESPACE`] and the CRDs must exist.
     pub async fn start(cluster: &Cluster, kubeconfig: &Path, solver_port: u16) -> Self {
+        Self::start_serving(cluster, kubeconfig, solver_port, Serving::Files).await
+    }
+
+    /// Starts the controller with the given webhook serving certificate.
+    pub async fn start_serving(
+        cluster: &Cluster,
+        kubeconfig: &Path,
+        solver_port: u16,
+        serving: Serving,
+    ) -> Self {
         let dir = cluster.dir();
         let ca = TestCa::new("certweave e2e webhook CA");
-        let (cert, key) = ca.leaf(&["127.0.0.1"]);
-        let cert_file = dir.join("webhook.crt");
-        let key_file = dir.join("webhook.key");
-        fs::write(&cert_file, cert).unwrap();
-        fs::write(&key_file, key).unwrap();
+        let mut serving_args = Vec::new();
+        if serving == Serving::Files {
+            let (cert, key) = ca.leaf(&["127.0.0.1"]);
+            let cert_file = dir.join("webhook.crt");
+            let key_file = dir.join("webhook.key");
+            fs::write(&cert_file, cert).unwrap();
+            fs::write(&key_file, key).unwrap();
+            serving_args.extend([
+                "--tls-cert-file".into(),
+                cert_file.into_os_string(),
+                "--tls-key-file".into(),
+                key_file.into_os_string(),
+            ]);
+        }
         let webhook_addr = format!("127.0.0.1:{}", free_port());
         let metrics_addr = format!("127.0.0.1:{}", free_port());
         let mut process = Process::spawn(
@@ -422,10 +468,7 @@ impl Controller {
                 .args(["--webhook-addr", &webhook_addr])
                 .args(["--metrics-addr", &metrics_addr])
                 .args(["--solver-addr", &format!("127.0.0.1:{solver_port}")])
-                .arg("--tls-cert-file")
-                .arg(&cert_file)
-                .arg("--tls-key-file")
-                .arg(&key_file)
+                .args(&serving_args)
                 // Loopback: no EndpointSlice may hold it, so challenges go
                 // without endpoints; Pebble reaches --solver-addr directly.
                 .args(["--identity", "certweave-e2e", "--pod-ip", "127.0.0.1"])
@@ -459,6 +502,12 @@ impl Controller {
 
     pub fn log_tail(&self, lines: usize) -> String {
         self.process.log_tail(lines)
+    }
+
+    /// Stops the controller (its ports and, once it expires, its Lease
+    /// are free again).
+    pub fn stop(&mut self) {
+        self.process.stop();
     }
 
     /// The whole log so far.

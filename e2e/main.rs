@@ -20,6 +20,7 @@ use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -33,7 +34,7 @@ use certweave::api::issuer::{ClusterIssuer, Issuer};
 use certweave::engine::CertificateRequest;
 use certweave::pki::{check_bundle, verify_chain_to_root, CertInfo};
 use chart::Helm;
-use harness::{Assets, Cluster, Controller, CONTROLLER_NAMESPACE};
+use harness::{Assets, Cluster, Controller, Serving, CONTROLLER_NAMESPACE};
 use pebble::{Pebble, PebbleOptions};
 
 /// Where the test's own objects live.
@@ -44,7 +45,7 @@ const ACME_ISSUER: &str = "letsencrypt-staging";
 const SELF_SIGNED: &str = "selfsigned";
 
 /// The numbered steps of [`end_to_end`].
-const STEPS: u32 = 8;
+const STEPS: u32 = 9;
 
 const ISSUER_READY: Duration = Duration::from_secs(60);
 const ISSUED: Duration = Duration::from_secs(90);
@@ -79,7 +80,7 @@ async fn end_to_end() {
         assets.etcd_version()
     ));
     let started = Instant::now();
-    let e2e = E2e::start(&assets).await;
+    let mut e2e = E2e::start(&assets).await;
     e2e.step(
         1,
         "documentation ClusterIssuer (ACME) and Certificate",
@@ -106,10 +107,19 @@ async fn end_to_end() {
     .await;
     e2e.check_metrics().await;
     e2e.check_events().await;
-    e2e.step(7, "helm upgrade and helm uninstall", chart_lifecycle(&e2e))
+    say(&format!(
+        "[7/{STEPS}] self-managed webhook serving certificate and caBundle …"
+    ));
+    let t = Instant::now();
+    e2e.self_managed_serving_certificate().await;
+    say(&format!(
+        "[7/{STEPS}] self-managed webhook serving certificate and caBundle: ok in {:?}",
+        t.elapsed()
+    ));
+    e2e.step(8, "helm upgrade and helm uninstall", chart_lifecycle(&e2e))
         .await;
     e2e.step(
-        8,
+        9,
         "kubectl apply --server-side -k webhook-config/",
         plain_manifests(&e2e),
     )
@@ -288,6 +298,90 @@ impl E2e {
                 )
             })
             .collect()
+    }
+
+    /// Step 7: the controller as the chart runs it by default, without
+    /// serving-certificate files: restarted so, it creates its CA and
+    /// serving certificate in Secret `certweave-webhook-tls` and, as the
+    /// leader, patches that CA into every webhook of the chart's
+    /// configuration, with nothing but the chart's RBAC.
+    async fn self_managed_serving_certificate(&mut self) {
+        self.controller.stop();
+        let token =
+            chart::service_account_token(&self.client, CONTROLLER_NAMESPACE, chart::RELEASE).await;
+        let kubeconfig = self
+            .cluster
+            .kubeconfig_for("certweave-serviceaccount", &token);
+        self.controller = Controller::start_serving(
+            &self.cluster,
+            &kubeconfig,
+            self.pebble.http01_port,
+            Serving::SelfManaged,
+        )
+        .await;
+        let secrets: Api<Secret> = self.api(CONTROLLER_NAMESPACE);
+        let webhooks: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
+        let ca = self
+            .eventually(
+                "Secret certweave/certweave-webhook-tls with the webhook's CA, and that CA \
+                 in every webhook's caBundle",
+                Duration::from_secs(60),
+                || {
+                    let secrets = secrets.clone();
+                    let webhooks = webhooks.clone();
+                    async move {
+                        let secret = secrets
+                            .get_opt("certweave-webhook-tls")
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .ok_or("the Secret does not exist")?;
+                        let ca = data(&secret, "ca.crt").ok_or("the Secret has no ca.crt")?;
+                        let configuration = webhooks
+                            .get(chart::RELEASE)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        for webhook in configuration.webhooks.iter().flatten() {
+                            let bundle = webhook
+                                .client_config
+                                .ca_bundle
+                                .as_ref()
+                                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                                .unwrap_or_default();
+                            if !bundle.contains(ca.trim()) {
+                                return Err(format!(
+                                    "webhook {}: the caBundle does not hold the CA of the Secret yet",
+                                    webhook.name
+                                ));
+                            }
+                        }
+                        Ok(ca)
+                    }
+                },
+            )
+            .await;
+        let (_, leaf) = self
+            .eventually(
+                "the serving certificate in the Secret chains to its CA and names the Service",
+                Duration::from_secs(10),
+                || {
+                    let secrets = secrets.clone();
+                    let ca = ca.clone();
+                    async move {
+                        let secret = secrets
+                            .get("certweave-webhook-tls")
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let leaf =
+                            check_tls_secret(&secret, &["certweave-webhook.certweave.svc"], &ca)?;
+                        Ok((secret, leaf))
+                    }
+                },
+            )
+            .await;
+        say(&format!(
+            "[7/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
+            leaf.dns_names
+        ));
     }
 
     /// Fails the test with `message` and the logs that explain it.
@@ -1264,7 +1358,7 @@ async fn conformance(e2e: &E2e) {
     ));
 }
 
-/// Step 7: `helm upgrade` applies a change of values (the
+/// Step 8: `helm upgrade` applies a change of values (the
 /// PodDisruptionBudget off, a NetworkPolicy on) without leaving the
 /// removed object behind, and `helm uninstall` removes every object of the
 /// release (CRDs excepted, as Helm keeps a chart's `crds/`).
@@ -1307,12 +1401,12 @@ async fn chart_lifecycle(e2e: &E2e) {
         e2e.fail(&format!("helm uninstall left objects behind: {left:?}"));
     }
     say(&format!(
-        "[7/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
+        "[8/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
         before.len()
     ));
 }
 
-/// Step 8: the plain manifests install with `kubectl apply --server-side
+/// Step 9: the plain manifests install with `kubectl apply --server-side
 /// -k` into the same API server (after the release is gone), hold the
 /// same objects as the chart, and `kubectl delete -k` removes them all.
 async fn plain_manifests(e2e: &E2e) {
@@ -1372,7 +1466,7 @@ async fn plain_manifests(e2e: &E2e) {
         ));
     }
     say(&format!(
-        "[8/{STEPS}] {} objects applied server-side and deleted",
+        "[9/{STEPS}] {} objects applied server-side and deleted",
         applied.len()
     ));
 }
