@@ -8,6 +8,8 @@
 
 #[path = "../tests/support/bind9.rs"]
 mod bind9;
+#[path = "../tests/support/crd_cases.rs"]
+mod crd_cases;
 #[path = "../tests/support/pebble.rs"]
 mod pebble;
 
@@ -165,7 +167,11 @@ impl E2e {
             t.elapsed()
         ));
         wait_for_crds(&client).await;
-        say("the chart's CRDs are established; their CEL rules are enforced by the API server");
+        let judged = crd_rules_on_the_api_server(&client).await;
+        say(&format!(
+            "the chart's CRDs are established; the API server judges {judged} objects as \
+             tests/crds.rs does (CEL rules and their messages)"
+        ));
 
         // The controller runs with the chart's ServiceAccount and RBAC.
         let token =
@@ -1024,6 +1030,58 @@ async fn cluster_issuer_ready(e2e: &E2e, name: &str) {
         }
     })
     .await;
+}
+
+/// Every object of `tests/support/crd_cases.rs`, created with dry run:
+/// the API server refuses each refused one with its CEL rule's message and
+/// admits each accepted one, as kube-cel does in `tests/crds.rs`. Returns
+/// how many it judged.
+async fn crd_rules_on_the_api_server(client: &Client) -> usize {
+    use kube::api::{ApiResource, DynamicObject};
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let certificates: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &ApiResource::erase::<Certificate>(&()));
+    let issuers: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::erase::<ClusterIssuer>(&()));
+    let namespaced = |mut object: Value| {
+        object["metadata"]["namespace"] = json!(NS);
+        object
+    };
+    let mut cases: Vec<(&Api<DynamicObject>, Value, Option<&str>)> = Vec::new();
+    for (object, message, _) in crd_cases::refused_certificates() {
+        cases.push((&certificates, namespaced(object), Some(message)));
+    }
+    for object in crd_cases::accepted_certificates() {
+        cases.push((&certificates, namespaced(object), None));
+    }
+    for (object, message, _) in crd_cases::refused_cluster_issuers() {
+        cases.push((&issuers, object, Some(message)));
+    }
+    for object in crd_cases::accepted_cluster_issuers() {
+        cases.push((&issuers, object, None));
+    }
+    let judged = cases.len();
+    for (api, value, refused_with) in cases {
+        let dynamic: DynamicObject = object(value.clone());
+        match (api.create(&dry_run, &dynamic).await, refused_with) {
+            (Ok(_), None) => {}
+            (Err(e), Some(message)) if e.to_string().contains(message) => {}
+            (outcome, expected) => panic!(
+                "the API server should {} {} {}; got {:?}",
+                match expected {
+                    Some(m) => format!("refuse with {m:?}"),
+                    None => "admit".to_owned(),
+                },
+                value["kind"],
+                value["spec"],
+                outcome.map(|_| "admitted")
+            ),
+        }
+    }
+    judged
 }
 
 /// Waits until the CRDs `certweave crds` prints (the chart ships the same

@@ -6,8 +6,14 @@
 //! - names, status subresource and printer columns are cert-manager's;
 //! - every CEL rule compiles, is cheap, and decides as
 //!   `CertificateSpec::plan` / `IssuerSpec::config` do (evaluated here with
-//!   kube-cel, the API server's CEL dialect, since there is no API server);
+//!   kube-cel, the API server's CEL dialect; `e2e/` sends the same objects,
+//!   `tests/support/crd_cases.rs`, to real API servers);
 //! - the cert-manager documentation manifests pass the rules and plan.
+
+#[path = "support/crd_cases.rs"]
+mod crd_cases;
+
+use crd_cases::{certificate_with, yaml, DOCS_CERTIFICATE, DOCS_CLUSTER_ISSUER};
 
 use certweave::api::certificate::{Certificate, SUPPORTED_USAGES};
 use certweave::api::issuer::{ClusterIssuer, Issuer, IssuerConfig};
@@ -327,43 +333,6 @@ fn cel(object: &Value) -> Vec<String> {
     }
 }
 
-fn yaml(text: &str) -> Value {
-    serde_yaml_ng::from_str(text).unwrap()
-}
-
-const DOCS_CERTIFICATE: &str = r#"
-apiVersion: cert-manager.io/v1
-kind: Certificate
-metadata:
-  name: example-com
-  namespace: sandbox
-spec:
-  secretName: example-com-tls
-  dnsNames:
-  - example.com
-  - www.example.com
-  issuerRef:
-    name: letsencrypt-staging
-    kind: ClusterIssuer
-"#;
-
-const DOCS_CLUSTER_ISSUER: &str = r#"
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata:
-  name: letsencrypt-staging
-spec:
-  acme:
-    server: https://acme-staging-v02.api.letsencrypt.org/directory
-    email: user@example.com
-    privateKeySecretRef:
-      name: letsencrypt-staging
-    solvers:
-    - http01:
-        ingress:
-          ingressClassName: nginx
-"#;
-
 #[test]
 fn cert_manager_documentation_manifests_apply_and_plan() {
     let certificate = yaml(DOCS_CERTIFICATE);
@@ -399,74 +368,12 @@ fn cert_manager_documentation_manifests_apply_and_plan() {
     }
 }
 
-/// A Certificate with the documentation spec, changed by `edit`.
-fn certificate_with(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut object = yaml(DOCS_CERTIFICATE);
-    edit(&mut object["spec"]);
-    object
-}
-
-fn cluster_issuer_with(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut object = yaml(DOCS_CLUSTER_ISSUER);
-    edit(&mut object["spec"]);
-    object
-}
-
 /// Each CEL rule refuses what the Rust check refuses, with a message about
 /// the same field. (The Rust checks stay the authority: they also see what
 /// CEL does not, such as DNS syntax and durations.)
 #[test]
 fn cel_rules_agree_with_plan_and_config() {
-    let certificates: Vec<(Value, &str, &str)> = vec![
-        (
-            certificate_with(|s| {
-                s.as_object_mut().unwrap().remove("dnsNames");
-            }),
-            "names no subject",
-            "spec.dnsNames",
-        ),
-        (
-            certificate_with(|s| s["dnsNames"] = json!([])),
-            "names no subject",
-            "spec.dnsNames",
-        ),
-        (
-            certificate_with(|s| {
-                s["renewBefore"] = json!("360h");
-                s["renewBeforePercentage"] = json!(20);
-            }),
-            "spec.renewBefore and spec.renewBeforePercentage",
-            "spec.renewBefore",
-        ),
-        (
-            certificate_with(|s| s["issuerRef"]["kind"] = json!("Vault")),
-            "spec.issuerRef.kind",
-            "spec.issuerRef.kind",
-        ),
-        (
-            certificate_with(|s| {
-                s["issuerRef"]["kind"] = json!("ClusterIssuer ");
-                s["issuerRef"]["group"] = json!("cert-manager.io");
-            }),
-            "spec.issuerRef.kind",
-            "spec.issuerRef.kind",
-        ),
-        (
-            certificate_with(|s| s["privateKey"] = json!({"algorithm": "ECDSA", "size": 521})),
-            "spec.privateKey.size",
-            "spec.privateKey",
-        ),
-        (
-            certificate_with(|s| s["privateKey"] = json!({"algorithm": "RSA", "size": 1024})),
-            "spec.privateKey.size",
-            "spec.privateKey",
-        ),
-        (
-            certificate_with(|s| s["privateKey"] = json!({"size": 384})),
-            "spec.privateKey.size",
-            "spec.privateKey",
-        ),
-    ];
+    let certificates = crd_cases::refused_certificates();
     for (object, cel_message, plan_field) in certificates {
         let refused = cel(&object);
         assert!(
@@ -484,22 +391,7 @@ fn cel_rules_agree_with_plan_and_config() {
     }
 
     // What both accept.
-    for object in [
-        certificate_with(|s| {
-            s.as_object_mut().unwrap().remove("dnsNames");
-            s["commonName"] = json!("example.com");
-        }),
-        certificate_with(|s| s["ipAddresses"] = json!(["10.0.0.1"])),
-        certificate_with(|s| {
-            s["issuerRef"] = json!({"name": "ca", "kind": "Issuer", "group": "cert-manager.io"})
-        }),
-        certificate_with(|s| s["issuerRef"] = json!({"name": "ca", "kind": "", "group": ""})),
-        certificate_with(|s| s["renewBeforePercentage"] = json!(25)),
-        certificate_with(|s| s["privateKey"] = json!({"algorithm": "ECDSA", "size": 384})),
-        certificate_with(|s| s["privateKey"] = json!({"algorithm": "RSA", "size": 4096})),
-        certificate_with(|s| s["privateKey"] = json!({"algorithm": "Ed25519", "size": 256})),
-        certificate_with(|s| s["privateKey"] = json!({"rotationPolicy": "Never"})),
-    ] {
+    for object in crd_cases::accepted_certificates() {
         assert_eq!(cel(&object), Vec::<String>::new(), "{}", object["spec"]);
         let typed: Certificate = serde_json::from_value(object.clone()).unwrap();
         typed
@@ -508,65 +400,7 @@ fn cel_rules_agree_with_plan_and_config() {
             .unwrap_or_else(|e| panic!("{}: {e:?}", object["spec"]));
     }
 
-    let issuers: Vec<(Value, &str, &str)> = vec![
-        (
-            cluster_issuer_with(|s| s["selfSigned"] = json!({})),
-            "exactly one of acme, ca or selfSigned",
-            "spec",
-        ),
-        (
-            cluster_issuer_with(|s| {
-                s.as_object_mut().unwrap().remove("acme");
-            }),
-            "exactly one of acme, ca or selfSigned",
-            "spec",
-        ),
-        (
-            cluster_issuer_with(|s| s["acme"]["solvers"] = json!([])),
-            "spec.acme.solvers",
-            "spec.acme.solvers",
-        ),
-        (
-            cluster_issuer_with(|s| {
-                s["acme"].as_object_mut().unwrap().remove("solvers");
-            }),
-            "spec.acme.solvers",
-            "spec.acme.solvers",
-        ),
-        (
-            cluster_issuer_with(|s| s["acme"]["server"] = json!("acme-v02.api.letsencrypt.org")),
-            "spec.acme.server",
-            "spec.acme.server",
-        ),
-        (
-            cluster_issuer_with(|s| {
-                s["acme"]["solvers"] = json!([{
-                    "http01": {"ingress": {"ingressClassName": "nginx"}},
-                    "dns01": {"rfc2136": {"nameserver": "10.0.0.53"}},
-                }])
-            }),
-            "exactly one of http01 or dns01",
-            "spec.acme.solvers[0]",
-        ),
-        (
-            cluster_issuer_with(|s| s["acme"]["solvers"] = json!([{"selector": {}}])),
-            "exactly one of http01 or dns01",
-            "spec.acme.solvers[0]",
-        ),
-        (
-            cluster_issuer_with(|s| {
-                s["acme"]["solvers"] = json!([{"http01": {"ingress": {"ingressClassName": "nginx", "class": "nginx"}}}])
-            }),
-            "spec.acme.solvers[].http01.ingress",
-            "spec.acme.solvers[0].http01.ingress",
-        ),
-        (
-            // A cert-manager provider certweave lacks: pruned to `dns01: {}`.
-            cluster_issuer_with(|s| s["acme"]["solvers"] = json!([{"dns01": {}}])),
-            "spec.acme.solvers[].dns01",
-            "spec.acme.solvers[0].dns01",
-        ),
-    ];
+    let issuers = crd_cases::refused_cluster_issuers();
     for (object, cel_message, config_field) in issuers {
         let refused = cel(&object);
         assert!(
@@ -579,18 +413,7 @@ fn cel_rules_agree_with_plan_and_config() {
         assert_eq!(error.field, config_field, "{}: {error}", object["spec"]);
     }
 
-    for object in [
-        cluster_issuer_with(|s| {
-            s["acme"]["solvers"] = json!([
-                {"selector": {"dnsZones": ["internal.example"]},
-                 "dns01": {"rfc2136": {"nameserver": "10.0.0.53:53", "tsigKeyName": "k"}}},
-                {"http01": {"ingress": {"class": "traefik"}}},
-                {"http01": {"ingress": {"name": "web"}}},
-                {"http01": {}},
-            ])
-        }),
-        cluster_issuer_with(|s| s["acme"]["server"] = json!("http://127.0.0.1:14000/dir")),
-    ] {
+    for object in crd_cases::accepted_cluster_issuers() {
         assert_eq!(cel(&object), Vec::<String>::new(), "{}", object["spec"]);
         let typed: ClusterIssuer = serde_json::from_value(object.clone()).unwrap();
         typed

@@ -1,0 +1,215 @@
+//! Certificates and ClusterIssuers the CRDs' CEL rules must refuse (with
+//! the message naming the field) or accept, shared by `tests/crds.rs`
+//! (kube-cel, and the Rust checks `plan`/`config`) and `e2e/` (the real
+//! API server), so both judge the same objects.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+
+pub fn yaml(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+pub const DOCS_CERTIFICATE: &str = r#"
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: example-com
+  namespace: sandbox
+spec:
+  secretName: example-com-tls
+  dnsNames:
+  - example.com
+  - www.example.com
+  issuerRef:
+    name: letsencrypt-staging
+    kind: ClusterIssuer
+"#;
+
+pub const DOCS_CLUSTER_ISSUER: &str = r#"
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: letsencrypt-staging
+spec:
+  acme:
+    server: https://acme-staging-v02.api.letsencrypt.org/directory
+    email: user@example.com
+    privateKeySecretRef:
+      name: letsencrypt-staging
+    solvers:
+    - http01:
+        ingress:
+          ingressClassName: nginx
+"#;
+
+/// A Certificate with the documentation spec, changed by `edit`.
+pub fn certificate_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut object = yaml(DOCS_CERTIFICATE);
+    edit(&mut object["spec"]);
+    object
+}
+
+pub fn cluster_issuer_with(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut object = yaml(DOCS_CLUSTER_ISSUER);
+    edit(&mut object["spec"]);
+    object
+}
+
+/// A refused object, the message CEL refuses it with, and the field the
+/// Rust check names.
+pub type Refused = (Value, &'static str, &'static str);
+
+/// Certificates the rules refuse.
+pub fn refused_certificates() -> Vec<Refused> {
+    vec![
+        (
+            certificate_with(|s| {
+                s.as_object_mut().unwrap().remove("dnsNames");
+            }),
+            "names no subject",
+            "spec.dnsNames",
+        ),
+        (
+            certificate_with(|s| s["dnsNames"] = json!([])),
+            "names no subject",
+            "spec.dnsNames",
+        ),
+        (
+            certificate_with(|s| {
+                s["renewBefore"] = json!("360h");
+                s["renewBeforePercentage"] = json!(20);
+            }),
+            "spec.renewBefore and spec.renewBeforePercentage",
+            "spec.renewBefore",
+        ),
+        (
+            certificate_with(|s| s["issuerRef"]["kind"] = json!("Vault")),
+            "spec.issuerRef.kind",
+            "spec.issuerRef.kind",
+        ),
+        (
+            certificate_with(|s| {
+                s["issuerRef"]["kind"] = json!("ClusterIssuer ");
+                s["issuerRef"]["group"] = json!("cert-manager.io");
+            }),
+            "spec.issuerRef.kind",
+            "spec.issuerRef.kind",
+        ),
+        (
+            certificate_with(|s| s["privateKey"] = json!({"algorithm": "ECDSA", "size": 521})),
+            "spec.privateKey.size",
+            "spec.privateKey",
+        ),
+        (
+            certificate_with(|s| s["privateKey"] = json!({"algorithm": "RSA", "size": 1024})),
+            "spec.privateKey.size",
+            "spec.privateKey",
+        ),
+        (
+            certificate_with(|s| s["privateKey"] = json!({"size": 384})),
+            "spec.privateKey.size",
+            "spec.privateKey",
+        ),
+    ]
+}
+
+/// Certificates the rules accept.
+pub fn accepted_certificates() -> Vec<Value> {
+    vec![
+        certificate_with(|s| {
+            s.as_object_mut().unwrap().remove("dnsNames");
+            s["commonName"] = json!("example.com");
+        }),
+        certificate_with(|s| s["ipAddresses"] = json!(["10.0.0.1"])),
+        certificate_with(|s| {
+            s["issuerRef"] = json!({"name": "ca", "kind": "Issuer", "group": "cert-manager.io"})
+        }),
+        certificate_with(|s| s["issuerRef"] = json!({"name": "ca", "kind": "", "group": ""})),
+        certificate_with(|s| s["renewBeforePercentage"] = json!(25)),
+        certificate_with(|s| s["privateKey"] = json!({"algorithm": "ECDSA", "size": 384})),
+        certificate_with(|s| s["privateKey"] = json!({"algorithm": "RSA", "size": 4096})),
+        certificate_with(|s| s["privateKey"] = json!({"algorithm": "Ed25519", "size": 256})),
+        certificate_with(|s| s["privateKey"] = json!({"rotationPolicy": "Never"})),
+    ]
+}
+
+/// ClusterIssuers the rules refuse.
+pub fn refused_cluster_issuers() -> Vec<Refused> {
+    vec![
+        (
+            cluster_issuer_with(|s| s["selfSigned"] = json!({})),
+            "exactly one of acme, ca or selfSigned",
+            "spec",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s.as_object_mut().unwrap().remove("acme");
+            }),
+            "exactly one of acme, ca or selfSigned",
+            "spec",
+        ),
+        (
+            cluster_issuer_with(|s| s["acme"]["solvers"] = json!([])),
+            "spec.acme.solvers",
+            "spec.acme.solvers",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"].as_object_mut().unwrap().remove("solvers");
+            }),
+            "spec.acme.solvers",
+            "spec.acme.solvers",
+        ),
+        (
+            cluster_issuer_with(|s| s["acme"]["server"] = json!("acme-v02.api.letsencrypt.org")),
+            "spec.acme.server",
+            "spec.acme.server",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] = json!([{
+                    "http01": {"ingress": {"ingressClassName": "nginx"}},
+                    "dns01": {"rfc2136": {"nameserver": "10.0.0.53"}},
+                }])
+            }),
+            "exactly one of http01 or dns01",
+            "spec.acme.solvers[0]",
+        ),
+        (
+            cluster_issuer_with(|s| s["acme"]["solvers"] = json!([{"selector": {}}])),
+            "exactly one of http01 or dns01",
+            "spec.acme.solvers[0]",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] = json!([{"http01": {"ingress": {"ingressClassName": "nginx", "class": "nginx"}}}])
+            }),
+            "spec.acme.solvers[].http01.ingress",
+            "spec.acme.solvers[0].http01.ingress",
+        ),
+        (
+            // A cert-manager provider certweave lacks: pruned to `dns01: {}`.
+            cluster_issuer_with(|s| s["acme"]["solvers"] = json!([{"dns01": {}}])),
+            "spec.acme.solvers[].dns01",
+            "spec.acme.solvers[0].dns01",
+        ),
+    ]
+}
+
+/// ClusterIssuers the rules accept.
+pub fn accepted_cluster_issuers() -> Vec<Value> {
+    vec![
+        cluster_issuer_with(|s| {
+            s["acme"]["solvers"] = json!([
+                {"selector": {"dnsZones": ["internal.example"]},
+                 "dns01": {"rfc2136": {"nameserver": "10.0.0.53:53", "tsigKeyName": "k"}}},
+                {"http01": {"ingress": {"class": "traefik"}}},
+                {"http01": {"ingress": {"name": "web"}}},
+                {"http01": {}},
+            ])
+        }),
+        cluster_issuer_with(|s| s["acme"]["server"] = json!("http://127.0.0.1:14000/dir")),
+    ]
+}
