@@ -5,8 +5,9 @@
 #
 #   bash benches/issue_vs_lego.sh [N]        (default N=10)
 #
-# Needs pebble, pebble-challtestsrv and lego (Debian packages; .ci/test.sh
-# installs them) and openssl. Uses the release binary (built if missing),
+# Needs pebble and pebble-challtestsrv 2.10 (bash e2e/assets.sh builds them;
+# eval "$(bash e2e/assets.sh --print)" puts them on PATH), lego (Debian
+# package) and openssl. Uses the release binary (built if missing),
 # or CERTWEAVE_BIN. Everything listens on 127.0.0.1 and is stopped on exit;
 # each client process is limited to 60 s, so the run stays within minutes
 # even if something hangs.
