@@ -1,126 +1,115 @@
 #!/usr/bin/env bash
-# Controller memory with many managed certificates among many unrelated
-# Secrets, against the in-memory API server (benches/support/fake_apiserver.py).
+# Controller memory and time to issue many certificates among many
+# unrelated Secrets, against a REAL kube-apiserver + etcd on loopback
+# (benches/lib/kube-env.sh), for certweave and - when its binary is there -
+# cert-manager's controller, one after the other, each against a FRESH etcd
+# and API server (never both at once).
 #
-#   1. idle: the controller against an empty API server (lease held, caches
-#      synced, nothing to manage);
-#   2. loaded: CERTS Certificates across NAMESPACES namespaces, issued by a CA
-#      ClusterIssuer (ECDSA P-256 keys), plus SECRETS unrelated Opaque Secrets
-#      of ~1 KiB each carrying no certweave label. The controller starts after
-#      everything is stored, issues every Certificate (timed until the API
-#      server counts them all Ready), then VmRSS is sampled every second for
-#      SAMPLE_SECONDS while /metrics is scraped every SCRAPE_EVERY seconds
-#      (a scrape renders five series per Certificate); VmHWM is the peak
-#      over the whole run.
+# Per controller:
+#   1. idle: the controller against an empty cluster (its CRDs, namespace
+#      certweave; caches synced, nothing to manage): VmRSS averaged over
+#      10 s, 5 s after it is ready;
+#   2. preload (timed, before the controller starts): NAMESPACES namespaces,
+#      SECRETS unrelated Opaque Secrets of ~1 KiB each (no label anyone
+#      selects on), the CA Secret + ClusterIssuer bench-ca (spec.ca, ECDSA
+#      P-256 CA made by openssl) and CERTS Certificates issued by it (ECDSA
+#      P-256 keys, one DNS name each), POSTed by benches/support/kube_load.py
+#      with CONCURRENCY connections;
+#   3. loaded: the controller starts; the clock runs until a LIST+WATCH of
+#      Certificates counts all CERTS Ready=True; then VmRSS is sampled every
+#      second for SAMPLE_SECONDS while /metrics is scraped every SCRAPE_EVERY
+#      seconds; VmHWM (/proc/PID/status) is the peak over the whole run,
+#      issuance included.
 #
-# For scale, it also prints the API server's own RSS (Python, holding every
-# object) and the size of the unrelated Secrets as compact JSON: a lower
-# bound on what caching every Secret would cost.
+# certweave: `certweave controller --leader-elect` with an admin kubeconfig.
+# cert-manager: CERT_MANAGER_BIN (default
+# ~/.cache/certweave-e2e/tools/cert-manager-v1.21.2/cert-manager-controller),
+# a launcher for cert-manager v1.21.2's controllers built from its module
+# (main.go beside the binary says what it runs: the default controllers, 5
+# workers, SecretsFilteredCaching on, no leader election, no Venafi), with
+# the CRDs of its Helm chart (rendered with helm) or deploy/crds from the
+# module in ~/go/pkg/mod. Without the binary its column says why.
 #
 # Usage: benches/controller_memory.sh            (cargo build --release first)
 # Env:   CERTWEAVE_BIN (default target/release/certweave), CERTS=10000,
-#        SECRETS=90000, NAMESPACES=100, SAMPLE_SECONDS=30, SCRAPE_EVERY=10,
-#        ISSUE_TIMEOUT=900,
-#        KEEP=1 keeps the work directory (logs, preload file).
-# Needs: python3 (3.11+), openssl, curl.
+#        SECRETS=90000, NAMESPACES=100, CONCURRENCY=24, SAMPLE_SECONDS=30,
+#        SCRAPE_EVERY=10, ISSUE_TIMEOUT=1800 (s per controller),
+#        CERT_MANAGER=0 skips cert-manager, CERT_MANAGER_BIN,
+#        CERT_MANAGER_CRDS (a CRD manifest file), KUBE_ASSETS, KUBECTL
+#        (see benches/lib/kube-env.sh), KEEP=1 keeps the work directory.
+# Needs: etcd + kube-apiserver + kubectl (bash e2e/assets.sh), python3,
+#        openssl, curl; helm for cert-manager's chart CRDs (optional).
+# shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CERTWEAVE_BIN:-$ROOT/target/release/certweave}
-FAKE=$ROOT/benches/support/fake_apiserver.py
 CERTS=${CERTS:-10000}
 SECRETS=${SECRETS:-90000}
 NAMESPACES=${NAMESPACES:-100}
+CONCURRENCY=${CONCURRENCY:-24}
 SAMPLE_SECONDS=${SAMPLE_SECONDS:-30}
-ISSUE_TIMEOUT=${ISSUE_TIMEOUT:-900}
 SCRAPE_EVERY=${SCRAPE_EVERY:-10}
+ISSUE_TIMEOUT=${ISSUE_TIMEOUT:-1800}
+CM_VERSION=v1.21.2
+CERT_MANAGER_BIN=${CERT_MANAGER_BIN:-$HOME/.cache/certweave-e2e/tools/cert-manager-$CM_VERSION/cert-manager-controller}
+LOADER=$ROOT/benches/support/kube_load.py
 
-for tool in python3 openssl curl; do
-    command -v "$tool" >/dev/null || { echo "controller_memory: $tool is required" >&2; exit 1; }
-done
+# shellcheck source=lib/kube-env.sh
+. "$ROOT/benches/lib/kube-env.sh"
+require_kube
 [ -x "$BIN" ] || { echo "controller_memory: $BIN not found; run cargo build --release" >&2; exit 1; }
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [ "${KEEP:-}" = 1 ]; then echo "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+RUN_START=$(date +%s)
 
 kib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 proc_kib() { awk -v f="$2" '$1 == f":" { print $2 }' "/proc/$1/status"; }
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# Starts the API server (optionally preloaded); sets API and API_PID.
-start_apiserver() {
-    local name=$1; shift
-    python3 "$FAKE" --port 0 "$@" >"$WORK/$name.port" 2>"$WORK/$name.apiserver.log" &
-    API_PID=$!
-    PIDS+=("$API_PID")
-    local port=""
-    for _ in $(seq 1 1200); do
-        port=$(head -n1 "$WORK/$name.port" 2>/dev/null || true)
-        [ -n "$port" ] && break
-        kill -0 "$API_PID" 2>/dev/null || { cat "$WORK/$name.apiserver.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    [ -n "$port" ] || { echo "the API server did not start" >&2; exit 1; }
-    API=http://127.0.0.1:$port
-    cat >"$WORK/$name.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-current-context: fake
-clusters:
-- name: fake
-  cluster:
-    server: $API
-users:
-- name: fake
-  user:
-    token: fake-token
-contexts:
-- name: fake
-  context:
-    cluster: fake
-    user: fake
-EOF
-}
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# Starts the controller against the current API server; sets CTL_PID, METRICS.
+# start_controller IMPL NAME: starts certweave or cert-manager against the
+# current cluster; sets CTL_PID, METRICS, CTL_LOG.
 start_controller() {
-    local name=$1 port
-    port=$(free_port)
+    local port
+    port=$(kube_free_port)
     METRICS=http://127.0.0.1:$port
-    RUST_LOG=${RUST_LOG:-warn} "$BIN" controller --kubeconfig "$WORK/$name.kubeconfig" \
-        --namespace certweave --identity bench --pod-ip 127.0.0.1 --leader-elect \
-        --webhook-addr 127.0.0.1:0 --solver-addr 127.0.0.1:0 --metrics-addr "127.0.0.1:$port" \
-        >"$WORK/$name.controller.log" 2>&1 &
+    CTL_LOG=$WORK/$1.$2.log
+    case $1 in
+        certweave)
+            RUST_LOG=${RUST_LOG:-warn} "$BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
+                --namespace certweave --identity bench --pod-ip 127.0.0.1 --leader-elect \
+                --webhook-addr 127.0.0.1:0 --solver-addr 127.0.0.1:0 --metrics-addr "127.0.0.1:$port" \
+                >"$CTL_LOG" 2>&1 &
+            ;;
+        cert-manager)
+            "$CERT_MANAGER_BIN" --kubeconfig "$KUBECONFIG_FILE" --cluster-resource-namespace certweave \
+                --metrics-listen-address "127.0.0.1:$port" >"$CTL_LOG" 2>&1 &
+            ;;
+    esac
     CTL_PID=$!
     PIDS+=("$CTL_PID")
 }
 
+# Ready: certweave's /readyz (caches synced); cert-manager's launcher has no
+# readiness endpoint, so /metrics answering (informers started) stands in.
 wait_ready() {
-    for _ in $(seq 1 600); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$METRICS/readyz")" = 200 ] && return 0
-        kill -0 "$CTL_PID" 2>/dev/null || { cat "$WORK/$1.controller.log" >&2; exit 1; }
+    local path=/readyz
+    [ "$1" = cert-manager ] && path=/metrics
+    for _ in $(seq 1 1200); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "$METRICS$path")" = 200 ] && return 0
+        kill -0 "$CTL_PID" 2>/dev/null || { tail -n 30 "$CTL_LOG" >&2; exit 1; }
         sleep 0.1
     done
-    echo "the controller never became ready" >&2; exit 1
+    echo "$1 never became ready" >&2; tail -n 30 "$CTL_LOG" >&2; exit 1
 }
-
-stat_field() { curl -s "$API/_fake/stats" | python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 
 # Samples VmRSS every second for $1 seconds, scraping /metrics every
 # SCRAPE_EVERY seconds as Prometheus would; sets RSS_AVG, RSS_MAX (KiB) and
 # METRICS_BYTES (the last scrape's size).
 sample_rss() {
     local sum=0 n=0 max=0 rss
+    METRICS_BYTES=0
     for i in $(seq 1 "$1"); do
         if [ $(((i - 1) % SCRAPE_EVERY)) = 0 ]; then
-            METRICS_BYTES=$(curl -s -o /dev/null -w '%{size_download}' "$METRICS/metrics")
+            METRICS_BYTES=$(curl -s --max-time 10 -o /dev/null -w '%{size_download}' "$METRICS/metrics")
         fi
         rss=$(proc_kib "$CTL_PID" VmRSS)
         sum=$((sum + rss)); n=$((n + 1)); [ "$rss" -gt "$max" ] && max=$rss
@@ -130,114 +119,134 @@ sample_rss() {
 }
 
 stop_controller() {
-    kill -TERM "$CTL_PID"
+    kill -TERM "$CTL_PID" 2>/dev/null || true
     local code=0
+    for _ in $(seq 1 150); do kill -0 "$CTL_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$CTL_PID" 2>/dev/null && echo "warning: $1 did not stop within 15 s of SIGTERM" >&2
     wait "$CTL_PID" || code=$?
-    [ "$code" = 0 ] || echo "warning: the controller exited with $code after SIGTERM" >&2
+    [ "$code" = 0 ] || [ "$code" = 143 ] || echo "warning: $1 exited with $code after SIGTERM" >&2
 }
 
-# --- 1. idle -------------------------------------------------------------------
-echo "== idle: empty API server"
-start_apiserver idle
-start_controller idle
-wait_ready idle
-for _ in $(seq 1 100); do
-    [ -n "$(curl -s "$API/apis/coordination.k8s.io/v1/namespaces/certweave/leases/certweave-controller" | grep -o '"holderIdentity":"bench"')" ] && break
-    sleep 0.1
-done
-sleep 5
-sample_rss 10
-IDLE_RSS=$RSS_AVG
-IDLE_HWM=$(proc_kib "$CTL_PID" VmHWM)
-stop_controller
-kill "$API_PID"
+# The CRDs each controller serves.
+crds_for() {
+    case $1 in
+        certweave) "$BIN" crds >"$WORK/certweave.crds.yaml"; echo "$WORK/certweave.crds.yaml" ;;
+        cert-manager)
+            if [ -n "${CERT_MANAGER_CRDS:-}" ]; then echo "$CERT_MANAGER_CRDS"; return; fi
+            local mod=$HOME/go/pkg/mod/github.com/cert-manager/cert-manager@$CM_VERSION helm=$HOME/.cache/certweave-e2e/bin/helm
+            if [ -x "$helm" ] && [ -d "$mod/deploy/charts/cert-manager" ]; then
+                cp -r "$mod/deploy/charts/cert-manager" "$WORK/cm-chart" && chmod -R u+w "$WORK/cm-chart"
+                "$helm" template cm "$WORK/cm-chart" --set crds.enabled=true \
+                    --show-only templates/crd-acme.cert-manager.io_challenges.yaml \
+                    --show-only templates/crd-acme.cert-manager.io_orders.yaml \
+                    --show-only templates/crd-cert-manager.io_certificaterequests.yaml \
+                    --show-only templates/crd-cert-manager.io_certificates.yaml \
+                    --show-only templates/crd-cert-manager.io_clusterissuers.yaml \
+                    --show-only templates/crd-cert-manager.io_issuers.yaml >"$WORK/cm.crds.yaml"
+            else
+                cat "$mod"/deploy/crds/*.yaml >"$WORK/cm.crds.yaml"
+            fi
+            echo "$WORK/cm.crds.yaml" ;;
+    esac
+}
 
-# --- 2. loaded -----------------------------------------------------------------
-echo "== loaded: generating $CERTS Certificates in $NAMESPACES namespaces and $SECRETS unrelated Secrets"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
-    -subj "/CN=certweave bench CA" -addext basicConstraints=critical,CA:TRUE \
+    -subj "/CN=bench CA" -addext basicConstraints=critical,CA:TRUE \
     -addext keyUsage=critical,keyCertSign,cRLSign \
     -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
-SECRET_JSON_BYTES=$(python3 - "$WORK" "$CERTS" "$SECRETS" "$NAMESPACES" <<'EOF'
-import base64, json, os, sys
-work, certs, secrets, namespaces = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-b64 = lambda b: base64.b64encode(b).decode()
-dump = lambda o: json.dumps(o, separators=(",", ":"))
-secret_bytes = 0
-with open(f"{work}/preload.ndjson", "w") as out:
-    ca = lambda name: open(f"{work}/ca.{name}", "rb").read()
-    out.write(dump({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                    "metadata": {"name": "bench-ca", "namespace": "certweave"},
-                    "data": {"tls.crt": b64(ca("crt")), "tls.key": b64(ca("key"))}}) + "\n")
-    out.write(dump({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
-                    "metadata": {"name": "bench-ca"}, "spec": {"ca": {"secretName": "bench-ca"}}}) + "\n")
-    for i in range(certs):
-        ns = f"team-{i % namespaces:03d}"
-        out.write(dump({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-                        "metadata": {"name": f"app-{i:05d}", "namespace": ns},
-                        "spec": {"secretName": f"app-{i:05d}-tls", "dnsNames": [f"app-{i:05d}.{ns}.example.com"],
-                                 "privateKey": {"algorithm": "ECDSA", "size": 256},
-                                 "issuerRef": {"name": "bench-ca", "kind": "ClusterIssuer"}}}) + "\n")
-    for i in range(secrets):
-        line = dump({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                     "metadata": {"name": f"unrelated-{i:05d}", "namespace": f"team-{i % namespaces:03d}",
-                                  "labels": {"app": f"svc-{i % 500}"}},
-                     "data": {"config": b64(os.urandom(768))}}) + "\n"
-        secret_bytes += len(line) - 1
-        out.write(line)
-print(secret_bytes)
-EOF
-)
-start_apiserver loaded --preload "$WORK/preload.ndjson"
-APISERVER_RSS=$(proc_kib "$API_PID" VmRSS)
-echo "   API server holds $(stat_field "['objects']") ($(kib "$APISERVER_RSS") RSS)"
 
-start_controller loaded
-START=$(date +%s.%N)
-wait_ready loaded
-READY_AT=$(date +%s.%N)
-echo "== issuing $CERTS certificates"
-ready=0
-while :; do
-    ready=$(stat_field "['readyCertificates']")
-    [ "$ready" -ge "$CERTS" ] && break
-    kill -0 "$CTL_PID" 2>/dev/null || { tail -n 50 "$WORK/loaded.controller.log" >&2; exit 1; }
-    if awk -v s="$START" -v now="$(date +%s.%N)" -v t="$ISSUE_TIMEOUT" 'BEGIN { exit !(now - s > t) }'; then
-        echo "timed out: $ready of $CERTS Ready after ${ISSUE_TIMEOUT}s" >&2
-        tail -n 50 "$WORK/loaded.controller.log" >&2
+IMPLS=(certweave)
+CM_SKIP=""
+if [ "${CERT_MANAGER:-1}" = 0 ]; then
+    CM_SKIP="not measured (CERT_MANAGER=0)"
+elif [ ! -x "$CERT_MANAGER_BIN" ]; then
+    CM_SKIP="not measured ($CERT_MANAGER_BIN not found; see the header of this script)"
+else
+    IMPLS+=(cert-manager)
+fi
+
+declare -A R
+for impl in "${IMPLS[@]}"; do
+    echo "== $impl: fresh etcd + kube-apiserver $("$KUBE_ASSETS/kube-apiserver" --version | awk '{print $2}')"
+    start_kube
+    apply_crds "$(crds_for "$impl")"
+    kc create namespace certweave >/dev/null
+
+    echo "== $impl idle: empty cluster"
+    start_controller "$impl" idle
+    T0=$(date +%s.%N)
+    wait_ready "$impl"
+    R[$impl.idle_ready]=$(elapsed "$T0")
+    sleep 5
+    sample_rss 10
+    R[$impl.idle_rss]=$RSS_AVG
+    R[$impl.idle_hwm]=$(proc_kib "$CTL_PID" VmHWM)
+    stop_controller "$impl"
+
+    echo "== $impl preload: $NAMESPACES namespaces, $SECRETS unrelated Secrets, $CERTS Certificates"
+    T0=$(date +%s.%N)
+    KUBE_TOKEN=$KUBE_TOKEN python3 "$LOADER" preload --server "$KUBE_URL" --cacert "$KUBE_CA" \
+        --certs "$CERTS" --secrets "$SECRETS" --namespaces "$NAMESPACES" \
+        --ca-cert "$WORK/ca.crt" --ca-key "$WORK/ca.key" --issuer-namespace certweave \
+        --concurrency "$CONCURRENCY" >"$WORK/$impl.preload.json"
+    R[$impl.preload]=$(elapsed "$T0")
+    R[$impl.preload_detail]=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("Secrets %s s, Certificates %s s" % (d["secrets_seconds"], d["certificates_seconds"]))' "$WORK/$impl.preload.json")
+    R[$impl.secret_bytes]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_json_bytes"])' "$WORK/$impl.preload.json")
+    R[$impl.apiserver_before]=$(proc_kib "$APISERVER_PID" VmRSS)
+
+    echo "== $impl loaded: issuing $CERTS Certificates"
+    start_controller "$impl" loaded
+    T0=$(date +%s.%N)
+    if ! KUBE_TOKEN=$KUBE_TOKEN python3 "$LOADER" wait-ready --server "$KUBE_URL" --cacert "$KUBE_CA" \
+        --count "$CERTS" --timeout "$ISSUE_TIMEOUT" --pid "$CTL_PID" >/dev/null; then
+        echo "$impl: not all $CERTS Certificates Ready; the tail of its log:" >&2
+        tail -n 30 "$CTL_LOG" >&2
         exit 1
     fi
-    sleep 1
+    R[$impl.issue]="$(elapsed "$T0") s"
+    echo "   all Ready after ${R[$impl.issue]}; sampling RSS for ${SAMPLE_SECONDS} s"
+    R[$impl.pre_scrape]=$(proc_kib "$CTL_PID" VmRSS)
+    sample_rss "$SAMPLE_SECONDS"
+    R[$impl.loaded_avg]=$RSS_AVG
+    R[$impl.loaded_max]=$RSS_MAX
+    R[$impl.loaded_hwm]=$(proc_kib "$CTL_PID" VmHWM)
+    R[$impl.metrics_bytes]=$METRICS_BYTES
+    R[$impl.warnings]=$(grep -c -E '(WARN|ERROR|^E[0-9]{4} )' "$CTL_LOG" || true)
+    R[$impl.apiserver_after]=$(proc_kib "$APISERVER_PID" VmRSS)
+    R[$impl.tls_secrets]=$(kc get secrets -A --field-selector type=kubernetes.io/tls -o name | wc -l)
+    stop_controller "$impl"
+    R[$impl.etcd_kib]=$(du -sk "$KUBE_DIR/etcd" | cut -f1)
+    stop_kube
 done
-DONE=$(date +%s.%N)
-ISSUE_SECONDS=$(awk -v a="$START" -v b="$DONE" 'BEGIN { printf "%.1f", b - a }')
-SYNC_SECONDS=$(awk -v a="$START" -v b="$READY_AT" 'BEGIN { printf "%.1f", b - a }')
-TLS_SECRETS=$(stat_field "['objects']['secrets']")
-echo "== all $CERTS Ready after ${ISSUE_SECONDS}s; sampling RSS for ${SAMPLE_SECONDS}s"
-PRE_SCRAPE_RSS=$(proc_kib "$CTL_PID" VmRSS)
-sample_rss "$SAMPLE_SECONDS"
-LOADED_AVG=$RSS_AVG
-LOADED_MAX=$RSS_MAX
-LOADED_HWM=$(proc_kib "$CTL_PID" VmHWM)
-APISERVER_RSS_AFTER=$(proc_kib "$API_PID" VmRSS)
-WARNINGS=$(grep -c -E ' (WARN|ERROR) ' "$WORK/loaded.controller.log" || true)
-stop_controller
 
 # --- report --------------------------------------------------------------------
-row() { printf '  %-58s %s\n' "$1" "$2"; }
+col() { if [ -n "$CM_SKIP" ]; then printf '  %-56s %22s\n' "$1" "$2"; else printf '  %-56s %22s %22s\n' "$1" "$2" "$3"; fi; }
+cm() { [ -n "$CM_SKIP" ] && echo "-" || echo "$1"; }
 echo
-echo "certweave controller memory ($BIN; $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
-row "idle RSS (empty API server; avg of 10 s)" "$(kib "$IDLE_RSS")  (target <= 20 MiB)"
-row "idle peak (VmHWM)" "$(kib "$IDLE_HWM")"
-row "RSS with $CERTS certs + $SECRETS Secrets (avg of ${SAMPLE_SECONDS} s)" "$(kib "$LOADED_AVG")  (target <= 100 MiB)"
-row "RSS max sample" "$(kib "$LOADED_MAX")"
-row "RSS once all are Ready, before the first /metrics scrape" "$(kib "$PRE_SCRAPE_RSS")"
-row "peak RSS over the run, issuance included (VmHWM)" "$(kib "$LOADED_HWM")"
-row "start to caches synced (/readyz 200)" "${SYNC_SECONDS} s"
-row "start to all $CERTS Certificates Ready" "${ISSUE_SECONDS} s"
-row "/metrics scrape size" "$(kib $((METRICS_BYTES / 1024)))"
-row "WARN/ERROR lines in the controller log" "$WARNINGS"
+echo "controller memory, real kube-apiserver $("$KUBE_ASSETS/kube-apiserver" --version | awk '{print $2}') + etcd $("$KUBE_ASSETS/etcd" --version | awk 'NR==1{print $3}') ($(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+col "" "$("$BIN" --version)" "cert-manager $CM_VERSION"
+col "idle RSS (empty cluster, avg of 10 s)" "$(kib "${R[certweave.idle_rss]}")" "$(cm "$(kib "${R[cert-manager.idle_rss]:-0}")")"
+col "idle peak (VmHWM)" "$(kib "${R[certweave.idle_hwm]}")" "$(cm "$(kib "${R[cert-manager.idle_hwm]:-0}")")"
+col "start to ready, empty cluster" "${R[certweave.idle_ready]} s" "$(cm "${R[cert-manager.idle_ready]:-} s")"
+col "preload: $SECRETS Secrets + $CERTS Certificates" "${R[certweave.preload]} s" "$(cm "${R[cert-manager.preload]:-} s")"
+col "start to all $CERTS Certificates Ready" "${R[certweave.issue]}" "$(cm "${R[cert-manager.issue]:-}")"
+col "peak RSS over the loaded run (VmHWM)  [goal <= 100 MiB]" "$(kib "${R[certweave.loaded_hwm]}")" "$(cm "$(kib "${R[cert-manager.loaded_hwm]:-0}")")"
+col "RSS once all Ready, before the first scrape" "$(kib "${R[certweave.pre_scrape]}")" "$(cm "$(kib "${R[cert-manager.pre_scrape]:-0}")")"
+col "RSS avg / max of ${SAMPLE_SECONDS} s with /metrics scrapes" "$(kib "${R[certweave.loaded_avg]}") / $(kib "${R[certweave.loaded_max]}")" \
+    "$(cm "$(kib "${R[cert-manager.loaded_avg]:-0}") / $(kib "${R[cert-manager.loaded_max]:-0}")")"
+col "/metrics scrape size" "$(kib $((${R[certweave.metrics_bytes]} / 1024)))" "$(cm "$(kib $((${R[cert-manager.metrics_bytes]:-0} / 1024)))")"
+col "kubernetes.io/tls Secrets at the end" "${R[certweave.tls_secrets]}" "$(cm "${R[cert-manager.tls_secrets]:-}")"
+col "WARN/ERROR lines in the controller log" "${R[certweave.warnings]}" "$(cm "${R[cert-manager.warnings]:-}")"
 echo "  for scale:"
-row "API server RSS (Python, all objects; before / after)" "$(kib "$APISERVER_RSS") / $(kib "$APISERVER_RSS_AFTER")"
-row "the $SECRETS unrelated Secrets as compact JSON" "$(kib $((SECRET_JSON_BYTES / 1024)))"
-row "Secrets in the API server at the end (all kinds)" "$TLS_SECRETS"
+col "kube-apiserver RSS after preload / at the end" "$(kib "${R[certweave.apiserver_before]}") / $(kib "${R[certweave.apiserver_after]}")" \
+    "$(cm "$(kib "${R[cert-manager.apiserver_before]:-0}") / $(kib "${R[cert-manager.apiserver_after]:-0}")")"
+col "etcd data directory at the end" "$(kib "${R[certweave.etcd_kib]}")" "$(cm "$(kib "${R[cert-manager.etcd_kib]:-0}")")"
+col "the $SECRETS unrelated Secrets as compact JSON" "$(kib $((${R[certweave.secret_bytes]} / 1024)))" ""
+echo "  preload detail: certweave run: ${R[certweave.preload_detail]}"
+if [ -n "$CM_SKIP" ]; then
+    echo "cert-manager: $CM_SKIP"
+else
+    echo "  preload detail: cert-manager run: ${R[cert-manager.preload_detail]}"
+fi
+echo "  cert-manager's published figure for 10,000 Certificates: 528 MB"
+echo "wall time: $(( $(date +%s) - RUN_START )) s"
