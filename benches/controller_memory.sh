@@ -23,12 +23,14 @@
 #
 # certweave: `certweave controller --leader-elect` with an admin kubeconfig.
 # cert-manager: CERT_MANAGER_BIN (default
-# ~/.cache/certweave-e2e/tools/cert-manager-v1.21.2/cert-manager-controller),
-# a launcher for cert-manager v1.21.2's controllers built from its module
-# (main.go beside the binary says what it runs: the default controllers, 5
-# workers, SecretsFilteredCaching on, no leader election, no Venafi), with
-# the CRDs of its Helm chart (rendered with helm) or deploy/crds from the
-# module in ~/go/pkg/mod. Without the binary its column says why.
+# ~/.cache/certweave-e2e/tools/cert-manager-v1.21.2/cert-manager-controller,
+# made by `bash benches/support/build-cert-manager.sh`), a launcher for
+# cert-manager v1.21.2's controllers built from its module
+# (benches/support/cert-manager-launcher/main.go says what it runs: the
+# default controllers but Venafi's, 5 workers, SecretsFilteredCaching on, no
+# leader election), with the CRDs of its Helm chart (rendered with helm) or
+# deploy/crds from the module in ~/go/pkg/mod. cert-manager's webhook does
+# not run. Without the binary its column says why.
 #
 # Usage: benches/controller_memory.sh            (cargo build --release first)
 # Env:   CERTWEAVE_BIN (default target/release/certweave), CERTS=10000,
@@ -160,7 +162,7 @@ CM_SKIP=""
 if [ "${CERT_MANAGER:-1}" = 0 ]; then
     CM_SKIP="not measured (CERT_MANAGER=0)"
 elif [ ! -x "$CERT_MANAGER_BIN" ]; then
-    CM_SKIP="not measured ($CERT_MANAGER_BIN not found; see the header of this script)"
+    CM_SKIP="not measured ($CERT_MANAGER_BIN not found; bash benches/support/build-cert-manager.sh makes it)"
 else
     IMPLS+=(cert-manager)
 fi
