@@ -81,14 +81,7 @@ kc create namespace certweave >/dev/null
 kc create namespace shop >/dev/null
 
 # The webhook's serving certificate, from a CA that goes into caBundle.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj "/CN=bench webhook CA" -addext basicConstraints=critical,CA:TRUE \
-  -keyout "$WORK/webhook-ca.key" -out "$WORK/webhook-ca.crt" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-  -keyout "$WORK/webhook.key" -out "$WORK/webhook.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$WORK/webhook.ext"
-openssl x509 -req -in "$WORK/webhook.csr" -CA "$WORK/webhook-ca.crt" -CAkey "$WORK/webhook-ca.key" \
-  -CAcreateserial -days 1 -extfile "$WORK/webhook.ext" -out "$WORK/webhook.crt" 2>/dev/null
+serving_cert "$WORK" webhook "IP:127.0.0.1"
 WEBHOOK_PORT=$(free_port)
 METRICS_PORT=$(free_port)
 RUST_LOG=${RUST_LOG:-info} "$BIN" controller --kubeconfig "$KUBECONFIG_FILE" --namespace certweave \

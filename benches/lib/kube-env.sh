@@ -79,6 +79,21 @@ kube_wait_url() {
   return 1
 }
 
+# serving_cert DIR NAME SANS: a throwaway CA (DIR/NAME-ca.crt, .key) and a
+# serving certificate for SANS (e.g. "IP:127.0.0.1") signed by it
+# (DIR/NAME.crt, DIR/NAME.key); ECDSA P-256, valid for two days.
+serving_cert() {
+  local dir=$1 name=$2 sans=$3
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=bench $name CA" -addext basicConstraints=critical,CA:TRUE \
+    -keyout "$dir/$name-ca.key" -out "$dir/$name-ca.crt" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$dir/$name.key" -out "$dir/$name.csr" 2>/dev/null
+  printf 'subjectAltName=%s\n' "$sans" >"$dir/$name.ext"
+  openssl x509 -req -in "$dir/$name.csr" -CA "$dir/$name-ca.crt" -CAkey "$dir/$name-ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/$name.ext" -out "$dir/$name.crt" 2>/dev/null
+}
+
 start_kube() {
   KUBE_DIR=$WORK/kube.$((${KUBE_GENERATION:-0} + 1))
   KUBE_GENERATION=$((${KUBE_GENERATION:-0} + 1))
@@ -106,18 +121,11 @@ start_kube() {
 
   # Serving certificate, service-account key (PKCS#1: "RSA PRIVATE KEY"),
   # admin token.
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=bench API server CA" -addext basicConstraints=critical,CA:TRUE \
-    -keyout "$KUBE_DIR/ca.key" -out "$KUBE_DIR/ca.crt" 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$KUBE_DIR/apiserver.key" -out "$KUBE_DIR/apiserver.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$KUBE_DIR/san.ext"
-  openssl x509 -req -in "$KUBE_DIR/apiserver.csr" -CA "$KUBE_DIR/ca.crt" -CAkey "$KUBE_DIR/ca.key" \
-    -CAcreateserial -days 2 -extfile "$KUBE_DIR/san.ext" -out "$KUBE_DIR/apiserver.crt" 2>/dev/null
+  serving_cert "$KUBE_DIR" apiserver "IP:127.0.0.1,DNS:localhost"
   openssl genrsa -traditional -out "$KUBE_DIR/service-account.key" 2048 2>/dev/null
   KUBE_TOKEN=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
   printf '%s,admin,admin,system:masters\n' "$KUBE_TOKEN" >"$KUBE_DIR/tokens.csv"
-  KUBE_CA=$KUBE_DIR/ca.crt
+  KUBE_CA=$KUBE_DIR/apiserver-ca.crt
 
   port=$(kube_free_port)
   KUBE_URL=https://127.0.0.1:$port
