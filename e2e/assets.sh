@@ -11,7 +11,9 @@
 #
 # Versions (override with the variables below):
 # - Kubernetes: the chart's floor (kubeVersion >= 1.30; 1.30.14 is the
-#   newest 1.30 patch the module proxy serves) and the newest release served.
+#   newest 1.30 patch the module proxy serves) and the newest release
+#   served; oldest first: kubectl comes from the last, and .ci/test.sh runs
+#   the whole test suite against the last.
 # - etcd 3.6 for both: kube-apiserver 1.30 through 1.37 support it.
 # - Pebble 2.10 (ARI and profiles; Debian's 2.4 has neither), Helm 4.
 #
@@ -29,9 +31,8 @@ ETCD_VERSION="${CERTWEAVE_E2E_ETCD_VERSION:-3.6.17}"
 PEBBLE_VERSION="${CERTWEAVE_E2E_PEBBLE_VERSION:-2.10.3}"
 HELM_VERSION="${CERTWEAVE_E2E_HELM_VERSION:-4.3.2}"
 
+# GOPROXY is Go's own setting (its default is the module proxy).
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
-# Go's own default is the proxy; keep it if the environment says nothing.
-export GOPROXY="${GOPROXY:-https://proxy.golang.org,direct}"
 
 if [ "${1:-}" = "--print" ]; then
   echo "export CERTWEAVE_E2E_CACHE='$CACHE'"
@@ -57,9 +58,10 @@ build() {
   echo "assets: $name: built in $((SECONDS - start)) s"
 }
 
-# A module in $CACHE/work/NAME with the given go.mod body, then `go build`.
-# Built into a temporary name and moved, so a cut build leaves no binary
-# that a later run would take for complete.
+# module_build DIR OUT LDFLAGS PKG VERSION: in the throwaway module DIR,
+# adds PKG at VERSION and builds it to OUT. Built into a temporary name and
+# moved, so a cut build leaves no binary that a later run would take for
+# complete.
 module_build() {
   local dir="$1" out="$2" ldflags="$3" pkg="$4" version="$5"
   (
