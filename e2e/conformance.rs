@@ -5,7 +5,6 @@
 //! common name), the key type, `tls.key` matching `tls.crt`, the chain to
 //! the issuer's root, CA-ness and extended key usages.
 
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -35,14 +34,9 @@ pub struct Case {
     /// The spec without `secretName` and `issuerRef`.
     pub spec: Value,
     pub issuers: Issuers,
-    pub dns_names: Vec<String>,
-    pub ip_addresses: Vec<IpAddr>,
-    pub uris: Vec<String>,
-    pub email_addresses: Vec<String>,
-    /// The leaf's subject common name, when the spec names one.
-    pub common_name: Option<String>,
-    pub key: KeyAlgorithm,
-    pub is_ca: bool,
+    /// What the leaf must say (names, common name, key type, CA flag),
+    /// read from `spec` here, independently of the controller's parsing.
+    pub expected: CertificateRequest,
     /// Extended key usages the leaf must list, and must not.
     pub eku_present: Vec<&'static str>,
     pub eku_absent: Vec<&'static str>,
@@ -58,24 +52,24 @@ impl Case {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         };
+        let mut expected = CertificateRequest::for_dns_names(strings("dnsNames"));
+        expected.ip_addresses = strings("ipAddresses")
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        expected.uris = strings("uris");
+        expected.email_addresses = strings("emailAddresses");
+        expected.common_name = spec["commonName"].as_str().map(str::to_owned);
+        expected.is_ca = spec["isCA"].as_bool().unwrap_or(false);
         // cert-manager's default when the spec names no algorithm: RSA 2048.
-        let key = KeyAlgorithm::from_cert_manager(
+        expected.key_algorithm = KeyAlgorithm::from_cert_manager(
             spec["privateKey"]["algorithm"].as_str().unwrap_or("RSA"),
             spec["privateKey"]["size"].as_u64().map(|s| s as u32),
         )
         .unwrap();
         Self {
             name,
-            dns_names: strings("dnsNames"),
-            ip_addresses: strings("ipAddresses")
-                .iter()
-                .map(|ip| ip.parse().unwrap())
-                .collect(),
-            uris: strings("uris"),
-            email_addresses: strings("emailAddresses"),
-            common_name: spec["commonName"].as_str().map(str::to_owned),
-            key,
-            is_ca: spec["isCA"].as_bool().unwrap_or(false),
+            expected,
             eku_present: vec!["serverAuth"],
             eku_absent: Vec::new(),
             issuers,
@@ -113,12 +107,8 @@ impl Case {
         };
         let chain = data("tls.crt")?;
         let key_pem = data("tls.key")?;
-        let mut request = CertificateRequest::for_dns_names(self.dns_names.iter().cloned());
-        request.ip_addresses = self.ip_addresses.clone();
-        request.uris = self.uris.clone();
-        request.email_addresses = self.email_addresses.clone();
         // Names present, key matching, links verified, valid now.
-        let leaf = check_bundle(&chain, &key_pem, Some(&request), SystemTime::now())
+        let leaf = check_bundle(&chain, &key_pem, Some(&self.expected), SystemTime::now())
             .map_err(|e| format!("tls.crt/tls.key: {e}"))?;
         let root = if root_pem.is_empty() {
             &chain
@@ -127,14 +117,14 @@ impl Case {
         };
         verify_chain_to_root(&chain, root).map_err(|e| format!("chain: {e}"))?;
         let key = PrivateKey::from_pem(&key_pem).map_err(|e| format!("tls.key: {e}"))?;
-        if key.algorithm() != self.key {
+        if key.algorithm() != self.expected.key_algorithm {
             return Err(format!(
                 "tls.key is {:?}, the spec asks for {:?}",
                 key.algorithm(),
-                self.key
+                self.expected.key_algorithm
             ));
         }
-        if let Some(cn) = &self.common_name {
+        if let Some(cn) = &self.expected.common_name {
             if leaf.subject_cn.as_deref() != Some(cn.as_str()) {
                 return Err(format!(
                     "subject CN {:?}, the spec asks for {cn:?}",
@@ -142,10 +132,10 @@ impl Case {
                 ));
             }
         }
-        if leaf.is_ca != self.is_ca {
+        if leaf.is_ca != self.expected.is_ca {
             return Err(format!(
                 "isCA {} in the certificate, {} in the spec",
-                leaf.is_ca, self.is_ca
+                leaf.is_ca, self.expected.is_ca
             ));
         }
         let ders = parse_pem_chain(&chain).map_err(|e| e.to_string())?;
@@ -163,7 +153,7 @@ impl Case {
             },
             None => false,
         };
-        if !self.is_ca {
+        if !self.expected.is_ca {
             for usage in &self.eku_present {
                 if !has(usage) {
                     return Err(format!(

@@ -83,25 +83,22 @@ async fn end_to_end() {
     ));
     let started = Instant::now();
     let mut e2e = E2e::start(&assets).await;
-    e2e.step(
+    step(
         1,
         "documentation ClusterIssuer (ACME) and Certificate",
         acme_certificate(&e2e),
     )
     .await;
-    e2e.step(
+    step(
         2,
         "Ingress with only cert-manager.io/cluster-issuer",
         ingress(&e2e),
     )
     .await;
-    e2e.step(3, "Pod with certweave.io/cluster-issuer", pod(&e2e))
-        .await;
-    e2e.step(4, "deleted Secret is issued again", deleted_secret(&e2e))
-        .await;
-    e2e.step(5, "short-lived certificate is renewed", renewal(&e2e))
-        .await;
-    e2e.step(
+    step(3, "Pod with certweave.io/cluster-issuer", pod(&e2e)).await;
+    step(4, "deleted Secret is issued again", deleted_secret(&e2e)).await;
+    step(5, "short-lived certificate is renewed", renewal(&e2e)).await;
+    step(
         6,
         "conformance: each issuer type, each kind of request",
         conformance(&e2e),
@@ -109,24 +106,32 @@ async fn end_to_end() {
     .await;
     e2e.check_metrics().await;
     e2e.check_events().await;
-    say(&format!(
-        "[7/{STEPS}] self-managed webhook serving certificate and caBundle …"
-    ));
-    let t = Instant::now();
-    e2e.self_managed_serving_certificate().await;
-    say(&format!(
-        "[7/{STEPS}] self-managed webhook serving certificate and caBundle: ok in {:?}",
-        t.elapsed()
-    ));
-    e2e.step(8, "helm upgrade and helm uninstall", chart_lifecycle(&e2e))
-        .await;
-    e2e.step(
+    step(
+        7,
+        "self-managed webhook serving certificate and caBundle",
+        e2e.self_managed_serving_certificate(),
+    )
+    .await;
+    step(8, "helm upgrade and helm uninstall", chart_lifecycle(&e2e)).await;
+    step(
         9,
         "kubectl apply --server-side -k webhook-config/",
         plain_manifests(&e2e),
     )
     .await;
     say(&format!("all steps passed in {:?}", started.elapsed()));
+}
+
+/// Runs step `number` of [`end_to_end`], saying when it starts and how long
+/// it took.
+async fn step(number: u32, name: &str, check: impl Future<Output = ()>) {
+    say(&format!("[{number}/{STEPS}] {name} …"));
+    let t = Instant::now();
+    check.await;
+    say(&format!(
+        "[{number}/{STEPS}] {name}: ok in {:?}",
+        t.elapsed()
+    ));
 }
 
 /// The running system and a client for it. Field order is drop order: the
@@ -210,16 +215,6 @@ impl E2e {
         e2e.wait_for_webhook().await;
         say("the API server calls the webhook through the chart's configuration");
         e2e
-    }
-
-    async fn step(&self, number: u32, name: &str, check: impl Future<Output = ()>) {
-        say(&format!("[{number}/{STEPS}] {name} …"));
-        let t = Instant::now();
-        check.await;
-        say(&format!(
-            "[{number}/{STEPS}] {name}: ok in {:?}",
-            t.elapsed()
-        ));
     }
 
     /// The leader reports itself and the certificates it manages on the
@@ -327,7 +322,7 @@ impl E2e {
         .await;
         let secrets: Api<Secret> = self.api(CONTROLLER_NAMESPACE);
         let webhooks: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        let ca = self
+        let secret = self
             .eventually(
                 "Secret certweave/certweave-webhook-tls with the webhook's CA, and that CA \
                  in every webhook's caBundle",
@@ -360,30 +355,15 @@ impl E2e {
                                 ));
                             }
                         }
-                        Ok(ca)
+                        Ok(secret)
                     }
                 },
             )
             .await;
-        let (_, leaf) = self
-            .eventually(
-                "the serving certificate in the Secret chains to its CA and names the Service",
-                Duration::from_secs(10),
-                || {
-                    let secrets = secrets.clone();
-                    let ca = ca.clone();
-                    async move {
-                        let secret = secrets
-                            .get("certweave-webhook-tls")
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        let leaf =
-                            check_tls_secret(&secret, &["certweave-webhook.certweave.svc"], &ca)?;
-                        Ok((secret, leaf))
-                    }
-                },
-            )
-            .await;
+        // The serving certificate chains to that CA and names the Service.
+        let ca = data(&secret, "ca.crt").unwrap_or_default();
+        let leaf = check_tls_secret(&secret, &["certweave-webhook.certweave.svc"], &ca)
+            .unwrap_or_else(|e| self.fail(&format!("Secret certweave/certweave-webhook-tls: {e}")));
         say(&format!(
             "[7/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
             leaf.dns_names
