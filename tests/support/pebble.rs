@@ -71,14 +71,29 @@ pub struct Pebble {
     challtestsrv_management: Option<String>,
 }
 
-/// A free loopback TCP port (closed again; the race with other tests is
-/// harmless in practice: ports are handed out round-robin).
+/// A free loopback TCP port (closed again, so another process may still
+/// take it before its user binds it; rare in practice). Never the same
+/// port twice in one test process: the kernel may hand a just-closed port
+/// out again, and one Pebble then got the same port for its ACME and
+/// management listeners.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if claim(port) {
+            return port;
+        }
+    }
+}
+
+/// Records `port` as handed out; false if it was already.
+fn claim(port: u16) -> bool {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    HANDED_OUT.lock().unwrap().insert(port)
 }
 
 /// A loopback port free for both UDP and TCP (for a DNS server).
@@ -86,7 +101,7 @@ fn free_dual_port() -> u16 {
     for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && claim(port) {
             return port;
         }
     }
