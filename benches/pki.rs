@@ -23,9 +23,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use rcgen::SigningKey;
 
-use certweave::engine::CertificateRequest;
 use certweave::issuers::ca::CaIssuer;
 use certweave::issuers::selfsigned::SelfSignedIssuer;
+use certweave::model::CertificateRequest;
 use certweave::pki::{KeyAlgorithm, KeyEncoding, PrivateKey};
 
 const ALGORITHMS: [KeyAlgorithm; 5] = [

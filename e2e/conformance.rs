@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{json, Value};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use certweave::engine::CertificateRequest;
+use certweave::model::CertificateRequest;
 use certweave::pki::{
     check_bundle, parse_pem_chain, verify_chain_to_root, KeyAlgorithm, PrivateKey,
 };

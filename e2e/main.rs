@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 
 use certweave::api::certificate::{Certificate, CertificateCondition};
 use certweave::api::issuer::{ClusterIssuer, Issuer};
-use certweave::engine::CertificateRequest;
+use certweave::model::CertificateRequest;
 use certweave::pki::{check_bundle, verify_chain_to_root, CertInfo};
 use chart::Helm;
 use harness::{Assets, Cluster, Controller, Serving, CONTROLLER_NAMESPACE};

@@ -9,12 +9,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::{Bundle, CertificateRequest};
 use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
 use crate::issuers::acme::{AcmeConfig, AcmeIssuer, FileKeyStore, Http01Solver, Solvers};
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::issuers::{IssueError, Issuer};
+use crate::model::{Bundle, CertificateRequest, IssueError, Issuer, RequestOrigin};
 use crate::pki::{self, CertInfo, PrivateKey};
 use crate::store::files;
 
@@ -93,7 +92,7 @@ pub async fn run(options: IssueOptions) -> Result<Issued, IssueCommandError> {
         .map_err(|e| IssueCommandError::Runtime(e.to_string()))?;
     let bundle = match issuer {
         IssuerChoice::SelfSigned => SelfSignedIssuer
-            .issue(&request, &key)
+            .issue(&request, &key, &RequestOrigin::default())
             .await
             .map_err(|e| explain(e, None))?,
         IssuerChoice::Ca {
@@ -109,7 +108,7 @@ pub async fn run(options: IssueOptions) -> Result<Issued, IssueCommandError> {
                     key_file.display()
                 ))
             })?;
-            ca.issue(&request, &key)
+            ca.issue(&request, &key, &RequestOrigin::default())
                 .await
                 .map_err(|e| explain(e, None))?
         }
@@ -151,7 +150,7 @@ async fn issue_acme(
     )
     .map_err(|e| explain(e, None))?;
     issuer
-        .issue(request, key)
+        .issue(request, key, &RequestOrigin::default())
         .await
         .map_err(|e| explain(e, acme.http01_addr))
 }

@@ -25,6 +25,7 @@ pub mod issue;
 pub mod issuers;
 pub mod local;
 pub mod metrics;
+pub mod model;
 pub mod pki;
 pub mod proxy;
 pub mod store;

@@ -10,11 +10,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certweave::api::IssuerRef;
-use certweave::engine::CertificateRequest;
 use certweave::inject::{inject_stream, InjectError, InjectOptions};
 use certweave::issue::{AcmeChoice, IssueOptions, IssuerChoice};
 use certweave::issuers::acme::dns01::{Rfc2136Config, TsigAlgorithm};
 use certweave::issuers::acme::{AcmeConfig, ExternalAccountBinding, Trust};
+use certweave::model::CertificateRequest;
 use certweave::pki::KeyAlgorithm;
 use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
 use certweave::webhook::server::{

@@ -14,14 +14,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use certweave::engine::{Bundle, CertificateRequest};
 use certweave::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver, TsigAlgorithm};
 use certweave::issuers::acme::{
     AccountKeyStore, AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Route,
-    Http01Routes, Http01Server, Http01Solver, MemoryKeyStore, OrderContext, OrderRecord,
-    SolverFuture, Solvers, Trust,
+    Http01Routes, Http01Server, Http01Solver, MemoryKeyStore, OrderRecord, SolverFuture, Solvers,
+    Trust,
 };
-use certweave::issuers::{IssueError, Issuer};
+use certweave::model::{Bundle, CertificateRequest, IssueError, Issuer, RequestOrigin};
 use certweave::pki::{self, CertInfo, KeyAlgorithm, PrivateKey};
 use instant_acme::OrderStatus;
 use pebble::{Pebble, PebbleOptions};
@@ -99,7 +98,10 @@ async fn http01_issues_a_multi_name_certificate_that_verifies_to_pebbles_root() 
     let request =
         CertificateRequest::for_dns_names(["a.example.test", "b.example.test", "c.example.test"]);
     let key = key();
-    let bundle = issuer.issue(&request, &key).await.unwrap();
+    let bundle = issuer
+        .issue(&request, &key, &RequestOrigin::default())
+        .await
+        .unwrap();
 
     assert_good(&bundle, &request, &pebble.root(0).await);
     assert_eq!(
@@ -164,7 +166,9 @@ async fn many_orders_run_at_once_on_one_solver_port() {
             let mut request = CertificateRequest::for_dns_names([format!("site{i}.example.test")]);
             request.key_algorithm = algorithm;
             let key = PrivateKey::generate(algorithm).unwrap();
-            let bundle = issuer.issue(&request, &key).await;
+            let bundle = issuer
+                .issue(&request, &key, &RequestOrigin::default())
+                .await;
             (request, bundle)
         });
     }
@@ -196,7 +200,10 @@ async fn the_account_key_is_created_once_and_reused_without_a_new_account() {
     let stored = std::fs::read_to_string(&key_file).unwrap();
     assert!(stored.starts_with("-----BEGIN PRIVATE KEY-----"));
     let request = CertificateRequest::for_dns_names(["reuse.example.test"]);
-    first.issue(&request, &key()).await.unwrap();
+    first
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
     drop(first);
 
     // A new process: the same file, the same account; nothing registered.
@@ -209,7 +216,10 @@ async fn the_account_key_is_created_once_and_reused_without_a_new_account() {
     assert_eq!(again.url, account.url);
     assert!(!again.created && !again.key_generated, "{again:?}");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), stored);
-    let bundle = second.issue(&request, &key()).await.unwrap();
+    let bundle = second
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
     assert_good(&bundle, &request, &pebble.root(0).await);
 }
 
@@ -264,7 +274,10 @@ async fn an_rsa_account_key_registered_by_another_client_keeps_its_account() {
     assert_eq!(store.pem().unwrap(), key_pem, "the key is kept as it was");
 
     let request = CertificateRequest::for_dns_names(["rsa-account.example.test"]);
-    let bundle = issuer.issue(&request, &key()).await.unwrap();
+    let bundle = issuer
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
     assert_good(&bundle, &request, &pebble.root(0).await);
 }
 
@@ -307,7 +320,10 @@ async fn a_name_that_cannot_be_validated_fails_with_the_servers_problem() {
         http01(&solver),
     );
     let request = CertificateRequest::for_dns_names(["fine.example.test", "broken.example.test"]);
-    let err = issuer.issue(&request, &key()).await.unwrap_err();
+    let err = issuer
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap_err();
     let IssueError::ChallengeFailed(problem) = &err else {
         panic!("expected a challenge failure, got {err:?}");
     };
@@ -341,7 +357,7 @@ impl Http01Routes for UnroutableRoutes {
         _: &'a str,
         _: &'a str,
         _: &'a Http01Route,
-        _: &'a OrderContext,
+        _: &'a RequestOrigin,
     ) -> SolverFuture<'a> {
         Box::pin(async { Ok(()) })
     }
@@ -350,7 +366,7 @@ impl Http01Routes for UnroutableRoutes {
         _: &'a str,
         _: &'a str,
         _: &'a Http01Route,
-        _: &'a OrderContext,
+        _: &'a RequestOrigin,
     ) -> SolverFuture<'a> {
         Box::pin(async { Ok(()) })
     }
@@ -373,7 +389,10 @@ async fn a_failed_validation_names_an_unroutable_route_as_its_likely_cause() {
         solvers,
     );
     let request = CertificateRequest::for_dns_names(["unrouted.example.test"]);
-    let err = issuer.issue(&request, &key()).await.unwrap_err();
+    let err = issuer
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap_err();
     let IssueError::ChallengeFailed(problem) = &err else {
         panic!("expected a challenge failure, got {err:?}");
     };
@@ -402,8 +421,14 @@ async fn an_order_is_resumed_from_its_record_after_a_restart() {
             Arc::new(FileKeyStore::new(&key_file)),
             http01(&solver),
         );
-        let record = before.open_order(&request, &key()).await.unwrap();
-        before.authorize(&record).await.unwrap();
+        let record = before
+            .open_order(&request, &key(), &RequestOrigin::default())
+            .await
+            .unwrap();
+        before
+            .authorize(&record, &RequestOrigin::default())
+            .await
+            .unwrap();
         serde_json::to_string(&record).unwrap()
     };
     drop(server);
@@ -427,7 +452,10 @@ async fn an_order_is_resumed_from_its_record_after_a_restart() {
         Arc::new(FileKeyStore::new(&key_file)),
         http01(&solver),
     );
-    let bundle = after.resume(&record, &request).await.unwrap();
+    let bundle = after
+        .resume(&record, &request, &RequestOrigin::default())
+        .await
+        .unwrap();
     assert_good(&bundle, &request, &pebble.root(0).await);
     assert_eq!(
         leaf(&bundle).spki_der,
@@ -447,11 +475,17 @@ async fn an_order_is_resumed_from_its_record_after_a_restart() {
     );
 
     // Resuming a finished order again just fetches its certificate.
-    let again = after.resume(&record, &request).await.unwrap();
+    let again = after
+        .resume(&record, &request, &RequestOrigin::default())
+        .await
+        .unwrap();
     assert_eq!(again.chain_pem, bundle.chain_pem);
     // A record for other names is refused rather than finalized.
     let other = CertificateRequest::for_dns_names(["resume.example.test"]);
-    let err = after.resume(&record, &other).await.unwrap_err();
+    let err = after
+        .resume(&record, &other, &RequestOrigin::default())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("open a new order"), "{err}");
 }
 
@@ -488,7 +522,9 @@ async fn external_account_binding_is_required_and_then_honoured() {
     assert!(account.created && !account.key_generated, "{account:?}");
     assert_eq!(store.pem().unwrap(), key_pem, "the same key, not a new one");
     let request = CertificateRequest::for_dns_names(["eab.example.test"]);
-    with.issue(&request, &key()).await.unwrap();
+    with.issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -509,7 +545,10 @@ async fn preferred_chain_picks_the_chain_of_the_named_root() {
         config.preferred_chain = Some(common_names[index].clone());
         let issuer = issuer(config, store.clone(), http01(&solver));
         let request = CertificateRequest::for_dns_names([format!("chain{index}.example.test")]);
-        let bundle = issuer.issue(&request, &key()).await.unwrap();
+        let bundle = issuer
+            .issue(&request, &key(), &RequestOrigin::default())
+            .await
+            .unwrap();
         assert_good(&bundle, &request, root);
         let other = &roots[1 - index];
         assert!(
@@ -566,7 +605,10 @@ async fn dns01_issues_a_wildcard_and_apex_certificate_through_bind() {
         },
     );
     let request = CertificateRequest::for_dns_names(["example.test", "*.example.test"]);
-    let bundle = issuer.issue(&request, &key()).await.unwrap();
+    let bundle = issuer
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
     assert_good(&bundle, &request, &pebble.root(0).await);
     assert!(
         bind.txt("_acme-challenge.example.test").is_empty(),

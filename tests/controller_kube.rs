@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use certweave::api::certificate::{Certificate, CertificateSpec, IssuerReference};
+use certweave::controller::kube_store::KubeStore;
 use certweave::engine::reconcile::{reconcile, Managed, ReconcileError};
 use certweave::engine::timing::RenewBefore;
-use certweave::engine::{CertificateRequest, KeyRotation};
 use certweave::issuers::acme::account::load_or_create_key;
 use certweave::issuers::selfsigned::SelfSignedIssuer;
-use certweave::issuers::IssueError;
+use certweave::model::IssueError;
+use certweave::model::{CertificateRequest, KeyRotation};
 use certweave::pki;
-use certweave::store::kube::KubeStore;
 use certweave::store::{ObjectKey, StoreError};
 use kube_mock::{client, status, ApiServer};
 use serde_json::{json, Value};
@@ -49,6 +49,8 @@ fn managed(names: &[&str]) -> Managed {
         rotation: KeyRotation::Always,
         issuer_kind: "ClusterIssuer".into(),
         issuer_name: "selfsigned".into(),
+        issuer_group: "cert-manager.io".into(),
+        origin: Default::default(),
         secret_labels: BTreeMap::from([("team".into(), "shop".into())]),
         secret_annotations: BTreeMap::new(),
     }
@@ -380,7 +382,8 @@ async fn a_failed_issuance_records_the_backoff_in_status() {
             &self,
             _: &CertificateRequest,
             _: &pki::PrivateKey,
-        ) -> Result<certweave::engine::Bundle, IssueError> {
+            _: &certweave::model::RequestOrigin,
+        ) -> Result<certweave::model::Bundle, IssueError> {
             Err(IssueError::Transient("ACME server unreachable".into()))
         }
     }
@@ -687,14 +690,15 @@ async fn a_pod_gets_its_shared_certificate_created_once() {
 #[tokio::test]
 async fn challenge_routes_are_created_then_removed() {
     use certweave::controller::challenges::{object_name, KubeRoutes};
-    use certweave::issuers::acme::{Http01Route, Http01Routes, OrderContext};
+    use certweave::issuers::acme::{Http01Route, Http01Routes};
+    use certweave::model::RequestOrigin;
     let (client, mut server) = client();
     let routes = std::sync::Arc::new(KubeRoutes::new(client, 8089, Some("10.0.0.7".into())));
     let route = Http01Route {
         ingress_class_name: Some("nginx".into()),
         ..Default::default()
     };
-    let context = OrderContext {
+    let context = RequestOrigin {
         namespace: "shop".into(),
         ..Default::default()
     };

@@ -17,7 +17,7 @@ use crd_cases::{certificate_with, yaml, DOCS_CERTIFICATE, DOCS_CLUSTER_ISSUER};
 
 use certweave::api::certificate::{Certificate, SUPPORTED_USAGES};
 use certweave::api::issuer::{ClusterIssuer, Issuer, IssuerConfig};
-use certweave::engine::KeyUsage;
+use certweave::model::KeyUsage;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use certweave::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver, TsigAlgorithm};
-use certweave::issuers::IssueError;
+use certweave::model::IssueError;
 use support::bind9::Bind9;
 
 const CHALLENGE: &str = "_acme-challenge.example.test";

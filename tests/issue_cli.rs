@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
-use certweave::engine::CertificateRequest;
 use certweave::issuers::selfsigned::SelfSignedIssuer;
+use certweave::model::CertificateRequest;
 use certweave::pki::{self, KeyAlgorithm, PrivateKey};
 use pebble::{Pebble, PebbleOptions};
 

@@ -7,12 +7,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use certweave::engine::{Bundle, CertificateRequest};
 use certweave::issuers::ca::CaIssuer;
 use certweave::issuers::selfsigned::SelfSignedIssuer;
-use certweave::issuers::IssueError;
+use certweave::model::IssueError;
+use certweave::model::{Bundle, CertificateRequest};
 use certweave::pki::{
-    self, BundleProblem, CertInfo, KeyAlgorithm, KeyEncoding, PkiError, PrivateKey,
+    self, BundleProblem, CertInfo, KeyAlgorithm, KeyEncoding, KeyError, PrivateKey,
 };
 
 const ALGORITHMS: [KeyAlgorithm; 5] = [
@@ -119,7 +119,7 @@ fn pkcs1_encoding_is_pkcs1_for_rsa_sec1_for_ecdsa_and_refused_for_ed25519() {
     }
     let ed = PrivateKey::generate(KeyAlgorithm::Ed25519).unwrap();
     match ed.to_pem(KeyEncoding::Pkcs1) {
-        Err(e @ PkiError::Encoding { .. }) => {
+        Err(e @ KeyError::Encoding { .. }) => {
             let message = e.to_string();
             assert!(message.contains("ed25519"), "{message}");
             assert!(message.contains("PKCS8"), "{message}");
@@ -198,7 +198,7 @@ fn unusable_key_files_are_refused_with_a_reason() {
         ),
     ] {
         match PrivateKey::from_pem(pem) {
-            Err(PkiError::BadKey(message)) => assert!(message.contains(expect), "{message}"),
+            Err(KeyError::BadKey(message)) => assert!(message.contains(expect), "{message}"),
             other => panic!("{pem:?}: {other:?}"),
         }
     }

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use super::duration::parse_go_duration;
 use super::names;
 use super::{InvalidField, IssuerKind, IssuerRef};
-pub use crate::engine::timing::RenewBefore;
-pub use crate::engine::KeyRotation;
-use crate::engine::{CertificateRequest, KeyUsage, DEFAULT_DURATION};
+pub use crate::model::KeyRotation;
+pub use crate::model::RenewBefore;
+use crate::model::{CertificateRequest, KeyUsage, DEFAULT_DURATION};
 use crate::pki::{KeyAlgorithm, KeyEncoding};
 
 // The CRD's CEL rules (`x-kubernetes-validations`) repeat the cheap,

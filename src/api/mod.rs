@@ -4,10 +4,12 @@
 //! Everything here is pure and free of Kubernetes client types, so the same
 //! checks run at admission, in `certweave inject` and in the controller.
 
+pub mod acme_settings;
 pub mod annotations;
 pub mod certificate;
 pub mod duration;
 pub mod issuer;
+pub mod issuer_builder;
 pub mod issuer_ref;
 pub mod names;
 pub mod overrides;

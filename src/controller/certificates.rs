@@ -1,47 +1,35 @@
-//! The Certificate controller: every Certificate in the cluster in one
-//! renewal queue, evaluated when it is due or when something it depends on
-//! changes, issued through the engine into its Secret.
-//!
-//! One task owns the queue; each evaluation runs in its own task, at most
-//! `concurrency` at once, so a Certificate stuck on a slow ACME server never
-//! holds up the others. The schedule itself lives in each Certificate's
-//! status (renewal time, failure backoff), so a new leader rebuilds it by
-//! evaluating everything once.
+//! The Certificate controller: the cluster's adapter to the engine's
+//! [`Scheduler`]. The scheduler decides when a Certificate is evaluated;
+//! this module says what one evaluation is: read the Certificate from the
+//! cache, resolve its issuer, reconcile its Secret, publish Events and
+//! metrics. The schedule itself lives in each Certificate's status (renewal
+//! time, failure backoff), so a new leader rebuilds it by evaluating
+//! everything once.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::reflector::{ObjectRef, Store as Cache};
 use kube::{Resource, ResourceExt};
-use tokio::sync::mpsc;
 
 use crate::api::annotations::HTTP01_OVERRIDE_INGRESS_NAME;
 use crate::api::certificate::Certificate;
 use crate::api::issuer_ref::ISSUER_GROUP;
+use crate::controller::kube_store::KubeStore;
 use crate::engine::reconcile::{self, Managed, ReconcileError, Step};
-use crate::engine::renewal::RenewalQueue;
-use crate::issuers::acme::{OrderContext, ORDER_CONTEXT};
-use crate::issuers::IssueError;
+use crate::engine::scheduler::{self, Job, Scheduler, TriggerInbox};
 use crate::metrics::ControllerMetrics;
-use crate::store::kube::KubeStore;
+use crate::model::{IssueError, RequestOrigin};
 use crate::store::{CertificateState, ObjectKey, Store};
 
 use super::events::{EventPublisher, EventType};
 use super::issuers::IssuerResolver;
 
-/// Why a Certificate should be looked at now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    /// Its spec changed (or it appeared): evaluate now, ignoring a backoff.
-    SpecChanged(ObjectKey),
-    /// Something it depends on changed (its Secret, its issuer): evaluate
-    /// now, respecting a backoff.
-    Touched(ObjectKey),
-    /// It was deleted.
-    Deleted(ObjectKey),
-}
+/// Why a Certificate should be looked at now: a spec change forces
+/// (ignores a backoff), a change of its Secret or issuer touches, a
+/// deletion forgets.
+pub type Trigger = scheduler::Trigger<ObjectKey>;
 
 /// What evaluations share.
 pub struct CertificateController {
@@ -53,94 +41,57 @@ pub struct CertificateController {
     pub concurrency: usize,
 }
 
-type Done = (ObjectKey, Result<Step, ReconcileError>);
-
 impl CertificateController {
-    /// Runs the queue until `shutdown`, then waits (up to 20 s) for
-    /// evaluations in flight.
+    /// Runs the scheduler over every cached Certificate until `shutdown`,
+    /// then waits (up to 20 s) for evaluations in flight.
     pub async fn run(
         self: Arc<Self>,
-        mut triggers: mpsc::UnboundedReceiver<Trigger>,
+        triggers: TriggerInbox<ObjectKey>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
-        let mut queue: RenewalQueue<ObjectKey> = RenewalQueue::new();
-        for certificate in self.certificates.state() {
-            queue.schedule(key_of(&certificate), SystemTime::now());
-        }
-        let mut forced: HashSet<ObjectKey> = HashSet::new();
-        // In flight, and whether it must run again when done.
-        let mut in_flight: HashMap<ObjectKey, bool> = HashMap::new();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        tokio::pin!(shutdown);
-        loop {
-            let now = SystemTime::now();
-            while in_flight.len() < self.concurrency.max(1) {
-                let Some(key) = queue.pop_due(now) else { break };
-                if let Some(again) = in_flight.get_mut(&key) {
-                    *again = true;
-                    continue;
-                }
-                let ignore_backoff = forced.remove(&key);
-                in_flight.insert(key.clone(), false);
-                let this = self.clone();
-                let done = done_tx.clone();
-                tokio::spawn(async move {
-                    let result = this.evaluate(&key, ignore_backoff).await;
-                    let _ = done.send((key, result));
-                });
-            }
-            self.metrics.queue_depth.set(queue.len() as i64);
-            let until_due = queue
-                .next_due()
-                .map(|due| due.duration_since(SystemTime::now()).unwrap_or_default())
-                .unwrap_or(Duration::from_secs(3600));
-            tokio::select! {
-                _ = &mut shutdown => break,
-                Some(trigger) = triggers.recv() => match trigger {
-                    Trigger::SpecChanged(key) => {
-                        forced.insert(key.clone());
-                        queue.schedule(key, SystemTime::now());
-                    }
-                    Trigger::Touched(key) => queue.schedule(key, SystemTime::now()),
-                    Trigger::Deleted(key) => {
-                        queue.remove(&key);
-                        forced.remove(&key);
-                        self.metrics.forget_certificate(&key.namespace, &key.name);
-                    }
-                },
-                Some((key, result)) = done_rx.recv() => {
-                    let again = in_flight.remove(&key).unwrap_or(false);
-                    let exists = self.certificates.get(&ObjectRef::new(&key.name).within(&key.namespace)).is_some();
-                    if !exists {
-                        continue;
-                    }
-                    let next = match result {
-                        Ok(step) => step.next,
-                        Err(e) => {
-                            tracing::error!(certificate = %key, error = %e, "cannot read or write the Certificate or its Secret; retrying in 30s");
-                            SystemTime::now() + Duration::from_secs(30)
-                        }
-                    };
-                    if again {
-                        queue.schedule(key, SystemTime::now());
-                    } else if queue.due(&key).is_none() {
-                        queue.schedule(key, next);
-                    }
-                }
-                _ = tokio::time::sleep(until_due) => {}
-            }
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while !in_flight.is_empty() {
-            match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-                Ok(Some((key, _))) => {
-                    in_flight.remove(&key);
-                }
-                _ => break,
-            }
-        }
+        let keys: Vec<ObjectKey> = self
+            .certificates
+            .state()
+            .iter()
+            .map(|c| key_of(c))
+            .collect();
+        let concurrency = self.concurrency;
+        Scheduler::new(self, concurrency)
+            .run(keys, triggers, shutdown)
+            .await;
     }
 
+    fn exists(&self, key: &ObjectKey) -> bool {
+        self.certificates
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+            .is_some()
+    }
+}
+
+impl Job for CertificateController {
+    type Key = ObjectKey;
+    type Error = ReconcileError;
+
+    async fn run(
+        &self,
+        key: ObjectKey,
+        forced: bool,
+    ) -> Result<Option<SystemTime>, ReconcileError> {
+        let step = self.evaluate(&key, forced).await?;
+        // Deleted while it was evaluated: the watch forgets it.
+        Ok(self.exists(&key).then_some(step.next))
+    }
+
+    fn queue_depth(&self, depth: usize) {
+        self.metrics.queue_depth.set(depth as i64);
+    }
+
+    fn forgotten(&self, key: &ObjectKey) {
+        self.metrics.forget_certificate(&key.namespace, &key.name);
+    }
+}
+
+impl CertificateController {
     /// One evaluation of one Certificate.
     async fn evaluate(
         &self,
@@ -202,15 +153,20 @@ impl CertificateController {
             rotation: plan.rotation,
             issuer_kind: plan.issuer.kind.as_str().to_owned(),
             issuer_name: plan.issuer.name.clone(),
+            issuer_group: ISSUER_GROUP.to_owned(),
+            origin: RequestOrigin {
+                namespace: key.namespace.clone(),
+                labels: certificate.labels().clone(),
+                edit_in_place: certificate
+                    .annotations()
+                    .get(HTTP01_OVERRIDE_INGRESS_NAME)
+                    .cloned(),
+            },
             secret_labels: plan.secret_template.labels.clone(),
             secret_annotations: plan.secret_template.annotations.clone(),
         };
         if ignore_backoff {
-            if let Some(mut state) = self.store.read_state(key).await? {
-                if state.next_attempt.take().is_some() {
-                    self.store.write_state(key, &state).await?;
-                }
-            }
+            reconcile::clear_backoff(&self.store, key).await?;
         }
         let resolved = self.resolver.find(&key.namespace, &plan.issuer);
         let issuer = match &resolved {
@@ -218,25 +174,13 @@ impl CertificateController {
             Err(e) => Err(e.duplicate()),
         };
         let started = Instant::now();
-        let context = OrderContext {
-            namespace: key.namespace.clone(),
-            labels: certificate.labels().clone(),
-            edit_in_place: certificate
-                .annotations()
-                .get(HTTP01_OVERRIDE_INGRESS_NAME)
-                .cloned(),
-        };
-        let step = ORDER_CONTEXT
-            .scope(
-                context,
-                reconcile::reconcile(
-                    &self.store,
-                    &managed,
-                    issuer.as_ref().map_err(IssueError::duplicate),
-                    SystemTime::now(),
-                ),
-            )
-            .await?;
+        let step = reconcile::reconcile(
+            &self.store,
+            &managed,
+            issuer.as_ref().map_err(IssueError::duplicate),
+            SystemTime::now(),
+        )
+        .await?;
         let kind = plan.issuer.kind.as_str();
         if let Some(reason) = &step.issuing_because {
             let message = format!("Issuing certificate as {reason}");

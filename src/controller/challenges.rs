@@ -18,8 +18,9 @@ use kube::Client;
 use serde_json::{json, Value};
 
 use crate::issuers::acme::http01::CHALLENGE_PATH;
-use crate::issuers::acme::{Http01Route, Http01Routes, OrderContext};
-use crate::issuers::IssueError;
+use crate::issuers::acme::{Http01Route, Http01Routes};
+use crate::model::IssueError;
+use crate::model::RequestOrigin;
 
 /// The label on every object made for a challenge.
 pub const CHALLENGE_LABEL: &str = "certweave.io/acme-challenge";
@@ -178,7 +179,7 @@ fn not_found(e: &kube::Error) -> bool {
 }
 
 impl KubeRoutes {
-    fn namespace<'a>(&self, context: &'a OrderContext) -> &'a str {
+    fn namespace<'a>(&self, context: &'a RequestOrigin) -> &'a str {
         if context.namespace.is_empty() {
             "default"
         } else {
@@ -257,7 +258,7 @@ impl Http01Routes for KubeRoutes {
         host: &'a str,
         token: &'a str,
         route: &'a Http01Route,
-        context: &'a OrderContext,
+        context: &'a RequestOrigin,
     ) -> crate::issuers::acme::SolverFuture<'a> {
         Box::pin(async move {
             let namespace = self.namespace(context);
@@ -313,7 +314,7 @@ impl Http01Routes for KubeRoutes {
         host: &'a str,
         token: &'a str,
         route: &'a Http01Route,
-        context: &'a OrderContext,
+        context: &'a RequestOrigin,
     ) -> crate::issuers::acme::SolverFuture<'a> {
         Box::pin(async move {
             let namespace = self.namespace(context);

@@ -6,7 +6,7 @@
 //! ACME account key, TSIG and EAB keys) live in the controller's namespace,
 //! as with cert-manager's cluster resource namespace.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -17,15 +17,17 @@ use kube::runtime::reflector::{ObjectRef, Store as Cache};
 use kube::Client;
 
 use crate::api::certificate::CertificateCondition;
-use crate::api::issuer::{AcmeIssuerStatus, ClusterIssuer, Issuer, IssuerConfig, IssuerSpec};
+use crate::api::issuer::{
+    AcmeIssuerStatus, ClusterIssuer, Issuer, IssuerConfig, IssuerSpec, SecretKeySelector,
+};
+use crate::api::issuer_builder::{
+    EnvFuture, Http01Setup, IssuerBuilder, IssuerEnvironment, SecretData,
+};
 use crate::api::{IssuerKind, IssuerRef};
 use crate::issuers::acme::account::{SaveOutcome, StoreFuture};
-use crate::issuers::acme::{AccountKeyStore, AcmeIssuer, Http01Routes, Http01Solver, Solvers};
+use crate::issuers::acme::{AccountKeyStore, Http01Routes, Http01Solver};
 use crate::issuers::any::AnyIssuer;
-use crate::issuers::ca::CaIssuer;
-use crate::issuers::from_spec::{self, SecretValues};
-use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::issuers::IssueError;
+use crate::model::IssueError;
 use crate::store::ObjectKey;
 
 /// The ACME account key in the Secret `privateKeySecretRef` names (key
@@ -107,21 +109,65 @@ impl AccountKeyStore for SecretKeyStore {
     }
 }
 
-/// Logged-in ACME issuers by issuer id, with the spec they were built from.
-type AcmeSessions = HashMap<String, (IssuerSpec, Arc<AcmeIssuer>)>;
+/// Where Issuer Secrets and ACME account keys live in a cluster, and how
+/// HTTP-01 challenges reach this replica.
+pub struct ClusterEnvironment {
+    client: Client,
+    http01: Http01Solver,
+    /// Routes HTTP-01 challenge requests to this replica.
+    routes: Option<Arc<dyn Http01Routes>>,
+}
+
+impl IssuerEnvironment for ClusterEnvironment {
+    fn read_secret<'a>(&'a self, key: &'a ObjectKey) -> EnvFuture<'a, Option<SecretData>> {
+        Box::pin(async move {
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
+            let secret = api
+                .get_opt(&key.name)
+                .await
+                .map_err(|e| IssueError::Transient(format!("cannot read Secret {key}: {e}")))?;
+            Ok(secret.map(|s| {
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
+                    .collect()
+            }))
+        })
+    }
+
+    fn account_key_store(
+        &self,
+        namespace: &str,
+        selector: &SecretKeySelector,
+    ) -> Arc<dyn AccountKeyStore> {
+        Arc::new(SecretKeyStore::new(
+            self.client.clone(),
+            namespace,
+            &selector.name,
+            selector.key.as_deref(),
+        ))
+    }
+
+    fn http01(&self) -> EnvFuture<'_, Http01Setup> {
+        Box::pin(async move {
+            Ok(Http01Setup {
+                solver: self.http01.clone(),
+                routes: self.routes.clone(),
+            })
+        })
+    }
+}
 
 /// Turns issuer references into issuers, from the cached Issuers and
 /// ClusterIssuers.
 pub struct IssuerResolver {
-    client: Client,
     /// The controller's namespace: where ClusterIssuer Secrets live.
     namespace: String,
     issuers: Cache<Issuer>,
     cluster_issuers: Cache<ClusterIssuer>,
-    http01: Http01Solver,
-    /// Routes HTTP-01 challenge requests to this replica.
-    routes: Option<Arc<dyn Http01Routes>>,
-    acme: tokio::sync::Mutex<AcmeSessions>,
+    env: ClusterEnvironment,
+    builder: IssuerBuilder,
 }
 
 /// A resolved issuer, with the id used in messages and the namespace its
@@ -142,13 +188,15 @@ impl IssuerResolver {
         routes: Option<Arc<dyn Http01Routes>>,
     ) -> Self {
         Self {
-            client,
             namespace,
             issuers,
             cluster_issuers,
-            http01,
-            routes,
-            acme: Default::default(),
+            env: ClusterEnvironment {
+                client,
+                http01,
+                routes,
+            },
+            builder: IssuerBuilder::new(),
         }
     }
 
@@ -192,89 +240,14 @@ impl IssuerResolver {
 
     /// The issuer that signs for `resolved`.
     pub async fn issuer(&self, resolved: &Resolved) -> Result<AnyIssuer, IssueError> {
-        let id = &resolved.id;
-        match resolved
-            .spec
-            .config()
-            .map_err(|e| IssueError::Config(format!("{id}: {e}")))?
-        {
-            IssuerConfig::SelfSigned => Ok(AnyIssuer::SelfSigned(SelfSignedIssuer)),
-            IssuerConfig::Ca(ca) => {
-                let values = self
-                    .read_secret(&ObjectKey::new(
-                        resolved.secret_namespace.clone(),
-                        ca.secret_name.clone(),
-                    ))
-                    .await?
-                    .ok_or_else(|| {
-                        IssueError::Transient(format!(
-                            "{id}: CA Secret {}/{} does not exist yet",
-                            resolved.secret_namespace, ca.secret_name
-                        ))
-                    })?;
-                let (Some(cert), Some(key)) = (values.get("tls.crt"), values.get("tls.key")) else {
-                    return Err(IssueError::Transient(format!(
-                        "{id}: CA Secret {}/{} lacks tls.crt or tls.key",
-                        resolved.secret_namespace, ca.secret_name
-                    )));
-                };
-                Ok(AnyIssuer::Ca(Arc::new(CaIssuer::from_pem(cert, key)?)))
-            }
-            IssuerConfig::Acme(acme) => {
-                let mut sessions = self.acme.lock().await;
-                if let Some((spec, issuer)) = sessions.get(id) {
-                    if *spec == resolved.spec {
-                        return Ok(AnyIssuer::Acme(issuer.clone()));
-                    }
-                }
-                let mut secrets = SecretValues::new();
-                for (selector, _) in from_spec::referenced_secrets(acme) {
-                    let key = ObjectKey::new(resolved.secret_namespace.clone(), selector.name);
-                    if let Some(values) = self.read_secret(&key).await? {
-                        secrets.insert(key, values);
-                    }
-                }
-                let settings =
-                    from_spec::acme_settings(id, acme, &resolved.secret_namespace, &secrets)?;
-                let solvers = Solvers {
-                    http01: settings.http01.then(|| self.http01.clone()),
-                    rules: settings.rules,
-                    routes: self.routes.clone(),
-                    ..Default::default()
-                };
-                let key_store = SecretKeyStore::new(
-                    self.client.clone(),
-                    &resolved.secret_namespace,
-                    &acme.private_key_secret_ref.name,
-                    acme.private_key_secret_ref.key.as_deref(),
-                );
-                let issuer = Arc::new(AcmeIssuer::new(
-                    settings.config,
-                    Arc::new(key_store),
-                    solvers,
-                )?);
-                sessions.insert(id.clone(), (resolved.spec.clone(), issuer.clone()));
-                Ok(AnyIssuer::Acme(issuer))
-            }
-        }
-    }
-
-    async fn read_secret(
-        &self,
-        key: &ObjectKey,
-    ) -> Result<Option<BTreeMap<String, String>>, IssueError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
-        let secret = api
-            .get_opt(&key.name)
+        self.builder
+            .build(
+                &self.env,
+                &resolved.id,
+                &resolved.spec,
+                &resolved.secret_namespace,
+            )
             .await
-            .map_err(|e| IssueError::Transient(format!("cannot read Secret {key}: {e}")))?;
-        Ok(secret.map(|s| {
-            s.data
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
-                .collect()
-        }))
     }
 
     /// Checks an issuer the way its Certificates will use it: an ACME

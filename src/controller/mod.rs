@@ -17,6 +17,7 @@ pub mod events;
 pub mod health;
 pub mod ingress_shim;
 pub mod issuers;
+pub mod kube_store;
 pub mod leader;
 pub mod owned;
 pub mod pod_certificates;
@@ -29,11 +30,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use tokio::sync::{mpsc, watch as signal};
+use tokio::sync::watch as signal;
 
+use crate::controller::kube_store::KubeStore;
 use crate::issuers::acme::Http01Solver;
 use crate::metrics::ControllerMetrics;
-use crate::store::kube::KubeStore;
 use crate::webhook::server::{
     ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
 };
@@ -222,7 +223,7 @@ async fn lead(
 ) {
     let lost = || until_set(&lost);
     caches.wait_synced().await;
-    let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
+    let (trigger_tx, trigger_rx) = crate::engine::scheduler::triggers();
     let controller = Arc::new(certificates::CertificateController {
         store: KubeStore::new(client.clone()),
         resolver: resolver.clone(),

@@ -16,18 +16,19 @@ use kube::runtime::reflector::{self, Store as Cache};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::api::certificate::Certificate;
 use crate::api::issuer::{ClusterIssuer, Issuer};
 use crate::api::{IssuerKind, IssuerRef};
+use crate::controller::kube_store::MANAGED_SECRET_LABEL;
 use crate::engine::reconcile::secret_annotations;
-use crate::store::kube::MANAGED_SECRET_LABEL;
 use crate::store::ObjectKey;
 
 use super::certificates::{key_of, Trigger};
 use super::health::Readiness;
 use super::issuers::{self, IssuerResolver};
+use crate::engine::scheduler::Triggers;
 
 /// A change seen in a cache.
 #[derive(Debug, Clone)]
@@ -177,7 +178,7 @@ pub async fn forward_triggers(
     client: Client,
     caches: Caches,
     resolver: Arc<IssuerResolver>,
-    triggers: mpsc::UnboundedSender<Trigger>,
+    triggers: Triggers<ObjectKey>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut changes = caches.subscribe();
@@ -225,7 +226,7 @@ pub async fn forward_triggers(
                 // Certificates waiting for this issuer may go ahead now.
                 for certificate in caches.certificates.state() {
                     if references(&certificate, namespace.as_deref(), &name) {
-                        let _ = triggers.send(Trigger::Touched(key_of(&certificate)));
+                        triggers.send(Trigger::Touch(key_of(&certificate)));
                     }
                 }
             });
@@ -236,10 +237,10 @@ pub async fn forward_triggers(
                 Ok(Change::Certificate { key, generation, deleted }) => {
                     if deleted {
                         seen_generation.remove(&key);
-                        let _ = triggers.send(Trigger::Deleted(key));
+                        triggers.send(Trigger::Forget(key));
                     } else if seen_generation.get(&key) != Some(&generation) {
                         seen_generation.insert(key.clone(), generation);
-                        let _ = triggers.send(Trigger::SpecChanged(key));
+                        triggers.send(Trigger::Force(key));
                     }
                 }
                 Ok(Change::Issuer { namespace, name, generation }) => {
@@ -254,7 +255,7 @@ pub async fn forward_triggers(
                         let key = key_of(&certificate);
                         if seen_generation.get(&key) != Some(&certificate.meta().generation) {
                             seen_generation.insert(key.clone(), certificate.meta().generation);
-                            let _ = triggers.send(Trigger::SpecChanged(key));
+                            triggers.send(Trigger::Force(key));
                         }
                     }
                 }
@@ -268,7 +269,7 @@ pub async fn forward_triggers(
                         .annotations()
                         .get(secret_annotations::CERTIFICATE_NAME)
                     {
-                        let _ = triggers.send(Trigger::Touched(ObjectKey::new(namespace, certificate.clone())));
+                        triggers.send(Trigger::Touch(ObjectKey::new(namespace, certificate.clone())));
                     }
                 }
                 Some(Ok(_)) => {}

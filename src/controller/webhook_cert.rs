@@ -23,10 +23,10 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 
 use crate::engine::timing::RenewBefore;
-use crate::engine::CertificateRequest;
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::issuers::IssueError;
+use crate::model::CertificateRequest;
+use crate::model::IssueError;
 use crate::pki::{self, KeyAlgorithm, KeyEncoding, PrivateKey};
 use crate::store::files;
 
@@ -335,7 +335,7 @@ pub async fn mirror_to_files(
 fn write_files(dir: &std::path::Path, s: &ServingSecret) -> std::io::Result<()> {
     files::write_bundle(
         dir,
-        &crate::engine::Bundle {
+        &crate::model::Bundle {
             chain_pem: s.tls_crt.clone(),
             key_pem: s.tls_key.clone(),
             ca_pem: Some(s.ca_crt.clone()),

@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use crate::engine::timing::{backoff, FailureClass, RenewBefore};
-use crate::engine::{CertificateRequest, KeyRotation};
-use crate::issuers::{IssueError, Issuer};
-use crate::pki::{self, CertInfo, PrivateKey};
+use crate::model::{
+    CertificateRequest, IssueError, Issuer, KeyRotation, PrivateKey, RequestOrigin,
+};
+use crate::pki::{self, CertInfo};
 use crate::store::{CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret};
 
 /// Secret annotations cert-manager writes, which certweave writes too.
@@ -44,6 +45,10 @@ pub struct Managed {
     /// issuer re-issues.
     pub issuer_kind: String,
     pub issuer_name: String,
+    /// The issuer's API group, recorded on the Secret as cert-manager does.
+    pub issuer_group: String,
+    /// Who the certificate is for, passed to the issuer.
+    pub origin: RequestOrigin,
     pub secret_labels: BTreeMap<String, String>,
     pub secret_annotations: BTreeMap<String, String>,
 }
@@ -153,6 +158,18 @@ pub struct Step {
 pub enum ReconcileError {
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Drops a recorded failure backoff, so the next [`reconcile`] tries at
+/// once: what a forced evaluation (a changed spec, a user's request) does
+/// first.
+pub async fn clear_backoff<S: Store>(store: &S, certificate: &ObjectKey) -> Result<(), StoreError> {
+    if let Some(mut state) = store.read_state(certificate).await? {
+        if state.next_attempt.take().is_some() {
+            store.write_state(certificate, &state).await?;
+        }
+    }
+    Ok(())
 }
 
 /// How a failure is retried.
@@ -313,7 +330,7 @@ async fn issue_with<S: Store, I: Issuer>(
     managed: &Managed,
     secret: Option<&StoredSecret>,
     state: &CertificateState,
-) -> Result<crate::engine::Bundle, IssueError> {
+) -> Result<crate::model::Bundle, IssueError> {
     let reusable = match managed.rotation {
         KeyRotation::Never => secret
             .and_then(|s| s.tls_key.as_deref())
@@ -342,7 +359,13 @@ async fn issue_with<S: Store, I: Issuer>(
         })
     };
     issuer
-        .issue_resumable(&managed.request, &key, state.order.clone(), &save)
+        .issue_resumable(
+            &managed.request,
+            &key,
+            &managed.origin,
+            state.order.clone(),
+            &save,
+        )
         .await
 }
 
@@ -353,10 +376,7 @@ fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
     out.insert(a::CERTIFICATE_NAME.into(), managed.certificate.name.clone());
     out.insert(a::ISSUER_NAME.into(), managed.issuer_name.clone());
     out.insert(a::ISSUER_KIND.into(), managed.issuer_kind.clone());
-    out.insert(
-        a::ISSUER_GROUP.into(),
-        crate::api::issuer_ref::ISSUER_GROUP.into(),
-    );
+    out.insert(a::ISSUER_GROUP.into(), managed.issuer_group.clone());
     out.insert(
         a::COMMON_NAME.into(),
         request.common_name.clone().unwrap_or_default(),

@@ -6,43 +6,9 @@
 //! workaround for its architecture (transient network errors retry within
 //! seconds, since nothing is gained by waiting an hour for a TCP reset).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-/// When to renew, as a Certificate says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RenewBefore {
-    /// cert-manager's default: a third of the lifetime actually issued.
-    #[default]
-    Default,
-    Fixed(Duration),
-    /// Renew when this percentage of the lifetime remains.
-    Percentage(u8),
-}
-
-impl RenewBefore {
-    /// How long before expiry to renew a certificate that lives `lifetime`.
-    /// Never more than the lifetime itself.
-    pub fn before_expiry(self, lifetime: Duration) -> Duration {
-        match self {
-            RenewBefore::Default => lifetime / 3,
-            RenewBefore::Fixed(d) => d.min(lifetime),
-            RenewBefore::Percentage(p) => lifetime * u32::from(p.min(100)) / 100,
-        }
-    }
-
-    /// The renewal time of a certificate valid from `not_before` to `not_after`.
-    /// Whole seconds, rounded down: statuses store seconds (Kubernetes
-    /// `metav1.Time`), and a time that survives a round trip unchanged keeps
-    /// a reconcile from rewriting an unchanged status.
-    pub fn renewal_time(self, not_before: SystemTime, not_after: SystemTime) -> SystemTime {
-        let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-        let exact = not_after - self.before_expiry(lifetime);
-        let since_epoch = exact
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        std::time::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs())
-    }
-}
+pub use crate::model::RenewBefore;
 
 /// How a failure should be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +50,7 @@ pub fn backoff(class: FailureClass, failed_attempts: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn renewal_is_a_third_before_expiry_by_default() {

@@ -5,9 +5,9 @@
 use super::acme::AcmeIssuer;
 use super::ca::CaIssuer;
 use super::selfsigned::SelfSignedIssuer;
-use super::{IssueError, Issuer};
-use crate::engine::{Bundle, CertificateRequest};
-use crate::pki::PrivateKey;
+use crate::model::{
+    Bundle, CertificateRequest, IssueError, Issuer, PrivateKey, RequestOrigin, SaveCheckpoint,
+};
 
 /// Any issuer certweave runs.
 #[derive(Debug)]
@@ -32,11 +32,12 @@ impl Issuer for AnyIssuer {
         &self,
         request: &CertificateRequest,
         key: &PrivateKey,
+        origin: &RequestOrigin,
     ) -> Result<Bundle, IssueError> {
         match self {
-            AnyIssuer::SelfSigned(i) => i.issue(request, key).await,
-            AnyIssuer::Ca(i) => i.issue(request, key).await,
-            AnyIssuer::Acme(i) => i.issue(request, key).await,
+            AnyIssuer::SelfSigned(i) => i.issue(request, key, origin).await,
+            AnyIssuer::Ca(i) => i.issue(request, key, origin).await,
+            AnyIssuer::Acme(i) => i.issue(request, key, origin).await,
         }
     }
 
@@ -44,12 +45,16 @@ impl Issuer for AnyIssuer {
         &'a self,
         request: &'a CertificateRequest,
         key: &'a PrivateKey,
+        origin: &'a RequestOrigin,
         checkpoint: Option<serde_json::Value>,
-        save: &'a super::SaveCheckpoint<'a>,
+        save: &'a SaveCheckpoint<'a>,
     ) -> Result<Bundle, IssueError> {
         match self {
-            AnyIssuer::Acme(i) => i.issue_resumable(request, key, checkpoint, save).await,
-            other => other.issue(request, key).await,
+            AnyIssuer::Acme(i) => {
+                i.issue_resumable(request, key, origin, checkpoint, save)
+                    .await
+            }
+            other => other.issue(request, key, origin).await,
         }
     }
 }

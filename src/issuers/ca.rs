@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::{IssueError, Issuer};
-use crate::engine::{Bundle, CertificateRequest};
+use crate::model::{Bundle, CertificateRequest, RequestOrigin};
 use crate::pki::{self, CertInfo, PrivateKey};
 
 /// A loaded, checked CA. `tls.crt` of issued bundles is the leaf followed by
@@ -86,7 +86,7 @@ impl CaIssuer {
             .map_err(|e| IssueError::Config(format!("CA certificate: {e}")))?;
         let leaf = params
             .signed_by(key.key_pair(), &issuer)
-            .map_err(|e| IssueError::Pki(pki::PkiError::Build(e.to_string())))?;
+            .map_err(|e| IssueError::from(pki::PkiError::Build(e.to_string())))?;
 
         // tls.crt carries the intermediates, not the self-signed root;
         // ca.crt is the top of the CA's chain.
@@ -114,6 +114,7 @@ impl Issuer for CaIssuer {
         &self,
         request: &CertificateRequest,
         key: &PrivateKey,
+        _origin: &RequestOrigin,
     ) -> Result<Bundle, IssueError> {
         self.sign(request, key)
     }

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::{IssueError, Issuer};
-use crate::engine::{Bundle, CertificateRequest};
+use crate::model::{Bundle, CertificateRequest, RequestOrigin};
 use crate::pki::{self, PrivateKey};
 
 /// Signs every request with the request's own key; `ca.crt` is the
@@ -23,7 +23,7 @@ impl SelfSignedIssuer {
         let params = pki::certificate_params(request, now)?;
         let cert = params
             .self_signed(key.key_pair())
-            .map_err(|e| IssueError::Pki(pki::PkiError::Build(e.to_string())))?;
+            .map_err(|e| IssueError::from(pki::PkiError::Build(e.to_string())))?;
         let chain_pem = cert.pem();
         super::checked_bundle(request, key, chain_pem.clone(), chain_pem, now)
     }
@@ -38,6 +38,7 @@ impl Issuer for SelfSignedIssuer {
         &self,
         request: &CertificateRequest,
         key: &PrivateKey,
+        _origin: &RequestOrigin,
     ) -> Result<Bundle, IssueError> {
         self.sign(request, key)
     }

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::engine::CertificateRequest;
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::issuers::IssueError;
+use crate::model::CertificateRequest;
+use crate::model::IssueError;
 use crate::pki::{self, KeyAlgorithm, KeyEncoding, PrivateKey};
 use crate::store::files;
 

@@ -6,9 +6,10 @@
 //! `state/` makes a restart resume: a still-valid certificate is not
 //! re-issued, a failing one keeps its backoff.
 //!
-//! One scheduler task owns the renewal queue; issuance runs in spawned
-//! tasks, at most `concurrency` at once, so a certificate stuck on a slow
-//! or failing issuer never holds up the others.
+//! The engine's [`Scheduler`] decides when each certificate is evaluated,
+//! exactly as in the cluster; this module supplies what one evaluation is
+//! ([`LocalJob`]) and the triggers a directory gives (edited manifests,
+//! Secret files changed by someone else, a CA that was just issued).
 
 pub mod builtin_ca;
 pub mod manifests;
@@ -20,18 +21,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
-
+use crate::api::acme_settings::SecretValues;
+use crate::api::issuer::SecretKeySelector;
 use crate::api::issuer::{IssuerConfig, IssuerSpec};
+use crate::api::issuer_builder::{
+    EnvFuture, Http01Setup, IssuerBuilder, IssuerEnvironment, SecretData,
+};
 use crate::api::IssuerKind;
-use crate::engine::reconcile::{self, Managed, ReconcileError, Step};
-use crate::engine::renewal::RenewalQueue;
-use crate::issuers::acme::{AcmeIssuer, FileKeyStore, Http01Server, Http01Solver, Solvers};
+use crate::engine::reconcile::{self, Managed, ReconcileError};
+use crate::engine::scheduler::{self, Job, Scheduler, Trigger, Triggers};
+use crate::issuers::acme::{AccountKeyStore, FileKeyStore, Http01Server, Http01Solver};
 use crate::issuers::any::AnyIssuer;
 use crate::issuers::ca::CaIssuer;
-use crate::issuers::from_spec;
-use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::issuers::IssueError;
+use crate::model::{IssueError, RequestOrigin};
 use crate::store::fs::FsStore;
 use crate::store::{ObjectKey, Store};
 use crate::webhook::MutationConfig;
@@ -109,7 +111,7 @@ pub async fn run(
         http01_addr: options.http01_addr,
         http01: Http01Solver::new(),
         http01_server: tokio::sync::OnceCell::new(),
-        acme: tokio::sync::Mutex::new(HashMap::new()),
+        builder: IssuerBuilder::new(),
     });
     tracing::info!(ca = %builtin_path.display(), dir = %options.dir.display(), "certweave local starting");
 
@@ -125,157 +127,28 @@ pub async fn run(
         None => (None, None),
     };
 
-    let mut wanted = load_wanted(&options);
-    let mut fingerprint = manifests::fingerprint(&options.dir);
-    let mut queue: RenewalQueue<ObjectKey> = RenewalQueue::with_capacity(wanted.len());
+    let wanted = load_wanted(&options);
+    let keys: Vec<ObjectKey> = wanted.keys().cloned().collect();
+    let (triggers, inbox) = scheduler::triggers();
+    let job = Arc::new(LocalJob {
+        shared,
+        on_renew: options.on_renew.clone(),
+        wanted: std::sync::RwLock::new(Arc::new(wanted)),
+        stamps: Default::default(),
+        triggers,
+    });
+    let poller = tokio::spawn(watch_directory(options.clone(), job.clone()));
     // Rebuild the schedule: everything is evaluated now (cheap for valid
     // certificates), respecting backoffs recorded before the restart.
-    for key in wanted.keys() {
-        queue.schedule(key.clone(), SystemTime::now());
-    }
-    let mut forced: std::collections::HashSet<ObjectKey> = Default::default();
-    let mut in_flight: HashMap<ObjectKey, bool> = HashMap::new();
-    let (done_tx, mut done_rx) =
-        mpsc::unbounded_channel::<(ObjectKey, Result<Step, ReconcileError>, SecretStamp)>();
-    let mut last_poll = tokio::time::Instant::now();
-    // What each Secret's files looked like after we last evaluated it:
-    // edits, deletions and corruption by others trigger a re-evaluation.
-    let mut secret_stamps: HashMap<ObjectKey, SecretStamp> = HashMap::new();
-    tokio::pin!(shutdown);
-
-    loop {
-        let now = SystemTime::now();
-        while in_flight.len() < options.concurrency.max(1) {
-            let Some(key) = queue.pop_due(now) else { break };
-            if let Some(rerun) = in_flight.get_mut(&key) {
-                *rerun = true;
-                continue;
-            }
-            let Some(item) = wanted.get(&key).cloned() else {
-                continue;
-            };
-            let respect_backoff = !forced.remove(&key);
-            in_flight.insert(key.clone(), false);
-            let shared = shared.clone();
-            let done = done_tx.clone();
-            tokio::spawn(async move {
-                let store = &shared.store;
-                // Taken before reading: any change after this point differs
-                // from the recorded stamp and is evaluated at the next poll.
-                let stamp = SecretStamp::of(&store.secret_dir(&item.managed.secret));
-                let issuer = shared.issuer_for(&item.issuer).await;
-                let mut when = SystemTime::now();
-                if !respect_backoff {
-                    // A forced evaluation ignores a recorded backoff.
-                    if let Ok(Some(mut state)) = store.read_state(&item.managed.certificate).await {
-                        if state.next_attempt.take().is_some() {
-                            let _ = store.write_state(&item.managed.certificate, &state).await;
-                        }
-                    }
-                    when = SystemTime::now();
-                }
-                let result = reconcile::reconcile(
-                    store,
-                    &item.managed,
-                    issuer.as_ref().map_err(IssueError::duplicate),
-                    when,
-                )
-                .await;
-                let _ = done.send((key, result, stamp));
-            });
-        }
-
-        let until_due = queue
-            .next_due()
-            .map(|due| due.duration_since(SystemTime::now()).unwrap_or_default())
-            .unwrap_or(Duration::from_secs(3600));
-        let until_poll = options.poll_interval.saturating_sub(last_poll.elapsed());
-        tokio::select! {
-            _ = &mut shutdown => break,
-            Some((key, result, stamp)) = done_rx.recv() => {
-                let rerun = in_flight.remove(&key).unwrap_or(false);
-                let next = match &result {
-                    Ok(step) => step.next,
-                    Err(e) => {
-                        tracing::error!(certificate = %key, error = %e, "cannot read or write the store; retrying in 30s");
-                        SystemTime::now() + Duration::from_secs(30)
-                    }
-                };
-                secret_stamps.insert(key.clone(), stamp);
-                if wanted.contains_key(&key) {
-                    if rerun {
-                        forced.insert(key.clone());
-                        queue.schedule(key.clone(), SystemTime::now());
-                    } else if queue.due(&key).is_none() {
-                        queue.schedule(key.clone(), next);
-                    }
-                }
-                if let Ok(step) = &result {
-                    if step.issued {
-                        if let Some(item) = wanted.get(&key) {
-                            on_issued(&options, &store, item);
-                            // Certificates signed by the CA in this Secret may be waiting for it.
-                            for (other, w) in &wanted {
-                                if depends_on(w, &item.managed.secret) {
-                                    forced.insert(other.clone());
-                                    queue.schedule(other.clone(), SystemTime::now());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            _ = tokio::time::sleep(until_due.min(until_poll)) => {}
-        }
-
-        if last_poll.elapsed() >= options.poll_interval {
-            last_poll = tokio::time::Instant::now();
-            let current = manifests::fingerprint(&options.dir);
-            if current != fingerprint {
-                fingerprint = current;
-                let fresh = load_wanted(&options);
-                for (key, item) in &fresh {
-                    if wanted.get(key) != Some(item) {
-                        tracing::info!(certificate = %key, source = %item.source, "manifest changed; evaluating");
-                        forced.insert(key.clone());
-                        queue.schedule(key.clone(), SystemTime::now());
-                    }
-                }
-                for key in wanted.keys() {
-                    if !fresh.contains_key(key) {
-                        tracing::info!(certificate = %key, "certificate removed from the manifests; its files are kept");
-                        queue.remove(key);
-                    }
-                }
-                wanted = fresh;
-            }
-            for (key, item) in &wanted {
-                if in_flight.contains_key(key) {
-                    continue;
-                }
-                let Some(seen) = secret_stamps.get(key) else {
-                    continue;
-                };
-                let now_stamp = SecretStamp::of(&store.secret_dir(&item.managed.secret));
-                if *seen != now_stamp {
-                    tracing::info!(certificate = %key, "Secret files changed on disk; evaluating");
-                    secret_stamps.insert(key.clone(), now_stamp);
-                    forced.insert(key.clone());
-                    queue.schedule(key.clone(), SystemTime::now());
-                }
-            }
-        }
-    }
-
-    tracing::info!(in_flight = in_flight.len(), "shutting down");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !in_flight.is_empty() {
-        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-            Ok(Some((key, _, _))) => {
-                in_flight.remove(&key);
-            }
-            _ => break,
-        }
+    let left = Scheduler::new(job, options.concurrency)
+        .run(keys, inbox, shutdown)
+        .await;
+    poller.abort();
+    if left > 0 {
+        tracing::warn!(
+            in_flight = left,
+            "stopped with issuances still running; they resume at the next start"
+        );
     }
     if let Some(stop) = stop_webhook {
         let _ = stop.send(());
@@ -284,6 +157,129 @@ pub async fn run(
         let _ = handle.await;
     }
     Ok(())
+}
+
+/// `certweave local`'s evaluation of one certificate, for the engine's
+/// [`Scheduler`].
+struct LocalJob {
+    shared: Arc<Shared>,
+    on_renew: Option<String>,
+    /// What the manifests ask for; replaced whole when they change.
+    wanted: std::sync::RwLock<Arc<BTreeMap<ObjectKey, Wanted>>>,
+    /// What each Secret's files looked like after its last evaluation:
+    /// edits, deletions and corruption by others trigger a re-evaluation.
+    /// A key is absent while it is evaluated, so its own writes do not.
+    stamps: std::sync::Mutex<HashMap<ObjectKey, SecretStamp>>,
+    triggers: Triggers<ObjectKey>,
+}
+
+impl LocalJob {
+    fn wanted(&self) -> Arc<BTreeMap<ObjectKey, Wanted>> {
+        self.wanted.read().expect("wanted lock").clone()
+    }
+}
+
+impl Job for LocalJob {
+    type Key = ObjectKey;
+    type Error = ReconcileError;
+
+    async fn run(
+        &self,
+        key: ObjectKey,
+        forced: bool,
+    ) -> Result<Option<SystemTime>, ReconcileError> {
+        let Some(item) = self.wanted().get(&key).cloned() else {
+            return Ok(None);
+        };
+        let store = &self.shared.store;
+        // Taken before reading: any change after this point differs from
+        // the recorded stamp and is evaluated at the next poll.
+        let stamp = SecretStamp::of(&store.secret_dir(&item.managed.secret));
+        self.stamps.lock().expect("stamps lock").remove(&key);
+        let issuer = self.shared.issuer_for(&item.issuer).await;
+        let result = async {
+            if forced {
+                reconcile::clear_backoff(store, &item.managed.certificate).await?;
+            }
+            reconcile::reconcile(
+                store,
+                &item.managed,
+                issuer.as_ref().map_err(IssueError::duplicate),
+                SystemTime::now(),
+            )
+            .await
+        }
+        .await;
+        self.stamps
+            .lock()
+            .expect("stamps lock")
+            .insert(key.clone(), stamp);
+        let step = result?;
+        let wanted = self.wanted();
+        if step.issued {
+            on_issued(self.on_renew.as_deref(), store, &item);
+            // Certificates signed by the CA in this Secret may be waiting for it.
+            for (other, w) in wanted.iter() {
+                if depends_on(w, &item.managed.secret) {
+                    self.triggers.send(Trigger::Force(other.clone()));
+                }
+            }
+        }
+        Ok(wanted.contains_key(&key).then_some(step.next))
+    }
+}
+
+/// Polls the directory: edited manifests force the certificates they
+/// change, and Secret files changed by someone else force theirs.
+async fn watch_directory(options: LocalOptions, job: Arc<LocalJob>) {
+    let mut fingerprint = manifests::fingerprint(&options.dir);
+    loop {
+        tokio::time::sleep(options.poll_interval).await;
+        let current = manifests::fingerprint(&options.dir);
+        if current != fingerprint {
+            fingerprint = current;
+            let fresh = Arc::new(load_wanted(&options));
+            // Replaced before the triggers go out: an evaluation they start
+            // must see the new manifests.
+            let wanted = std::mem::replace(
+                &mut *job.wanted.write().expect("wanted lock"),
+                fresh.clone(),
+            );
+            for (key, item) in fresh.iter() {
+                if wanted.get(key) != Some(item) {
+                    tracing::info!(certificate = %key, source = %item.source, "manifest changed; evaluating");
+                    job.triggers.send(Trigger::Force(key.clone()));
+                }
+            }
+            for key in wanted.keys() {
+                if !fresh.contains_key(key) {
+                    tracing::info!(certificate = %key, "certificate removed from the manifests; its files are kept");
+                    job.triggers.send(Trigger::Forget(key.clone()));
+                }
+            }
+        }
+        // Read outside the lock: file metadata can be slow, evaluations wait.
+        let wanted = job.wanted();
+        let current: Vec<(ObjectKey, SecretStamp)> = wanted
+            .iter()
+            .map(|(key, item)| {
+                let dir = job.shared.store.secret_dir(&item.managed.secret);
+                (key.clone(), SecretStamp::of(&dir))
+            })
+            .collect();
+        let mut stamps = job.stamps.lock().expect("stamps lock");
+        for (key, now_stamp) in current {
+            // No stamp: never evaluated, or being evaluated right now.
+            let Some(seen) = stamps.get_mut(&key) else {
+                continue;
+            };
+            if *seen != now_stamp {
+                tracing::info!(certificate = %key, "Secret files changed on disk; evaluating");
+                *seen = now_stamp;
+                job.triggers.send(Trigger::Force(key));
+            }
+        }
+    }
 }
 
 /// Identity of a Secret directory's visible files (size, mtime, inode of
@@ -380,6 +376,11 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
                         IssuerChoice::BuiltIn => "certweave-local-ca".into(),
                         IssuerChoice::Defined { .. } => plan.issuer.name.clone(),
                     },
+                    issuer_group: crate::api::issuer_ref::ISSUER_GROUP.to_owned(),
+                    origin: RequestOrigin {
+                        namespace: key.namespace.clone(),
+                        ..Default::default()
+                    },
                     secret_labels: plan.secret_template.labels.clone(),
                     secret_annotations: plan.secret_template.annotations.clone(),
                 },
@@ -396,9 +397,6 @@ fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted> {
     out
 }
 
-/// Logged-in ACME issuers by issuer id, with the spec they were built from.
-type AcmeSessions = HashMap<String, (Box<IssuerSpec>, Arc<AcmeIssuer>)>;
-
 /// What issuance tasks share: the store, the built-in CA, the HTTP-01
 /// listener and the logged-in ACME accounts.
 struct Shared {
@@ -410,99 +408,101 @@ struct Shared {
     /// Bound on first use: binding port 80 is only needed with ACME.
     http01_server: tokio::sync::OnceCell<Http01Server>,
     /// One ACME issuer (one account session) per issuer spec.
-    acme: tokio::sync::Mutex<AcmeSessions>,
+    builder: IssuerBuilder,
 }
 
 impl Shared {
     async fn issuer_for(&self, choice: &IssuerChoice) -> Result<AnyIssuer, IssueError> {
-        let (id, spec, secret_namespace, secrets) = match choice {
-            IssuerChoice::BuiltIn => return Ok(AnyIssuer::Ca(self.builtin.clone())),
+        match choice {
+            IssuerChoice::BuiltIn => Ok(AnyIssuer::Ca(self.builtin.clone())),
             IssuerChoice::Defined {
                 id,
                 spec,
                 secret_namespace,
                 secrets,
-            } => (id, spec, secret_namespace, secrets),
-        };
-        match spec
-            .config()
-            .map_err(|e| IssueError::Config(format!("{id}: {e}")))?
-        {
-            IssuerConfig::SelfSigned => Ok(AnyIssuer::SelfSigned(SelfSignedIssuer)),
-            IssuerConfig::Ca(ca) => {
-                let key = ObjectKey::new(secret_namespace.clone(), ca.secret_name.clone());
-                let secret = self
-                    .store
-                    .read_secret(&key)
-                    .await
-                    .map_err(|e| IssueError::Transient(e.to_string()))?
-                    .ok_or_else(|| {
-                        IssueError::Transient(format!("{id}: CA Secret {key} does not exist yet"))
-                    })?;
-                let (Some(cert), Some(ca_key)) = (secret.tls_crt, secret.tls_key) else {
-                    return Err(IssueError::Transient(format!(
-                        "{id}: CA Secret {key} lacks tls.crt or tls.key"
-                    )));
+            } => {
+                let env = DirectoryEnvironment {
+                    shared: self,
+                    manifests: secrets,
                 };
-                Ok(AnyIssuer::Ca(Arc::new(CaIssuer::from_pem(&cert, &ca_key)?)))
-            }
-            IssuerConfig::Acme(acme) => {
-                // Held while a new issuer is built, so certificates
-                // starting together share one issuer and one account login.
-                let mut sessions = self.acme.lock().await;
-                if let Some((cached_spec, issuer)) = sessions.get(id) {
-                    if cached_spec == spec {
-                        return Ok(AnyIssuer::Acme(issuer.clone()));
-                    }
-                }
-                let issuer = Arc::new(
-                    self.acme_issuer(id, acme, secret_namespace, secrets)
-                        .await?,
-                );
-                sessions.insert(id.clone(), (spec.clone(), issuer.clone()));
-                Ok(AnyIssuer::Acme(issuer))
+                self.builder.build(&env, id, spec, secret_namespace).await
             }
         }
     }
+}
 
-    async fn acme_issuer(
-        &self,
-        id: &str,
-        acme: &crate::api::issuer::AcmeIssuer,
-        namespace: &str,
-        secrets: &BTreeMap<ObjectKey, BTreeMap<String, String>>,
-    ) -> Result<AcmeIssuer, IssueError> {
-        let settings = from_spec::acme_settings(id, acme, namespace, secrets)?;
-        let mut solvers = Solvers::default();
-        if settings.http01 {
-            self.http01_server
-                .get_or_try_init(|| self.http01.serve(self.http01_addr))
+/// Where a directory keeps what issuers need: Secrets in the store (a CA
+/// issued here) or among the manifests (TSIG and EAB keys), ACME account
+/// keys under `state/accounts/`, and an HTTP-01 listener of its own.
+struct DirectoryEnvironment<'a> {
+    shared: &'a Shared,
+    manifests: &'a SecretValues,
+}
+
+impl IssuerEnvironment for DirectoryEnvironment<'_> {
+    fn read_secret<'a>(&'a self, key: &'a ObjectKey) -> EnvFuture<'a, Option<SecretData>> {
+        Box::pin(async move {
+            let stored = self
+                .shared
+                .store
+                .read_secret(key)
                 .await
-                .map_err(|e| {
-                    IssueError::Transient(format!(
-                        "cannot listen on {} for HTTP-01 challenges: {e}; free the port or set --http01-addr",
-                        self.http01_addr
-                    ))
-                })?;
-            solvers.http01 = Some(self.http01.clone());
-        }
-        solvers.rules = settings.rules;
-        let account_key = self
+                .map_err(|e| IssueError::Transient(e.to_string()))?;
+            if let Some(secret) = stored {
+                let mut data = SecretData::new();
+                for (name, value) in [
+                    ("tls.crt", secret.tls_crt),
+                    ("tls.key", secret.tls_key),
+                    ("ca.crt", secret.ca_crt),
+                ] {
+                    if let Some(value) = value {
+                        data.insert(name.to_owned(), value);
+                    }
+                }
+                return Ok(Some(data));
+            }
+            Ok(self.manifests.get(key).cloned())
+        })
+    }
+
+    fn account_key_store(
+        &self,
+        namespace: &str,
+        selector: &SecretKeySelector,
+    ) -> Arc<dyn AccountKeyStore> {
+        let file = self
+            .shared
             .root
             .join("state")
             .join("accounts")
             .join(namespace)
-            .join(format!("{}.key", acme.private_key_secret_ref.name));
-        AcmeIssuer::new(
-            settings.config,
-            Arc::new(FileKeyStore::new(account_key)),
-            solvers,
-        )
+            .join(format!("{}.key", selector.name));
+        Arc::new(FileKeyStore::new(file))
+    }
+
+    fn http01(&self) -> EnvFuture<'_, Http01Setup> {
+        Box::pin(async move {
+            let shared = self.shared;
+            shared
+                .http01_server
+                .get_or_try_init(|| shared.http01.serve(shared.http01_addr))
+                .await
+                .map_err(|e| {
+                    IssueError::Transient(format!(
+                        "cannot listen on {} for HTTP-01 challenges: {e}; free the port or set --http01-addr",
+                        shared.http01_addr
+                    ))
+                })?;
+            Ok(Http01Setup {
+                solver: shared.http01.clone(),
+                routes: None,
+            })
+        })
     }
 }
 
-fn on_issued(options: &LocalOptions, store: &FsStore, item: &Wanted) {
-    let Some(command) = options.on_renew.clone() else {
+fn on_issued(on_renew: Option<&str>, store: &FsStore, item: &Wanted) {
+    let Some(command) = on_renew.map(str::to_owned) else {
         return;
     };
     let dir = store.secret_dir(&item.managed.secret);
@@ -531,7 +531,7 @@ async fn start_webhook(
     builtin: &CaIssuer,
     addr: SocketAddr,
 ) -> Result<crate::webhook::server::WebhookServer, LocalError> {
-    use crate::engine::CertificateRequest;
+    use crate::model::CertificateRequest;
     let dir = options.dir.join("state").join("webhook");
     let mut request = CertificateRequest::for_dns_names(["localhost".to_string()]);
     request.ip_addresses = vec![

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::engine::Bundle;
+use crate::model::Bundle;
 
 /// `tls.crt`: the leaf, then the intermediates.
 pub const CERT_FILE: &str = "tls.crt";

@@ -314,7 +314,7 @@ impl Store for FsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Bundle;
+    use crate::model::Bundle;
 
     fn bundle(tag: &str) -> Bundle {
         Bundle {

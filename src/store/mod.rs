@@ -3,7 +3,6 @@
 
 pub mod files;
 pub mod fs;
-pub mod kube;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +12,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Bundle;
+use crate::model::Bundle;
 
 /// A namespaced name: a Certificate or a Secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

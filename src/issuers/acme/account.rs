@@ -26,7 +26,7 @@ use ring::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair};
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::PublicKeyParts;
 
-use crate::issuers::IssueError;
+use crate::model::IssueError;
 use crate::pki::{KeyAlgorithm, KeyEncoding, PrivateKey};
 use crate::store::files;
 

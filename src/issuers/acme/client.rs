@@ -36,8 +36,8 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::{Map, Value};
 
 use super::account::AccountKey;
-use crate::issuers::IssueError;
 use crate::metrics;
+use crate::model::IssueError;
 use crate::pki;
 
 /// How the ACME server's TLS certificate is checked.

@@ -41,7 +41,7 @@ use hickory_proto::rr::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::issuers::IssueError;
+use crate::model::IssueError;
 
 /// TTL of the challenge record: short, so a resolver that cached a failed
 /// attempt's answer forgets it quickly.

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::issuers::{IssueError, Problem};
+use crate::model::{IssueError, Problem};
 
 const PREFIX: &str = "urn:ietf:params:acme:error:";
 

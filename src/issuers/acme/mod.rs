@@ -35,13 +35,9 @@ pub use account::{AccountInfo, AccountKey, AccountKeyStore, FileKeyStore, Memory
 pub use client::{ExternalAccountBinding, Trust};
 pub use http01::{Http01Server, Http01Solver};
 pub use order::{OrderRecord, Polling};
-pub use solvers::{
-    Http01Route, Http01Routes, OrderContext, RuleMethod, SolverRule, SolverSelector, Solvers,
-    ORDER_CONTEXT,
-};
+pub use solvers::{Http01Route, Http01Routes, RuleMethod, SolverRule, SolverSelector, Solvers};
 
-use super::{IssueError, Issuer};
-use crate::engine::{Bundle, CertificateRequest};
+use crate::model::{Bundle, CertificateRequest, IssueError, Issuer, RequestOrigin};
 use crate::pki::{self, KeyEncoding, PrivateKey};
 use client::{AcmeHttp, TlsSettings};
 use order::Driver;
@@ -223,8 +219,9 @@ impl AcmeIssuer {
         })
     }
 
-    fn driver<'a>(&'a self, session: &'a Session) -> Driver<'a> {
+    fn driver<'a>(&'a self, session: &'a Session, origin: &'a RequestOrigin) -> Driver<'a> {
         Driver {
+            origin,
             account: &session.account,
             account_url: &session.info.url,
             directory_url: &self.config.directory_url,
@@ -240,22 +237,28 @@ impl AcmeIssuer {
         &self,
         request: &CertificateRequest,
         key: &PrivateKey,
+        origin: &RequestOrigin,
     ) -> Result<OrderRecord, IssueError> {
         let ids = order::identifiers_of(request)?;
         // Refuse what no solver can validate before asking the CA.
         for id in &ids {
-            self.solvers.choose(&id.authorized(false).to_string())?;
+            self.solvers
+                .choose(&id.authorized(false).to_string(), &origin.labels)?;
         }
         let session = self.session().await?;
-        self.driver(session)
+        self.driver(session, origin)
             .open(&ids, key.to_pem(KeyEncoding::Pkcs8)?)
             .await
     }
 
     /// Solves the order's challenges and waits until it can be finalized.
-    pub async fn authorize(&self, record: &OrderRecord) -> Result<(), IssueError> {
+    pub async fn authorize(
+        &self,
+        record: &OrderRecord,
+        origin: &RequestOrigin,
+    ) -> Result<(), IssueError> {
         let session = self.checked_session(record).await?;
-        let driver = self.driver(session);
+        let driver = self.driver(session, origin);
         let mut order = driver.load(record).await?;
         driver.authorize(&mut order).await
     }
@@ -267,6 +270,7 @@ impl AcmeIssuer {
         &self,
         record: &OrderRecord,
         request: &CertificateRequest,
+        origin: &RequestOrigin,
     ) -> Result<Bundle, IssueError> {
         if !record.matches(request) {
             return Err(IssueError::Config(format!(
@@ -278,7 +282,7 @@ impl AcmeIssuer {
         }
         let key = PrivateKey::from_pem(&record.private_key)?;
         let session = self.checked_session(record).await?;
-        let driver = self.driver(session);
+        let driver = self.driver(session, origin);
         let mut order = driver.load(record).await?;
         driver.authorize(&mut order).await?;
         let csr = pki::csr_der(request, &key)?;
@@ -358,9 +362,10 @@ impl Issuer for AcmeIssuer {
         &self,
         request: &CertificateRequest,
         key: &PrivateKey,
+        origin: &RequestOrigin,
     ) -> Result<Bundle, IssueError> {
-        let record = self.open_order(request, key).await?;
-        self.resume(&record, request).await
+        let record = self.open_order(request, key, origin).await?;
+        self.resume(&record, request, origin).await
     }
 
     /// Resumes the order of a stored [`OrderRecord`] when there is one for
@@ -371,6 +376,7 @@ impl Issuer for AcmeIssuer {
         &'a self,
         request: &'a CertificateRequest,
         key: &'a PrivateKey,
+        origin: &'a RequestOrigin,
         checkpoint: Option<serde_json::Value>,
         save: &'a super::SaveCheckpoint<'a>,
     ) -> Result<Bundle, IssueError> {
@@ -378,7 +384,7 @@ impl Issuer for AcmeIssuer {
         {
             if record.matches(request) && record.directory_url == self.config.directory_url {
                 tracing::info!(order = %record.order_url, "resuming the stored ACME order");
-                match self.resume(&record, request).await {
+                match self.resume(&record, request, origin).await {
                     Err(IssueError::Config(reason)) => {
                         tracing::warn!(order = %record.order_url, %reason, "cannot resume the stored order; opening a new one");
                     }
@@ -386,9 +392,9 @@ impl Issuer for AcmeIssuer {
                 }
             }
         }
-        let record = self.open_order(request, key).await?;
+        let record = self.open_order(request, key, origin).await?;
         save(serde_json::to_value(&record).expect("an order record serialises")).await;
-        self.resume(&record, request).await
+        self.resume(&record, request, origin).await
     }
 }
 
@@ -402,15 +408,19 @@ mod tests {
             http01: Some(Http01Solver::new()),
             ..Default::default()
         };
-        let err = solvers.choose("*.example.com").err().unwrap().to_string();
+        let err = solvers
+            .choose("*.example.com", &Default::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("DNS-01"), "{err}");
         assert!(err.contains("*.example.com"), "{err}");
         assert!(matches!(
-            solvers.choose("www.example.com"),
+            solvers.choose("www.example.com", &Default::default()),
             Ok(solvers::Method::Http01(..))
         ));
         let none = Solvers::default();
-        assert!(none.choose("www.example.com").is_err());
+        assert!(none.choose("www.example.com", &Default::default()).is_err());
     }
 
     #[test]

@@ -25,10 +25,9 @@ use serde::{Deserialize, Serialize};
 use super::client::AcmeHttp;
 use super::error::{classify, problem};
 use super::http01::ChallengeToken;
-use super::solvers::{Http01Route, Http01Routes, Method, OrderContext};
+use super::solvers::{Http01Route, Http01Routes, Method};
 use super::{DnsSolver, Solvers};
-use crate::engine::CertificateRequest;
-use crate::issuers::{IssueError, Problem};
+use crate::model::{CertificateRequest, IssueError, Problem, RequestOrigin};
 use crate::pki::{self, CertInfo};
 
 /// An ACME order in flight, as a caller persists it (next to the
@@ -222,6 +221,8 @@ pub(crate) struct Driver<'a> {
     pub http: &'a AcmeHttp,
     pub solvers: &'a Solvers,
     pub polling: Polling,
+    /// Who the order is for: picks solvers and places HTTP-01 routes.
+    pub origin: &'a RequestOrigin,
 }
 
 impl Driver<'_> {
@@ -305,7 +306,7 @@ impl Driver<'_> {
                         }))
                     }
                 }
-                let method = self.solvers.choose(&name)?;
+                let method = self.solvers.choose(&name, &self.origin.labels)?;
                 let kind = method.challenge_type();
                 let Some(challenge) = authz.challenge(kind.clone()) else {
                     return Err(IssueError::Config(format!(
@@ -321,7 +322,7 @@ impl Driver<'_> {
                             .push(solver.present(&token, key.key_authorization(&token)));
                         if let Some(routes) = &self.solvers.routes {
                             let route = route.cloned().unwrap_or_default();
-                            let context = super::solvers::current_context();
+                            let context = self.origin.clone();
                             // Recorded first: a route opened half-way is
                             // removed too.
                             presented.routes.push((
@@ -598,7 +599,7 @@ type OpenRoute = (
     String,
     String,
     Http01Route,
-    OrderContext,
+    RequestOrigin,
 );
 
 #[derive(Default)]

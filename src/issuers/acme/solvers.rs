@@ -13,28 +13,7 @@ use std::sync::Arc;
 
 use super::http01::Http01Solver;
 use super::{DnsSolver, SolverFuture};
-use crate::issuers::IssueError;
-
-/// Who an order is for, as the caller knows it: the namespace HTTP-01
-/// routes are made in and the labels `matchLabels` selectors compare with.
-/// Set with [`ORDER_CONTEXT`]`.scope(...)` around an issuance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OrderContext {
-    pub namespace: String,
-    pub labels: BTreeMap<String, String>,
-    /// Route challenges through this existing Ingress-like object instead
-    /// of a temporary one (cert-manager's edit-in-place).
-    pub edit_in_place: Option<String>,
-}
-
-tokio::task_local! {
-    /// The [`OrderContext`] of the issuance running in this task.
-    pub static ORDER_CONTEXT: OrderContext;
-}
-
-fn context() -> OrderContext {
-    ORDER_CONTEXT.try_with(Clone::clone).unwrap_or_default()
-}
+use crate::model::{IssueError, RequestOrigin};
 
 /// How a challenge request reaches the HTTP-01 solver: hints for the
 /// caller's [`Http01Routes`] (a cluster creates an Ingress of this class).
@@ -55,14 +34,14 @@ pub trait Http01Routes: Send + Sync {
         host: &'a str,
         token: &'a str,
         route: &'a Http01Route,
-        context: &'a OrderContext,
+        context: &'a RequestOrigin,
     ) -> SolverFuture<'a>;
     fn close<'a>(
         &'a self,
         host: &'a str,
         token: &'a str,
         route: &'a Http01Route,
-        context: &'a OrderContext,
+        context: &'a RequestOrigin,
     ) -> SolverFuture<'a>;
     /// Why the routes cannot bring a validation to this process, when
     /// that is known up front (e.g. no routable Pod IP); added to the
@@ -165,11 +144,16 @@ fn specificity(
 impl Solvers {
     /// The solver for `name` (`*.example.com` for a wildcard), or why none
     /// fits.
-    pub(crate) fn choose(&self, name: &str) -> Result<Method<'_>, IssueError> {
+    /// `labels` are the requester's, which `matchLabels` selectors compare
+    /// with.
+    pub(crate) fn choose(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Method<'_>, IssueError> {
         let wildcard = name.starts_with("*.");
         let is_ip = name.parse::<std::net::IpAddr>().is_ok();
         if !self.rules.is_empty() {
-            let labels = context().labels;
             let best = self
                 .rules
                 .iter()
@@ -177,7 +161,7 @@ impl Solvers {
                     RuleMethod::Http01(_) => !wildcard && self.http01.is_some(),
                     RuleMethod::Dns01(_) => !is_ip,
                 })
-                .filter_map(|rule| specificity(&rule.selector, name, &labels).map(|s| (s, rule)))
+                .filter_map(|rule| specificity(&rule.selector, name, labels).map(|s| (s, rule)))
                 // The first of equally specific rules wins, as in cert-manager.
                 .fold(
                     None::<((u8, usize, usize), &SolverRule)>,
@@ -221,11 +205,6 @@ impl Solvers {
     }
 }
 
-/// The context an order's routes are opened with.
-pub(crate) fn current_context() -> OrderContext {
-    context()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,7 +245,11 @@ mod tests {
     }
 
     fn chosen(solvers: &Solvers, name: &str) -> String {
-        match solvers.choose(name) {
+        chosen_for(solvers, name, &BTreeMap::new())
+    }
+
+    fn chosen_for(solvers: &Solvers, name: &str, labels: &BTreeMap<String, String>) -> String {
+        match solvers.choose(name, labels) {
             Ok(Method::Http01(_, Some(route))) => {
                 format!("http01:{}", route.ingress_class_name.clone().unwrap())
             }
@@ -319,13 +302,7 @@ mod tests {
             refused.contains("no solver of this issuer accepts other.org"),
             "{refused}"
         );
-        let context = OrderContext {
-            labels: BTreeMap::from([("team".into(), "shop".into())]),
-            ..Default::default()
-        };
-        let picked = ORDER_CONTEXT
-            .scope(context, async { chosen(&solvers, "other.org") })
-            .await;
-        assert_eq!(picked, "http01:shop");
+        let labels = BTreeMap::from([("team".into(), "shop".into())]);
+        assert_eq!(chosen_for(&solvers, "other.org", &labels), "http01:shop");
     }
 }

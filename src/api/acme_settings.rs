@@ -15,7 +15,7 @@ use crate::issuers::acme::{
     AcmeConfig, DnsSolver, ExternalAccountBinding, Http01Route, RuleMethod, SolverRule,
     SolverSelector, Trust,
 };
-use crate::issuers::IssueError;
+use crate::model::IssueError;
 use crate::store::ObjectKey;
 
 /// Secret contents by Secret, then by key.

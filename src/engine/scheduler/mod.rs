@@ -1,0 +1,250 @@
+//! The one scheduler: every certificate of a controller or of `certweave
+//! local` in one due-time queue, evaluated when it is due or when something
+//! it depends on changes.
+//!
+//! The scheduler owns the queue and decides *when*; the caller's [`Job`]
+//! decides *what* one evaluation does (read the spec, pick the issuer, run
+//! [`super::reconcile::reconcile`], publish Events) and answers when to
+//! look again. The rules live here once:
+//! - one task owns the queue and wakes at the earliest due time;
+//! - each evaluation runs in its own task, at most `concurrency` at once, so
+//!   a certificate stuck on a slow issuer never holds up the others;
+//! - a key is never evaluated twice at once: a trigger for a key in flight
+//!   runs it again right after, once, forced if any of the triggers was;
+//! - a failed store read or write retries after [`STORE_RETRY`];
+//! - on shutdown, evaluations in flight get up to `drain` to finish.
+//!
+//! The schedule itself lives in the store (renewal time, failure backoff),
+//! so a new process rebuilds it by evaluating every key once.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+
+use super::renewal::RenewalQueue;
+
+/// How long after a failed store read or write a key is tried again.
+pub const STORE_RETRY: Duration = Duration::from_secs(30);
+
+/// How long evaluations in flight may take to finish on shutdown.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(20);
+
+/// With nothing queued, how long the scheduler sleeps before looking again.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+/// Why a key should be looked at now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger<K> {
+    /// What is wanted changed (or appeared, or a user asked): evaluate now,
+    /// ignoring a recorded backoff.
+    Force(K),
+    /// Something it depends on changed (its Secret, its issuer): evaluate
+    /// now, respecting a backoff.
+    Touch(K),
+    /// It is gone: stop scheduling it.
+    Forget(K),
+}
+
+/// Where triggers are sent; cheap to clone, one per producer.
+#[derive(Debug)]
+pub struct Triggers<K>(mpsc::UnboundedSender<Trigger<K>>);
+
+impl<K> Clone for Triggers<K> {
+    fn clone(&self) -> Self {
+        Triggers(self.0.clone())
+    }
+}
+
+impl<K> Triggers<K> {
+    /// Sends `trigger`; once the scheduler has stopped this does nothing.
+    pub fn send(&self, trigger: Trigger<K>) {
+        let _ = self.0.send(trigger);
+    }
+}
+
+/// The scheduler's end of [`triggers`].
+#[derive(Debug)]
+pub struct TriggerInbox<K>(mpsc::UnboundedReceiver<Trigger<K>>);
+
+/// A trigger channel: the sending half for watches, pollers and the job
+/// itself (a CA that was just issued touches the certificates it signs),
+/// the receiving half for [`Scheduler::run`].
+pub fn triggers<K>() -> (Triggers<K>, TriggerInbox<K>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Triggers(tx), TriggerInbox(rx))
+}
+
+/// One evaluation of one key, as its caller defines it.
+pub trait Job: Send + Sync + 'static {
+    /// What the queue holds: a certificate's identity.
+    type Key: Clone + Eq + Hash + Ord + Display + Send + Sync + 'static;
+    /// A store failure; logged, and the key retried after [`STORE_RETRY`]
+    /// (or what [`Scheduler::store_retry`] set).
+    type Error: Display + Send + 'static;
+
+    /// Evaluates `key` once. `forced` asks to ignore a recorded backoff.
+    /// Returns when to look at it again, or `None` when the key is gone and
+    /// should not be scheduled again.
+    fn run(
+        &self,
+        key: Self::Key,
+        forced: bool,
+    ) -> impl Future<Output = Result<Option<SystemTime>, Self::Error>> + Send;
+
+    /// The number of queued keys changed (a gauge for metrics).
+    fn queue_depth(&self, _depth: usize) {}
+
+    /// `key` was forgotten (a [`Trigger::Forget`]): drop what is kept for it.
+    fn forgotten(&self, _key: &Self::Key) {}
+}
+
+/// What to do when an evaluation in flight finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterRun {
+    /// Schedule at the time the evaluation asks for.
+    Reschedule,
+    /// A trigger came in meanwhile: run again now.
+    RunAgain,
+    /// The key was forgotten meanwhile: drop it.
+    Drop,
+}
+
+/// Runs a [`Job`] over a queue of keys.
+pub struct Scheduler<J: Job> {
+    job: Arc<J>,
+    concurrency: usize,
+    drain: Duration,
+    store_retry: Duration,
+}
+
+impl<J: Job> Scheduler<J> {
+    /// At most `concurrency` evaluations run at once (at least one).
+    pub fn new(job: Arc<J>, concurrency: usize) -> Self {
+        Self {
+            job,
+            concurrency: concurrency.max(1),
+            drain: DEFAULT_DRAIN,
+            store_retry: STORE_RETRY,
+        }
+    }
+
+    /// How long after a failed store read or write a key is tried again
+    /// (default [`STORE_RETRY`]).
+    pub fn store_retry(mut self, after: Duration) -> Self {
+        self.store_retry = after;
+        self
+    }
+
+    /// How long evaluations in flight may take to finish on shutdown.
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Evaluates every key of `initial` now (respecting backoffs), then
+    /// serves `inbox` and the due times until `shutdown`, then waits up to
+    /// the drain time for evaluations in flight. Returns how many were
+    /// still running when it gave up waiting.
+    pub async fn run(
+        self,
+        initial: impl IntoIterator<Item = J::Key>,
+        mut inbox: TriggerInbox<J::Key>,
+        shutdown: impl Future<Output = ()>,
+    ) -> usize {
+        let initial = initial.into_iter();
+        let mut queue: RenewalQueue<J::Key> = RenewalQueue::with_capacity(initial.size_hint().0);
+        let start = SystemTime::now();
+        for key in initial {
+            queue.schedule(key, start);
+        }
+        let mut forced: HashSet<J::Key> = HashSet::new();
+        let mut in_flight: HashMap<J::Key, AfterRun> = HashMap::new();
+        type Done<J> = (
+            <J as Job>::Key,
+            Result<Option<SystemTime>, <J as Job>::Error>,
+        );
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done<J>>();
+        tokio::pin!(shutdown);
+        loop {
+            let now = SystemTime::now();
+            while in_flight.len() < self.concurrency {
+                let Some(key) = queue.pop_due(now) else { break };
+                if let Some(after) = in_flight.get_mut(&key) {
+                    *after = AfterRun::RunAgain;
+                    continue;
+                }
+                let force = forced.remove(&key);
+                in_flight.insert(key.clone(), AfterRun::Reschedule);
+                let job = self.job.clone();
+                let done = done_tx.clone();
+                tokio::spawn(async move {
+                    let result = job.run(key.clone(), force).await;
+                    let _ = done.send((key, result));
+                });
+            }
+            self.job.queue_depth(queue.len());
+            let until_due = queue
+                .next_due()
+                .map(|due| due.duration_since(SystemTime::now()).unwrap_or_default())
+                .unwrap_or(IDLE_WAKE);
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(trigger) = inbox.0.recv() => match trigger {
+                    Trigger::Force(key) => {
+                        forced.insert(key.clone());
+                        queue.schedule(key, SystemTime::now());
+                    }
+                    Trigger::Touch(key) => queue.schedule(key, SystemTime::now()),
+                    Trigger::Forget(key) => {
+                        queue.remove(&key);
+                        forced.remove(&key);
+                        if let Some(after) = in_flight.get_mut(&key) {
+                            *after = AfterRun::Drop;
+                        }
+                        self.job.forgotten(&key);
+                    }
+                },
+                Some((key, result)) = done_rx.recv() => {
+                    let after = in_flight.remove(&key).unwrap_or(AfterRun::Reschedule);
+                    let next = match result {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::error!(certificate = %key, error = %e, retry_in_seconds = self.store_retry.as_secs(), "cannot read or write the store; retrying");
+                            Some(SystemTime::now() + self.store_retry)
+                        }
+                    };
+                    match (after, next) {
+                        (AfterRun::Drop, _) | (_, None) => {}
+                        (AfterRun::RunAgain, Some(_)) => queue.schedule(key, SystemTime::now()),
+                        (AfterRun::Reschedule, Some(next)) => {
+                            // A trigger may have queued it meanwhile; keep that.
+                            if queue.due(&key).is_none() {
+                                queue.schedule(key, next);
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(until_due) => {}
+            }
+        }
+        tracing::info!(in_flight = in_flight.len(), "scheduler stopping");
+        let deadline = tokio::time::Instant::now() + self.drain;
+        while !in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                Ok(Some((key, _))) => {
+                    in_flight.remove(&key);
+                }
+                _ => break,
+            }
+        }
+        in_flight.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

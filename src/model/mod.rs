@@ -1,0 +1,18 @@
+//! The leaf layer: what a certificate request is, what comes back, the keys
+//! it is signed with, and the [`Issuer`] contract between them.
+//!
+//! Everything else in the crate builds on these types and this module
+//! imports nothing else of the crate, so the layers above (`pki`, `issuers`,
+//! `store`, `engine`, `api`, the entry points) can only depend downward.
+
+pub mod bundle;
+pub mod issuer;
+pub mod key;
+pub mod renew_before;
+pub mod request;
+
+pub use bundle::Bundle;
+pub use issuer::{IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoint};
+pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
+pub use renew_before::RenewBefore;
+pub use request::{CertificateRequest, KeyRotation, KeyUsage, DEFAULT_DURATION};
