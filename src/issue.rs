@@ -73,7 +73,7 @@ impl IssueCommandError {
         match self {
             IssueCommandError::Input(_)
             | IssueCommandError::Issue {
-                error: IssueError::Config(_) | IssueError::Pki(_),
+                error: IssueError::Config(_) | IssueError::ConfigCause { .. } | IssueError::Pki(_),
                 ..
             } => 2,
             _ => 1,
@@ -178,7 +178,7 @@ fn explain(error: IssueError, http01_addr: Option<SocketAddr>) -> IssueCommandEr
         IssueError::RateLimited { .. } => {
             "\nhint: the CA's rate limit was hit; wait before trying again".into()
         }
-        IssueError::Transient(_) => "\nhint: this may pass on its own; try again".into(),
+        e if e.is_transient() => "\nhint: this may pass on its own; try again".into(),
         _ => String::new(),
     };
     IssueCommandError::Issue { error, hint }

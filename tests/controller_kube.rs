@@ -125,9 +125,16 @@ async fn secret_write_refused(
     let code = refusal["code"].as_u64().expect("a Status has a code") as u16;
     server.expect("PATCH", SECRET_PATH, code, refusal).await;
     match task.await.unwrap() {
-        Err(ReconcileError::Store(StoreError::Api { object, reason })) => {
+        Err(ReconcileError::Store(err @ StoreError::Api { .. })) => {
+            let StoreError::Api { object, source, .. } = &err else {
+                unreachable!()
+            };
             assert_eq!(object, "Secret shop/web-tls");
-            reason
+            assert!(
+                source.downcast_ref::<kube::Error>().is_some(),
+                "the API server's error is kept as the source: {source:?}"
+            );
+            err.to_string()
         }
         other => panic!("expected a store error, got {other:?}"),
     }

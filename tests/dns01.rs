@@ -25,7 +25,7 @@ fn solver_for(server: &Bind9, algorithm: &str) -> Rfc2136Solver {
 
 fn config_message(result: Result<(), IssueError>) -> String {
     match result {
-        Err(IssueError::Config(message)) => message,
+        Err(err) if err.is_config() => err.to_string(),
         other => panic!("expected a configuration error, got {other:?}"),
     }
 }

@@ -133,13 +133,26 @@ fn ca_bootstrap_chain_and_real_renewal_with_key_rotation() {
         state["renewalTime"].as_str().unwrap().ends_with('Z'),
         "timestamps are RFC 3339: {state}"
     );
-    // --on-renew ran for every issuance, with the Secret's directory.
-    let hooks = std::fs::read_to_string(&hook_log).unwrap();
-    assert!(hooks.matches("default/web ").count() >= 2, "{hooks}");
-    assert!(
-        hooks.contains(&format!("default/api {}", api.display())),
-        "{hooks}"
+    // --on-renew ran for every issuance, with the Secret's directory. The
+    // command runs after the state is recorded, so it may still be starting.
+    let hooks = wait_for(
+        "--on-renew ran for both web issuances",
+        Duration::from_secs(10),
+        &local,
+        || {
+            std::fs::read_to_string(&hook_log)
+                .ok()
+                .filter(|h| h.matches("default/web ").count() >= 2)
+        },
     );
+    let api_hook = format!("default/api {}", api.display());
+    let hooks = wait_for(
+        "--on-renew ran for api, with its directory",
+        Duration::from_secs(10),
+        &local,
+        || Some(std::fs::read_to_string(&hook_log).ok()?).filter(|h| h.contains(&api_hook)),
+    );
+    assert!(hooks.contains("default/web "), "{hooks}");
     assert!(local.terminate().success(), "SIGTERM is a clean exit");
 }
 

@@ -550,7 +550,17 @@ fn ca_issuer_refuses_a_non_ca_certificate_and_a_foreign_key() {
         other => panic!("{other:?}"),
     }
     match CaIssuer::from_pem(&root.chain_pem, "garbage") {
-        Err(IssueError::Config(message)) => assert!(message.contains("CA key"), "{message}"),
+        Err(err @ IssueError::ConfigCause { .. }) => {
+            let message = err.to_string();
+            assert!(message.contains("CA key"), "{message}");
+            let source = std::error::Error::source(&err).expect("the key error is kept");
+            assert!(
+                source
+                    .downcast_ref::<certweave::model::KeyError>()
+                    .is_some(),
+                "{source:?}"
+            );
+        }
         other => panic!("{other:?}"),
     }
 }

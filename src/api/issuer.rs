@@ -74,6 +74,53 @@ impl std::ops::Deref for ClusterIssuerSpec {
     }
 }
 
+/// What the controller reads of an Issuer or a ClusterIssuer. The two
+/// differ only in scope (and so in where their Secrets live), so one code
+/// path serves both instead of a twin per kind.
+pub trait IssuerObject: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static {
+    const KIND: super::IssuerKind;
+
+    fn issuer_spec(&self) -> &IssuerSpec;
+
+    fn issuer_status(&self) -> Option<&IssuerStatus>;
+
+    /// The `Ready` condition, if the issuer has been checked.
+    fn ready_condition(&self) -> Option<&CertificateCondition> {
+        self.issuer_status()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready_condition().is_some_and(|c| c.status == "True")
+    }
+}
+
+impl IssuerObject for Issuer {
+    const KIND: super::IssuerKind = super::IssuerKind::Issuer;
+
+    fn issuer_spec(&self) -> &IssuerSpec {
+        &self.spec
+    }
+
+    fn issuer_status(&self) -> Option<&IssuerStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl IssuerObject for ClusterIssuer {
+    const KIND: super::IssuerKind = super::IssuerKind::ClusterIssuer;
+
+    fn issuer_spec(&self) -> &IssuerSpec {
+        &self.spec
+    }
+
+    fn issuer_status(&self) -> Option<&IssuerStatus> {
+        self.status.as_ref()
+    }
+}
+
 /// `acme`: an ACME server account and how to solve its challenges.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[schemars(extend("x-kubernetes-validations" = [

@@ -165,12 +165,12 @@ pub fn challenge_ingress(
 /// the object (invalid, forbidden) does not, until a human changes
 /// something, so it is not retried as transient.
 fn failed(what: &str, e: kube::Error) -> IssueError {
-    let message = format!("cannot {what} for the HTTP-01 challenge: {e}");
+    let context = format!("cannot {what} for the HTTP-01 challenge");
     match &e {
         kube::Error::Api(s) if (400..500).contains(&s.code) && ![409, 429].contains(&s.code) => {
-            IssueError::Config(message)
+            IssueError::config_because(context, e)
         }
-        _ => IssueError::Transient(message),
+        _ => IssueError::transient_because(context, e),
     }
 }
 

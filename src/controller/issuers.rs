@@ -18,7 +18,8 @@ use kube::Client;
 
 use crate::api::certificate::CertificateCondition;
 use crate::api::issuer::{
-    AcmeIssuerStatus, ClusterIssuer, Issuer, IssuerConfig, IssuerSpec, SecretKeySelector,
+    AcmeIssuerStatus, ClusterIssuer, Issuer, IssuerConfig, IssuerObject, IssuerSpec,
+    SecretKeySelector,
 };
 use crate::api::issuer_builder::{
     EnvFuture, Http01Setup, IssuerBuilder, IssuerEnvironment, SecretData,
@@ -54,10 +55,10 @@ impl AccountKeyStore for SecretKeyStore {
     fn load(&self) -> StoreFuture<'_, Option<String>> {
         Box::pin(async move {
             let secret = self.api.get_opt(&self.name).await.map_err(|e| {
-                IssueError::Transient(format!(
-                    "cannot read the account key {}: {e}",
-                    self.describe()
-                ))
+                IssueError::transient_because(
+                    format!("cannot read the account key {}", self.describe()),
+                    e,
+                )
             })?;
             let Some(secret) = secret else {
                 return Ok(None);
@@ -96,10 +97,10 @@ impl AccountKeyStore for SecretKeyStore {
                 Err(kube::Error::Api(status)) if status.code == 409 => {
                     Ok(SaveOutcome::AlreadyExists)
                 }
-                Err(e) => Err(IssueError::Transient(format!(
-                    "cannot create the account key {}: {e}",
-                    self.describe()
-                ))),
+                Err(e) => Err(IssueError::transient_because(
+                    format!("cannot create the account key {}", self.describe()),
+                    e,
+                )),
             }
         })
     }
@@ -122,10 +123,9 @@ impl IssuerEnvironment for ClusterEnvironment {
     fn read_secret<'a>(&'a self, key: &'a ObjectKey) -> EnvFuture<'a, Option<SecretData>> {
         Box::pin(async move {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &key.namespace);
-            let secret = api
-                .get_opt(&key.name)
-                .await
-                .map_err(|e| IssueError::Transient(format!("cannot read Secret {key}: {e}")))?;
+            let secret = api.get_opt(&key.name).await.map_err(|e| {
+                IssueError::transient_because(format!("cannot read Secret {key}"), e)
+            })?;
             Ok(secret.map(|s| {
                 s.data
                     .unwrap_or_default()
@@ -202,40 +202,31 @@ impl IssuerResolver {
 
     /// Finds the issuer `reference` names for a Certificate in `namespace`.
     pub fn find(&self, namespace: &str, reference: &IssuerRef) -> Result<Resolved, IssueError> {
-        match reference.kind {
-            IssuerKind::Issuer => {
-                let found = self
-                    .issuers
-                    .get(&ObjectRef::new(&reference.name).within(namespace))
-                    .ok_or_else(|| {
-                        IssueError::Transient(format!(
-                            "Issuer {namespace}/{} does not exist; create it (an Issuer serves only Certificates in its own namespace; use a ClusterIssuer to serve all)",
-                            reference.name
-                        ))
-                    })?;
-                Ok(Resolved {
-                    id: format!("Issuer {namespace}/{}", reference.name),
-                    spec: found.spec.clone(),
-                    secret_namespace: namespace.to_owned(),
-                })
-            }
-            IssuerKind::ClusterIssuer => {
-                let found = self
-                    .cluster_issuers
-                    .get(&ObjectRef::new(&reference.name))
-                    .ok_or_else(|| {
-                        IssueError::Transient(format!(
-                            "ClusterIssuer {} does not exist; create it",
-                            reference.name
-                        ))
-                    })?;
-                Ok(Resolved {
-                    id: format!("ClusterIssuer {}", reference.name),
-                    spec: (*found.spec).clone(),
-                    secret_namespace: self.namespace.clone(),
-                })
-            }
+        fn spec_of<K: IssuerObject>(cache: &Cache<K>, at: ObjectRef<K>) -> Option<IssuerSpec> {
+            cache.get(&at).map(|issuer| issuer.issuer_spec().clone())
         }
+        let name = &reference.name;
+        let (spec, id, secret_namespace, advice) = match reference.kind {
+            IssuerKind::Issuer => (
+                spec_of(&self.issuers, ObjectRef::new(name).within(namespace)),
+                format!("Issuer {namespace}/{name}"),
+                namespace,
+                "create it (an Issuer serves only Certificates in its own namespace; use a ClusterIssuer to serve all)",
+            ),
+            IssuerKind::ClusterIssuer => (
+                spec_of(&self.cluster_issuers, ObjectRef::new(name)),
+                format!("ClusterIssuer {name}"),
+                self.namespace.as_str(),
+                "create it",
+            ),
+        };
+        let spec =
+            spec.ok_or_else(|| IssueError::Transient(format!("{id} does not exist; {advice}")))?;
+        Ok(Resolved {
+            id,
+            spec,
+            secret_namespace: secret_namespace.to_owned(),
+        })
     }
 
     /// The issuer that signs for `resolved`.

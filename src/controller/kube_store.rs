@@ -62,7 +62,8 @@ pub fn order_secret_name(certificate: &str) -> String {
 fn api_error(object: &str, e: kube::Error) -> StoreError {
     StoreError::Api {
         object: object.to_owned(),
-        reason: e.to_string(),
+        advice: None,
+        source: Box::new(e),
     }
 }
 
@@ -79,11 +80,12 @@ fn secret_write_error(secret: &ObjectKey, e: kube::Error) -> StoreError {
         {
             StoreError::Api {
                 object: format!("Secret {secret}"),
-                reason: format!(
-                    "already exists with a type other than kubernetes.io/tls, and a Secret's type cannot change ({}); \
-                     delete that Secret so certweave can create it, or set spec.secretName to a free name",
-                    status.message
+                advice: Some(
+                    "it already exists with a type other than kubernetes.io/tls, and a Secret's type cannot change; \
+                     delete that Secret so certweave can create it, or set spec.secretName to a free name"
+                        .into(),
                 ),
+                source: Box::new(e),
             }
         }
         _ => api_error(&format!("Secret {secret}"), e),

@@ -19,8 +19,9 @@ use kube::{Client, Resource, ResourceExt};
 use tokio::sync::broadcast;
 
 use crate::api::certificate::Certificate;
-use crate::api::issuer::{ClusterIssuer, Issuer};
-use crate::api::{IssuerKind, IssuerRef};
+use crate::api::certificate::CertificateCondition;
+use crate::api::issuer::{ClusterIssuer, Issuer, IssuerObject};
+use crate::api::IssuerRef;
 use crate::controller::kube_store::MANAGED_SECRET_LABEL;
 use crate::engine::reconcile::secret_annotations;
 use crate::store::ObjectKey;
@@ -283,38 +284,33 @@ pub async fn forward_triggers(
 /// How often issuers that are not ready are checked again.
 pub const ISSUER_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn is_ready(conditions: Option<&Vec<crate::api::certificate::CertificateCondition>>) -> bool {
-    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 fn unready_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
-    issuers_where(caches, |conditions| !is_ready(conditions))
+    issuers(caches, true)
 }
 
 fn all_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
-    issuers_where(caches, |_| true)
+    issuers(caches, false)
 }
 
-/// Issuers and ClusterIssuers (namespace `None`) whose conditions pass `keep`.
-fn issuers_where(
-    caches: &Caches,
-    keep: impl Fn(Option<&Vec<crate::api::certificate::CertificateCondition>>) -> bool,
-) -> Vec<(Option<String>, String)> {
-    let mut out: Vec<_> = caches
-        .issuers
-        .state()
-        .iter()
-        .filter(|i| keep(i.status.as_ref().map(|s| &s.conditions)))
-        .map(|i| (i.namespace(), i.name_any()))
-        .collect();
-    out.extend(
-        caches
-            .cluster_issuers
-            .state()
-            .iter()
-            .filter(|i| keep(i.status.as_ref().map(|s| &s.conditions)))
-            .map(|i| (None, i.name_any())),
-    );
+/// Issuers and ClusterIssuers (namespace `None`); with `unready_only`,
+/// those whose `Ready` condition is not True.
+fn issuers(caches: &Caches, unready_only: bool) -> Vec<(Option<String>, String)> {
+    fn select<K: IssuerObject>(
+        cache: &Cache<K>,
+        unready_only: bool,
+        out: &mut Vec<(Option<String>, String)>,
+    ) {
+        out.extend(
+            cache
+                .state()
+                .iter()
+                .filter(|i| !(unready_only && i.is_ready()))
+                .map(|i| (i.namespace(), i.name_any())),
+        );
+    }
+    let mut out = Vec::new();
+    select(&caches.issuers, unready_only, &mut out);
+    select(&caches.cluster_issuers, unready_only, &mut out);
     out
 }
 
@@ -337,42 +333,27 @@ async fn check_issuer(
     namespace: Option<&str>,
     name: &str,
 ) {
-    let (reference, previous, generation) = match namespace {
-        Some(ns) => {
-            let Some(issuer) = caches
-                .issuers
-                .get(&reflector::ObjectRef::new(name).within(ns))
-            else {
-                return;
-            };
-            (
-                IssuerRef {
-                    kind: IssuerKind::Issuer,
-                    name: name.to_owned(),
-                },
-                issuer
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned()),
-                issuer.meta().generation,
-            )
-        }
-        None => {
-            let Some(issuer) = caches.cluster_issuers.get(&reflector::ObjectRef::new(name)) else {
-                return;
-            };
-            (
-                IssuerRef {
-                    kind: IssuerKind::ClusterIssuer,
-                    name: name.to_owned(),
-                },
-                issuer
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready").cloned()),
-                issuer.meta().generation,
-            )
-        }
+    /// The reference, `Ready` condition and generation of a cached issuer.
+    fn cached<K: IssuerObject>(
+        cache: &Cache<K>,
+        at: reflector::ObjectRef<K>,
+    ) -> Option<(IssuerRef, Option<CertificateCondition>, Option<i64>)> {
+        let issuer = cache.get(&at)?;
+        Some((
+            IssuerRef {
+                kind: K::KIND,
+                name: issuer.name_any(),
+            },
+            issuer.ready_condition().cloned(),
+            issuer.meta().generation,
+        ))
+    }
+    let found = match namespace {
+        Some(ns) => cached(&caches.issuers, reflector::ObjectRef::new(name).within(ns)),
+        None => cached(&caches.cluster_issuers, reflector::ObjectRef::new(name)),
+    };
+    let Some((reference, previous, generation)) = found else {
+        return;
     };
     let ns = namespace.unwrap_or_default();
     let resolved = match resolver.find(ns, &reference) {

@@ -175,7 +175,7 @@ pub async fn clear_backoff<S: Store>(store: &S, certificate: &ObjectKey) -> Resu
 /// How a failure is retried.
 pub fn failure_class(error: &IssueError) -> FailureClass {
     match error {
-        IssueError::Transient(_) => FailureClass::Transient,
+        e if e.is_transient() => FailureClass::Transient,
         IssueError::RateLimited { retry_after, .. } => FailureClass::RateLimited(*retry_after),
         _ => FailureClass::Permanent,
     }
@@ -344,7 +344,7 @@ async fn issue_with<S: Store, I: Issuer>(
             let algorithm = managed.request.key_algorithm;
             tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
                 .await
-                .map_err(|e| IssueError::Transient(format!("key generation task failed: {e}")))??
+                .map_err(|e| IssueError::transient_because("key generation task failed", e))??
         }
     };
     // An order in flight is recorded before the slow part, so a restart

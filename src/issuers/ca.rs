@@ -42,7 +42,7 @@ impl CaIssuer {
             )));
         }
         let key = PrivateKey::from_pem(ca_key_pem)
-            .map_err(|e| IssueError::Config(format!("CA key: {e}")))?;
+            .map_err(|e| IssueError::config_because("CA key", e))?;
         if key.public_key_der() != ca_info.spki_der {
             return Err(IssueError::Config(
                 "the CA key does not belong to the CA certificate".into(),
@@ -83,7 +83,7 @@ impl CaIssuer {
             params.not_after = params.not_after.min(limit);
         }
         let issuer = rcgen::Issuer::from_ca_cert_pem(&self.chain[0], self.key.key_pair())
-            .map_err(|e| IssueError::Config(format!("CA certificate: {e}")))?;
+            .map_err(|e| IssueError::config_because("CA certificate", e))?;
         let leaf = params
             .signed_by(key.key_pair(), &issuer)
             .map_err(|e| IssueError::from(pki::PkiError::Build(e.to_string())))?;

@@ -47,12 +47,27 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// An underlying failure kept as an [`IssueError`]'s source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why an issuance failed, by what the caller should do about it.
+///
+/// Variants that wrap another failure keep it as their `source()` (so a
+/// caller can still look at the transport's or the API server's own error)
+/// and also spell its whole chain in their message: the message is what a
+/// user reads in a status condition or a log line, which show no chain.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
     /// Network trouble, server errors, bad nonces after retries: retry soon.
     #[error("transient failure: {0}")]
     Transient(String),
+    /// [`IssueError::Transient`] caused by `source` while `context`.
+    #[error("transient failure: {context}: {}", chain(source.as_ref()))]
+    TransientCause {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
     /// The server's rate limit: retry after `retry_after` if given.
     #[error("rate limited by the ACME server{}: {problem}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
     RateLimited {
@@ -70,6 +85,13 @@ pub enum IssueError {
     /// unusable account key): a human must change something.
     #[error("issuer misconfigured: {0}")]
     Config(String),
+    /// [`IssueError::Config`] caused by `source` while `context`.
+    #[error("issuer misconfigured: {context}: {}", chain(source.as_ref()))]
+    ConfigCause {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
     /// The issued bundle failed its checks and was not returned.
     #[error("issued certificate failed checks: {0}")]
     BadBundle(String),
@@ -82,22 +104,68 @@ pub enum IssueError {
 }
 
 impl IssueError {
+    /// A transient failure caused by `source` while doing `context`.
+    pub fn transient_because(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        IssueError::TransientCause {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A configuration failure caused by `source` while reading `context`.
+    pub fn config_because(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        IssueError::ConfigCause {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
     /// A copy for a second use: the message and retry class survive, the
     /// wrapped source does not (`IssueError` is not `Clone`). Used where one
     /// issuer-lookup failure is reported for several certificates.
     pub fn duplicate(&self) -> IssueError {
         match self {
             IssueError::Transient(m) => IssueError::Transient(m.clone()),
+            IssueError::TransientCause { context, source } => {
+                IssueError::Transient(format!("{context}: {}", chain(source.as_ref())))
+            }
+            IssueError::Config(m) => IssueError::Config(m.clone()),
+            IssueError::ConfigCause { context, source } => {
+                IssueError::Config(format!("{context}: {}", chain(source.as_ref())))
+            }
             other => IssueError::Config(other.to_string()),
         }
     }
-}
 
-impl IssueError {
     /// Whether a quick retry might succeed (the queue's short backoff).
     pub fn is_transient(&self) -> bool {
-        matches!(self, IssueError::Transient(_))
+        matches!(
+            self,
+            IssueError::Transient(_) | IssueError::TransientCause { .. }
+        )
     }
+
+    /// Whether a human must change the issuer's configuration.
+    pub fn is_config(&self) -> bool {
+        matches!(self, IssueError::Config(_) | IssueError::ConfigCause { .. })
+    }
+}
+
+/// "outer: cause: root cause", skipping causes whose text the outer
+/// message already holds: top-level transport messages ("client error
+/// (Connect)") say little on their own.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut current = err.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        current = e.source();
+    }
+    out
 }
 
 /// Something that signs certificates.

@@ -12,7 +12,7 @@ pub mod renew_before;
 pub mod request;
 
 pub use bundle::Bundle;
-pub use issuer::{IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoint};
+pub use issuer::{chain, BoxError, IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoint};
 pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 pub use renew_before::RenewBefore;
 pub use request::{CertificateRequest, KeyRotation, KeyUsage, DEFAULT_DURATION};

@@ -142,9 +142,15 @@ pub enum StoreError {
     },
     #[error("{path}: corrupt state: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    /// A Kubernetes API request failed (the store in a cluster).
-    #[error("{object}: {reason}")]
-    Api { object: String, reason: String },
+    /// A Kubernetes API request failed (the store in a cluster). `advice`
+    /// says what a user can do about it, when there is something to say.
+    #[error("{object}: {source}{}", advice.as_deref().map(|a| format!("; {a}")).unwrap_or_default())]
+    Api {
+        object: String,
+        advice: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Where certificates and their status live: a local directory

@@ -74,10 +74,10 @@ impl AccountKeyStore for FileKeyStore {
             match tokio::fs::read_to_string(&self.path).await {
                 Ok(pem) => Ok(Some(pem)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(IssueError::Config(format!(
-                    "cannot read the account key {}: {e}",
-                    self.path.display()
-                ))),
+                Err(e) => Err(IssueError::config_because(
+                    format!("cannot read the account key {}", self.path.display()),
+                    e,
+                )),
             }
         })
     }
@@ -90,16 +90,16 @@ impl AccountKeyStore for FileKeyStore {
                 files::create_new_private(&path, pem.as_bytes())
             })
             .await
-            .map_err(|e| IssueError::Transient(format!("key store task failed: {e}")))?;
+            .map_err(|e| IssueError::transient_because("key store task failed", e))?;
             match result {
                 Ok(()) => Ok(SaveOutcome::Saved),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     Ok(SaveOutcome::AlreadyExists)
                 }
-                Err(e) => Err(IssueError::Config(format!(
-                    "cannot write the account key {}: {e}",
-                    self.path.display()
-                ))),
+                Err(e) => Err(IssueError::config_because(
+                    format!("cannot write the account key {}", self.path.display()),
+                    e,
+                )),
             }
         })
     }
@@ -183,7 +183,7 @@ impl AccountKey {
     /// more) in PKCS#8 or PKCS#1, as cert-manager writes them.
     pub fn from_pem(pem: &str) -> Result<Self, IssueError> {
         let key = PrivateKey::from_pem(pem)
-            .map_err(|e| IssueError::Config(format!("the ACME account key is unusable: {e}")))?;
+            .map_err(|e| IssueError::config_because("the ACME account key is unusable", e))?;
         Self::from_private_key(&key)
     }
 

@@ -73,7 +73,7 @@ impl TlsSettings {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| IssueError::Config(format!("TLS setup: {e}")))?;
+            .map_err(|e| IssueError::config_because("TLS setup", e))?;
         let config = match trust {
             Trust::PublicRoots => {
                 let roots = rustls::RootCertStore {

@@ -187,7 +187,7 @@ impl Rfc2136Solver {
             key_name,
             TSIG_FUDGE,
         )
-        .map_err(|e| IssueError::Config(format!("TSIG key: {e}")))?;
+        .map_err(|e| IssueError::config_because("TSIG key", e))?;
         Ok(Self {
             nameserver: config.nameserver,
             signer,
@@ -374,10 +374,10 @@ impl Rfc2136Solver {
     async fn exchange(&self, mut message: Message) -> Result<Message, IssueError> {
         let verifier = message
             .finalize(&self.signer, unix_now())
-            .map_err(|e| IssueError::Config(format!("cannot sign the DNS message: {e}")))?;
+            .map_err(|e| IssueError::config_because("cannot sign the DNS message", e))?;
         let request = message
             .to_vec()
-            .map_err(|e| IssueError::Config(format!("cannot encode the DNS message: {e}")))?;
+            .map_err(|e| IssueError::config_because("cannot encode the DNS message", e))?;
         let mut bytes = self.send_udp(&request, message.id).await?;
         if Message::from_vec(&bytes).is_ok_and(|m| m.truncation) {
             bytes = self.send_tcp(&request, message.id).await?;
@@ -428,10 +428,13 @@ impl Rfc2136Solver {
         }
         if let Some(mut verifier) = verifier {
             verifier.verify(bytes).map_err(|e| {
-                IssueError::Transient(format!(
-                    "the answer from {} failed TSIG verification: {e}",
-                    self.nameserver
-                ))
+                IssueError::transient_because(
+                    format!(
+                        "the answer from {} failed TSIG verification",
+                        self.nameserver
+                    ),
+                    e,
+                )
             })?;
         }
         Ok(())
@@ -442,7 +445,7 @@ impl Rfc2136Solver {
     /// read. Returns the raw answer.
     async fn send_udp(&self, request: &[u8], id: u16) -> Result<Vec<u8>, IssueError> {
         let unreachable = |e: std::io::Error| {
-            IssueError::Transient(format!("cannot reach DNS server {}: {e}", self.nameserver))
+            IssueError::transient_because(format!("cannot reach DNS server {}", self.nameserver), e)
         };
         let local: SocketAddr = if self.nameserver.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
@@ -483,7 +486,7 @@ impl Rfc2136Solver {
     /// too large for UDP.
     async fn send_tcp(&self, request: &[u8], id: u16) -> Result<Vec<u8>, IssueError> {
         let fail = |e: std::io::Error| {
-            IssueError::Transient(format!("DNS over TCP to {} failed: {e}", self.nameserver))
+            IssueError::transient_because(format!("DNS over TCP to {} failed", self.nameserver), e)
         };
         let exchange = async {
             let mut stream = TcpStream::connect(self.nameserver).await?;

@@ -54,21 +54,25 @@ pub(crate) fn classify(
                      give its CA with caBundle (--acme-ca-bundle)"
                 ));
             }
-            IssueError::Transient(format!("{doing}: {}", chain(source.as_ref())))
+            IssueError::TransientCause {
+                context: doing.to_owned(),
+                source,
+            }
         }
         instant_acme::Error::Timeout(_) => {
             IssueError::Transient(format!("{doing}: the ACME server did not finish in time"))
         }
-        instant_acme::Error::Json(e) => IssueError::Transient(format!(
-            "{doing}: the ACME server sent an unexpected answer ({e})"
-        )),
+        instant_acme::Error::Json(e) => IssueError::transient_because(
+            format!("{doing}: the ACME server sent an unexpected answer"),
+            e,
+        ),
         instant_acme::Error::InvalidUri(e) => {
-            IssueError::Config(format!("{doing}: invalid ACME URL: {e}"))
+            IssueError::config_because(format!("{doing}: invalid ACME URL"), e)
         }
         instant_acme::Error::Unsupported(what) => {
             IssueError::Config(format!("{doing}: the ACME server does not support {what}"))
         }
-        other => IssueError::Transient(format!("{doing}: {other}")),
+        other => IssueError::transient_because(doing, other),
     }
 }
 
@@ -129,22 +133,6 @@ fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> Option<Stri
         };
     }
     None
-}
-
-/// "outer: cause: root cause", since hyper's top-level messages ("client
-/// error (Connect)") say little on their own.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut current = err.source();
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        current = e.source();
-    }
-    out
 }
 
 #[cfg(test)]
