@@ -135,7 +135,7 @@ fn ca_bootstrap_chain_and_real_renewal_with_key_rotation() {
     );
     // --on-renew ran for every issuance, with the Secret's directory. The
     // command runs after the state is recorded, so it may still be starting.
-    let hooks = wait_for(
+    wait_for(
         "--on-renew ran for both web issuances",
         Duration::from_secs(10),
         &local,
