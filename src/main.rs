@@ -561,7 +561,7 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
             }
         };
         tracing::info!(
-            cert_dir = %proxy.certs().dir().display(),
+            cert_dir = %proxy.cert_dir().display(),
             health = ?proxy.health_addr().ok(),
             "proxy started; waiting for a valid certificate"
         );
