@@ -208,3 +208,28 @@ fn write(out_dir: &Path, bundle: &Bundle) -> Result<Issued, IssueCommandError> {
         files: written,
     })
 }
+
+/// `--dns01-rfc2136 HOST[:PORT]` (port 53 by default) to one socket
+/// address; `Err` is a usage error naming the flag.
+pub async fn resolve_dns_server(server: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = server.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    let with_port = if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        server.to_owned()
+    } else {
+        format!("{server}:53")
+    };
+    let mut addresses = tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| format!("--dns01-rfc2136 {server}: cannot resolve: {e}"))?;
+    addresses
+        .next()
+        .ok_or_else(|| format!("--dns01-rfc2136 {server}: the name has no address"))
+}

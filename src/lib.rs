@@ -16,6 +16,8 @@
 //!   certificate reloaded from files on change, the accept loop (handshake
 //!   deadline, connection limit, graceful drain) and thread-per-core
 //!   connection serving.
+//! - [`runtime`]: the one async runtime builder and shutdown signal of
+//!   every subcommand.
 //! - [`metrics`]: the Prometheus registry the binary exports.
 //! - [`store`]: where certificates are kept (today: files in a directory).
 
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod model;
 pub mod pki;
 pub mod proxy;
+pub mod runtime;
 pub mod store;
 pub mod tls;
 pub mod webhook;

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certweave::api::IssuerRef;
@@ -228,17 +227,18 @@ struct ControllerArgs {
     mutation: MutationArgs,
 }
 
-/// The multi-threaded runtime the long-running subcommands run on.
-fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+/// The runtime of a long-running subcommand, with its shutdown signal.
+fn runtime() -> anyhow::Result<(
+    tokio::runtime::Runtime,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
+    let runtime = certweave::runtime::multi_thread()?;
+    let shutdown = certweave::runtime::shutdown_signal(&runtime);
+    Ok((runtime, shutdown))
 }
 
 fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
-    let runtime = async_runtime()?;
-    let shutdown = shutdown_signal(&runtime);
+    let (runtime, shutdown) = runtime()?;
     let identity = args.identity.unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -323,8 +323,10 @@ struct ProxyArgs {
     drain_timeout: u64,
 }
 
+/// Which issuer signs a one-off `certweave issue` (not to be confused with
+/// `api::IssuerKind`, the kind of a cert-manager issuer reference).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum IssuerKind {
+enum IssueWith {
     /// An ACME CA (Let's Encrypt, ZeroSSL, step-ca, Pebble…).
     Acme,
     /// Signed by the certificate's own key.
@@ -345,14 +347,14 @@ struct IssueArgs {
     #[arg(long, value_name = "ALGORITHM", default_value = "ecdsa-p256")]
     key_algorithm: KeyAlgorithm,
     /// Which issuer signs.
-    #[arg(long, value_enum, default_value_t = IssuerKind::Acme)]
-    issuer: IssuerKind,
+    #[arg(long, value_enum, default_value_t = IssueWith::Acme)]
+    issuer: IssueWith,
     /// ACME directory URL (https).
     #[arg(long, value_name = "URL")]
     acme_directory: Option<String>,
     /// PEM CA certificates to trust for the ACME server's TLS, instead of
     /// the public roots (cert-manager's caBundle).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", conflicts_with = "acme_skip_tls_verify")]
     acme_ca_bundle: Option<PathBuf>,
     /// Do not verify the ACME server's TLS certificate (tests only).
     #[arg(long)]
@@ -411,10 +413,10 @@ struct IssueArgs {
     #[arg(long, value_name = "ALGORITHM", default_value = "hmac-sha256")]
     tsig_algorithm: TsigAlgorithm,
     /// CA certificate (PEM) for --issuer ca.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", required_if_eq("issuer", "ca"))]
     ca_cert: Option<PathBuf>,
     /// CA private key (PEM) for --issuer ca.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", required_if_eq("issuer", "ca"))]
     ca_key: Option<PathBuf>,
 }
 
@@ -444,8 +446,7 @@ struct LocalArgs {
 }
 
 fn run_local(args: LocalArgs) -> anyhow::Result<()> {
-    let runtime = async_runtime()?;
-    let shutdown = shutdown_signal(&runtime);
+    let (runtime, shutdown) = runtime()?;
     runtime.block_on(certweave::local::run(
         certweave::local::LocalOptions {
             dir: args.dir,
@@ -512,8 +513,7 @@ fn exit_runtime(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
-    let runtime = async_runtime()?;
-    let shutdown = shutdown_signal(&runtime);
+    let (runtime, shutdown) = runtime()?;
     runtime.block_on(async {
         let server = WebhookServer::bind(ServeOptions {
             addr: args.addr,
@@ -532,17 +532,10 @@ fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
 }
 
 fn run_proxy(args: ProxyArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let (runtime, shutdown) = match runtime() {
+        Ok(started) => started,
+        Err(e) => return exit_runtime(Err(e)),
     };
-    let shutdown = shutdown_signal(&runtime);
     let mut options = ProxyOptions::new(args.listen, args.upstream, args.cert_dir);
     options.client_ca = args.client_ca;
     options.health_addr = args.health_addr;
@@ -567,28 +560,6 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
         );
         exit_runtime(proxy.run(shutdown).await.map_err(anyhow::Error::from))
     })
-}
-
-/// Completes on SIGTERM (how Kubernetes stops a Pod) or Ctrl-C. The SIGTERM
-/// handler is installed when this is called, not when the future is first
-/// polled, so a SIGTERM that arrives while the process is still starting
-/// stops it cleanly instead of killing it. Call it inside `runtime`.
-fn shutdown_signal(
-    runtime: &tokio::runtime::Runtime,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let _in_runtime = runtime.enter();
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler succeeds at start-up");
-    async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn run_inject(args: InjectArgs) -> ExitCode {
@@ -632,15 +603,9 @@ fn run_inject(args: InjectArgs) -> ExitCode {
 }
 
 fn run_issue(args: IssueArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match certweave::runtime::multi_thread() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return exit_runtime(Err(e.into())),
     };
     let out = args.out.clone();
     let options = match runtime.block_on(issue_options(args)) {
@@ -689,52 +654,44 @@ async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
         (
             "--acme-directory",
             args.acme_directory.is_some(),
-            IssuerKind::Acme,
+            IssueWith::Acme,
         ),
         (
             "--acme-ca-bundle",
             args.acme_ca_bundle.is_some(),
-            IssuerKind::Acme,
+            IssueWith::Acme,
         ),
-        (
-            "--account-key",
-            args.account_key.is_some(),
-            IssuerKind::Acme,
-        ),
-        ("--email", args.email.is_some(), IssuerKind::Acme),
-        ("--eab-kid", args.eab_kid.is_some(), IssuerKind::Acme),
+        ("--account-key", args.account_key.is_some(), IssueWith::Acme),
+        ("--email", args.email.is_some(), IssueWith::Acme),
+        ("--eab-kid", args.eab_kid.is_some(), IssueWith::Acme),
         (
             "--preferred-chain",
             args.preferred_chain.is_some(),
-            IssuerKind::Acme,
+            IssueWith::Acme,
         ),
-        (
-            "--http01-addr",
-            args.http01_addr.is_some(),
-            IssuerKind::Acme,
-        ),
+        ("--http01-addr", args.http01_addr.is_some(), IssueWith::Acme),
         (
             "--dns01-rfc2136",
             args.dns01_rfc2136.is_some(),
-            IssuerKind::Acme,
+            IssueWith::Acme,
         ),
-        ("--ca-cert", args.ca_cert.is_some(), IssuerKind::Ca),
-        ("--ca-key", args.ca_key.is_some(), IssuerKind::Ca),
+        ("--ca-cert", args.ca_cert.is_some(), IssueWith::Ca),
+        ("--ca-key", args.ca_key.is_some(), IssueWith::Ca),
     ];
     if let Some((flag, _, for_issuer)) = flags
         .iter()
         .find(|(_, given, for_issuer)| *given && *for_issuer != args.issuer)
     {
         let name = match for_issuer {
-            IssuerKind::Acme => "acme",
-            IssuerKind::Ca => "ca",
-            IssuerKind::Selfsigned => "selfsigned",
+            IssueWith::Acme => "acme",
+            IssueWith::Ca => "ca",
+            IssueWith::Selfsigned => "selfsigned",
         };
         return Err(format!("{flag} only applies to --issuer {name}"));
     }
     let issuer = match args.issuer {
-        IssuerKind::Selfsigned => IssuerChoice::SelfSigned,
-        IssuerKind::Ca => IssuerChoice::Ca {
+        IssueWith::Selfsigned => IssuerChoice::SelfSigned,
+        IssueWith::Ca => IssuerChoice::Ca {
             cert_file: args
                 .ca_cert
                 .ok_or("--issuer ca needs --ca-cert FILE (the CA certificate, PEM)")?,
@@ -742,7 +699,7 @@ async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
                 .ca_key
                 .ok_or("--issuer ca needs --ca-key FILE (the CA private key, PEM)")?,
         },
-        IssuerKind::Acme => {
+        IssueWith::Acme => {
             let directory = args.acme_directory.ok_or(
                 "--issuer acme needs --acme-directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)",
             )?;
@@ -752,13 +709,9 @@ async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
             let mut config = AcmeConfig::new(directory);
             config.email = args.email;
             config.preferred_chain = args.preferred_chain;
+            // clap refuses --acme-ca-bundle with --acme-skip-tls-verify.
             config.trust = match (args.acme_ca_bundle, args.acme_skip_tls_verify) {
-                (Some(_), true) => {
-                    return Err(
-                        "--acme-ca-bundle and --acme-skip-tls-verify exclude each other".into(),
-                    )
-                }
-                (Some(path), false) => {
+                (Some(path), _) => {
                     Trust::CaBundle(std::fs::read_to_string(&path).map_err(|e| {
                         format!("cannot read --acme-ca-bundle {}: {e}", path.display())
                     })?)
@@ -774,7 +727,7 @@ async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
             }
             let dns01 = match args.dns01_rfc2136 {
                 Some(server) => Some(Rfc2136Config {
-                    nameserver: resolve_dns_server(&server).await?,
+                    nameserver: certweave::issue::resolve_dns_server(&server).await?,
                     tsig_key_name: args.tsig_key_name.unwrap_or_default(),
                     tsig_secret: args
                         .tsig_secret
@@ -801,28 +754,4 @@ async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
         issuer,
         out_dir: args.out,
     })
-}
-
-/// `HOST[:PORT]` (port 53 by default) to one socket address.
-async fn resolve_dns_server(server: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = server.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    let with_port = if server
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        server.to_owned()
-    } else {
-        format!("{server}:53")
-    };
-    let mut addresses = tokio::net::lookup_host(&with_port)
-        .await
-        .map_err(|e| format!("--dns01-rfc2136 {server}: cannot resolve: {e}"))?;
-    addresses
-        .next()
-        .ok_or_else(|| format!("--dns01-rfc2136 {server}: the name has no address"))
 }
