@@ -10,10 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certweave::api::IssuerRef;
 use certweave::inject::{inject_stream, InjectError, InjectOptions};
-use certweave::issue::{AcmeChoice, IssueOptions, IssuerChoice};
-use certweave::issuers::acme::dns01::{Rfc2136Config, TsigAlgorithm};
-use certweave::issuers::acme::{AcmeConfig, ExternalAccountBinding, Trust};
-use certweave::model::CertificateRequest;
+use certweave::issue::{IssueFlags, IssueWith};
+use certweave::issuers::acme::dns01::TsigAlgorithm;
 use certweave::pki::KeyAlgorithm;
 use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
 use certweave::webhook::server::{
@@ -323,18 +321,6 @@ struct ProxyArgs {
     drain_timeout: u64,
 }
 
-/// Which issuer signs a one-off `certweave issue` (not to be confused with
-/// `api::IssuerKind`, the kind of a cert-manager issuer reference).
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum IssueWith {
-    /// An ACME CA (Let's Encrypt, ZeroSSL, step-ca, Pebble…).
-    Acme,
-    /// Signed by the certificate's own key.
-    Selfsigned,
-    /// Signed by a CA certificate and key from files (--ca-cert, --ca-key).
-    Ca,
-}
-
 #[derive(Args)]
 struct IssueArgs {
     /// A DNS name for the certificate; repeat for several.
@@ -418,6 +404,33 @@ struct IssueArgs {
     /// CA private key (PEM) for --issuer ca.
     #[arg(long, value_name = "FILE", required_if_eq("issuer", "ca"))]
     ca_key: Option<PathBuf>,
+}
+
+impl IssueArgs {
+    /// The flags as the library takes them.
+    fn into_flags(self) -> IssueFlags {
+        IssueFlags {
+            dns_names: self.dns_names,
+            out: self.out,
+            key_algorithm: self.key_algorithm,
+            issuer: self.issuer,
+            acme_directory: self.acme_directory,
+            acme_ca_bundle: self.acme_ca_bundle,
+            acme_skip_tls_verify: self.acme_skip_tls_verify,
+            email: self.email,
+            account_key: self.account_key,
+            eab_kid: self.eab_kid,
+            eab_hmac_key: self.eab_hmac_key,
+            preferred_chain: self.preferred_chain,
+            http01_addr: self.http01_addr,
+            dns01_rfc2136: self.dns01_rfc2136,
+            tsig_key_name: self.tsig_key_name,
+            tsig_secret: self.tsig_secret,
+            tsig_algorithm: self.tsig_algorithm,
+            ca_cert: self.ca_cert,
+            ca_key: self.ca_key,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -608,7 +621,7 @@ fn run_issue(args: IssueArgs) -> ExitCode {
         Err(e) => return exit_runtime(Err(e.into())),
     };
     let out = args.out.clone();
-    let options = match runtime.block_on(issue_options(args)) {
+    let options = match runtime.block_on(args.into_flags().into_options()) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("error: {message}");
@@ -641,117 +654,4 @@ fn run_issue(args: IssueArgs) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// Turns `certweave issue` flags into library options; `Err` is a usage
-/// error (exit 2) naming the flag.
-async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
-    let mut request = CertificateRequest::for_dns_names(args.dns_names);
-    request.key_algorithm = args.key_algorithm;
-    // A flag for another issuer is a mistake worth pointing out, not
-    // something to ignore silently.
-    let flags = [
-        (
-            "--acme-directory",
-            args.acme_directory.is_some(),
-            IssueWith::Acme,
-        ),
-        (
-            "--acme-ca-bundle",
-            args.acme_ca_bundle.is_some(),
-            IssueWith::Acme,
-        ),
-        ("--account-key", args.account_key.is_some(), IssueWith::Acme),
-        ("--email", args.email.is_some(), IssueWith::Acme),
-        ("--eab-kid", args.eab_kid.is_some(), IssueWith::Acme),
-        (
-            "--preferred-chain",
-            args.preferred_chain.is_some(),
-            IssueWith::Acme,
-        ),
-        ("--http01-addr", args.http01_addr.is_some(), IssueWith::Acme),
-        (
-            "--dns01-rfc2136",
-            args.dns01_rfc2136.is_some(),
-            IssueWith::Acme,
-        ),
-        ("--ca-cert", args.ca_cert.is_some(), IssueWith::Ca),
-        ("--ca-key", args.ca_key.is_some(), IssueWith::Ca),
-    ];
-    if let Some((flag, _, for_issuer)) = flags
-        .iter()
-        .find(|(_, given, for_issuer)| *given && *for_issuer != args.issuer)
-    {
-        let name = match for_issuer {
-            IssueWith::Acme => "acme",
-            IssueWith::Ca => "ca",
-            IssueWith::Selfsigned => "selfsigned",
-        };
-        return Err(format!("{flag} only applies to --issuer {name}"));
-    }
-    let issuer = match args.issuer {
-        IssueWith::Selfsigned => IssuerChoice::SelfSigned,
-        IssueWith::Ca => IssuerChoice::Ca {
-            cert_file: args
-                .ca_cert
-                .ok_or("--issuer ca needs --ca-cert FILE (the CA certificate, PEM)")?,
-            key_file: args
-                .ca_key
-                .ok_or("--issuer ca needs --ca-key FILE (the CA private key, PEM)")?,
-        },
-        IssueWith::Acme => {
-            let directory = args.acme_directory.ok_or(
-                "--issuer acme needs --acme-directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)",
-            )?;
-            let account_key_file = args.account_key.ok_or(
-                "--issuer acme needs --account-key FILE: the account key, created there if missing and reused afterwards",
-            )?;
-            let mut config = AcmeConfig::new(directory);
-            config.email = args.email;
-            config.preferred_chain = args.preferred_chain;
-            // clap refuses --acme-ca-bundle with --acme-skip-tls-verify.
-            config.trust = match (args.acme_ca_bundle, args.acme_skip_tls_verify) {
-                (Some(path), _) => {
-                    Trust::CaBundle(std::fs::read_to_string(&path).map_err(|e| {
-                        format!("cannot read --acme-ca-bundle {}: {e}", path.display())
-                    })?)
-                }
-                (None, true) => Trust::InsecureSkipVerify,
-                (None, false) => Trust::PublicRoots,
-            };
-            if let (Some(kid), Some(key)) = (args.eab_kid, args.eab_hmac_key) {
-                config.external_account_binding = Some(
-                    ExternalAccountBinding::new(kid, &key)
-                        .map_err(|e| format!("--eab-hmac-key: {e}"))?,
-                );
-            }
-            let dns01 = match args.dns01_rfc2136 {
-                Some(server) => Some(Rfc2136Config {
-                    nameserver: certweave::issue::resolve_dns_server(&server).await?,
-                    tsig_key_name: args.tsig_key_name.unwrap_or_default(),
-                    tsig_secret: args
-                        .tsig_secret
-                        .ok_or("--dns01-rfc2136 needs --tsig-secret (or CERTWEAVE_TSIG_SECRET)")?,
-                    tsig_algorithm: args.tsig_algorithm,
-                }),
-                None => None,
-            };
-            let http01_addr = match (args.http01_addr, &dns01) {
-                (Some(addr), _) => Some(addr),
-                (None, None) => Some(SocketAddr::from(([0, 0, 0, 0], 80))),
-                (None, Some(_)) => None,
-            };
-            IssuerChoice::Acme(Box::new(AcmeChoice {
-                config,
-                account_key_file,
-                http01_addr,
-                dns01,
-            }))
-        }
-    };
-    Ok(IssueOptions {
-        request,
-        issuer,
-        out_dir: args.out,
-    })
 }
