@@ -29,7 +29,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use certweave::tls::{server_config, ReloadingCertResolver};
+use certweave::tls::{server_config, ReloadingCert};
 use certweave::webhook::admission::review;
 use certweave::webhook::MutationConfig;
 
@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     .body;
     let reply = Bytes::from(reply);
 
-    let resolver = ReloadingCertResolver::from_files(&args.tls_cert_file, &args.tls_key_file)?;
+    let resolver = ReloadingCert::load(&args.tls_cert_file, &args.tls_key_file)?;
     let acceptor = TlsAcceptor::from(Arc::new(server_config(resolver)));
     let listener = TcpListener::bind(args.addr)
         .await

@@ -9,12 +9,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
-use crate::issuers::acme::{AcmeConfig, AcmeIssuer, FileKeyStore, Http01Solver, Solvers};
+use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver, TsigAlgorithm};
+use crate::issuers::acme::{
+    AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Solver, Solvers, Trust,
+};
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::selfsigned::SelfSignedIssuer;
 use crate::model::{Bundle, CertificateRequest, IssueError, Issuer, RequestOrigin};
-use crate::pki::{self, CertInfo, PrivateKey};
+use crate::pki::{self, CertInfo, KeyAlgorithm, PrivateKey};
 use crate::store::files;
 
 /// Which issuer signs, with what it needs.
@@ -37,6 +39,43 @@ pub struct AcmeChoice {
     pub http01_addr: Option<SocketAddr>,
     /// The RFC 2136 server for DNS-01, if DNS-01 is used.
     pub dns01: Option<Rfc2136Config>,
+}
+
+/// Which issuer signs a one-off certificate (`--issuer`). Not
+/// [`crate::api::IssuerKind`], the kind of a cert-manager issuer reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IssueWith {
+    /// An ACME CA (Let's Encrypt, ZeroSSL, step-ca, Pebble…).
+    Acme,
+    /// Signed by the certificate's own key.
+    Selfsigned,
+    /// Signed by a CA certificate and key from files (--ca-cert, --ca-key).
+    Ca,
+}
+
+/// `certweave issue`'s flags as parsed, before they are checked against
+/// each other and turned into [`IssueOptions`] by [`IssueFlags::into_options`].
+#[derive(Debug)]
+pub struct IssueFlags {
+    pub dns_names: Vec<String>,
+    pub out: PathBuf,
+    pub key_algorithm: KeyAlgorithm,
+    pub issuer: IssueWith,
+    pub acme_directory: Option<String>,
+    pub acme_ca_bundle: Option<PathBuf>,
+    pub acme_skip_tls_verify: bool,
+    pub email: Option<String>,
+    pub account_key: Option<PathBuf>,
+    pub eab_kid: Option<String>,
+    pub eab_hmac_key: Option<String>,
+    pub preferred_chain: Option<String>,
+    pub http01_addr: Option<SocketAddr>,
+    pub dns01_rfc2136: Option<String>,
+    pub tsig_key_name: Option<String>,
+    pub tsig_secret: Option<String>,
+    pub tsig_algorithm: TsigAlgorithm,
+    pub ca_cert: Option<PathBuf>,
+    pub ca_key: Option<PathBuf>,
 }
 
 /// What to issue and where to put it.
@@ -207,4 +246,146 @@ fn write(out_dir: &Path, bundle: &Bundle) -> Result<Issued, IssueCommandError> {
         leaf,
         files: written,
     })
+}
+
+impl IssueFlags {
+    /// The options to issue with, once the flags are checked against each
+    /// other (a flag for another issuer is refused, not ignored); `Err` is a
+    /// usage error (exit 2) naming the flag.
+    pub async fn into_options(self) -> Result<IssueOptions, String> {
+        let args = self;
+        let mut request = CertificateRequest::for_dns_names(args.dns_names);
+        request.key_algorithm = args.key_algorithm;
+        // A flag for another issuer is a mistake worth pointing out, not
+        // something to ignore silently.
+        let flags = [
+            (
+                "--acme-directory",
+                args.acme_directory.is_some(),
+                IssueWith::Acme,
+            ),
+            (
+                "--acme-ca-bundle",
+                args.acme_ca_bundle.is_some(),
+                IssueWith::Acme,
+            ),
+            ("--account-key", args.account_key.is_some(), IssueWith::Acme),
+            ("--email", args.email.is_some(), IssueWith::Acme),
+            ("--eab-kid", args.eab_kid.is_some(), IssueWith::Acme),
+            (
+                "--preferred-chain",
+                args.preferred_chain.is_some(),
+                IssueWith::Acme,
+            ),
+            ("--http01-addr", args.http01_addr.is_some(), IssueWith::Acme),
+            (
+                "--dns01-rfc2136",
+                args.dns01_rfc2136.is_some(),
+                IssueWith::Acme,
+            ),
+            ("--ca-cert", args.ca_cert.is_some(), IssueWith::Ca),
+            ("--ca-key", args.ca_key.is_some(), IssueWith::Ca),
+        ];
+        if let Some((flag, _, for_issuer)) = flags
+            .iter()
+            .find(|(_, given, for_issuer)| *given && *for_issuer != args.issuer)
+        {
+            let name = match for_issuer {
+                IssueWith::Acme => "acme",
+                IssueWith::Ca => "ca",
+                IssueWith::Selfsigned => "selfsigned",
+            };
+            return Err(format!("{flag} only applies to --issuer {name}"));
+        }
+        let issuer = match args.issuer {
+            IssueWith::Selfsigned => IssuerChoice::SelfSigned,
+            IssueWith::Ca => IssuerChoice::Ca {
+                cert_file: args
+                    .ca_cert
+                    .ok_or("--issuer ca needs --ca-cert FILE (the CA certificate, PEM)")?,
+                key_file: args
+                    .ca_key
+                    .ok_or("--issuer ca needs --ca-key FILE (the CA private key, PEM)")?,
+            },
+            IssueWith::Acme => {
+                let directory = args.acme_directory.ok_or(
+                "--issuer acme needs --acme-directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)",
+            )?;
+                let account_key_file = args.account_key.ok_or(
+                "--issuer acme needs --account-key FILE: the account key, created there if missing and reused afterwards",
+            )?;
+                let mut config = AcmeConfig::new(directory);
+                config.email = args.email;
+                config.preferred_chain = args.preferred_chain;
+                // clap refuses --acme-ca-bundle with --acme-skip-tls-verify.
+                config.trust = match (args.acme_ca_bundle, args.acme_skip_tls_verify) {
+                    (Some(path), _) => {
+                        Trust::CaBundle(std::fs::read_to_string(&path).map_err(|e| {
+                            format!("cannot read --acme-ca-bundle {}: {e}", path.display())
+                        })?)
+                    }
+                    (None, true) => Trust::InsecureSkipVerify,
+                    (None, false) => Trust::PublicRoots,
+                };
+                if let (Some(kid), Some(key)) = (args.eab_kid, args.eab_hmac_key) {
+                    config.external_account_binding = Some(
+                        ExternalAccountBinding::new(kid, &key)
+                            .map_err(|e| format!("--eab-hmac-key: {e}"))?,
+                    );
+                }
+                let dns01 = match args.dns01_rfc2136 {
+                    Some(server) => Some(Rfc2136Config {
+                        nameserver: resolve_dns_server(&server).await?,
+                        tsig_key_name: args.tsig_key_name.unwrap_or_default(),
+                        tsig_secret: args.tsig_secret.ok_or(
+                            "--dns01-rfc2136 needs --tsig-secret (or CERTWEAVE_TSIG_SECRET)",
+                        )?,
+                        tsig_algorithm: args.tsig_algorithm,
+                    }),
+                    None => None,
+                };
+                let http01_addr = match (args.http01_addr, &dns01) {
+                    (Some(addr), _) => Some(addr),
+                    (None, None) => Some(SocketAddr::from(([0, 0, 0, 0], 80))),
+                    (None, Some(_)) => None,
+                };
+                IssuerChoice::Acme(Box::new(AcmeChoice {
+                    config,
+                    account_key_file,
+                    http01_addr,
+                    dns01,
+                }))
+            }
+        };
+        Ok(IssueOptions {
+            request,
+            issuer,
+            out_dir: args.out,
+        })
+    }
+}
+
+/// `--dns01-rfc2136 HOST[:PORT]` (port 53 by default) to one socket
+/// address; `Err` is a usage error naming the flag.
+pub async fn resolve_dns_server(server: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = server.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    let with_port = if server
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        server.to_owned()
+    } else {
+        format!("{server}:53")
+    };
+    let mut addresses = tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| format!("--dns01-rfc2136 {server}: cannot resolve: {e}"))?;
+    addresses
+        .next()
+        .ok_or_else(|| format!("--dns01-rfc2136 {server}: the name has no address"))
 }

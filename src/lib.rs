@@ -12,10 +12,14 @@
 //! - [`issue`]: `certweave issue`, one certificate issued to a directory.
 //! - [`proxy`]: the TLS-terminating sidecar (`certweave proxy`) that serves
 //!   a Pod's plain HTTP application over HTTPS with the mounted certificate.
-//! - [`tls`]: serving certificates loaded from files and reloaded on change.
+//! - [`tls`]: TLS serving for the webhook and the proxy alike: the serving
+//!   certificate reloaded from files on change, the accept loop (handshake
+//!   deadline, connection limit, graceful drain) and thread-per-core
+//!   connection serving.
+//! - [`runtime`]: the one async runtime builder and shutdown signal of
+//!   every subcommand.
 //! - [`metrics`]: the Prometheus registry the binary exports.
 //! - [`store`]: where certificates are kept (today: files in a directory).
-//! - [`workers`]: thread-per-core connection serving for the webhook's HTTPS server.
 
 pub mod api;
 pub mod controller;
@@ -28,10 +32,10 @@ pub mod metrics;
 pub mod model;
 pub mod pki;
 pub mod proxy;
+pub mod runtime;
 pub mod store;
 pub mod tls;
 pub mod webhook;
-pub mod workers;
 
 /// The allocator of every binary built with this crate (the `certweave`
 /// binary, its tests, benchmarks and examples alike, so that they measure

@@ -6,15 +6,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use certweave::api::IssuerRef;
 use certweave::inject::{inject_stream, InjectError, InjectOptions};
-use certweave::issue::{AcmeChoice, IssueOptions, IssuerChoice};
-use certweave::issuers::acme::dns01::{Rfc2136Config, TsigAlgorithm};
-use certweave::issuers::acme::{AcmeConfig, ExternalAccountBinding, Trust};
-use certweave::model::CertificateRequest;
+use certweave::issue::{IssueFlags, IssueWith};
+use certweave::issuers::acme::dns01::TsigAlgorithm;
 use certweave::pki::KeyAlgorithm;
 use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
 use certweave::webhook::server::{
@@ -228,17 +225,18 @@ struct ControllerArgs {
     mutation: MutationArgs,
 }
 
-/// The multi-threaded runtime the long-running subcommands run on.
-fn async_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
+/// The runtime of a long-running subcommand, with its shutdown signal.
+fn runtime() -> anyhow::Result<(
+    tokio::runtime::Runtime,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
+    let runtime = certweave::runtime::multi_thread()?;
+    let shutdown = certweave::runtime::shutdown_signal(&runtime);
+    Ok((runtime, shutdown))
 }
 
 fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
-    let runtime = async_runtime()?;
-    let shutdown = shutdown_signal(&runtime);
+    let (runtime, shutdown) = runtime()?;
     let identity = args.identity.unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -323,16 +321,6 @@ struct ProxyArgs {
     drain_timeout: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum IssuerKind {
-    /// An ACME CA (Let's Encrypt, ZeroSSL, step-ca, Pebble…).
-    Acme,
-    /// Signed by the certificate's own key.
-    Selfsigned,
-    /// Signed by a CA certificate and key from files (--ca-cert, --ca-key).
-    Ca,
-}
-
 #[derive(Args)]
 struct IssueArgs {
     /// A DNS name for the certificate; repeat for several.
@@ -345,14 +333,14 @@ struct IssueArgs {
     #[arg(long, value_name = "ALGORITHM", default_value = "ecdsa-p256")]
     key_algorithm: KeyAlgorithm,
     /// Which issuer signs.
-    #[arg(long, value_enum, default_value_t = IssuerKind::Acme)]
-    issuer: IssuerKind,
+    #[arg(long, value_enum, default_value_t = IssueWith::Acme)]
+    issuer: IssueWith,
     /// ACME directory URL (https).
     #[arg(long, value_name = "URL")]
     acme_directory: Option<String>,
     /// PEM CA certificates to trust for the ACME server's TLS, instead of
     /// the public roots (cert-manager's caBundle).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", conflicts_with = "acme_skip_tls_verify")]
     acme_ca_bundle: Option<PathBuf>,
     /// Do not verify the ACME server's TLS certificate (tests only).
     #[arg(long)]
@@ -411,11 +399,38 @@ struct IssueArgs {
     #[arg(long, value_name = "ALGORITHM", default_value = "hmac-sha256")]
     tsig_algorithm: TsigAlgorithm,
     /// CA certificate (PEM) for --issuer ca.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", required_if_eq("issuer", "ca"))]
     ca_cert: Option<PathBuf>,
     /// CA private key (PEM) for --issuer ca.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", required_if_eq("issuer", "ca"))]
     ca_key: Option<PathBuf>,
+}
+
+impl IssueArgs {
+    /// The flags as the library takes them.
+    fn into_flags(self) -> IssueFlags {
+        IssueFlags {
+            dns_names: self.dns_names,
+            out: self.out,
+            key_algorithm: self.key_algorithm,
+            issuer: self.issuer,
+            acme_directory: self.acme_directory,
+            acme_ca_bundle: self.acme_ca_bundle,
+            acme_skip_tls_verify: self.acme_skip_tls_verify,
+            email: self.email,
+            account_key: self.account_key,
+            eab_kid: self.eab_kid,
+            eab_hmac_key: self.eab_hmac_key,
+            preferred_chain: self.preferred_chain,
+            http01_addr: self.http01_addr,
+            dns01_rfc2136: self.dns01_rfc2136,
+            tsig_key_name: self.tsig_key_name,
+            tsig_secret: self.tsig_secret,
+            tsig_algorithm: self.tsig_algorithm,
+            ca_cert: self.ca_cert,
+            ca_key: self.ca_key,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -444,8 +459,7 @@ struct LocalArgs {
 }
 
 fn run_local(args: LocalArgs) -> anyhow::Result<()> {
-    let runtime = async_runtime()?;
-    let shutdown = shutdown_signal(&runtime);
+    let (runtime, shutdown) = runtime()?;
     runtime.block_on(certweave::local::run(
         certweave::local::LocalOptions {
             dir: args.dir,
@@ -512,8 +526,7 @@ fn exit_runtime(result: anyhow::Result<()>) -> ExitCode {
 }
 
 fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
-    let runtime = async_runtime()?;
-    let shutdown = shutdown_signal(&runtime);
+    let (runtime, shutdown) = runtime()?;
     runtime.block_on(async {
         let server = WebhookServer::bind(ServeOptions {
             addr: args.addr,
@@ -532,17 +545,10 @@ fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
 }
 
 fn run_proxy(args: ProxyArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let (runtime, shutdown) = match runtime() {
+        Ok(started) => started,
+        Err(e) => return exit_runtime(Err(e)),
     };
-    let shutdown = shutdown_signal(&runtime);
     let mut options = ProxyOptions::new(args.listen, args.upstream, args.cert_dir);
     options.client_ca = args.client_ca;
     options.health_addr = args.health_addr;
@@ -561,34 +567,12 @@ fn run_proxy(args: ProxyArgs) -> ExitCode {
             }
         };
         tracing::info!(
-            cert_dir = %proxy.certs().dir().display(),
+            cert_dir = %proxy.cert_dir().display(),
             health = ?proxy.health_addr().ok(),
             "proxy started; waiting for a valid certificate"
         );
         exit_runtime(proxy.run(shutdown).await.map_err(anyhow::Error::from))
     })
-}
-
-/// Completes on SIGTERM (how Kubernetes stops a Pod) or Ctrl-C. The SIGTERM
-/// handler is installed when this is called, not when the future is first
-/// polled, so a SIGTERM that arrives while the process is still starting
-/// stops it cleanly instead of killing it. Call it inside `runtime`.
-fn shutdown_signal(
-    runtime: &tokio::runtime::Runtime,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let _in_runtime = runtime.enter();
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler succeeds at start-up");
-    async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn run_inject(args: InjectArgs) -> ExitCode {
@@ -632,18 +616,12 @@ fn run_inject(args: InjectArgs) -> ExitCode {
 }
 
 fn run_issue(args: IssueArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match certweave::runtime::multi_thread() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return exit_runtime(Err(e.into())),
     };
     let out = args.out.clone();
-    let options = match runtime.block_on(issue_options(args)) {
+    let options = match runtime.block_on(args.into_flags().into_options()) {
         Ok(options) => options,
         Err(message) => {
             eprintln!("error: {message}");
@@ -676,153 +654,4 @@ fn run_issue(args: IssueArgs) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// Turns `certweave issue` flags into library options; `Err` is a usage
-/// error (exit 2) naming the flag.
-async fn issue_options(args: IssueArgs) -> Result<IssueOptions, String> {
-    let mut request = CertificateRequest::for_dns_names(args.dns_names);
-    request.key_algorithm = args.key_algorithm;
-    // A flag for another issuer is a mistake worth pointing out, not
-    // something to ignore silently.
-    let flags = [
-        (
-            "--acme-directory",
-            args.acme_directory.is_some(),
-            IssuerKind::Acme,
-        ),
-        (
-            "--acme-ca-bundle",
-            args.acme_ca_bundle.is_some(),
-            IssuerKind::Acme,
-        ),
-        (
-            "--account-key",
-            args.account_key.is_some(),
-            IssuerKind::Acme,
-        ),
-        ("--email", args.email.is_some(), IssuerKind::Acme),
-        ("--eab-kid", args.eab_kid.is_some(), IssuerKind::Acme),
-        (
-            "--preferred-chain",
-            args.preferred_chain.is_some(),
-            IssuerKind::Acme,
-        ),
-        (
-            "--http01-addr",
-            args.http01_addr.is_some(),
-            IssuerKind::Acme,
-        ),
-        (
-            "--dns01-rfc2136",
-            args.dns01_rfc2136.is_some(),
-            IssuerKind::Acme,
-        ),
-        ("--ca-cert", args.ca_cert.is_some(), IssuerKind::Ca),
-        ("--ca-key", args.ca_key.is_some(), IssuerKind::Ca),
-    ];
-    if let Some((flag, _, for_issuer)) = flags
-        .iter()
-        .find(|(_, given, for_issuer)| *given && *for_issuer != args.issuer)
-    {
-        let name = match for_issuer {
-            IssuerKind::Acme => "acme",
-            IssuerKind::Ca => "ca",
-            IssuerKind::Selfsigned => "selfsigned",
-        };
-        return Err(format!("{flag} only applies to --issuer {name}"));
-    }
-    let issuer = match args.issuer {
-        IssuerKind::Selfsigned => IssuerChoice::SelfSigned,
-        IssuerKind::Ca => IssuerChoice::Ca {
-            cert_file: args
-                .ca_cert
-                .ok_or("--issuer ca needs --ca-cert FILE (the CA certificate, PEM)")?,
-            key_file: args
-                .ca_key
-                .ok_or("--issuer ca needs --ca-key FILE (the CA private key, PEM)")?,
-        },
-        IssuerKind::Acme => {
-            let directory = args.acme_directory.ok_or(
-                "--issuer acme needs --acme-directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory)",
-            )?;
-            let account_key_file = args.account_key.ok_or(
-                "--issuer acme needs --account-key FILE: the account key, created there if missing and reused afterwards",
-            )?;
-            let mut config = AcmeConfig::new(directory);
-            config.email = args.email;
-            config.preferred_chain = args.preferred_chain;
-            config.trust = match (args.acme_ca_bundle, args.acme_skip_tls_verify) {
-                (Some(_), true) => {
-                    return Err(
-                        "--acme-ca-bundle and --acme-skip-tls-verify exclude each other".into(),
-                    )
-                }
-                (Some(path), false) => {
-                    Trust::CaBundle(std::fs::read_to_string(&path).map_err(|e| {
-                        format!("cannot read --acme-ca-bundle {}: {e}", path.display())
-                    })?)
-                }
-                (None, true) => Trust::InsecureSkipVerify,
-                (None, false) => Trust::PublicRoots,
-            };
-            if let (Some(kid), Some(key)) = (args.eab_kid, args.eab_hmac_key) {
-                config.external_account_binding = Some(
-                    ExternalAccountBinding::new(kid, &key)
-                        .map_err(|e| format!("--eab-hmac-key: {e}"))?,
-                );
-            }
-            let dns01 = match args.dns01_rfc2136 {
-                Some(server) => Some(Rfc2136Config {
-                    nameserver: resolve_dns_server(&server).await?,
-                    tsig_key_name: args.tsig_key_name.unwrap_or_default(),
-                    tsig_secret: args
-                        .tsig_secret
-                        .ok_or("--dns01-rfc2136 needs --tsig-secret (or CERTWEAVE_TSIG_SECRET)")?,
-                    tsig_algorithm: args.tsig_algorithm,
-                }),
-                None => None,
-            };
-            let http01_addr = match (args.http01_addr, &dns01) {
-                (Some(addr), _) => Some(addr),
-                (None, None) => Some(SocketAddr::from(([0, 0, 0, 0], 80))),
-                (None, Some(_)) => None,
-            };
-            IssuerChoice::Acme(Box::new(AcmeChoice {
-                config,
-                account_key_file,
-                http01_addr,
-                dns01,
-            }))
-        }
-    };
-    Ok(IssueOptions {
-        request,
-        issuer,
-        out_dir: args.out,
-    })
-}
-
-/// `HOST[:PORT]` (port 53 by default) to one socket address.
-async fn resolve_dns_server(server: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = server.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    let with_port = if server
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        server.to_owned()
-    } else {
-        format!("{server}:53")
-    };
-    let mut addresses = tokio::net::lookup_host(&with_port)
-        .await
-        .map_err(|e| format!("--dns01-rfc2136 {server}: cannot resolve: {e}"))?;
-    addresses
-        .next()
-        .ok_or_else(|| format!("--dns01-rfc2136 {server}: the name has no address"))
 }

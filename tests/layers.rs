@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Layers, lowest first. A module may use every module of a lower layer.
 const LAYERS: &[&[&str]] = &[
     // 1: the leaf types, and utilities that know nothing of certificates.
-    &["model", "metrics", "tls", "workers"],
+    &["model", "metrics", "tls", "runtime"],
     // 2: certificate mechanics, issuers and the store trait (no Kubernetes).
     &["pki", "store", "issuers"],
     // 3: the scheduler and reconcile loop; beside it the cert-manager API

@@ -67,8 +67,14 @@ pub struct ControllerOptions {
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("cannot connect to the Kubernetes API: {0}; set --kubeconfig or run in a Pod with a service account")]
-    Connect(String),
+    /// The client could not be set up; `kubeconfig` is the file given
+    /// with `--kubeconfig`, `None` when the configuration was inferred.
+    #[error("cannot connect to the Kubernetes API{} (set --kubeconfig or run in a Pod with a service account)", kubeconfig.as_ref().map(|p| format!(" with {}", p.display())).unwrap_or_default())]
+    Connect {
+        kubeconfig: Option<PathBuf>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("webhook: {0}")]
     Webhook(#[from] crate::webhook::server::ServeError),
     #[error("cannot listen on {addr}: {source}")]
@@ -260,19 +266,20 @@ async fn lead(
 }
 
 async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<Client, ControllerError> {
-    let config = match kubeconfig {
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| ControllerError::Connect {
+        kubeconfig: kubeconfig.map(ToOwned::to_owned),
+        source,
+    };
+    let mut config = match kubeconfig {
         Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| ControllerError::Connect(format!("{}: {e}", path.display())))?;
+            let kubeconfig =
+                kube::config::Kubeconfig::read_from(path).map_err(|e| failed(e.into()))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
                 .await
-                .map_err(|e| ControllerError::Connect(e.to_string()))?
+                .map_err(|e| failed(e.into()))?
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| ControllerError::Connect(e.to_string()))?,
+        None => kube::Config::infer().await.map_err(|e| failed(e.into()))?,
     };
-    let mut config = config;
     config.read_timeout = Some(Duration::from_secs(300));
-    Client::try_from(config).map_err(|e| ControllerError::Connect(e.to_string()))
+    Client::try_from(config).map_err(|e| failed(e.into()))
 }

@@ -22,67 +22,31 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 
-use crate::engine::timing::RenewBefore;
-use crate::issuers::ca::CaIssuer;
-use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::model::CertificateRequest;
-use crate::model::IssueError;
-use crate::pki::{self, KeyAlgorithm, KeyEncoding, PrivateKey};
+use crate::issuers::own_ca::{self, CaSpec, ServingPair};
+use crate::model::{IssueError, RenewBefore};
+use crate::pki;
 use crate::store::files;
 
 use super::ControllerOptions;
 
-/// The CA lives five years and is replaced in its last third.
+/// The CA lives five years and is replaced in its last third
+/// ([`WEBHOOK_CA`]).
 pub const CA_LIFETIME: Duration = Duration::from_secs(5 * 365 * 86400);
 /// The serving certificate lives one year, renewed in its last third.
 pub const SERVING_LIFETIME: Duration = Duration::from_secs(365 * 86400);
-/// The key of the replaced CA in the serving Secret.
+/// The key of the replaced CA in the serving Secret: replicas pick up a
+/// new serving certificate up to [`CHECK_INTERVAL`] apart, so the webhook's
+/// `caBundle` trusts both CAs until the old one expires.
 const PREVIOUS_CA_KEY: &str = "ca.previous.crt";
 /// How often replicas re-read the Secret and the leader checks it.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
 
-/// The PEM documents of the serving Secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ServingSecret {
-    pub ca_crt: String,
-    pub ca_key: String,
-    pub tls_crt: String,
-    pub tls_key: String,
-    /// The CA this one replaced, while it has not expired (`ca.previous.crt`).
-    /// Replicas pick up a new serving certificate up to [`CHECK_INTERVAL`]
-    /// apart; until they all have, some still serve a leaf of the old CA,
-    /// so the webhook's `caBundle` trusts both.
-    pub previous_ca_crt: Option<String>,
-}
-
-impl ServingSecret {
-    /// What the MutatingWebhookConfiguration's `caBundle` holds: the CA,
-    /// then the one it replaced, if any.
-    pub fn ca_bundle(&self) -> String {
-        match &self.previous_ca_crt {
-            Some(previous) => format!("{}\n{}", self.ca_crt.trim_end(), previous.trim_end()),
-            None => self.ca_crt.clone(),
-        }
-    }
-}
-
-/// Whether `pem` starts with a CA certificate that is still valid at `now`.
-fn unexpired_ca(pem: &str, now: SystemTime) -> bool {
-    pki::parse_pem_chain(pem)
-        .ok()
-        .and_then(|chain| {
-            chain
-                .first()
-                .and_then(|der| pki::CertInfo::parse(der, 0).ok())
-        })
-        .is_some_and(|ca| ca.is_ca && now < ca.not_after)
-}
-
-impl std::fmt::Debug for ServingSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServingSecret").finish_non_exhaustive()
-    }
-}
+/// The self-managed webhook CA: replaced in its last third.
+pub const WEBHOOK_CA: CaSpec = CaSpec {
+    common_name: "certweave webhook CA",
+    lifetime: CA_LIFETIME,
+    renew_before: RenewBefore::Default,
+};
 
 /// The names the serving certificate covers: every way the API server may
 /// address the Service.
@@ -95,89 +59,25 @@ pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
     ]
 }
 
-/// What to store instead of `existing`, or `None` when it is fine: the CA
-/// is kept while it has more than a third of its life left, the serving
-/// certificate while it is signed by that CA, covers `dns_names` and is
-/// before its renewal time.
+/// What to store instead of `existing`, or `None` when it is fine (see
+/// [`own_ca::plan`]): the webhook's CA and a serving certificate for
+/// `dns_names` that lives [`SERVING_LIFETIME`].
 pub fn plan(
-    existing: Option<&ServingSecret>,
+    existing: Option<&ServingPair>,
     dns_names: &[String],
     now: SystemTime,
-) -> Result<Option<ServingSecret>, IssueError> {
-    let ca_fresh = |s: &ServingSecret| {
-        pki::check_bundle(&s.ca_crt, &s.ca_key, None, now)
-            .ok()
-            .filter(|ca| ca.is_ca)
-            .is_some_and(|ca| now < RenewBefore::Default.renewal_time(ca.not_before, ca.not_after))
-    };
-    let request = serving_request(dns_names);
-    let serving_fresh = |s: &ServingSecret| {
-        pki::check_bundle(&s.tls_crt, &s.tls_key, Some(&request), now)
-            .ok()
-            .is_some_and(|leaf| {
-                now < RenewBefore::Default.renewal_time(leaf.not_before, leaf.not_after)
-                    && pki::verify_chain_to_root(&s.tls_crt, &s.ca_crt).is_ok()
-            })
-    };
-    let (ca_crt, ca_key, previous_ca_crt) = match existing {
-        Some(s) if ca_fresh(s) => {
-            let previous = s
-                .previous_ca_crt
-                .clone()
-                .filter(|previous| unexpired_ca(previous, now));
-            if serving_fresh(s) {
-                if previous == s.previous_ca_crt {
-                    return Ok(None);
-                }
-                // Only the replaced CA expired: drop it from the bundle.
-                return Ok(Some(ServingSecret {
-                    previous_ca_crt: previous,
-                    ..s.clone()
-                }));
-            }
-            (s.ca_crt.clone(), s.ca_key.clone(), previous)
-        }
-        _ => {
-            let previous = existing
-                .map(|s| s.ca_crt.clone())
-                .filter(|previous| unexpired_ca(previous, now));
-            let mut ca = CertificateRequest::for_dns_names(Vec::<String>::new());
-            ca.common_name = Some("certweave webhook CA".into());
-            ca.is_ca = true;
-            ca.duration = CA_LIFETIME;
-            ca.key_algorithm = KeyAlgorithm::EcdsaP256;
-            ca.key_encoding = KeyEncoding::Pkcs8;
-            let key = PrivateKey::generate(ca.key_algorithm)?;
-            let bundle = SelfSignedIssuer.sign(&ca, &key)?;
-            (bundle.chain_pem, bundle.key_pem, previous)
-        }
-    };
-    let signer = CaIssuer::from_pem(&ca_crt, &ca_key)?;
-    let key = PrivateKey::generate(request.key_algorithm)?;
-    let serving = signer.sign(&request, &key)?;
-    Ok(Some(ServingSecret {
-        ca_crt,
-        ca_key,
-        tls_crt: serving.chain_pem,
-        tls_key: serving.key_pem,
-        previous_ca_crt,
-    }))
+) -> Result<Option<ServingPair>, IssueError> {
+    let serving = own_ca::serving_request(dns_names.to_vec(), Vec::new(), Some(SERVING_LIFETIME));
+    own_ca::plan(existing, &WEBHOOK_CA, &serving, now)
 }
 
-fn serving_request(dns_names: &[String]) -> CertificateRequest {
-    let mut request = CertificateRequest::for_dns_names(dns_names.to_vec());
-    request.duration = SERVING_LIFETIME;
-    request.key_encoding = KeyEncoding::Pkcs8;
-    request
-}
-
-fn parse(secret: &Secret) -> Option<ServingSecret> {
+fn parse(secret: &Secret) -> Option<ServingPair> {
     let data = secret.data.as_ref()?;
     let text = |k: &str| {
         data.get(k)
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
     };
-    Some(ServingSecret {
+    Some(ServingPair {
         ca_crt: text("ca.crt")?,
         ca_key: text("ca.key")?,
         tls_crt: text("tls.crt")?,
@@ -188,7 +88,7 @@ fn parse(secret: &Secret) -> Option<ServingSecret> {
 
 fn to_secret(
     options: &ControllerOptions,
-    s: &ServingSecret,
+    s: &ServingPair,
     resource_version: Option<String>,
 ) -> Secret {
     let data = [
@@ -222,7 +122,7 @@ fn to_secret(
 /// Reads the serving Secret, creating or replacing it when missing,
 /// unusable or due; concurrent writers are resolved by the API server
 /// (create fails with 409, replace with a stale resourceVersion too).
-pub async fn ensure(client: &Client, options: &ControllerOptions) -> Result<ServingSecret, String> {
+pub async fn ensure(client: &Client, options: &ControllerOptions) -> Result<ServingPair, String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &options.namespace);
     let name = &options.webhook_secret_name;
     let dns_names = service_dns_names(&options.webhook_service_name, &options.namespace);
@@ -332,7 +232,7 @@ pub async fn mirror_to_files(
     Ok((cert, key))
 }
 
-fn write_files(dir: &std::path::Path, s: &ServingSecret) -> std::io::Result<()> {
+fn write_files(dir: &std::path::Path, s: &ServingPair) -> std::io::Result<()> {
     files::write_bundle(
         dir,
         &crate::model::Bundle {
@@ -344,7 +244,7 @@ fn write_files(dir: &std::path::Path, s: &ServingSecret) -> std::io::Result<()> 
 }
 
 /// The leader's part: renew the Secret when due and keep the webhook
-/// configuration's `caBundle` equal to [`ServingSecret::ca_bundle`], until
+/// configuration's `caBundle` equal to [`ServingPair::ca_bundle`], until
 /// `stop`.
 pub async fn maintain(
     client: Client,
@@ -416,6 +316,9 @@ pub async fn sync_ca_bundle(client: &Client, name: &str, ca_pem: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuers::selfsigned::SelfSignedIssuer;
+    use crate::model::CertificateRequest;
+    use crate::pki::{KeyAlgorithm, PrivateKey};
 
     #[test]
     fn a_replaced_ca_stays_in_the_bundle_until_it_expires() {
@@ -452,7 +355,7 @@ mod tests {
         short.duration = day;
         let short_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let old_ca = SelfSignedIssuer.sign(&short, &short_key).unwrap().chain_pem;
-        let with_old = ServingSecret {
+        let with_old = ServingPair {
             previous_ca_crt: Some(old_ca),
             ..replaced.clone()
         };

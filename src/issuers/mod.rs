@@ -6,6 +6,7 @@
 pub mod acme;
 pub mod any;
 pub mod ca;
+pub mod own_ca;
 pub mod selfsigned;
 
 use crate::model::{Bundle, CertificateRequest, PrivateKey};

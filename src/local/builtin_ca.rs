@@ -1,21 +1,23 @@
 //! The built-in CA of `certweave local`: created on first start under
 //! `state/ca/`, used for certificates whose issuer the directory does not
-//! define, so the shipped examples work with no external service.
+//! define, so the shipped examples work with no external service. How it is
+//! made and judged is [`crate::issuers::own_ca`]'s; this module keeps it in
+//! files.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::issuers::ca::CaIssuer;
-use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::model::CertificateRequest;
-use crate::model::IssueError;
-use crate::pki::{self, KeyAlgorithm, KeyEncoding, PrivateKey};
+use crate::issuers::own_ca::{CaSpec, OwnCa};
+use crate::model::{IssueError, RenewBefore};
 use crate::store::files;
 
-/// Ten years: the local CA outlives every certificate it signs.
-const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86400);
-/// Re-create the CA when less than this remains.
-const CA_MIN_REMAINING: Duration = Duration::from_secs(90 * 86400);
+/// Ten years: the local CA outlives every certificate it signs. Re-created
+/// when less than 90 days remain.
+const BUILTIN_CA: CaSpec = CaSpec {
+    common_name: "certweave local CA",
+    lifetime: Duration::from_secs(10 * 365 * 86400),
+    renew_before: RenewBefore::Fixed(Duration::from_secs(90 * 86400)),
+};
 
 /// Where the built-in CA lives.
 pub fn ca_dir(root: &Path) -> PathBuf {
@@ -23,7 +25,8 @@ pub fn ca_dir(root: &Path) -> PathBuf {
 }
 
 /// Loads the built-in CA, creating it if missing, unusable or near expiry.
-pub fn load_or_create(root: &Path) -> Result<(CaIssuer, PathBuf), IssueError> {
+/// Returns it with the path of its certificate (what users trust).
+pub fn load_or_create(root: &Path) -> Result<(OwnCa, PathBuf), IssueError> {
     let dir = ca_dir(root);
     let cert_path = dir.join(files::CERT_FILE);
     let key_path = dir.join(files::KEY_FILE);
@@ -31,32 +34,18 @@ pub fn load_or_create(root: &Path) -> Result<(CaIssuer, PathBuf), IssueError> {
         std::fs::read_to_string(&cert_path),
         std::fs::read_to_string(&key_path),
     ) {
-        let fresh =
-            pki::check_bundle(&cert, &key, None, SystemTime::now() + CA_MIN_REMAINING).is_ok();
-        if fresh {
-            if let Ok(ca) = CaIssuer::from_pem(&cert, &key) {
-                return Ok((ca, cert_path));
-            }
+        if let Some(ca) = OwnCa::reuse(&BUILTIN_CA, &cert, &key, SystemTime::now()) {
+            return Ok((ca, cert_path));
         }
         tracing::warn!(dir = %dir.display(), "built-in CA is unusable or about to expire; creating a new one");
     }
-    let mut request = CertificateRequest::for_dns_names(Vec::<String>::new());
-    request.common_name = Some("certweave local CA".into());
-    request.is_ca = true;
-    request.duration = CA_LIFETIME;
-    request.key_algorithm = KeyAlgorithm::EcdsaP256;
-    request.key_encoding = KeyEncoding::Pkcs8;
-    let key = PrivateKey::generate(request.key_algorithm)?;
-    let bundle = SelfSignedIssuer.sign(&request, &key)?;
-    files::write_bundle(&dir, &bundle).map_err(|e| {
+    let ca = OwnCa::create(&BUILTIN_CA)?;
+    files::write_bundle(&dir, &ca.bundle()).map_err(|e| {
         IssueError::Config(format!(
             "cannot write the built-in CA to {}: {e}",
             dir.display()
         ))
     })?;
     tracing::info!(cert = %cert_path.display(), "created the built-in CA; trust this file to trust certificates it signs");
-    Ok((
-        CaIssuer::from_pem(&bundle.chain_pem, &bundle.key_pem)?,
-        cert_path,
-    ))
+    Ok((ca, cert_path))
 }

@@ -33,6 +33,7 @@ use crate::engine::scheduler::{self, Job, Scheduler, Trigger, Triggers};
 use crate::issuers::acme::{AccountKeyStore, FileKeyStore, Http01Server, Http01Solver};
 use crate::issuers::any::AnyIssuer;
 use crate::issuers::ca::CaIssuer;
+use crate::issuers::own_ca;
 use crate::model::{IssueError, RequestOrigin};
 use crate::store::fs::FsStore;
 use crate::store::{ObjectKey, Store};
@@ -103,7 +104,20 @@ pub async fn run(
     }
     let store = Arc::new(FsStore::new(&options.dir));
     let (builtin, builtin_path) = builtin_ca::load_or_create(&options.dir)?;
-    let builtin = Arc::new(builtin);
+    // The webhook's certificate is signed before the CA becomes the issuer
+    // of every Certificate without one.
+    let webhook_bundle = match options.webhook_addr {
+        Some(_) => Some(builtin.issue_serving(&own_ca::serving_request(
+            vec!["localhost".to_owned()],
+            vec![
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::Ipv6Addr::LOCALHOST.into(),
+            ],
+            None,
+        ))?),
+        None => None,
+    };
+    let builtin = Arc::new(builtin.into_issuer());
     let shared = Arc::new(Shared {
         store: (*store).clone(),
         builtin: builtin.clone(),
@@ -115,10 +129,10 @@ pub async fn run(
     });
     tracing::info!(ca = %builtin_path.display(), dir = %options.dir.display(), "certweave local starting");
 
-    let (stop_webhook, webhook) = match options.webhook_addr {
-        Some(addr) => {
+    let (stop_webhook, webhook) = match options.webhook_addr.zip(webhook_bundle) {
+        Some((addr, bundle)) => {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let server = start_webhook(&options, &builtin, addr).await?;
+            let server = start_webhook(&options, &bundle, addr).await?;
             let handle = tokio::spawn(server.run(async {
                 let _ = rx.await;
             }));
@@ -528,20 +542,11 @@ fn on_issued(on_renew: Option<&str>, store: &FsStore, item: &Wanted) {
 
 async fn start_webhook(
     options: &LocalOptions,
-    builtin: &CaIssuer,
+    bundle: &crate::model::Bundle,
     addr: SocketAddr,
 ) -> Result<crate::webhook::server::WebhookServer, LocalError> {
-    use crate::model::CertificateRequest;
     let dir = options.dir.join("state").join("webhook");
-    let mut request = CertificateRequest::for_dns_names(["localhost".to_string()]);
-    request.ip_addresses = vec![
-        std::net::Ipv4Addr::LOCALHOST.into(),
-        std::net::Ipv6Addr::LOCALHOST.into(),
-    ];
-    request.key_encoding = crate::pki::KeyEncoding::Pkcs8;
-    let key = crate::pki::PrivateKey::generate(request.key_algorithm).map_err(IssueError::from)?;
-    let bundle = builtin.sign(&request, &key)?;
-    crate::store::files::write_bundle(&dir, &bundle)
+    crate::store::files::write_bundle(&dir, bundle)
         .map_err(|e| IssueError::Config(format!("cannot write {}: {e}", dir.display())))?;
     let server =
         crate::webhook::server::WebhookServer::bind(crate::webhook::server::ServeOptions {

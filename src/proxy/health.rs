@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -21,11 +22,14 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use super::{CertDir, ProxyMetrics};
+use super::ProxyMetrics;
+use crate::tls::ReloadingCert;
 
 /// What readiness depends on.
 pub(crate) struct Readiness {
-    pub(crate) certs: Arc<CertDir>,
+    pub(crate) certs: Arc<ReloadingCert>,
+    /// `--cert-dir`, named when not ready.
+    pub(crate) cert_dir: PathBuf,
     /// True while the TLS listener accepts connections.
     pub(crate) accepting: AtomicBool,
     pub(crate) metrics: ProxyMetrics,
@@ -37,7 +41,7 @@ impl Readiness {
         if !self.certs.is_loaded() {
             return Some(format!(
                 "no valid certificate bundle in {} yet",
-                self.certs.dir().display()
+                self.cert_dir.display()
             ));
         }
         if !self.accepting.load(Ordering::Acquire) {

@@ -10,11 +10,13 @@
 //!
 //! One job per module:
 //!
-//! - [`certs`]: the certificate directory, polled and reloaded when kubelet
-//!   swaps the Secret's `..data` symlink; broken rotations are rejected and
-//!   the previous bundle keeps serving.
-//! - `tls_config`: the rustls configuration (ALPN, versions, `--client-ca`).
-//! - `server`: accepting, handshakes, HTTP per connection, draining.
+//! - `tls_config`: `--client-ca`, on top of [`crate::tls`]'s configuration.
+//! - `server`: the listeners and the life cycle: waiting for a certificate,
+//!   serving, draining. The certificate directory is watched with
+//!   [`crate::tls::ReloadingCert`] (polled and reloaded when kubelet swaps
+//!   the Secret's `..data` symlink; broken rotations are rejected and the
+//!   previous bundle keeps serving) and connections are accepted by
+//!   [`crate::tls::serve`], as the webhook's are.
 //! - `forward`: one request to the upstream and back; upgrades as tunnels.
 //! - `headers`: hop-by-hop headers and `X-Forwarded-*`.
 //! - [`upstream`]: which HTTP version the upstream gets, and the pools.
@@ -29,7 +31,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub mod certs;
 mod forward;
 mod headers;
 mod health;
@@ -38,7 +39,6 @@ mod server;
 mod tls_config;
 pub mod upstream;
 
-pub use certs::{CertDir, ReloadOutcome};
 pub use forward::ProxyBody;
 pub use metrics::ProxyMetrics;
 pub use server::{

@@ -1,33 +1,31 @@
-//! The TLS listener: accepting, handshaking, serving HTTP on each
-//! connection, and draining on shutdown.
+//! The proxy's two listeners and its life cycle: start, serve, drain.
 //!
 //! Both listeners are bound by [`Proxy::bind`], so a port conflict fails at
 //! start-up. The TLS listener accepts nothing until the first valid bundle
 //! is loaded (connections made before then wait in the kernel's backlog and
 //! are served once it arrives); the health port answers from the start.
-//! ALPN offers `h2` and `http/1.1`; each connection is then served as
-//! whichever of the two the client speaks.
+//! Accepting, handshakes and HTTP per connection are [`crate::tls::serve`]'s.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio::sync::oneshot;
 
 use super::forward::Forwarder;
 use super::health::{self, Readiness};
 use super::tls_config;
 use super::upstream::Upstream;
-use super::{CertDir, ProxyError, ProxyMetrics, ProxyOptions};
+use super::{ProxyError, ProxyMetrics, ProxyOptions};
+use crate::store::files::{CERT_FILE, KEY_FILE};
+use crate::tls::serve::{ConnectionCounters, Settings, Threads, TlsServer};
+use crate::tls::{ReloadOutcome, ReloadingCert};
 
 /// Deadline for a client's TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,10 +40,10 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
 
 /// A bound, not yet running proxy.
 pub struct Proxy {
-    listener: TcpListener,
+    server: TlsServer,
     health_listener: TcpListener,
-    acceptor: TlsAcceptor,
-    certs: Arc<CertDir>,
+    cert_dir: PathBuf,
+    certs: Arc<ReloadingCert>,
     forwarder: Arc<Forwarder>,
     readiness: Arc<Readiness>,
     metrics: ProxyMetrics,
@@ -58,20 +56,37 @@ impl Proxy {
     /// the certificate directory is not read until [`Proxy::run`].
     pub async fn bind(options: ProxyOptions) -> Result<Self, ProxyError> {
         let metrics = ProxyMetrics::new();
-        let certs = CertDir::new(&options.cert_dir);
+        let certs = ReloadingCert::empty(
+            &options.cert_dir.join(CERT_FILE),
+            &options.cert_dir.join(KEY_FILE),
+        );
         let config = tls_config::server_config(certs.clone(), options.client_ca.as_deref())?;
         let listener = bind(options.listen, "--listen").await?;
         let health_listener = bind(options.health_addr, "--health-addr").await?;
         let upstream = Upstream::new(options.upstream, options.upstream_protocol);
         let readiness = Arc::new(Readiness {
             certs: certs.clone(),
+            cert_dir: options.cert_dir.clone(),
             accepting: false.into(),
             metrics: metrics.clone(),
         });
+        let settings = Settings {
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            header_timeout: HEADER_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            upgrades: true,
+            threads: Threads::Runtime,
+            counters: Some(ConnectionCounters {
+                accepted: metrics.connections.clone(),
+                open: metrics.open_connections.clone(),
+                handshake_errors: metrics.handshake_errors.clone(),
+            }),
+        };
         Ok(Self {
-            listener,
+            server: TlsServer::new(listener, Arc::new(config), settings),
             health_listener,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            cert_dir: options.cert_dir,
             certs,
             forwarder: Arc::new(Forwarder::new(upstream, metrics.clone())),
             readiness,
@@ -83,7 +98,7 @@ impl Proxy {
 
     /// The TLS listener's address (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.server.local_addr()
     }
 
     /// The health port's address.
@@ -96,8 +111,13 @@ impl Proxy {
         &self.metrics
     }
 
-    /// The certificate directory and the bundle it currently serves.
-    pub fn certs(&self) -> &Arc<CertDir> {
+    /// The certificate directory watched (`--cert-dir`).
+    pub fn cert_dir(&self) -> &Path {
+        &self.cert_dir
+    }
+
+    /// The bundle currently served from the certificate directory.
+    pub fn certs(&self) -> &Arc<ReloadingCert> {
         &self.certs
     }
 
@@ -105,11 +125,10 @@ impl Proxy {
     /// ready, and waits up to the drain timeout for open requests and
     /// upgraded connections to finish before closing what is left.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let watcher = tokio::spawn(
-            self.certs
-                .clone()
-                .watch(self.reload_interval, self.metrics.clone()),
-        );
+        let watcher = tokio::spawn(self.certs.clone().watch(
+            self.reload_interval,
+            report_reload(self.cert_dir.clone(), self.metrics.clone()),
+        ));
         let (stop_health, health_stopped) = oneshot::channel::<()>();
         let health = tokio::spawn(health::serve(
             self.health_listener,
@@ -125,32 +144,25 @@ impl Proxy {
             _ = &mut shutdown => false,
         };
         if loaded {
-            let graceful = GracefulShutdown::new();
             self.readiness.accepting.store(true, Ordering::Release);
-            tracing::info!(listen = %self.listener.local_addr()?, "proxy accepting TLS connections");
-            accept_loop(
-                &self.listener,
-                &self.acceptor,
-                &self.forwarder,
-                &self.metrics,
-                &graceful,
-                &mut shutdown,
-            )
-            .await;
+            tracing::info!(listen = %self.server.local_addr()?, "proxy accepting TLS connections");
+            let forwarder = self.forwarder.clone();
+            let make_service = move |peer| {
+                let forwarder = forwarder.clone();
+                service_fn(move |req| {
+                    let forwarder = forwarder.clone();
+                    async move { forwarder.forward(peer, req).await }
+                })
+            };
+            let draining = self.server.serve_until(make_service, &mut shutdown).await?;
             self.readiness.accepting.store(false, Ordering::Release);
-            drop(self.listener);
             tracing::info!(
                 connections = self.metrics.open_connections.get(),
                 tunnels = self.forwarder.tunnels().open(),
                 "shutting down: draining connections"
             );
             let tunnels = self.forwarder.tunnels();
-            let drained = tokio::time::timeout(self.drain_timeout, async {
-                graceful.shutdown().await;
-                tunnels.idle().await;
-            })
-            .await
-            .is_ok();
+            let drained = draining.finish(self.drain_timeout, tunnels.idle()).await;
             if !drained {
                 tracing::warn!(
                     timeout = ?self.drain_timeout,
@@ -168,108 +180,39 @@ impl Proxy {
     }
 }
 
+/// Logs each look at the certificate directory worth knowing and counts it.
+fn report_reload(
+    dir: PathBuf,
+    metrics: ProxyMetrics,
+) -> impl FnMut(&ReloadingCert, ReloadOutcome) + Send + 'static {
+    move |certs, outcome| match outcome {
+        ReloadOutcome::Unchanged => {}
+        ReloadOutcome::Waiting => tracing::info!(
+            dir = %dir.display(),
+            "waiting for {CERT_FILE} and {KEY_FILE}; not ready until they exist"
+        ),
+        ReloadOutcome::InFlux => tracing::debug!(
+            dir = %dir.display(),
+            "certificate files changed while being read; retrying"
+        ),
+        ReloadOutcome::Loaded => {
+            metrics.cert_reloads.inc();
+            metrics.cert_loaded.set(1);
+            tracing::info!(dir = %dir.display(), "serving certificate loaded");
+        }
+        ReloadOutcome::Rejected(e) => {
+            metrics.cert_reload_errors.inc();
+            if certs.is_loaded() {
+                tracing::warn!(error = %e, "new certificate bundle rejected; still serving the previous one");
+            } else {
+                tracing::warn!(error = %e, "certificate bundle rejected; not ready until a valid one appears");
+            }
+        }
+    }
+}
+
 async fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener, ProxyError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ProxyError::Bind { flag, addr, source })
-}
-
-/// The HTTP connection builder. The protocol is detected from the first
-/// bytes rather than taken from ALPN: hyper-util's detection is the only
-/// way to serve HTTP/1.1 upgrades and HTTP/2 from one builder with graceful
-/// shutdown, and it agrees with ALPN for every well-behaved client.
-fn connection_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    builder
-}
-
-/// Counts a connection as open for as long as it lives.
-struct OpenConnection(ProxyMetrics);
-
-impl OpenConnection {
-    fn new(metrics: &ProxyMetrics) -> Self {
-        metrics.connections.inc();
-        metrics.open_connections.inc();
-        Self(metrics.clone())
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.open_connections.dec();
-    }
-}
-
-async fn accept_loop<F: Future<Output = ()>>(
-    listener: &TcpListener,
-    acceptor: &TlsAcceptor,
-    forwarder: &Arc<Forwarder>,
-    metrics: &ProxyMetrics,
-    graceful: &GracefulShutdown,
-    shutdown: &mut std::pin::Pin<&mut F>,
-) {
-    let builder = Arc::new(connection_builder());
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.as_mut() => return,
-            permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-        };
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.as_mut() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let open = OpenConnection::new(metrics);
-        let acceptor = acceptor.clone();
-        let forwarder = forwarder.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let open = open;
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    open.0.handshake_errors.inc();
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    open.0.handshake_errors.inc();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = service_fn(move |req| {
-                let forwarder = forwarder.clone();
-                async move { forwarder.forward(peer, req).await }
-            });
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
 }

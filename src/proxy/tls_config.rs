@@ -1,6 +1,6 @@
-//! The proxy's rustls configuration: TLS 1.2 and 1.3 only, ALPN `h2` and
-//! `http/1.1`, the certificate from [`super::CertDir`], and optionally
-//! client certificates required and checked against `--client-ca`.
+//! The proxy's rustls configuration: [`crate::tls::server_config`] (TLS 1.2
+//! and 1.3 only, ALPN `h2` and `http/1.1`), and optionally client
+//! certificates required and checked against `--client-ca`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -33,11 +33,8 @@ pub(crate) fn server_config(
     resolver: Arc<dyn ResolvesServerCert>,
     client_ca: Option<&Path>,
 ) -> Result<ServerConfig, ClientCaError> {
-    let builder = ServerConfig::builder_with_provider(tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("ring supports TLS 1.2 and 1.3");
-    let mut config = match client_ca {
-        None => builder.with_no_client_auth().with_cert_resolver(resolver),
+    let verifier = match client_ca {
+        None => None,
         Some(path) => {
             let roots = load_roots(path)?;
             let verifier =
@@ -47,13 +44,10 @@ pub(crate) fn server_config(
                         path: path.to_owned(),
                         reason: e.to_string(),
                     })?;
-            builder
-                .with_client_cert_verifier(verifier)
-                .with_cert_resolver(resolver)
+            Some(verifier)
         }
     };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    Ok(tls::server_config_verifying(resolver, verifier))
 }
 
 fn load_roots(path: &Path) -> Result<RootCertStore, ClientCaError> {

@@ -19,19 +19,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio::net::TcpListener;
 
 use super::admission::{self, review};
 use super::MutationConfig;
 use crate::metrics::WebhookMetrics;
-use crate::tls::{self, ReloadingCertResolver, TlsError};
-use crate::workers::{LocalExecutor, Workers};
+use crate::tls::serve::{Settings, Threads, TlsServer};
+use crate::tls::{self, ReloadOutcome, ReloadingCert, TlsError};
 
 /// The largest AdmissionReview accepted. The API server caps objects at
 /// about 1.5 MiB, and a review may carry two of them (object, oldObject).
@@ -42,6 +37,9 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 4096;
 /// How often the serving certificate files are checked for changes.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+/// Concurrent HTTP/2 streams per connection: the API server sends its
+/// reviews over a few long-lived connections.
+const MAX_CONCURRENT_STREAMS: u32 = 256;
 
 /// What the webhook server needs to start.
 #[derive(Debug, Clone)]
@@ -73,21 +71,19 @@ struct AppState {
 
 /// A bound, not yet running webhook server.
 pub struct WebhookServer {
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    resolver: Arc<ReloadingCertResolver>,
+    server: TlsServer,
+    cert: Arc<ReloadingCert>,
     app: Router,
     metrics: WebhookMetrics,
     reload_interval: Duration,
-    client_timeout: Duration,
 }
 
 impl WebhookServer {
     /// Loads the certificate and binds the listener; nothing is served until
     /// [`WebhookServer::run`].
     pub async fn bind(options: ServeOptions) -> Result<Self, ServeError> {
-        let resolver = ReloadingCertResolver::from_files(&options.cert_file, &options.key_file)?;
-        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())));
+        let cert = ReloadingCert::load(&options.cert_file, &options.key_file)?;
+        let config = Arc::new(tls::server_config(cert.clone()));
         let listener =
             TcpListener::bind(options.addr)
                 .await
@@ -95,16 +91,25 @@ impl WebhookServer {
                     addr: options.addr,
                     source,
                 })?;
+        let settings = Settings {
+            handshake_timeout: options.client_timeout,
+            header_timeout: options.client_timeout,
+            max_connections: MAX_CONNECTIONS,
+            max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+            upgrades: false,
+            threads: Threads::PerCore {
+                name: "webhook-conn",
+            },
+            counters: None,
+        };
         let metrics = WebhookMetrics::new();
         let app = router(options.mutation, metrics.clone(), options.client_timeout);
         Ok(Self {
-            listener,
-            acceptor,
-            resolver,
+            server: TlsServer::new(listener, config, settings),
+            cert,
             app,
             metrics,
             reload_interval: options.reload_interval,
-            client_timeout: options.client_timeout,
         })
     }
 
@@ -116,156 +121,42 @@ impl WebhookServer {
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.server.local_addr()
     }
 
     /// Serves until `shutdown` completes, then stops accepting and waits for
     /// open connections to finish their requests.
     ///
     /// Connections are served on one thread per core (see
-    /// [`crate::workers`]); this task only accepts them.
+    /// [`crate::tls::workers`]); this task only accepts them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        // The workers first: if their threads cannot start, no task is left behind.
-        let connection = Connection {
-            acceptor: self.acceptor.clone(),
-            app: self.app.clone(),
-            client_timeout: self.client_timeout,
-        };
-        let mut workers = Workers::spawn("webhook-conn", worker_count(), move |accepted| {
-            connection.clone().serve(accepted)
-        })?;
         let reload_errors = self.metrics.tls_reload_errors.clone();
-        let watcher = tokio::spawn(self.resolver.clone().watch(self.reload_interval, move |e| {
-            reload_errors.inc();
-            tracing::warn!(error = %e, "rotated serving certificate rejected; still serving the previous one");
-        }));
-        let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-            };
-            let (tcp, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and similar: back off, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
-            let tcp = match tcp.into_std() {
-                Ok(tcp) => tcp,
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot hand the connection to a worker");
-                    continue;
+        let watcher = tokio::spawn(self.cert.clone().watch(
+            self.reload_interval,
+            move |cert, outcome| match outcome {
+                ReloadOutcome::Loaded => {
+                    tracing::info!(cert = %cert.cert_path().display(), "serving certificate reloaded")
                 }
-            };
-            let accepted = Accepted {
-                tcp,
-                peer,
-                _permit: permit,
-                watcher: graceful.watcher(),
-            };
-            if workers.dispatch(accepted).is_err() {
-                tracing::error!(%peer, "no connection worker is running; refusing the connection");
-            }
-        }
+                ReloadOutcome::Rejected(e) => {
+                    reload_errors.inc();
+                    tracing::warn!(error = %e, "rotated serving certificate rejected; still serving the previous one");
+                }
+                _ => {}
+            },
+        ));
+        let app = self.app;
+        let serving = self
+            .server
+            .serve_until(move |_peer| TowerToHyperService::new(app.clone()), shutdown)
+            .await;
         watcher.abort();
-        drop(self.listener);
-        workers.close();
-        if tokio::time::timeout(CLIENT_TIMEOUT, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        // If the worker threads could not start, nothing was accepted.
+        let draining = serving?;
+        if !draining.finish(CLIENT_TIMEOUT, async {}).await {
             tracing::warn!("connections still open after the shutdown grace period; closing them");
         }
-        workers.stop().await;
         Ok(())
     }
-}
-
-/// Connection worker threads: one per core the process may use (the
-/// container's CPU limit included).
-fn worker_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// An accepted TCP connection on its way to a worker thread.
-struct Accepted {
-    tcp: std::net::TcpStream,
-    peer: SocketAddr,
-    /// Held until the connection ends: bounds the open connections.
-    _permit: OwnedSemaphorePermit,
-    watcher: Watcher,
-}
-
-/// What every connection is served with, shared by the worker threads.
-#[derive(Clone)]
-struct Connection {
-    acceptor: TlsAcceptor,
-    app: Router,
-    client_timeout: Duration,
-}
-
-impl Connection {
-    /// Runs on a worker thread: the TLS handshake, then HTTP until the
-    /// client or a graceful shutdown ends the connection.
-    async fn serve(self, accepted: Accepted) {
-        let Accepted {
-            tcp,
-            peer,
-            _permit,
-            watcher,
-        } = accepted;
-        let tcp = match TcpStream::from_std(tcp) {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "cannot register the connection");
-                return;
-            }
-        };
-        let stream =
-            match tokio::time::timeout(self.client_timeout, self.acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-        let builder = connection_builder(self.client_timeout);
-        let service = TowerToHyperService::new(self.app);
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        if let Err(e) = watcher.watch(conn.into_owned()).await {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
-        }
-    }
-}
-
-fn connection_builder(client_timeout: Duration) -> auto::Builder<LocalExecutor> {
-    let mut builder = auto::Builder::new(LocalExecutor);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(client_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    builder
 }
 
 /// The HTTP routes, without TLS: handy for tests and for embedding.

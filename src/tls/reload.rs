@@ -1,25 +1,31 @@
-//! The serving certificate, read from a mounted Secret directory and
-//! reloaded when it changes.
+//! A serving certificate read from a pair of PEM files and reloaded when
+//! they change: the one reloader of the webhook and of the proxy.
 //!
 //! Kubernetes projects a Secret volume as a timestamped directory plus a
 //! `..data` symlink pointing at it; `tls.crt` and `tls.key` are symlinks into
 //! `..data/`. A rotation writes a new timestamped directory and swaps
-//! `..data` with a rename, which is atomic, then deletes the old directory.
-//! [`CertDir`] polls `tls.crt` and `tls.key` through those symlinks (the
-//! stamp is taken from the final target, so a swap changes it even when the
-//! new files have the same size and time) and:
+//! `..data` with a rename, which is atomic, then deletes the old directory;
+//! cert tools rewrite files in place. Either way the listener must pick up
+//! the new certificate for new connections without restarting or dropping
+//! the old ones. [`ReloadingCert`] polls both files through their symlinks
+//! (the stamp is taken from the final target, so a swap changes it even when
+//! the new files have the same size and time) and:
 //!
 //! - loads a bundle only when both files parse and the key belongs to the
 //!   certificate; anything else is rejected and the previous bundle keeps
-//!   serving, so a broken rotation never takes the sidecar down;
+//!   serving, so a broken rotation never takes a listener down;
 //! - re-stamps the files after reading them and retries on the next tick if
 //!   they changed meanwhile, so a swap landing between reading the
 //!   certificate and reading the key is not mistaken for a mismatched pair;
-//! - starts empty: until the Secret exists the proxy is not ready and does
-//!   not accept connections.
+//! - does not retry files that were rejected until they change again, so a
+//!   broken rotation is reported once, not on every tick.
 //!
-//! New TLS handshakes ask the resolver for the current bundle; connections
-//! already open keep the certificate they were set up with.
+//! It starts either loaded ([`ReloadingCert::load`]: a server given files
+//! on its command line refuses to start without them) or empty
+//! ([`ReloadingCert::empty`]: a sidecar starts before kubelet has mounted the
+//! Secret, and accepts nothing until it has). New TLS handshakes ask the
+//! resolver for the current bundle; connections already open keep the
+//! certificate they were set up with.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,13 +36,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::sync::watch;
 
-use super::ProxyMetrics;
-use crate::tls::{load_certified_key, TlsError};
-
-/// File name of the certificate chain in a `kubernetes.io/tls` Secret.
-pub const CERT_FILE: &str = "tls.crt";
-/// File name of the private key in a `kubernetes.io/tls` Secret.
-pub const KEY_FILE: &str = "tls.key";
+use super::{load_certified_key, TlsError};
 
 /// What identifies one version of a file without reading it: device, inode,
 /// size, modification and change times of the symlink's final target.
@@ -85,7 +85,7 @@ impl Stamp {
     }
 }
 
-/// The result of one look at the certificate directory.
+/// The result of one look at the files.
 #[derive(Debug)]
 pub enum ReloadOutcome {
     /// Neither file changed since the last look.
@@ -101,11 +101,10 @@ pub enum ReloadOutcome {
     Rejected(TlsError),
 }
 
-/// A certificate directory and the bundle currently served from it. Used as
-/// the rustls certificate resolver of the proxy's listener.
+/// A certificate and key file pair and the bundle currently served from
+/// it; the rustls certificate resolver of a listener.
 #[derive(Debug)]
-pub struct CertDir {
-    dir: PathBuf,
+pub struct ReloadingCert {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Option<Arc<CertifiedKey>>>,
@@ -113,23 +112,39 @@ pub struct CertDir {
     loaded: watch::Sender<bool>,
 }
 
-impl CertDir {
-    /// Serves `dir/tls.crt` and `dir/tls.key`. Nothing is read yet: call
-    /// [`CertDir::poll`] (or run [`CertDir::watch`]) to load the bundle.
-    pub fn new(dir: &Path) -> Arc<Self> {
+impl ReloadingCert {
+    /// Serves `cert_path` and `key_path` once they appear. Nothing is read
+    /// yet: call [`ReloadingCert::poll`] (or run [`ReloadingCert::watch`]).
+    pub fn empty(cert_path: &Path, key_path: &Path) -> Arc<Self> {
         Arc::new(Self {
-            dir: dir.to_owned(),
-            cert_path: dir.join(CERT_FILE),
-            key_path: dir.join(KEY_FILE),
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
             current: RwLock::new(None),
             seen: Mutex::new(None),
             loaded: watch::Sender::new(false),
         })
     }
 
-    /// The directory watched.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Loads the files once; fails if they are not a valid pair, so a
+    /// misconfigured server refuses to start rather than serve nothing.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<Self>, TlsError> {
+        let cert = Self::empty(cert_path, key_path);
+        match cert.poll() {
+            ReloadOutcome::Loaded => Ok(cert),
+            ReloadOutcome::Rejected(e) => Err(e),
+            // Files that change while being read, or vanish: read once more
+            // and report whatever that finds.
+            _ => {
+                let key = load_certified_key(cert_path, key_path)?;
+                cert.install(key);
+                Ok(cert)
+            }
+        }
+    }
+
+    /// The certificate file watched.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
     }
 
     /// The bundle served to new connections, if one was loaded.
@@ -174,46 +189,35 @@ impl CertDir {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(before);
         match result {
             Ok(key) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(key));
-                self.loaded.send_replace(true);
+                self.install(key);
                 ReloadOutcome::Loaded
             }
             Err(e) => ReloadOutcome::Rejected(e),
         }
     }
 
-    /// Polls the directory every `interval` until the task is dropped,
-    /// logging each outcome worth knowing and counting it in `metrics`.
-    pub async fn watch(self: Arc<Self>, interval: Duration, metrics: ProxyMetrics) {
+    /// Polls the files every `interval` until the task is dropped, handing
+    /// each outcome to `report` (which logs and counts it as its server's
+    /// metrics say).
+    pub async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        mut report: impl FnMut(&Self, ReloadOutcome),
+    ) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             match self.poll() {
                 ReloadOutcome::Unchanged => {}
-                ReloadOutcome::Waiting => tracing::info!(
-                    dir = %self.dir.display(),
-                    "waiting for {CERT_FILE} and {KEY_FILE}; not ready until they exist"
-                ),
-                ReloadOutcome::InFlux => tracing::debug!(
-                    dir = %self.dir.display(),
-                    "certificate files changed while being read; retrying"
-                ),
-                ReloadOutcome::Loaded => {
-                    metrics.cert_reloads.inc();
-                    metrics.cert_loaded.set(1);
-                    tracing::info!(dir = %self.dir.display(), "serving certificate loaded");
-                }
-                ReloadOutcome::Rejected(e) => {
-                    metrics.cert_reload_errors.inc();
-                    if self.is_loaded() {
-                        tracing::warn!(error = %e, "new certificate bundle rejected; still serving the previous one");
-                    } else {
-                        tracing::warn!(error = %e, "certificate bundle rejected; not ready until a valid one appears");
-                    }
-                }
+                outcome => report(&self, outcome),
             }
         }
+    }
+
+    fn install(&self, key: CertifiedKey) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(key));
+        self.loaded.send_replace(true);
     }
 
     fn stamps(&self) -> (Stamp, Stamp) {
@@ -221,7 +225,7 @@ impl CertDir {
     }
 }
 
-impl ResolvesServerCert for CertDir {
+impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.current()
     }
@@ -230,6 +234,9 @@ impl ResolvesServerCert for CertDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CERT: &str = "tls.crt";
+    const KEY: &str = "tls.key";
 
     fn bundle(name: &str) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -241,14 +248,18 @@ mod tests {
     }
 
     fn write(dir: &Path, (cert, key): &(String, String)) {
-        fs::write(dir.join(CERT_FILE), cert).unwrap();
-        fs::write(dir.join(KEY_FILE), key).unwrap();
+        fs::write(dir.join(CERT), cert).unwrap();
+        fs::write(dir.join(KEY), key).unwrap();
+    }
+
+    fn empty(dir: &Path) -> Arc<ReloadingCert> {
+        ReloadingCert::empty(&dir.join(CERT), &dir.join(KEY))
     }
 
     #[test]
     fn waits_then_loads_then_ignores_unchanged_files() {
         let tmp = tempfile::tempdir().unwrap();
-        let certs = CertDir::new(tmp.path());
+        let certs = empty(tmp.path());
         assert!(matches!(certs.poll(), ReloadOutcome::Waiting));
         assert!(matches!(certs.poll(), ReloadOutcome::Unchanged));
         assert!(!certs.is_loaded());
@@ -263,13 +274,13 @@ mod tests {
     #[test]
     fn a_mismatched_pair_is_rejected_and_the_old_bundle_stays() {
         let tmp = tempfile::tempdir().unwrap();
-        let certs = CertDir::new(tmp.path());
+        let certs = empty(tmp.path());
         write(tmp.path(), &bundle("a.example"));
         assert!(matches!(certs.poll(), ReloadOutcome::Loaded));
         let served = certs.current().unwrap();
 
         let (other_cert, _) = bundle("b.example");
-        fs::write(tmp.path().join(CERT_FILE), other_cert).unwrap();
+        fs::write(tmp.path().join(CERT), other_cert).unwrap();
         match certs.poll() {
             ReloadOutcome::Rejected(TlsError::Mismatch { .. }) => {}
             other => panic!("expected a mismatch, got {other:?}"),
@@ -282,13 +293,25 @@ mod tests {
     #[test]
     fn garbage_before_the_first_bundle_is_rejected_and_not_ready() {
         let tmp = tempfile::tempdir().unwrap();
-        let certs = CertDir::new(tmp.path());
-        fs::write(tmp.path().join(CERT_FILE), "not a certificate").unwrap();
-        fs::write(tmp.path().join(KEY_FILE), "not a key").unwrap();
+        let certs = empty(tmp.path());
+        fs::write(tmp.path().join(CERT), "not a certificate").unwrap();
+        fs::write(tmp.path().join(KEY), "not a key").unwrap();
         match certs.poll() {
             ReloadOutcome::Rejected(TlsError::NoCertificate { .. }) => {}
             other => panic!("expected no certificate, got {other:?}"),
         }
         assert!(!certs.is_loaded());
+    }
+
+    #[test]
+    fn load_refuses_missing_or_mismatched_files_and_serves_valid_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = ReloadingCert::load(&tmp.path().join(CERT), &tmp.path().join(KEY));
+        assert!(matches!(missing, Err(TlsError::Read { .. })), "{missing:?}");
+
+        write(tmp.path(), &bundle("a.example"));
+        let loaded = ReloadingCert::load(&tmp.path().join(CERT), &tmp.path().join(KEY)).unwrap();
+        assert!(loaded.is_loaded());
+        assert!(matches!(loaded.poll(), ReloadOutcome::Unchanged));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A server hands each accepted connection to one of a few worker threads,
 //! each running its own single-threaded tokio runtime. A connection, and
-//! every HTTP/2 stream hyper spawns for it (through [`LocalExecutor`]), then
+//! every HTTP/2 stream hyper spawns for it (through
+//! [`super::serve::ConnExecutor::CurrentThread`]), then
 //! stays on one thread for its whole life.
 //!
 //! On the shared multi-threaded runtime, a stream task finishing on one
@@ -27,22 +28,6 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinSet, LocalSet};
-
-/// A hyper executor that keeps the tasks it spawns (HTTP/2 streams) on the
-/// current thread. Only usable inside a [`Workers`] thread (or any
-/// [`LocalSet`]).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LocalExecutor;
-
-impl<F> hyper::rt::Executor<F> for LocalExecutor
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    fn execute(&self, future: F) {
-        tokio::task::spawn_local(future);
-    }
-}
 
 /// Worker threads serving connections of type `C`, handed out round-robin.
 pub struct Workers<C> {
