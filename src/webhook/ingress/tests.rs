@@ -14,10 +14,7 @@ fn ingress(spec: Value) -> Value {
 fn assert_patch_is_the_diff(original: &Value) -> Option<Value> {
     let written = ingress_patch(original, &MutationConfig::default())
         .unwrap()
-        .patch;
-    let Some(written) = written else {
-        return None;
-    };
+        .patch?;
     let mutated = patch::apply_json(original, &written).unwrap();
     let diffed = patch::diff_json(original, &mutated).unwrap().unwrap();
     assert_eq!(
