@@ -10,6 +10,7 @@
 
 use serde_json::Value;
 
+use crate::api::wanted::workload::pod_template;
 use crate::api::InvalidField;
 use crate::webhook::{ingress, pod, MutationConfig, MutationOutcome};
 
@@ -57,18 +58,6 @@ pub struct Injected {
     pub warnings: Vec<String>,
     /// How many documents were changed.
     pub mutated: usize,
-}
-
-/// Where pod templates live in each workload kind (a JSON pointer), or
-/// `None` for kinds without one.
-pub fn template_pointer(api_version: &str, kind: &str) -> Option<&'static str> {
-    match (api_version, kind) {
-        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
-        | ("batch/v1", "Job")
-        | ("v1", "ReplicationController" | "PodTemplate") => Some("/spec/template"),
-        ("batch/v1", "CronJob") => Some("/spec/jobTemplate/spec/template"),
-        _ => None,
-    }
 }
 
 /// Applies the webhook mutations to every document of a YAML stream.
@@ -153,10 +142,7 @@ fn mutate_document(
             })
         }
         _ => {
-            let Some(pointer) = template_pointer(api_version, kind) else {
-                return Ok(MutationOutcome::unchanged());
-            };
-            let Some(template) = document.pointer(pointer) else {
+            let Some((pointer, template)) = pod_template(document, api_version, kind) else {
                 return Ok(MutationOutcome::unchanged());
             };
             let location = pointer.trim_start_matches('/').replace('/', ".");

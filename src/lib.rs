@@ -1,25 +1,32 @@
 //! certweave: automatic TLS certificates for Kubernetes in one binary.
 //!
-//! The crate is split by concern, the way the binary is deployed:
+//! The modules form layers that point one way (`tests/layers.rs` enforces
+//! it), so the engine knows nothing about Kubernetes and Kubernetes lives at
+//! the edges:
 //!
-//! - [`api`]: the annotation contract and the small value types (issuer
-//!   references, durations, DNS names) shared by the webhook, `inject` and,
-//!   later, the controller. Parsing lives here so every entry point rejects
-//!   the same inputs with the same messages.
-//! - [`webhook`]: the mutating admission webhook. The mutations themselves are
-//!   pure functions (object in, object out); the HTTPS server is a thin shell.
-//! - [`inject`]: the offline twin of the webhook for YAML streams.
-//! - [`issue`]: `certweave issue`, one certificate issued to a directory.
-//! - [`proxy`]: the TLS-terminating sidecar (`certweave proxy`) that serves
-//!   a Pod's plain HTTP application over HTTPS with the mounted certificate.
-//! - [`tls`]: TLS serving for the webhook and the proxy alike: the serving
-//!   certificate reloaded from files on change, the accept loop (handshake
-//!   deadline, connection limit, graceful drain) and thread-per-core
-//!   connection serving.
-//! - [`runtime`]: the one async runtime builder and shutdown signal of
-//!   every subcommand.
-//! - [`metrics`]: the Prometheus registry the binary exports.
-//! - [`store`]: where certificates are kept (today: files in a directory).
+//! 1. [`model`]: the leaf types every layer shares (a requested certificate,
+//!    the issued bundle, key algorithms, issuer kinds, [`model::IssueError`]).
+//!    Beside it, utilities that know nothing of certificates: [`tls`] (the
+//!    serving certificate reloaded from files, the accept loop with handshake
+//!    deadline, connection limit and graceful drain, thread-per-core
+//!    workers, used by the webhook and the proxy alike), [`runtime`] (the one
+//!    runtime builder and shutdown signal) and [`metrics`].
+//! 2. [`pki`] (keys, signing, checks), [`store`] (where certificates are
+//!    kept: the `Store` trait and a directory) and [`issuers`] (SelfSigned,
+//!    CA, ACME, and the CA behind certweave's own serving certificates).
+//! 3. [`engine`]: the reconcile step and the one scheduler that both the
+//!    controller and `local` run. Beside it [`api`]: the
+//!    `cert-manager.io/v1` types, the annotation contract and its parsers,
+//!    issuer construction from a spec, and in `api::wanted` the annotation
+//!    rules that turn an annotated Ingress, Pod or workload into wanted
+//!    Certificates, so every entry point rejects the same inputs with the
+//!    same messages.
+//! 4. The entry points: [`webhook`] (pure mutations behind a thin HTTPS
+//!    shell), [`controller`] (in a cluster: caches, reconcilers, leader
+//!    election, the Kubernetes store), [`local`] (the same pipeline on a
+//!    directory), [`inject`] (the webhook offline on YAML streams),
+//!    [`issue`] (one certificate to a directory) and [`proxy`] (the TLS
+//!    sidecar).
 
 pub mod api;
 pub mod controller;

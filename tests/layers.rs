@@ -46,9 +46,6 @@ const SAME_LAYER: &[(&str, &str, &str)] = &[
         "webhook",
         "`certweave inject` is the webhook's mutation applied offline",
     ),
-    // Being removed: the annotation rules move to `api`.
-    ("local", "controller", "shares the Ingress shim's rules"),
-    ("local", "inject", "shares the workload template pointer"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

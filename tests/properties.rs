@@ -14,7 +14,7 @@ use base64::Engine;
 use certweave::api::annotations as ann;
 use certweave::api::duration::parse_go_duration;
 use certweave::api::names::{check_dns_label, check_dns_name, check_mount_path, check_object_name};
-use certweave::api::overrides::{CertificateOverrides, KeyAlgorithm};
+use certweave::api::overrides::CertificateOverrides;
 use certweave::api::{InvalidField, IssuerKind, IssuerRef};
 use certweave::webhook::admission::review;
 use certweave::webhook::ingress::mutate_ingress;
@@ -360,21 +360,27 @@ proptest! {
         match CertificateOverrides::from_annotations(lookup) {
             Ok(o) => {
                 prop_assert_eq!(o.common_name.as_deref(), get(ann::COMMON_NAME));
-                prop_assert_eq!(o.duration.is_some(), get(ann::DURATION).is_some());
-                prop_assert_eq!(o.renew_before.is_some(), get(ann::RENEW_BEFORE).is_some());
-                if let (Some(d), Some(r)) = (o.duration, o.renew_before) {
+                prop_assert_eq!(o.duration.as_deref(), get(ann::DURATION));
+                prop_assert_eq!(o.renew_before.as_deref(), get(ann::RENEW_BEFORE));
+                let parse = |d: &Option<String>| {
+                    d.as_deref().map(|d| parse_go_duration("d", d).expect("checked"))
+                };
+                let (duration, renew_before) = (parse(&o.duration), parse(&o.renew_before));
+                if let (Some(d), Some(r)) = (duration, renew_before) {
                     prop_assert!(r < d);
                 }
-                prop_assert!(o.duration != Some(Duration::ZERO));
-                prop_assert!(o.renew_before != Some(Duration::ZERO));
-                if let Some(size) = o.key_size {
-                    match o.key_algorithm.unwrap_or(KeyAlgorithm::Rsa) {
-                        KeyAlgorithm::Rsa => prop_assert!((2048..=8192).contains(&size)),
-                        KeyAlgorithm::Ecdsa => prop_assert!([256, 384, 521].contains(&size)),
-                        KeyAlgorithm::Ed25519 => {}
+                prop_assert!(duration != Some(Duration::ZERO));
+                prop_assert!(renew_before != Some(Duration::ZERO));
+                let key = o.private_key.clone().unwrap_or_default();
+                prop_assert_eq!(key.algorithm.as_deref(), get(ann::PRIVATE_KEY_ALGORITHM));
+                if let Some(size) = key.size {
+                    match key.algorithm.as_deref().unwrap_or("RSA") {
+                        "RSA" => prop_assert!((2048..=8192).contains(&size)),
+                        "ECDSA" => prop_assert!([256, 384, 521].contains(&size)),
+                        _ => {}
                     }
                 }
-                prop_assert_eq!(o.rotation_policy.is_some(), get(ann::PRIVATE_KEY_ROTATION_POLICY).is_some());
+                prop_assert_eq!(key.rotation_policy.as_deref(), get(ann::PRIVATE_KEY_ROTATION_POLICY));
             }
             Err(e) => {
                 prop_assert!(OVERRIDE_KEYS.contains(&e.field.as_str()), "field {:?}", e.field);

@@ -1,5 +1,5 @@
-//! The user-facing contract: annotation keys, issuer references and the value
-//! parsers behind them.
+//! The user-facing contract: annotation keys, issuer references, the value
+//! parsers behind them, and the annotation rules ([`wanted`]).
 //!
 //! Everything here is pure and free of Kubernetes client types, so the same
 //! checks run at admission, in `certweave inject` and in the controller.
@@ -12,7 +12,9 @@ pub mod issuer;
 pub mod issuer_builder;
 pub mod issuer_ref;
 pub mod names;
+pub mod object;
 pub mod overrides;
+pub mod wanted;
 
 pub use issuer_ref::{IssuerKind, IssuerRef};
 

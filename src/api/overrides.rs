@@ -1,38 +1,33 @@
 //! The cert-manager Ingress annotations that shape the resulting Certificate
 //! (`cert-manager.io/duration`, `private-key-algorithm`, ...), validated once
 //! so the webhook can refuse a typo before the controller ever sees it.
+//!
+//! The checked values are kept in the Certificate's own fields and spelling
+//! (the annotations use cert-manager's, as `spec.privateKey` does), so the
+//! ingress rules copy them onto the Certificate as they are: nothing is
+//! turned into an enum here only to be written back as a string and parsed
+//! again by [`CertificateSpec::plan`](super::certificate::CertificateSpec::plan),
+//! which alone maps them onto the engine's types.
 
 use std::time::Duration;
 
 use super::annotations as ann;
+use super::certificate::CertificatePrivateKey;
 use super::duration::parse_go_duration;
 use super::InvalidField;
 
-/// Private key algorithms as cert-manager spells them in `privateKey.algorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyAlgorithm {
-    Rsa,
-    Ecdsa,
-    Ed25519,
-}
-
-/// When to generate a fresh private key, as `privateKey.rotationPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RotationPolicy {
-    Never,
-    Always,
-}
-
-/// Certificate fields overridden by Ingress annotations. `None` means "use
-/// the Certificate default".
+/// Certificate fields overridden by Ingress annotations, checked, in the
+/// Certificate's types. `None` means "use the Certificate default".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertificateOverrides {
     pub common_name: Option<String>,
-    pub duration: Option<Duration>,
-    pub renew_before: Option<Duration>,
-    pub key_algorithm: Option<KeyAlgorithm>,
-    pub key_size: Option<u32>,
-    pub rotation_policy: Option<RotationPolicy>,
+    /// `spec.duration`: a positive Go duration, as written.
+    pub duration: Option<String>,
+    /// `spec.renewBefore`: a positive Go duration shorter than `duration`,
+    /// as written.
+    pub renew_before: Option<String>,
+    /// `spec.privateKey`, when any of the key annotations is set.
+    pub private_key: Option<CertificatePrivateKey>,
 }
 
 /// The longest common name X.509 allows (RFC 5280 `ub-common-name`).
@@ -55,13 +50,13 @@ impl CertificateOverrides {
             }
             out.common_name = Some(cn.to_owned());
         }
-        if let Some(d) = lookup(ann::DURATION)? {
-            out.duration = Some(positive(ann::DURATION, d)?);
-        }
-        if let Some(d) = lookup(ann::RENEW_BEFORE)? {
-            out.renew_before = Some(positive(ann::RENEW_BEFORE, d)?);
-        }
-        if let (Some(duration), Some(renew_before)) = (out.duration, out.renew_before) {
+        let duration = lookup(ann::DURATION)?
+            .map(|d| positive(ann::DURATION, d).map(|value| (d, value)))
+            .transpose()?;
+        let renew_before = lookup(ann::RENEW_BEFORE)?
+            .map(|d| positive(ann::RENEW_BEFORE, d).map(|value| (d, value)))
+            .transpose()?;
+        if let (Some((_, duration)), Some((_, renew_before))) = (duration, renew_before) {
             if renew_before >= duration {
                 return Err(InvalidField::new(
                     ann::RENEW_BEFORE,
@@ -72,34 +67,42 @@ impl CertificateOverrides {
                 ));
             }
         }
-        if let Some(alg) = lookup(ann::PRIVATE_KEY_ALGORITHM)? {
-            out.key_algorithm = Some(match alg {
-                "RSA" => KeyAlgorithm::Rsa,
-                "ECDSA" => KeyAlgorithm::Ecdsa,
-                "Ed25519" => KeyAlgorithm::Ed25519,
-                other => {
-                    return Err(InvalidField::new(
-                        ann::PRIVATE_KEY_ALGORITHM,
-                        format!("unknown algorithm {other:?}"),
-                        "use \"RSA\", \"ECDSA\" or \"Ed25519\"",
-                    ))
-                }
-            });
-        }
-        if let Some(size) = lookup(ann::PRIVATE_KEY_SIZE)? {
-            out.key_size = Some(key_size(size, out.key_algorithm)?);
-        }
-        if let Some(policy) = lookup(ann::PRIVATE_KEY_ROTATION_POLICY)? {
-            out.rotation_policy = Some(match policy {
-                "Never" => RotationPolicy::Never,
-                "Always" => RotationPolicy::Always,
-                other => {
-                    return Err(InvalidField::new(
-                        ann::PRIVATE_KEY_ROTATION_POLICY,
-                        format!("unknown policy {other:?}"),
-                        "use \"Always\" (new key on every issuance) or \"Never\"",
-                    ))
-                }
+        out.duration = duration.map(|(text, _)| text.to_owned());
+        out.renew_before = renew_before.map(|(text, _)| text.to_owned());
+
+        let algorithm = match lookup(ann::PRIVATE_KEY_ALGORITHM)? {
+            Some(alg @ ("RSA" | "ECDSA" | "Ed25519")) => Some(alg),
+            Some(other) => {
+                return Err(InvalidField::new(
+                    ann::PRIVATE_KEY_ALGORITHM,
+                    format!("unknown algorithm {other:?}"),
+                    "use \"RSA\", \"ECDSA\" or \"Ed25519\"",
+                ))
+            }
+            None => None,
+        };
+        let size = lookup(ann::PRIVATE_KEY_SIZE)?
+            .map(|size| key_size(size, algorithm))
+            .transpose()?;
+        let rotation_policy = match lookup(ann::PRIVATE_KEY_ROTATION_POLICY)? {
+            Some(policy @ ("Never" | "Always")) => Some(policy),
+            Some(other) => {
+                return Err(InvalidField::new(
+                    ann::PRIVATE_KEY_ROTATION_POLICY,
+                    format!("unknown policy {other:?}"),
+                    "use \"Always\" (new key on every issuance) or \"Never\"",
+                ))
+            }
+            None => None,
+        };
+        if algorithm.is_some() || size.is_some() || rotation_policy.is_some() {
+            out.private_key = Some(CertificatePrivateKey {
+                algorithm: algorithm.map(str::to_owned),
+                // As the Certificate's field: a size that passed the checks
+                // for RSA or ECDSA fits; Ed25519 ignores it.
+                size: size.map(|s| s as i32),
+                encoding: None,
+                rotation_policy: rotation_policy.map(str::to_owned),
             });
         }
         Ok(out)
@@ -118,8 +121,9 @@ fn positive(field: &str, value: &str) -> Result<Duration, InvalidField> {
     Ok(d)
 }
 
-/// Key sizes cert-manager accepts: RSA 2048-8192 bits, ECDSA curves 256/384/521.
-fn key_size(value: &str, algorithm: Option<KeyAlgorithm>) -> Result<u32, InvalidField> {
+/// Key sizes cert-manager accepts: RSA (the default algorithm) 2048-8192
+/// bits, ECDSA curves 256/384/521, anything for Ed25519 (which has one size).
+fn key_size(value: &str, algorithm: Option<&str>) -> Result<u32, InvalidField> {
     let size: u32 = value.trim().parse().map_err(|_| {
         InvalidField::new(
             ann::PRIVATE_KEY_SIZE,
@@ -127,10 +131,10 @@ fn key_size(value: &str, algorithm: Option<KeyAlgorithm>) -> Result<u32, Invalid
             "write the size in bits, e.g. \"2048\" for RSA or \"256\" for ECDSA",
         )
     })?;
-    let ok = match algorithm.unwrap_or(KeyAlgorithm::Rsa) {
-        KeyAlgorithm::Rsa => (2048..=8192).contains(&size),
-        KeyAlgorithm::Ecdsa => matches!(size, 256 | 384 | 521),
-        KeyAlgorithm::Ed25519 => true,
+    let ok = match algorithm {
+        None | Some("RSA") => (2048..=8192).contains(&size),
+        Some("ECDSA") => matches!(size, 256 | 384 | 521),
+        Some(_) => true,
     };
     if !ok {
         return Err(InvalidField::new(
@@ -164,10 +168,19 @@ mod tests {
             (ann::PRIVATE_KEY_ROTATION_POLICY, "Always"),
         ])
         .unwrap();
-        assert_eq!(o.duration, Some(Duration::from_secs(720 * 3600)));
-        assert_eq!(o.key_algorithm, Some(KeyAlgorithm::Ecdsa));
-        assert_eq!(o.key_size, Some(384));
-        assert_eq!(o.rotation_policy, Some(RotationPolicy::Always));
+        assert_eq!(o.common_name.as_deref(), Some("example.com"));
+        assert_eq!(o.duration.as_deref(), Some("720h"));
+        assert_eq!(o.renew_before.as_deref(), Some("240h"));
+        assert_eq!(
+            o.private_key,
+            Some(CertificatePrivateKey {
+                algorithm: Some("ECDSA".into()),
+                size: Some(384),
+                encoding: None,
+                rotation_policy: Some("Always".into()),
+            })
+        );
+        assert_eq!(parse(&[]).unwrap(), CertificateOverrides::default());
     }
 
     #[test]

@@ -7,20 +7,18 @@
 //! status, runs the Ingress shim and Pod certificates, and keeps the
 //! webhook's own serving certificate fresh.
 //!
-//! Pure derivations (which Certificates an Ingress or a Pod asks for) live
-//! in [`ingress_shim`] and [`pod_certificates`], shared with
-//! `certweave local`.
+//! Which Certificates an Ingress or a Pod asks for is decided by the
+//! annotation rules in [`crate::api::wanted`], shared with the webhook,
+//! `certweave local` and `certweave inject`; [`owned`] writes them.
 
 pub mod certificates;
 pub mod challenges;
 pub mod events;
 pub mod health;
-pub mod ingress_shim;
 pub mod issuers;
 pub mod kube_store;
 pub mod leader;
 pub mod owned;
-pub mod pod_certificates;
 pub mod watch;
 pub mod webhook_cert;
 

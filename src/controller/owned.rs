@@ -26,8 +26,13 @@ use crate::api::certificate::Certificate;
 use crate::store::ObjectKey;
 use crate::webhook::MutationConfig;
 
-use super::ingress_shim::{certificates_for_ingress, ShimCertificate};
-use super::pod_certificates::{certificate_for_pod, POD_CERTIFICATE_LABEL};
+use crate::api::wanted::ingress::certificates_for_ingress;
+use crate::api::wanted::pod::PodCertificateRequest;
+use crate::api::wanted::WantedCertificate;
+
+/// The label on Certificates created for Pods: they are garbage-collected
+/// some time after no Pod uses them.
+pub const POD_CERTIFICATE_LABEL: &str = "certweave.io/pod-certificate";
 
 /// Field manager of Certificates made for Ingresses.
 pub const INGRESS_SHIM_MANAGER: &str = "certweave-ingress-shim";
@@ -124,8 +129,7 @@ pub async fn apply_ingress(
     let namespace = ingress.namespace().unwrap_or_default();
     let name = ingress.name_any();
     let Some(uid) = ingress.uid() else { return };
-    let value = serde_json::to_value(ingress).expect("Ingress serialises");
-    let wanted = match certificates_for_ingress(&value, mutation) {
+    let wanted = match certificates_for_ingress(ingress, mutation.default_issuer.as_ref()) {
         Ok(wanted) => wanted,
         Err(e) => {
             tracing::warn!(ingress = %format!("{namespace}/{name}"), error = %e, "cannot derive Certificates from the Ingress");
@@ -179,9 +183,8 @@ pub async fn apply_pod(
     pod: &PartialObjectMeta<Pod>,
 ) {
     let namespace = pod.namespace().unwrap_or_default();
-    let value = serde_json::json!({ "metadata": pod.metadata });
-    let wanted = match certificate_for_pod(&value, &namespace) {
-        Ok(Some(wanted)) => wanted,
+    let wanted = match PodCertificateRequest::from_metadata(&pod.metadata, &namespace) {
+        Ok(Some(request)) => request.certificate(),
         Ok(None) => return,
         Err(e) => {
             tracing::warn!(pod = %format!("{namespace}/{}", pod.name_any()), error = %e, "cannot derive a Certificate from the Pod");
@@ -213,7 +216,7 @@ pub async fn apply_pod(
 async fn apply_certificate(
     client: &Client,
     key: &ObjectKey,
-    wanted: &ShimCertificate,
+    wanted: &WantedCertificate,
     owner: Option<OwnerReference>,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
@@ -256,11 +259,10 @@ pub fn secrets_in_use(pods: &[std::sync::Arc<PartialObjectMeta<Pod>>]) -> BTreeS
     pods.iter()
         .filter_map(|pod| {
             let namespace = pod.namespace().unwrap_or_default();
-            let value = serde_json::json!({ "metadata": pod.metadata });
-            certificate_for_pod(&value, &namespace)
+            PodCertificateRequest::from_metadata(&pod.metadata, &namespace)
                 .ok()
                 .flatten()
-                .map(|c| ObjectKey::new(namespace, c.spec.secret_name))
+                .map(|request| ObjectKey::new(namespace, request.secret_name))
         })
         .collect()
 }

@@ -2,8 +2,8 @@
 //!
 //! Every `*.yaml`/`*.yml` file directly in the directory is read as a YAML
 //! stream. Certificates, Issuers and ClusterIssuers are taken as they are;
-//! Ingresses go through the webhook mutation and the ingress shim, exactly
-//! as in a cluster. A bad document is reported with its file, document
+//! Ingresses and annotated Pods and workloads go through the annotation
+//! rules of `api::wanted`, exactly as in a cluster. A bad document is reported with its file, document
 //! number, field and fix, and skipped: it never stops the others.
 
 use std::collections::BTreeMap;
@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use crate::api::certificate::{Certificate, CertificatePlan, CertificateSpec};
 use crate::api::issuer::{ClusterIssuer, Issuer, IssuerSpec};
-use crate::controller::ingress_shim::certificates_for_ingress;
-use crate::controller::pod_certificates::certificate_for_pod;
-use crate::inject::template_pointer;
+use crate::api::wanted::ingress::certificates_for_ingress_json;
+use crate::api::wanted::pod::PodCertificateRequest;
+use crate::api::wanted::workload::pod_template;
 use crate::store::ObjectKey;
 use crate::webhook::MutationConfig;
 
@@ -179,7 +179,7 @@ impl Manifests {
                 }
             }
             ("networking.k8s.io/v1", "Ingress") => {
-                match certificates_for_ingress(&document, mutation) {
+                match certificates_for_ingress_json(&document, mutation.default_issuer.as_ref()) {
                     Ok(certs) => {
                         for cert in certs {
                             self.add_certificate(
@@ -225,9 +225,7 @@ impl Manifests {
                 self.add_pod_certificate(source, &document, &namespace, &format!("Pod {name}"))
             }
             (api_version, kind) => {
-                if let Some(template) =
-                    template_pointer(api_version, kind).and_then(|p| document.pointer(p))
-                {
+                if let Some((_, template)) = pod_template(&document, api_version, kind) {
                     self.add_pod_certificate(
                         source,
                         template,
@@ -243,8 +241,8 @@ impl Manifests {
     /// Certificate the controller would create for it (shared by every Pod
     /// naming the same Secret).
     fn add_pod_certificate(&mut self, source: &str, pod: &Value, namespace: &str, what: &str) {
-        let wanted = match certificate_for_pod(pod, namespace) {
-            Ok(Some(wanted)) => wanted,
+        let wanted = match PodCertificateRequest::from_pod(pod, namespace) {
+            Ok(Some(request)) => request.certificate(),
             Ok(None) => return,
             Err(e) => {
                 self.errors.push(format!("{source} ({what}): {e}"));

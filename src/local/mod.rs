@@ -8,7 +8,7 @@
 //!
 //! The engine's [`Scheduler`] decides when each certificate is evaluated,
 //! exactly as in the cluster; this module supplies what one evaluation is
-//! ([`LocalJob`]) and the triggers a directory gives (edited manifests,
+//! (`LocalJob`) and the triggers a directory gives (edited manifests,
 //! Secret files changed by someone else, a CA that was just issued).
 
 pub mod builtin_ca;

@@ -3,7 +3,7 @@
 //! A server hands each accepted connection to one of a few worker threads,
 //! each running its own single-threaded tokio runtime. A connection, and
 //! every HTTP/2 stream hyper spawns for it (through
-//! [`super::serve::ConnExecutor::CurrentThread`]), then
+//! the serving loop's current-thread executor), then
 //! stays on one thread for its whole life.
 //!
 //! On the shared multi-threaded runtime, a stream task finishing on one

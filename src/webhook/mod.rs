@@ -1,19 +1,22 @@
 //! The mutating admission webhook.
 //!
-//! [`ingress`] and [`pod`] are pure: a JSON object and a [`MutationConfig`]
-//! in, the mutated object (or a precise [`InvalidField`]) out; the Pod
-//! mutation also comes as the JSON Patch it is made of
-//! ([`pod::pod_patch`]), which the webhook sends without building the
-//! mutated Pod. [`admission`] wraps them in the AdmissionReview protocol and
-//! [`server`] serves that over HTTPS. `certweave inject` and the controller call the same pure functions,
-//! so what the cluster does and what users preview offline never diverge.
+//! One job per module. [`envelope`] decodes the AdmissionReview;
+//! [`ingress`] and [`pod`] (with the [`sidecar`]) are the mutations, pure:
+//! a JSON object and a [`MutationConfig`] in, the JSON Patch they make of
+//! the rules in [`crate::api::wanted`] (or a precise [`InvalidField`]) out,
+//! both written with the [`patch`] writer; [`response`] encodes the answer;
+//! [`admission`] routes a review through them and [`server`] serves that
+//! over HTTPS. `certweave inject` applies the same patches offline, so what
+//! the cluster does and what users preview never diverge.
 
 pub mod admission;
+pub mod envelope;
 pub mod ingress;
-pub mod object;
 pub mod patch;
 pub mod pod;
+pub mod response;
 pub mod server;
+pub mod sidecar;
 
 use serde_json::Value;
 
@@ -38,6 +41,23 @@ impl Default for MutationConfig {
         Self {
             default_issuer: None,
             proxy_image: DEFAULT_PROXY_IMAGE.to_owned(),
+        }
+    }
+}
+
+/// What a mutation decided for an allowed object: the JSON Patch to send,
+/// if anything changes, and warnings for the user.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MutationPatch {
+    pub patch: Option<Vec<u8>>,
+    pub warnings: Vec<String>,
+}
+
+impl MutationPatch {
+    pub fn warn(message: String) -> Self {
+        Self {
+            patch: None,
+            warnings: vec![message],
         }
     }
 }

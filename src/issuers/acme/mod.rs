@@ -8,7 +8,7 @@
 //! - [`client`]: the HTTPS transport (trust, JWS signing, response hints);
 //! - [`order`]: one order's record, challenges, polling and finalization;
 //! - [`http01`]: the shared HTTP-01 server; [`dns01`]: RFC 2136 updates;
-//! - [`error`]: ACME failures as [`IssueError`]s the renewal queue acts on.
+//! - `error`: ACME failures as [`IssueError`]s the renewal queue acts on.
 //!
 //! An order can be driven in one call ([`Issuer::issue`]) or in steps that
 //! a caller persists between: [`AcmeIssuer::open_order`] returns an

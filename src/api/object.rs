@@ -1,21 +1,59 @@
 //! Read access to the parts of an untyped Kubernetes object that the
-//! mutations read.
+//! annotation rules and the mutations read.
 //!
 //! The webhook works on `serde_json::Value` rather than typed structs: a
 //! round-trip through typed structs would drop fields newer than our
 //! Kubernetes types and normalise others, and the resulting patch would then
-//! silently rewrite parts of the user's object.
+//! silently rewrite parts of the user's object. The rules themselves read
+//! annotations and labels through [`StringLookup`], so the controller's typed
+//! objects go through the same rules without being turned into JSON.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use serde_json::{Map, Value};
 
 use crate::api::InvalidField;
 
+/// A string map of an object's metadata (annotations or labels), however
+/// the object was decoded: a JSON object may hold a value of the wrong type,
+/// which is an error naming the key; a typed object cannot.
+pub trait StringLookup {
+    /// The value at `key`.
+    fn get(&self, key: &str) -> Result<Option<&str>, InvalidField>;
+
+    /// Whether any of `keys` is present at all: the rules' cheap "not ours"
+    /// check, made before anything is validated.
+    fn contains_any(&self, keys: &[&str]) -> bool;
+}
+
+impl StringLookup for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Result<Option<&str>, InvalidField> {
+        Ok(BTreeMap::get(self, key).map(String::as_str))
+    }
+
+    fn contains_any(&self, keys: &[&str]) -> bool {
+        keys.iter().any(|k| self.contains_key(*k))
+    }
+}
+
+impl<T: StringLookup> StringLookup for &T {
+    fn get(&self, key: &str) -> Result<Option<&str>, InvalidField> {
+        T::get(self, key)
+    }
+
+    fn contains_any(&self, keys: &[&str]) -> bool {
+        T::contains_any(self, keys)
+    }
+}
+
+/// The empty map, for typed objects without annotations or labels.
+pub const NO_STRINGS: &BTreeMap<String, String> = &BTreeMap::new();
+
 /// `object[key]`, or `None` if absent or `object` is not a JSON object.
 ///
 /// The maps the mutations read hold a handful of keys (and fewer still
-/// after the webhook's projection, see `admission`), so for those the key is
+/// after the webhook's projection, see `webhook::envelope`), so for those the key is
 /// compared with each entry: hashing it with the map's SipHash costs more
 /// than the comparisons, and lookups were a tenth of a Pod review.
 pub fn field<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
@@ -133,5 +171,15 @@ impl<'a> StringMap<'a> {
     pub fn contains_any(&self, keys: &[&str]) -> bool {
         self.map
             .is_some_and(|m| keys.iter().any(|k| lookup(m, k).is_some()))
+    }
+}
+
+impl StringLookup for StringMap<'_> {
+    fn get(&self, key: &str) -> Result<Option<&str>, InvalidField> {
+        StringMap::get(self, key)
+    }
+
+    fn contains_any(&self, keys: &[&str]) -> bool {
+        StringMap::contains_any(self, keys)
     }
 }

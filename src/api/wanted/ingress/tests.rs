@@ -1,0 +1,154 @@
+use super::*;
+use serde_json::json;
+
+fn typed(value: &Value) -> Ingress {
+    serde_json::from_value(value.clone()).expect("a well-formed Ingress")
+}
+
+/// Both ways in give the same Certificates.
+fn certificates_of(ingress: &Value) -> Result<Vec<WantedCertificate>, InvalidField> {
+    let from_json = certificates_for_ingress_json(ingress, None);
+    assert_eq!(certificates_for_ingress(&typed(ingress), None), from_json);
+    from_json
+}
+
+#[test]
+fn one_certificate_per_tls_entry_with_overrides() {
+    let ingress = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "shop", "annotations": {
+            "cert-manager.io/cluster-issuer": "le",
+            "cert-manager.io/duration": "720h",
+            "cert-manager.io/private-key-algorithm": "ECDSA"}},
+        "spec": {"rules": [{"host": "a.example.com"}, {"host": "b.example.com"}],
+                 "tls": [{"hosts": ["a.example.com"], "secretName": "a-tls"}, {"hosts": ["b.example.com"]}]}
+    });
+    let certs = certificates_of(&ingress).unwrap();
+    assert_eq!(certs.len(), 2);
+    assert_eq!(certs[0].name, "a-tls");
+    assert_eq!(
+        certs[1].name, "web-tls",
+        "the entry without secretName got the webhook's default"
+    );
+    assert_eq!(certs[1].spec.dns_names, ["b.example.com"]);
+    assert_eq!(certs[0].spec.duration.as_deref(), Some("720h"));
+    assert_eq!(
+        certs[0].spec.issuer_ref.kind.as_deref(),
+        Some("ClusterIssuer")
+    );
+    let key = certs[0].spec.private_key.as_ref().unwrap();
+    assert_eq!(key.algorithm.as_deref(), Some("ECDSA"));
+    assert_eq!(key.size, None, "only what the annotations say is written");
+    certs[0].spec.plan().unwrap();
+}
+
+#[test]
+fn unannotated_ingress_wants_nothing() {
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "w"},
+                          "spec": {"rules": [{"host": "a.example.com"}]}});
+    assert!(certificates_of(&ingress).unwrap().is_empty());
+}
+
+#[test]
+fn without_tls_every_rule_host_goes_into_one_certificate() {
+    let ingress = json!({
+        "metadata": {"name": "web", "annotations": {"cert-manager.io/issuer": "ca"}},
+        "spec": {"rules": [{"host": "a.example.com"}, {"http": {}}, {"host": "b.example.com"}, {"host": "a.example.com"}]}
+    });
+    let certs = certificates_of(&ingress).unwrap();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].name, "web-tls");
+    assert_eq!(certs[0].spec.dns_names, ["a.example.com", "b.example.com"]);
+    assert_eq!(certs[0].spec.issuer_ref.kind.as_deref(), Some("Issuer"));
+    assert_eq!(
+        certs[0].spec.issuer_ref.group.as_deref(),
+        Some("cert-manager.io")
+    );
+}
+
+#[test]
+fn entries_sharing_a_secret_share_a_certificate() {
+    let ingress = json!({
+        "metadata": {"name": "web", "annotations": {"cert-manager.io/issuer": "ca"}},
+        "spec": {"tls": [
+            {"hosts": ["a.example.com", "a.example.com"], "secretName": "s"},
+            {"hosts": ["b.example.com"]},
+            {"hosts": ["b.example.com", "c.example.com", "c.example.com"], "secretName": "s"},
+        ]}
+    });
+    let certs = certificates_of(&ingress).unwrap();
+    let names: Vec<&str> = certs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["s", "web-tls"]);
+    assert_eq!(
+        certs[0].spec.dns_names,
+        [
+            "a.example.com",
+            "a.example.com",
+            "b.example.com",
+            "c.example.com"
+        ]
+    );
+}
+
+#[test]
+fn refusals_name_the_field() {
+    for (ingress, field) in [
+        (
+            json!({"metadata": {"name": "w", "annotations": {"cert-manager.io/issuer": "ca"}},
+                   "spec": {"rules": [{"host": "a.example.com"}, {"host": "-bad-"}]}}),
+            "spec.rules[1].host",
+        ),
+        (
+            json!({"metadata": {"name": "w", "annotations": {"cert-manager.io/issuer": "ca"}},
+                   "spec": {"tls": [{"hosts": ["a.example.com"]}, {"hosts": []}]}}),
+            "spec.tls[1].hosts",
+        ),
+        (
+            json!({"metadata": {"annotations": {"cert-manager.io/issuer": "ca"}},
+                   "spec": {"rules": [{"host": "a.example.com"}]}}),
+            "spec.tls[0].secretName",
+        ),
+        (
+            json!({"metadata": {"name": "w", "annotations": {"cert-manager.io/issuer": "ca", "cert-manager.io/issuer-kind": "Foo"}},
+                   "spec": {"rules": [{"host": "a.example.com"}]}}),
+            ann::ISSUER_KIND,
+        ),
+    ] {
+        assert_eq!(
+            certificates_of(&ingress).unwrap_err().field,
+            field,
+            "{ingress}"
+        );
+    }
+}
+
+#[test]
+fn tls_acme_uses_the_default_issuer_or_asks_for_nothing() {
+    let annotations =
+        std::collections::BTreeMap::from([(ann::TLS_ACME.to_owned(), "true".to_owned())]);
+    assert_eq!(
+        IngressAsk::read(&annotations, None),
+        Ok(IngressAsk::NoDefaultIssuer)
+    );
+    let default = IssuerRef::new("--default-issuer", IssuerKind::ClusterIssuer, "le").unwrap();
+    assert!(matches!(
+        IngressAsk::read(&annotations, Some(&default)),
+        Ok(IngressAsk::Certificates { issuer, .. }) if issuer == default
+    ));
+}
+
+#[test]
+fn many_hosts_and_entries_cost_linear_time() {
+    let hosts: Vec<String> = (0..20_000).map(|i| format!("h{i}.example.com")).collect();
+    let rules: Vec<Value> = hosts.iter().map(|h| json!({"host": h})).collect();
+    let tls: Vec<Value> = hosts
+        .iter()
+        .map(|h| json!({"hosts": [h], "secretName": "one"}))
+        .collect();
+    for spec in [json!({"rules": rules}), json!({"tls": tls})] {
+        let ingress = json!({"metadata": {"name": "w", "annotations": {"cert-manager.io/issuer": "ca"}}, "spec": spec});
+        let certs = certificates_of(&ingress).unwrap();
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].spec.dns_names.len(), hosts.len());
+    }
+}

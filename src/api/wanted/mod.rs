@@ -1,0 +1,37 @@
+//! The annotation rules: what an annotated Ingress, Pod or workload asks
+//! for, as the Certificates that would fill it.
+//!
+//! Written once, on small typed views of the objects, so that the webhook
+//! (admission), `certweave inject` (offline), the controller (the Ingress
+//! shim and Pod certificates, on typed objects) and `certweave local` (on
+//! manifests) cannot disagree about a default, a Secret name or a refusal.
+//! The rules decide; turning a decision into a JSON Patch or a Kubernetes
+//! write is each caller's own job.
+
+pub mod ingress;
+pub mod pod;
+pub mod secret_names;
+pub mod workload;
+
+use super::certificate::{CertificateSpec, IssuerReference};
+use super::issuer_ref::ISSUER_GROUP;
+use super::IssuerRef;
+
+/// A Certificate an annotated object asks for, by name: the Ingress shim
+/// and Pod certificates name it after its Secret, so objects naming one
+/// Secret share one Certificate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WantedCertificate {
+    pub name: String,
+    pub spec: CertificateSpec,
+}
+
+/// The `issuerRef` of a Certificate requested through annotations: always
+/// spelled out in full, so the stored object does not depend on defaults.
+fn issuer_reference(issuer: &IssuerRef) -> IssuerReference {
+    IssuerReference {
+        name: issuer.name.clone(),
+        kind: Some(issuer.kind.as_str().to_owned()),
+        group: Some(ISSUER_GROUP.to_owned()),
+    }
+}
