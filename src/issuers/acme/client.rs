@@ -472,7 +472,7 @@ impl AcmeHttp {
                 return Ok(response.2);
             }
             let problem: instant_acme::Problem = serde_json::from_slice(&response.2)?;
-            if problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce") {
+            if super::order::is_bad_nonce(&problem) {
                 nonce = response
                     .1
                     .get("replay-nonce")
