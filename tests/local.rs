@@ -153,7 +153,7 @@ fn ca_bootstrap_chain_and_real_renewal_with_key_rotation() {
         || Some(std::fs::read_to_string(&hook_log).ok()?).filter(|h| h.contains(&api_hook)),
     );
     assert!(hooks.contains("default/web "), "{hooks}");
-    assert!(local.terminate().success(), "SIGTERM is a clean exit");
+    local.terminate_cleanly();
 }
 
 #[test]
@@ -383,7 +383,7 @@ fn survives_repeated_sigkill_without_ever_exposing_a_broken_bundle() {
             });
         ready.then_some(())
     });
-    assert!(local.terminate().success());
+    local.terminate_cleanly();
 
     // A restart does not re-issue what is still valid.
     let local = Local::start(dir.path());

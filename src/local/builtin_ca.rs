@@ -41,10 +41,10 @@ pub fn load_or_create(root: &Path) -> Result<(OwnCa, PathBuf), IssueError> {
     }
     let ca = OwnCa::create(&BUILTIN_CA)?;
     files::write_bundle(&dir, &ca.bundle()).map_err(|e| {
-        IssueError::Config(format!(
-            "cannot write the built-in CA to {}: {e}",
-            dir.display()
-        ))
+        IssueError::config_because(
+            format!("cannot write the built-in CA to {}", dir.display()),
+            e,
+        )
     })?;
     tracing::info!(cert = %cert_path.display(), "created the built-in CA; trust this file to trust certificates it signs");
     Ok((ca, cert_path))

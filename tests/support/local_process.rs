@@ -48,6 +48,20 @@ impl Local {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and asserts a clean exit, with the log's end when not.
+    pub fn terminate_cleanly(self) {
+        let log = self.log.clone();
+        let status = self.terminate();
+        if !status.success() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            panic!(
+                "SIGTERM is a clean exit, got {status}; log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+
     pub fn terminate(mut self) -> std::process::ExitStatus {
         unsafe_sigterm(self.child.id());
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -1,0 +1,112 @@
+//! One evaluation of one certificate in `certweave local`, as the engine's
+//! [`Scheduler`](crate::engine::scheduler::Scheduler) runs it, and what
+//! follows a new issuance (the `--on-renew` command, the certificates a new
+//! CA unblocks).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::environment::Shared;
+use super::wanted::{depends_on, Wanted};
+use super::watch::SecretStamp;
+use crate::engine::reconcile::{self, ReconcileError};
+use crate::engine::scheduler::{Job, Trigger, Triggers};
+use crate::model::IssueError;
+use crate::store::fs::FsStore;
+use crate::store::ObjectKey;
+
+/// `certweave local`'s evaluation of one certificate, for the engine's
+/// [`Scheduler`].
+pub(super) struct LocalJob {
+    pub(super) shared: Arc<Shared>,
+    pub(super) on_renew: Option<String>,
+    /// What the manifests ask for; replaced whole when they change.
+    pub(super) wanted: std::sync::RwLock<Arc<BTreeMap<ObjectKey, Wanted>>>,
+    /// What each Secret's files looked like after its last evaluation:
+    /// edits, deletions and corruption by others trigger a re-evaluation.
+    /// A key is absent while it is evaluated, so its own writes do not.
+    pub(super) stamps: std::sync::Mutex<HashMap<ObjectKey, SecretStamp>>,
+    pub(super) triggers: Triggers<ObjectKey>,
+}
+
+impl LocalJob {
+    pub(super) fn wanted(&self) -> Arc<BTreeMap<ObjectKey, Wanted>> {
+        self.wanted.read().expect("wanted lock").clone()
+    }
+}
+
+impl Job for LocalJob {
+    type Key = ObjectKey;
+    type Error = ReconcileError;
+
+    async fn run(
+        &self,
+        key: ObjectKey,
+        forced: bool,
+    ) -> Result<Option<SystemTime>, ReconcileError> {
+        let Some(item) = self.wanted().get(&key).cloned() else {
+            return Ok(None);
+        };
+        let store = &self.shared.store;
+        // Taken before reading: any change after this point differs from
+        // the recorded stamp and is evaluated at the next poll.
+        let stamp = SecretStamp::of(&store.secret_dir(&item.managed.secret));
+        self.stamps.lock().expect("stamps lock").remove(&key);
+        let issuer = self.shared.issuer_for(&item.issuer).await;
+        let result = async {
+            if forced {
+                reconcile::clear_backoff(store, &item.managed.certificate).await?;
+            }
+            reconcile::reconcile(
+                store,
+                &item.managed,
+                issuer.as_ref().map_err(IssueError::duplicate),
+                SystemTime::now(),
+            )
+            .await
+        }
+        .await;
+        self.stamps
+            .lock()
+            .expect("stamps lock")
+            .insert(key.clone(), stamp);
+        let step = result?;
+        let wanted = self.wanted();
+        if step.issued {
+            on_issued(self.on_renew.as_deref(), store, &item);
+            // Certificates signed by the CA in this Secret may be waiting for it.
+            for (other, w) in wanted.iter() {
+                if depends_on(w, &item.managed.secret) {
+                    self.triggers.send(Trigger::Force(other.clone()));
+                }
+            }
+        }
+        Ok(wanted.contains_key(&key).then_some(step.next))
+    }
+}
+
+pub(super) fn on_issued(on_renew: Option<&str>, store: &FsStore, item: &Wanted) {
+    let Some(command) = on_renew.map(str::to_owned) else {
+        return;
+    };
+    let dir = store.secret_dir(&item.managed.secret);
+    let certificate = item.managed.certificate.clone();
+    tokio::spawn(async move {
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env("CERTWEAVE_SECRET_DIR", &dir)
+            .env("CERTWEAVE_NAMESPACE", &certificate.namespace)
+            .env("CERTWEAVE_CERTIFICATE", &certificate.name)
+            .status()
+            .await;
+        match status {
+            Ok(s) if s.success() => tracing::info!(%certificate, "--on-renew command succeeded"),
+            Ok(s) => tracing::warn!(%certificate, status = %s, "--on-renew command failed"),
+            Err(e) => {
+                tracing::warn!(%certificate, error = %e, "--on-renew command could not start")
+            }
+        }
+    });
+}
