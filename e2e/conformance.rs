@@ -40,6 +40,12 @@ pub struct Case {
     /// Extended key usages the leaf must list, and must not.
     pub eku_present: Vec<&'static str>,
     pub eku_absent: Vec<&'static str>,
+    /// Parts the leaf's subject must show (`O=Example Corp`), read with
+    /// x509-parser.
+    pub subject_parts: Vec<&'static str>,
+    /// `spec.additionalOutputFormats` asks for `key.der` and
+    /// `tls-combined.pem`, checked against `tls.key` and `tls.crt`.
+    pub output_formats: bool,
 }
 
 impl Case {
@@ -72,6 +78,8 @@ impl Case {
             expected,
             eku_present: vec!["serverAuth"],
             eku_absent: Vec::new(),
+            subject_parts: Vec::new(),
+            output_formats: spec["additionalOutputFormats"].is_array(),
             issuers,
             spec,
         }
@@ -162,6 +170,28 @@ impl Case {
                 }
             }
         }
+        let subject = cert.subject().to_string();
+        for part in &self.subject_parts {
+            if !subject.contains(part) {
+                return Err(format!("the leaf's subject {subject:?} lacks {part:?}"));
+            }
+        }
+        if self.output_formats {
+            let key_der = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get("key.der"))
+                .ok_or("no key.der")?;
+            let (_, block) = x509_parser::pem::parse_x509_pem(key_pem.as_bytes())
+                .map_err(|e| format!("tls.key: {e}"))?;
+            if key_der.0 != block.contents {
+                return Err("key.der is not the DER of tls.key".into());
+            }
+            let combined = data("tls-combined.pem")?;
+            if !(combined.starts_with(&key_pem) && combined.ends_with(&chain)) {
+                return Err("tls-combined.pem is not tls.key followed by tls.crt".into());
+            }
+        }
         for usage in &self.eku_absent {
             if has(usage) {
                 return Err(format!(
@@ -204,6 +234,15 @@ pub fn cases(zone: &str) -> Vec<Case> {
     );
     usages.eku_present = vec!["clientAuth"];
     usages.eku_absent = vec!["serverAuth"];
+    let mut subject = Case::new(
+        "subject",
+        Signing,
+        json!({"dnsNames": [n("subject")], "subject": {
+            "organizations": ["Example Corp"], "countries": ["DE"],
+            "organizationalUnits": ["Web"], "localities": ["Berlin"]
+        }}),
+    );
+    subject.subject_parts = vec!["O=Example Corp", "C=DE", "OU=Web", "L=Berlin"];
     vec![
         Case::new("single-dns", AcmeToo, json!({"dnsNames": [n("single")]})),
         Case::new(
@@ -262,6 +301,13 @@ pub fn cases(zone: &str) -> Vec<Case> {
             json!({"dnsNames": [longest_name(zone)]}),
         ),
         usages,
+        subject,
+        Case::new(
+            "output-formats",
+            AcmeToo,
+            json!({"dnsNames": [n("formats")], "privateKey": {"algorithm": "ECDSA", "encoding": "PKCS8"},
+                   "additionalOutputFormats": [{"type": "DER"}, {"type": "CombinedPEM"}]}),
+        ),
         Case::new(
             "is-ca",
             Signing,

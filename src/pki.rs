@@ -15,7 +15,7 @@ use rcgen::{
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 pub use crate::model::key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
-use crate::model::{CertificateRequest, KeyUsage};
+use crate::model::{CertificateRequest, KeyUsage, SubjectAttribute};
 
 /// Failures of certificate construction and parsing.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,9 @@ pub fn certificate_params(
     }
     params.subject_alt_names = sans;
     let mut dn = DistinguishedName::new();
+    for (attribute, value) in request.subject.iter() {
+        dn.push(subject_dn_type(attribute), value);
+    }
     if let Some(cn) = &request.common_name {
         dn.push(DnType::CommonName, cn.clone());
     }
@@ -99,6 +102,26 @@ pub fn certificate_params(
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.use_authority_key_identifier_extension = true;
     Ok(params)
+}
+
+fn subject_dn_type(attribute: SubjectAttribute) -> DnType {
+    match attribute {
+        SubjectAttribute::Country => DnType::CountryName,
+        SubjectAttribute::Organization => DnType::OrganizationName,
+        SubjectAttribute::OrganizationalUnit => DnType::OrganizationalUnitName,
+        SubjectAttribute::Locality => DnType::LocalityName,
+        SubjectAttribute::Province => DnType::StateOrProvinceName,
+        other => DnType::CustomDnType(other.oid().to_vec()),
+    }
+}
+
+/// The DER inside the first PEM block of `pem` (a key or a certificate),
+/// whatever its label; `None` when there is no block.
+pub fn pem_block_der(pem: &str) -> Option<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|block| block.contents)
 }
 
 /// A DER CSR for `request`, signed by `key` (for ACME finalisation).

@@ -616,3 +616,35 @@ async fn dns01_issues_a_wildcard_and_apex_certificate_through_bind() {
         bind.txt("_acme-challenge.example.test")
     );
 }
+
+/// `acme.profile` is sent with the new order (Pebble's `shortlived` profile
+/// gives six days instead of ninety), and a profile the server does not
+/// offer fails with the server's own word, naming the profile.
+#[tokio::test]
+async fn the_profile_is_asked_for_and_an_unknown_one_fails_with_the_servers_problem() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let mut short = config(&pebble);
+    short.profile = Some("shortlived".into());
+    let request = CertificateRequest::for_dns_names(["short.example.test"]);
+    let bundle = issuer(short, Arc::new(MemoryKeyStore::default()), http01(&solver))
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
+    let info = leaf(&bundle);
+    let lifetime = info.not_after.duration_since(info.not_before).unwrap();
+    let day = Duration::from_secs(86_400);
+    assert!(
+        lifetime > 5 * day && lifetime < 7 * day,
+        "shortlived is six days: {lifetime:?}"
+    );
+
+    let mut unknown = config(&pebble);
+    unknown.profile = Some("no-such-profile".into());
+    let err = issuer(unknown, Arc::new(MemoryKeyStore::default()), http01(&solver))
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("no-such-profile"), "{message}");
+    assert!(!err.is_transient(), "retrying an unknown profile cannot help: {message}");
+}

@@ -53,6 +53,7 @@ fn managed(names: &[&str]) -> Managed {
         origin: Default::default(),
         secret_labels: BTreeMap::from([("team".into(), "shop".into())]),
         secret_annotations: BTreeMap::new(),
+        output_formats: Default::default(),
     }
 }
 

@@ -403,3 +403,126 @@ fn survives_repeated_sigkill_without_ever_exposing_a_broken_bundle() {
     );
     local.kill();
 }
+
+/// `spec.subject` and `spec.additionalOutputFormats`, read back with
+/// OpenSSL (an independent parser): the subject is in the certificate,
+/// `key.der` is the key of `tls.key`, `tls-combined.pem` is key then chain;
+/// dropping a format removes its file without a new certificate.
+#[test]
+fn subject_and_additional_output_formats_read_back_with_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "  subject:\n    organizations: [Example Corp]\n    countries: [DE]\n    localities: [Berlin]\n    postalCodes: [\"10117\"]\n    serialNumber: \"42\"\n  additionalOutputFormats: [{type: DER}, {type: CombinedPEM}]\n  privateKey: {algorithm: ECDSA, encoding: PKCS8}\n";
+    let manifests = format!(
+        "{CHAIN}{}",
+        certificate("web", "web-tls", &["web.example.test"], extra)
+    );
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let local = Local::start(dir.path());
+    let web = secret_dir(dir.path(), "default", "web-tls");
+    let first = wait_for("web issued", Duration::from_secs(30), &local, || {
+        web.join("tls-combined.pem")
+            .exists()
+            .then(|| leaf(&web))
+            .flatten()
+    });
+
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cert = web.join("tls.crt");
+    let subject = openssl(&[
+        "x509",
+        "-in",
+        cert.to_str().unwrap(),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "RFC2253",
+    ]);
+    for part in [
+        "O=Example Corp",
+        "C=DE",
+        "L=Berlin",
+        "postalCode=10117",
+        "serialNumber=42",
+    ] {
+        assert!(subject.contains(part), "{part} missing from {subject}");
+    }
+    // key.der is the same key as tls.key.
+    let from_pem = openssl(&[
+        "pkey",
+        "-in",
+        web.join("tls.key").to_str().unwrap(),
+        "-pubout",
+    ]);
+    let from_der = openssl(&[
+        "pkey",
+        "-inform",
+        "DER",
+        "-in",
+        web.join("key.der").to_str().unwrap(),
+        "-pubout",
+    ]);
+    assert_eq!(from_pem, from_der);
+    let combined = std::fs::read_to_string(web.join("tls-combined.pem")).unwrap();
+    let key = std::fs::read_to_string(web.join("tls.key")).unwrap();
+    let chain = std::fs::read_to_string(&cert).unwrap();
+    assert!(
+        combined.starts_with(&key) && combined.ends_with(&chain),
+        "key, then chain"
+    );
+    let secret_yaml = std::fs::read_to_string(web.join("secret.yaml")).unwrap();
+    assert!(secret_yaml.contains("key.der") && secret_yaml.contains("tls-combined.pem"));
+
+    // Only DER now: the combined file goes, the certificate stays.
+    std::fs::write(
+        dir.path().join("certs.yaml"),
+        manifests.replace("[{type: DER}, {type: CombinedPEM}]", "[{type: DER}]"),
+    )
+    .unwrap();
+    wait_for(
+        "tls-combined.pem removed",
+        Duration::from_secs(20),
+        &local,
+        || (!web.join("tls-combined.pem").exists()).then_some(()),
+    );
+    assert!(web.join("key.der").exists());
+    assert_eq!(
+        leaf(&web).unwrap().serial_hex,
+        first.serial_hex,
+        "no new certificate"
+    );
+
+    // A changed subject is a new certificate.
+    std::fs::write(
+        dir.path().join("certs.yaml"),
+        manifests.replace("Example Corp", "Example GmbH"),
+    )
+    .unwrap();
+    wait_for(
+        "reissued with the new subject",
+        Duration::from_secs(30),
+        &local,
+        || leaf(&web).filter(|l| l.serial_hex != first.serial_hex),
+    );
+    let subject = openssl(&[
+        "x509",
+        "-in",
+        cert.to_str().unwrap(),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "RFC2253",
+    ]);
+    assert!(subject.contains("O=Example GmbH"), "{subject}");
+    local.terminate_cleanly();
+}

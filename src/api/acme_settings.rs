@@ -78,6 +78,7 @@ pub fn acme_settings(
     let mut config = AcmeConfig::new(acme.server.clone());
     config.email = acme.email.clone();
     config.preferred_chain = acme.preferred_chain.clone();
+    config.profile = acme.profile.clone();
     config.trust = if acme.skip_tls_verify {
         Trust::InsecureSkipVerify
     } else if let Some(bundle) = &acme.ca_bundle {

@@ -15,6 +15,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::certificate_fields::{
+    self, AdditionalOutputFormat, CertificateKeystores, NameConstraints, OtherName, X509Subject,
+};
 use super::duration::parse_go_duration;
 use super::names;
 use super::{InvalidField, IssuerKind, IssuerRef};
@@ -22,6 +25,7 @@ pub use crate::model::KeyRotation;
 pub use crate::model::RenewBefore;
 use crate::model::{CertificateRequest, KeyUsage, DEFAULT_DURATION};
 use crate::pki::{KeyAlgorithm, KeyEncoding};
+use crate::store::OutputFormats;
 
 // The CRD's CEL rules (`x-kubernetes-validations`) repeat the cheap,
 // structural checks of `CertificateSpec::plan`, so `kubectl apply` refuses the
@@ -60,6 +64,7 @@ use crate::pki::{KeyAlgorithm, KeyEncoding};
         "message": "spec.renewBefore and spec.renewBeforePercentage are both set; keep only one of them"
     }
 ]))]
+#[schemars(transform = add_refusal_rules)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateSpec {
     /// Secret that receives `tls.crt`, `tls.key` and `ca.crt`, in the
@@ -117,6 +122,45 @@ pub struct CertificateSpec {
     /// Labels and annotations copied onto the Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_template: Option<SecretTemplate>,
+    /// Subject attributes besides the common name, one value each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<X509Subject>,
+    /// Extra encodings in the Secret: `DER` (`key.der`) and `CombinedPEM`
+    /// (`tls-combined.pem`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_output_formats: Vec<AdditionalOutputFormat>,
+    /// Accepted for cert-manager manifests; at least 1. certweave keeps no
+    /// CertificateRequest history, so nothing is left to prune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub revision_history_limit: Option<i32>,
+    /// Refused (not supported): use `subject` and `commonName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub literal_subject: Option<String>,
+    /// Refused (not supported).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_names: Vec<OtherName>,
+    /// Refused (not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_constraints: Option<NameConstraints>,
+    /// Refused when a keystore is to be created (not written yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystores: Option<CertificateKeystores>,
+    /// Refused (the issuer's key picks the signature algorithm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_algorithm: Option<String>,
+    /// Only `true` (the default) is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encode_usages_in_request: Option<bool>,
+}
+
+/// Appends the rules refusing the cert-manager fields certweave does not
+/// implement (kept beside their [`certificate_fields::check`] twins).
+fn add_refusal_rules(schema: &mut schemars::Schema) {
+    let rules = certificate_fields::refusal_rules();
+    if let Some(serde_json::Value::Array(existing)) = schema.get_mut("x-kubernetes-validations") {
+        existing.extend(rules.as_array().cloned().unwrap_or_default());
+    }
 }
 
 /// The `usages` certweave can put in a certificate, in cert-manager's
@@ -250,6 +294,7 @@ pub struct CertificatePlan {
     pub renew_before: RenewBefore,
     pub rotation: KeyRotation,
     pub secret_template: SecretTemplate,
+    pub output_formats: OutputFormats,
 }
 
 impl CertificateSpec {
@@ -450,6 +495,8 @@ impl CertificateSpec {
             }
         }
 
+        let (subject, output_formats) = certificate_fields::check(self, &mut errors);
+
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -458,6 +505,7 @@ impl CertificateSpec {
             issuer: issuer.expect("no errors means the issuer resolved"),
             request: CertificateRequest {
                 common_name: self.common_name.clone(),
+                subject,
                 dns_names: self.dns_names.clone(),
                 ip_addresses,
                 uris: self.uris.clone(),
@@ -471,6 +519,7 @@ impl CertificateSpec {
             renew_before,
             rotation,
             secret_template: self.secret_template.clone().unwrap_or_default(),
+            output_formats,
         })
     }
 }

@@ -158,6 +158,13 @@ pub struct AcmeIssuer {
     /// Prefer the alternate chain whose top issuer has this common name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_chain: Option<String>,
+    /// The certificate profile to request (ACME profiles extension, e.g.
+    /// `tlsserver` or `shortlived` at Let's Encrypt); the server's default
+    /// when unset. A profile the server does not offer fails the order with
+    /// the server's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub profile: Option<String>,
     /// How challenges are solved; a name goes to the solver whose
     /// `selector` matches it most specifically.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -7,6 +7,7 @@
 pub mod acme_settings;
 pub mod annotations;
 pub mod certificate;
+pub mod certificate_fields;
 pub mod duration;
 pub mod issuer;
 pub mod issuer_builder;

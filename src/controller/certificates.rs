@@ -164,6 +164,7 @@ impl CertificateController {
             },
             secret_labels: plan.secret_template.labels.clone(),
             secret_annotations: plan.secret_template.annotations.clone(),
+            output_formats: plan.output_formats,
         };
         if ignore_backoff {
             reconcile::clear_backoff(&self.store, key).await?;

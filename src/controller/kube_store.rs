@@ -19,7 +19,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::certificate::{Certificate, CertificateCondition, CertificateStatus};
-use crate::store::{CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret};
+use crate::store::{
+    data_keys, CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret,
+};
 
 /// The field manager certweave applies as.
 pub const FIELD_MANAGER: &str = "certweave";
@@ -104,18 +106,11 @@ fn text(data: &BTreeMap<String, ByteString>, key: &str) -> Option<String> {
 
 /// The Secret as certweave wants it: type, data, annotations and labels.
 pub fn desired_secret(key: &ObjectKey, write: &SecretWrite<'_>) -> Secret {
-    let mut data = BTreeMap::new();
-    data.insert(
-        "tls.crt".to_owned(),
-        ByteString(write.bundle.chain_pem.as_bytes().to_vec()),
-    );
-    data.insert(
-        "tls.key".to_owned(),
-        ByteString(write.bundle.key_pem.as_bytes().to_vec()),
-    );
-    if let Some(ca) = &write.bundle.ca_pem {
-        data.insert("ca.crt".to_owned(), ByteString(ca.as_bytes().to_vec()));
-    }
+    let data: BTreeMap<String, ByteString> = write
+        .entries()
+        .into_iter()
+        .map(|e| (e.key.to_owned(), ByteString(e.value)))
+        .collect();
     let mut labels = write.labels.clone();
     labels.insert(MANAGED_SECRET_LABEL.to_owned(), "true".to_owned());
     Secret {
@@ -238,6 +233,8 @@ impl Store for KubeStore {
                 tls_crt: text(&data, "tls.crt"),
                 tls_key: text(&data, "tls.key"),
                 ca_crt: text(&data, "ca.crt"),
+                key_der: data.get(data_keys::KEY_DER).map(|b| b.0.clone()),
+                combined_pem: data.get(data_keys::COMBINED_PEM).map(|b| b.0.clone()),
                 annotations: s.metadata.annotations.unwrap_or_default(),
             }
         }))

@@ -16,10 +16,12 @@ use std::time::SystemTime;
 
 use crate::engine::timing::{backoff, FailureClass, RenewBefore};
 use crate::model::{
-    CertificateRequest, IssueError, Issuer, KeyRotation, PrivateKey, RequestOrigin,
+    Bundle, CertificateRequest, IssueError, Issuer, KeyRotation, PrivateKey, RequestOrigin,
 };
 use crate::pki::{self, CertInfo};
-use crate::store::{CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret};
+use crate::store::{
+    CertificateState, ObjectKey, OutputFormats, SecretWrite, Store, StoreError, StoredSecret,
+};
 
 /// Secret annotations cert-manager writes, which certweave writes too.
 pub mod secret_annotations {
@@ -31,6 +33,11 @@ pub mod secret_annotations {
     pub const ALT_NAMES: &str = "cert-manager.io/alt-names";
     pub const IP_SANS: &str = "cert-manager.io/ip-sans";
     pub const URI_SANS: &str = "cert-manager.io/uri-sans";
+    /// The subject attributes the certificate was requested with (not
+    /// what the issuer put in it: ACME servers drop them), so a changed
+    /// `spec.subject` re-issues and an ACME certificate is not re-issued
+    /// forever for lacking them.
+    pub const REQUESTED_SUBJECT: &str = "certweave.io/requested-subject";
 }
 
 /// Everything needed to keep one certificate fresh.
@@ -51,6 +58,8 @@ pub struct Managed {
     pub origin: RequestOrigin,
     pub secret_labels: BTreeMap<String, String>,
     pub secret_annotations: BTreeMap<String, String>,
+    /// Extra encodings written beside `tls.crt` and `tls.key`.
+    pub output_formats: OutputFormats,
 }
 
 /// What the stored Secret is worth.
@@ -103,6 +112,14 @@ pub fn evaluate(managed: &Managed, secret: Option<&StoredSecret>, now: SystemTim
     }
     if request.common_name.is_some() && request.common_name != leaf.subject_cn {
         return issue("the common name in the spec differs from the stored certificate".into());
+    }
+    let requested_subject = secret
+        .annotations
+        .get(secret_annotations::REQUESTED_SUBJECT)
+        .map(String::as_str)
+        .unwrap_or_default();
+    if requested_subject != request.subject.to_string() {
+        return issue("the subject in the spec differs from the stored certificate's".into());
     }
     if request.is_ca != leaf.is_ca {
         return issue("isCA in the spec differs from the stored certificate".into());
@@ -197,6 +214,12 @@ pub async fn reconcile<S: Store, I: Issuer>(
         .unwrap_or_default();
     let reason = match evaluate(managed, secret.as_ref(), now) {
         Evaluation::Valid { leaf, renewal_time } => {
+            if let Some(stored) = secret
+                .as_ref()
+                .filter(|s| !s.outputs_match(managed.output_formats))
+            {
+                rewrite_outputs(store, managed, stored).await?;
+            }
             let fresh = CertificateState {
                 not_before: Some(leaf.not_before),
                 not_after: Some(leaf.not_after),
@@ -251,6 +274,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                 bundle: &bundle,
                 annotations: annotations_for(managed),
                 labels: managed.secret_labels.clone(),
+                formats: managed.output_formats,
             };
             store.write_secret(&managed.secret, &write).await?;
             let renewal_time = managed
@@ -369,6 +393,32 @@ async fn issue_with<S: Store, I: Issuer>(
         .await
 }
 
+/// Writes the Secret again from its own, still valid bundle, with the
+/// additional output formats the spec asks for now: a changed
+/// `additionalOutputFormats` needs no new certificate.
+async fn rewrite_outputs<S: Store>(
+    store: &S,
+    managed: &Managed,
+    stored: &StoredSecret,
+) -> Result<(), StoreError> {
+    let (Some(chain_pem), Some(key_pem)) = (stored.tls_crt.clone(), stored.tls_key.clone()) else {
+        return Ok(());
+    };
+    let bundle = Bundle {
+        chain_pem,
+        key_pem,
+        ca_pem: stored.ca_crt.clone(),
+    };
+    tracing::info!(certificate = %managed.certificate, secret = %managed.secret, "writing the additional output formats the spec asks for");
+    let write = SecretWrite {
+        bundle: &bundle,
+        annotations: annotations_for(managed),
+        labels: managed.secret_labels.clone(),
+        formats: managed.output_formats,
+    };
+    store.write_secret(&managed.secret, &write).await
+}
+
 fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
     use secret_annotations as a;
     let mut out = managed.secret_annotations.clone();
@@ -392,5 +442,8 @@ fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
             .join(","),
     );
     out.insert(a::URI_SANS.into(), request.uris.join(","));
+    if !request.subject.is_empty() {
+        out.insert(a::REQUESTED_SUBJECT.into(), request.subject.to_string());
+    }
     out
 }

@@ -110,6 +110,7 @@ pub(super) fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted>
                     },
                     secret_labels: plan.secret_template.labels.clone(),
                     secret_annotations: plan.secret_template.annotations.clone(),
+                    output_formats: plan.output_formats,
                 },
                 issuer,
                 source: cert.source.clone(),

@@ -10,9 +10,11 @@ pub mod issuer;
 pub mod key;
 pub mod renew_before;
 pub mod request;
+pub mod subject;
 
 pub use bundle::Bundle;
 pub use issuer::{chain, BoxError, IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoint};
 pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 pub use renew_before::RenewBefore;
 pub use request::{CertificateRequest, KeyRotation, KeyUsage, DEFAULT_DURATION};
+pub use subject::{Subject, SubjectAttribute};

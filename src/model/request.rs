@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::key::{KeyAlgorithm, KeyEncoding};
+use super::subject::Subject;
 
 /// cert-manager's default certificate lifetime (`duration`: 2160h, 90 days).
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(2160 * 3600);
@@ -13,6 +14,8 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(2160 * 3600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateRequest {
     pub common_name: Option<String>,
+    /// Subject attributes besides the common name (`spec.subject`).
+    pub subject: Subject,
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<IpAddr>,
     pub uris: Vec<String>,
@@ -32,6 +35,7 @@ impl CertificateRequest {
     pub fn for_dns_names(dns_names: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             common_name: None,
+            subject: Subject::default(),
             dns_names: dns_names.into_iter().map(Into::into).collect(),
             ip_addresses: Vec::new(),
             uris: Vec::new(),

@@ -25,7 +25,10 @@ use base64::Engine;
 use serde_json::json;
 
 use super::files::{self, CA_FILE, CERT_FILE, KEY_FILE};
-use super::{CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret};
+use super::{
+    data_keys, CertificateState, ObjectKey, SecretEntry, SecretWrite, Store, StoreError,
+    StoredSecret,
+};
 
 /// Every readable state, and the errors of the unreadable ones.
 pub type StateListing = (Vec<(ObjectKey, CertificateState)>, Vec<StoreError>);
@@ -73,13 +76,16 @@ impl FsStore {
         if !dir.exists() {
             return Ok(None);
         }
-        let read = |name: &str| -> Result<Option<String>, StoreError> {
+        let read_bytes = |name: &str| -> Result<Option<Vec<u8>>, StoreError> {
             let path = dir.join(name);
             match fs::read(&path) {
-                Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+                Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(io_err(&path)(e)),
             }
+        };
+        let read = |name: &str| -> Result<Option<String>, StoreError> {
+            Ok(read_bytes(name)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
         };
         let annotations = read(SECRET_MANIFEST)?
             .and_then(|yaml| serde_yaml_ng::from_str::<serde_json::Value>(&yaml).ok())
@@ -94,6 +100,8 @@ impl FsStore {
             tls_crt: read(CERT_FILE)?,
             tls_key: read(KEY_FILE)?,
             ca_crt: read(CA_FILE)?,
+            key_der: read_bytes(data_keys::KEY_DER)?,
+            combined_pem: read_bytes(data_keys::COMBINED_PEM)?,
             annotations,
         }))
     }
@@ -113,19 +121,21 @@ impl FsStore {
         let version_dir = dir.join(&version);
         fs::create_dir(&version_dir).map_err(io_err(&version_dir))?;
 
-        let bundle = write.bundle;
-        let mut entries: Vec<(&str, &[u8], u32)> = vec![
-            (KEY_FILE, bundle.key_pem.as_bytes(), 0o600),
-            (CERT_FILE, bundle.chain_pem.as_bytes(), 0o644),
-        ];
-        if let Some(ca) = &bundle.ca_pem {
-            entries.push((CA_FILE, ca.as_bytes(), 0o644));
-        }
-        let manifest = secret_manifest(secret, write);
-        entries.push((SECRET_MANIFEST, manifest.as_bytes(), 0o600));
-        for (name, contents, mode) in &entries {
+        let entries = write.entries();
+        let manifest = secret_manifest(secret, write, &entries);
+        let files = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.key,
+                    e.value.as_slice(),
+                    if e.private { 0o600 } else { 0o644 },
+                )
+            })
+            .chain([(SECRET_MANIFEST, manifest.as_bytes(), 0o600)]);
+        for (name, contents, mode) in files {
             let path = version_dir.join(name);
-            files::write_atomic(&path, contents, *mode).map_err(io_err(&path))?;
+            files::write_atomic(&path, contents, mode).map_err(io_err(&path))?;
         }
 
         // Swap the ..data link onto the complete version in one rename.
@@ -135,11 +145,18 @@ impl FsStore {
         let data_link = dir.join(DATA_LINK);
         fs::rename(&temp_link, &data_link).map_err(io_err(&data_link))?;
 
-        // Stable names point through ..data; create the ones missing.
-        for name in [CERT_FILE, KEY_FILE, CA_FILE, SECRET_MANIFEST] {
+        // Stable names point through ..data; create the ones missing, and
+        // drop the links of outputs no longer asked for (a dangling link
+        // would read as a broken file).
+        for name in data_keys::ALL.into_iter().chain([SECRET_MANIFEST]) {
             let link = dir.join(name);
-            if fs::symlink_metadata(&link).is_err() {
+            let wanted =
+                name == SECRET_MANIFEST || name == CA_FILE || entries.iter().any(|e| e.key == name);
+            let present = fs::symlink_metadata(&link).is_ok();
+            if wanted && !present {
                 symlink(&Path::new(DATA_LINK).join(name), &link).map_err(io_err(&link))?;
+            } else if !wanted && present {
+                let _ = fs::remove_file(&link);
             }
         }
         if let Ok(dir_handle) = fs::File::open(&dir) {
@@ -249,14 +266,12 @@ fn symlink(_target: &Path, _link: &Path) -> io::Result<()> {
 }
 
 /// The Kubernetes Secret this directory stands for.
-fn secret_manifest(secret: &ObjectKey, write: &SecretWrite<'_>) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let mut data = serde_json::Map::new();
-    data.insert(CERT_FILE.into(), b64(&write.bundle.chain_pem).into());
-    data.insert(KEY_FILE.into(), b64(&write.bundle.key_pem).into());
-    if let Some(ca) = &write.bundle.ca_pem {
-        data.insert(CA_FILE.into(), b64(ca).into());
-    }
+fn secret_manifest(secret: &ObjectKey, write: &SecretWrite<'_>, entries: &[SecretEntry]) -> String {
+    let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+    let data: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|e| (e.key.to_owned(), b64(&e.value).into()))
+        .collect();
     let mut metadata = json!({ "name": secret.name, "namespace": secret.namespace });
     if !write.annotations.is_empty() {
         metadata["annotations"] = json!(write.annotations);
@@ -344,6 +359,7 @@ mod tests {
                         bundle: &b,
                         annotations,
                         labels: BTreeMap::new(),
+                        formats: Default::default(),
                     },
                 )
                 .unwrap();

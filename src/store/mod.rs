@@ -43,7 +43,76 @@ pub struct StoredSecret {
     pub tls_crt: Option<String>,
     pub tls_key: Option<String>,
     pub ca_crt: Option<String>,
+    /// `key.der` and `tls-combined.pem`, when present.
+    pub key_der: Option<Vec<u8>>,
+    pub combined_pem: Option<Vec<u8>>,
     pub annotations: BTreeMap<String, String>,
+}
+
+impl StoredSecret {
+    /// Whether the Secret holds exactly the additional outputs `formats`
+    /// asks for, with contents that match its `tls.key` and `tls.crt`: when
+    /// not, the Secret is rewritten from its own bundle, without a new
+    /// issuance (cert-manager does the same).
+    pub fn outputs_match(&self, formats: OutputFormats) -> bool {
+        let (Some(chain), Some(key)) = (&self.tls_crt, &self.tls_key) else {
+            return false;
+        };
+        let der_ok = match (formats.der, &self.key_der) {
+            (true, Some(der)) => crate::pki::pem_block_der(key).as_deref() == Some(der.as_slice()),
+            (false, None) => true,
+            _ => false,
+        };
+        let combined_ok = match (formats.combined_pem, &self.combined_pem) {
+            (true, Some(combined)) => *combined == combined_pem(key, chain),
+            (false, None) => true,
+            _ => false,
+        };
+        der_ok && combined_ok
+    }
+}
+
+/// The extra encodings of the key and chain a Certificate asks for in
+/// `spec.additionalOutputFormats`, for software that cannot read `tls.key`
+/// and `tls.crt` as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputFormats {
+    /// `key.der`: the private key's DER, in the encoding of `tls.key`.
+    pub der: bool,
+    /// `tls-combined.pem`: the private key, then the chain, in one file.
+    pub combined_pem: bool,
+}
+
+/// Secret data keys, as cert-manager names them.
+pub mod data_keys {
+    pub const CERT: &str = "tls.crt";
+    pub const KEY: &str = "tls.key";
+    pub const CA: &str = "ca.crt";
+    pub const KEY_DER: &str = "key.der";
+    pub const COMBINED_PEM: &str = "tls-combined.pem";
+    /// Every key certweave writes; any other key in a Secret is left alone.
+    pub const ALL: [&str; 5] = [CERT, KEY, CA, KEY_DER, COMBINED_PEM];
+}
+
+/// `tls-combined.pem`: the key, a newline, then the chain (cert-manager's
+/// layout).
+fn combined_pem(key: &str, chain: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + chain.len() + 1);
+    out.extend_from_slice(key.as_bytes());
+    if !key.ends_with('\n') {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(chain.as_bytes());
+    out
+}
+
+/// One data entry of a Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretEntry {
+    pub key: &'static str,
+    pub value: Vec<u8>,
+    /// Holds the private key: files get mode 0600.
+    pub private: bool,
 }
 
 impl fmt::Debug for StoredSecret {
@@ -52,6 +121,11 @@ impl fmt::Debug for StoredSecret {
             .field("tls_crt", &self.tls_crt.as_ref().map(String::len))
             .field("tls_key", &self.tls_key.as_ref().map(|_| "<redacted>"))
             .field("ca_crt", &self.ca_crt.as_ref().map(String::len))
+            .field("key_der", &self.key_der.as_ref().map(|_| "<redacted>"))
+            .field(
+                "combined_pem",
+                &self.combined_pem.as_ref().map(|_| "<redacted>"),
+            )
             .field("annotations", &self.annotations)
             .finish()
     }
@@ -63,6 +137,41 @@ pub struct SecretWrite<'a> {
     pub bundle: &'a Bundle,
     pub annotations: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    pub formats: OutputFormats,
+}
+
+impl SecretWrite<'_> {
+    /// Every data entry of the Secret, built in this one place for every
+    /// store, so a directory and a cluster hold the same bytes.
+    pub fn entries(&self) -> Vec<SecretEntry> {
+        let bundle = self.bundle;
+        let entry = |key, value: &[u8], private| SecretEntry {
+            key,
+            value: value.to_vec(),
+            private,
+        };
+        let mut out = vec![
+            entry(data_keys::KEY, bundle.key_pem.as_bytes(), true),
+            entry(data_keys::CERT, bundle.chain_pem.as_bytes(), false),
+        ];
+        if let Some(ca) = &bundle.ca_pem {
+            out.push(entry(data_keys::CA, ca.as_bytes(), false));
+        }
+        if self.formats.der {
+            // Issuers return checked bundles, so the key always decodes.
+            if let Some(der) = crate::pki::pem_block_der(&bundle.key_pem) {
+                out.push(entry(data_keys::KEY_DER, &der, true));
+            }
+        }
+        if self.formats.combined_pem {
+            out.push(SecretEntry {
+                key: data_keys::COMBINED_PEM,
+                value: combined_pem(&bundle.key_pem, &bundle.chain_pem),
+                private: true,
+            });
+        }
+        out
+    }
 }
 
 /// RFC 3339 timestamps in state files, so people can read them.

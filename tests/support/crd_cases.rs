@@ -112,6 +112,59 @@ pub fn refused_certificates() -> Vec<Refused> {
             "spec.privateKey.size",
             "spec.privateKey",
         ),
+        // cert-manager fields certweave does not implement: refused by
+        // name, never pruned.
+        (
+            certificate_with(|s| s["literalSubject"] = json!("CN=example.com,O=Example")),
+            "spec.literalSubject",
+            "spec.literalSubject",
+        ),
+        (
+            certificate_with(|s| {
+                s["otherNames"] =
+                    json!([{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "u@example.com"}])
+            }),
+            "spec.otherNames",
+            "spec.otherNames",
+        ),
+        (
+            certificate_with(|s| {
+                s["isCA"] = json!(true);
+                s["nameConstraints"] =
+                    json!({"critical": true, "permitted": {"dnsDomains": ["example.com"]}});
+            }),
+            "spec.nameConstraints",
+            "spec.nameConstraints",
+        ),
+        (
+            certificate_with(
+                |s| s["keystores"] = json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "p12", "key": "password"}}}),
+            ),
+            "spec.keystores",
+            "spec.keystores",
+        ),
+        (
+            certificate_with(|s| {
+                s["keystores"] = json!({"jks": {"create": true, "password": "changeit"}})
+            }),
+            "spec.keystores",
+            "spec.keystores",
+        ),
+        (
+            certificate_with(|s| s["signatureAlgorithm"] = json!("SHA384WithRSA")),
+            "spec.signatureAlgorithm",
+            "spec.signatureAlgorithm",
+        ),
+        (
+            certificate_with(|s| s["encodeUsagesInRequest"] = json!(false)),
+            "spec.encodeUsagesInRequest",
+            "spec.encodeUsagesInRequest",
+        ),
+        (
+            certificate_with(|s| s["subject"] = json!({"organizations": ["A", "B"]})),
+            "spec.subject.organizations",
+            "spec.subject.organizations",
+        ),
     ]
 }
 
@@ -132,6 +185,18 @@ pub fn accepted_certificates() -> Vec<Value> {
         certificate_with(|s| s["privateKey"] = json!({"algorithm": "RSA", "size": 4096})),
         certificate_with(|s| s["privateKey"] = json!({"algorithm": "Ed25519", "size": 256})),
         certificate_with(|s| s["privateKey"] = json!({"rotationPolicy": "Never"})),
+        certificate_with(|s| {
+            s["subject"] = json!({
+                "organizations": ["Example Corp"], "countries": ["DE"],
+                "organizationalUnits": ["Web"], "localities": ["Berlin"],
+                "provinces": ["Berlin"], "streetAddresses": ["Unter den Linden 1"],
+                "postalCodes": ["10117"], "serialNumber": "42"
+            });
+            s["additionalOutputFormats"] = json!([{"type": "DER"}, {"type": "CombinedPEM"}]);
+            s["revisionHistoryLimit"] = json!(2);
+            s["encodeUsagesInRequest"] = json!(true);
+            s["keystores"] = json!({"pkcs12": {"create": false}});
+        }),
     ]
 }
 

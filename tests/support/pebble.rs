@@ -197,6 +197,12 @@ impl Pebble {
                 "tlsPort": free_port(),
                 "ocspResponderURL": "",
                 "externalAccountBindingRequired": options.eab.is_some(),
+                // As Pebble's own test configuration: the default (90 days)
+                // and a short-lived profile (6 days).
+                "profiles": {
+                    "default": {"description": "The default profile", "validityPeriod": 7776000},
+                    "shortlived": {"description": "A short-lived profile", "validityPeriod": 518400},
+                },
             }
         });
         if let Some((kid, key)) = &options.eab {

@@ -60,6 +60,10 @@ pub struct AcmeConfig {
     /// `preferredChain`: the common name of the root (or top issuer) to
     /// prefer among the chains the server offers.
     pub preferred_chain: Option<String>,
+    /// `profile`: the certificate profile to ask the server for (the ACME
+    /// profiles extension, e.g. Let's Encrypt's `shortlived`); the server's
+    /// default when `None`.
+    pub profile: Option<String>,
     pub polling: Polling,
 }
 
@@ -71,6 +75,7 @@ impl AcmeConfig {
             trust: Trust::default(),
             external_account_binding: None,
             preferred_chain: None,
+            profile: None,
             polling: Polling::default(),
         }
     }
@@ -228,6 +233,7 @@ impl AcmeIssuer {
             http: &session.http,
             solvers: &self.solvers,
             polling: self.config.polling,
+            profile: self.config.profile.as_deref(),
         }
     }
 

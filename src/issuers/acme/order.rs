@@ -256,6 +256,8 @@ pub(crate) struct Driver<'a> {
     pub polling: Polling,
     /// Who the order is for: picks solvers and places HTTP-01 routes.
     pub origin: &'a RequestOrigin,
+    /// The certificate profile asked for in every new order.
+    pub profile: Option<&'a str>,
 }
 
 impl Driver<'_> {
@@ -265,9 +267,13 @@ impl Driver<'_> {
         ids: &[Identifier],
         private_key_pem: String,
     ) -> Result<OrderRecord, IssueError> {
+        let mut new_order = NewOrder::new(ids);
+        if let Some(profile) = self.profile {
+            new_order = new_order.profile(profile);
+        }
         let order = self
             .account
-            .new_order(&NewOrder::new(ids))
+            .new_order(&new_order)
             .await
             .map_err(|e| self.fail(e, "opening the order", None))?;
         let mut dns_names = Vec::new();

@@ -1,0 +1,391 @@
+//! The Certificate fields beyond names, lifetime and key: subject
+//! attributes and additional output formats, which certweave writes, and
+//! the cert-manager fields it does not implement yet, which it refuses by
+//! name instead of letting the API server prune them: a manifest that asks
+//! for a keystore must not silently get a Secret without one.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::certificate::CertificateSpec;
+use super::InvalidField;
+use crate::model::{Subject, SubjectAttribute};
+use crate::store::OutputFormats;
+
+/// Longest subject attribute value accepted (X.520's upper bound for
+/// localities and provinces; most CAs cut at 64).
+const MAX_SUBJECT_VALUE: usize = 128;
+
+/// `spec.subject`: X.509 subject attributes besides the common name.
+/// certweave writes one value per attribute.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.organizations) || size(self.organizations) <= 1", "message": "spec.subject.organizations: certweave writes one value per subject attribute; keep one organization"},
+    {"rule": "!has(self.countries) || size(self.countries) <= 1", "message": "spec.subject.countries: certweave writes one value per subject attribute; keep one country"},
+    {"rule": "!has(self.organizationalUnits) || size(self.organizationalUnits) <= 1", "message": "spec.subject.organizationalUnits: certweave writes one value per subject attribute; keep one organizational unit"},
+    {"rule": "!has(self.localities) || size(self.localities) <= 1", "message": "spec.subject.localities: certweave writes one value per subject attribute; keep one locality"},
+    {"rule": "!has(self.provinces) || size(self.provinces) <= 1", "message": "spec.subject.provinces: certweave writes one value per subject attribute; keep one province"},
+    {"rule": "!has(self.streetAddresses) || size(self.streetAddresses) <= 1", "message": "spec.subject.streetAddresses: certweave writes one value per subject attribute; keep one street address"},
+    {"rule": "!has(self.postalCodes) || size(self.postalCodes) <= 1", "message": "spec.subject.postalCodes: certweave writes one value per subject attribute; keep one postal code"}
+]))]
+pub struct X509Subject {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizations: Vec<String>,
+    /// Two-letter country codes (ISO 3166).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub countries: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizational_units: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub localities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provinces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub street_addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub postal_codes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+}
+
+/// One of `spec.additionalOutputFormats`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct AdditionalOutputFormat {
+    /// `DER` (Secret key `key.der`) or `CombinedPEM` (`tls-combined.pem`).
+    #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["DER", "CombinedPEM"]))]
+    pub type_: String,
+}
+
+/// `spec.otherNames[]` (refused: see [`check`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OtherName {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oid: Option<String>,
+    #[serde(default, rename = "utf8Value", skip_serializing_if = "Option::is_none")]
+    pub utf8_value: Option<String>,
+}
+
+/// `spec.nameConstraints` (refused: see [`check`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NameConstraints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permitted: Option<NameConstraintItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<NameConstraintItem>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NameConstraintItem {
+    #[serde(default, rename = "dnsDomains", skip_serializing_if = "Vec::is_empty")]
+    pub dns_domains: Vec<String>,
+    #[serde(default, rename = "ipRanges", skip_serializing_if = "Vec::is_empty")]
+    pub ip_ranges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uri_domains: Vec<String>,
+}
+
+/// `spec.keystores` (refused when a keystore is to be created: see [`check`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct CertificateKeystores {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jks: Option<Keystore>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs12: Option<Keystore>,
+}
+
+/// A JKS or PKCS#12 keystore request, with cert-manager's fields.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Keystore {
+    pub create: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<KeystorePasswordRef>,
+    /// JKS only: the key's alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// PKCS#12 only: `LegacyRC2`, `LegacyDES` or `Modern2023`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct KeystorePasswordRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// The CEL rules of the Certificate CRD that refuse, at `kubectl apply`,
+/// the cert-manager fields certweave does not implement; [`check`] says the
+/// same for `certweave local`, which has no API server in front of it.
+pub fn refusal_rules() -> serde_json::Value {
+    serde_json::Value::Array(
+        REFUSED
+            .iter()
+            .map(|r| serde_json::json!({"rule": r.cel, "message": format!("{}: {}", r.field, r.message)}))
+            .collect(),
+    )
+}
+
+/// A cert-manager field certweave refuses rather than drops.
+struct Refused {
+    field: &'static str,
+    cel: &'static str,
+    set: fn(&CertificateSpec) -> bool,
+    message: &'static str,
+}
+
+const REFUSED: &[Refused] = &[
+    Refused {
+        field: "spec.literalSubject",
+        cel: "!has(self.literalSubject)",
+        set: |s| s.literal_subject.is_some(),
+        message: "not supported by certweave; write the attributes in spec.subject and spec.commonName instead",
+    },
+    Refused {
+        field: "spec.otherNames",
+        cel: "!has(self.otherNames) || size(self.otherNames) == 0",
+        set: |s| !s.other_names.is_empty(),
+        message: "otherName subject alternative names are not supported by certweave; remove them",
+    },
+    Refused {
+        field: "spec.nameConstraints",
+        cel: "!has(self.nameConstraints)",
+        set: |s| s.name_constraints.is_some(),
+        message: "name constraints are not supported by certweave; remove them (the CA is then unconstrained)",
+    },
+    Refused {
+        field: "spec.keystores",
+        cel: "!has(self.keystores) || ((!has(self.keystores.jks) || !self.keystores.jks.create) && (!has(self.keystores.pkcs12) || !self.keystores.pkcs12.create))",
+        set: |s| {
+            s.keystores.as_ref().is_some_and(|k| {
+                k.jks.as_ref().is_some_and(|j| j.create) || k.pkcs12.as_ref().is_some_and(|p| p.create)
+            })
+        },
+        message: "JKS and PKCS#12 keystores are not written by certweave yet; read tls.crt and tls.key, or use additionalOutputFormats (DER, CombinedPEM)",
+    },
+    Refused {
+        field: "spec.signatureAlgorithm",
+        cel: "!has(self.signatureAlgorithm)",
+        set: |s| s.signature_algorithm.is_some(),
+        message: "not supported by certweave; remove it (the issuer's key picks the signature: SHA-256 for RSA and P-256, SHA-384 for P-384)",
+    },
+    Refused {
+        field: "spec.encodeUsagesInRequest",
+        cel: "!has(self.encodeUsagesInRequest) || self.encodeUsagesInRequest",
+        set: |s| s.encode_usages_in_request == Some(false),
+        message: "false is not supported by certweave; remove it (usages are always encoded)",
+    },
+];
+
+/// Checks the fields of this module and translates the ones certweave
+/// implements, adding every problem to `errors`.
+pub fn check(spec: &CertificateSpec, errors: &mut Vec<InvalidField>) -> (Subject, OutputFormats) {
+    for refused in REFUSED {
+        if (refused.set)(spec) {
+            errors.push(InvalidField::new(
+                refused.field,
+                refused.message,
+                format!("remove {} from the Certificate", refused.field),
+            ));
+        }
+    }
+    if spec.revision_history_limit.is_some_and(|l| l < 1) {
+        errors.push(InvalidField::new(
+            "spec.revisionHistoryLimit",
+            "must be 1 or more",
+            "set it to 1 or more, or remove it",
+        ));
+    }
+    let subject = spec
+        .subject
+        .as_ref()
+        .map(|s| subject(s, errors))
+        .unwrap_or_default();
+    let mut formats = OutputFormats::default();
+    for (i, format) in spec.additional_output_formats.iter().enumerate() {
+        match format.type_.as_str() {
+            "DER" => formats.der = true,
+            "CombinedPEM" => formats.combined_pem = true,
+            other => errors.push(InvalidField::new(
+                format!("spec.additionalOutputFormats[{i}].type"),
+                format!("unknown format {:?}", truncate(other)),
+                "use \"DER\" or \"CombinedPEM\"",
+            )),
+        }
+    }
+    (subject, formats)
+}
+
+fn subject(spec: &X509Subject, errors: &mut Vec<InvalidField>) -> Subject {
+    let mut out = Subject::default();
+    let lists: [(SubjectAttribute, &Vec<String>); 7] = [
+        (SubjectAttribute::Country, &spec.countries),
+        (SubjectAttribute::Organization, &spec.organizations),
+        (
+            SubjectAttribute::OrganizationalUnit,
+            &spec.organizational_units,
+        ),
+        (SubjectAttribute::Locality, &spec.localities),
+        (SubjectAttribute::Province, &spec.provinces),
+        (SubjectAttribute::StreetAddress, &spec.street_addresses),
+        (SubjectAttribute::PostalCode, &spec.postal_codes),
+    ];
+    let serial: Vec<String> = spec.serial_number.iter().cloned().collect();
+    for (attribute, values) in lists
+        .into_iter()
+        .chain([(SubjectAttribute::SerialNumber, &serial)])
+    {
+        let field = format!("spec.subject.{}", attribute.field());
+        if values.len() > 1 {
+            errors.push(InvalidField::new(
+                &field,
+                format!(
+                    "{} values; certweave writes one value per subject attribute",
+                    values.len()
+                ),
+                "keep one value",
+            ));
+            continue;
+        }
+        let Some(value) = values.first() else {
+            continue;
+        };
+        if value.is_empty() || value.chars().count() > MAX_SUBJECT_VALUE {
+            errors.push(InvalidField::new(
+                &field,
+                format!(
+                    "{:?} is empty or longer than {MAX_SUBJECT_VALUE} characters",
+                    truncate(value)
+                ),
+                "give a value of 1 to 128 characters",
+            ));
+            continue;
+        }
+        if attribute == SubjectAttribute::Country
+            && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            errors.push(InvalidField::new(
+                &field,
+                format!("{:?} is not a two-letter country code", truncate(value)),
+                "use an ISO 3166 code such as \"DE\" or \"US\"",
+            ));
+            continue;
+        }
+        out.set(attribute, value.clone());
+    }
+    out
+}
+
+/// A value quoted in a message, cut so a hostile manifest cannot make the
+/// message large.
+fn truncate(value: &str) -> String {
+    const MAX: usize = 64;
+    match value.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: serde_json::Value) -> CertificateSpec {
+        let mut value = serde_json::json!({
+            "secretName": "web-tls",
+            "dnsNames": ["web.example.com"],
+            "issuerRef": {"name": "ca"},
+        });
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn subject_and_output_formats_are_translated() {
+        let spec = spec(serde_json::json!({
+            "subject": {"organizations": ["Example Corp"], "countries": ["DE"], "serialNumber": "42"},
+            "additionalOutputFormats": [{"type": "DER"}, {"type": "CombinedPEM"}],
+            "revisionHistoryLimit": 3,
+        }));
+        let mut errors = Vec::new();
+        let (subject, formats) = check(&spec, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(subject.to_string(), "C=DE, O=Example Corp, serialNumber=42");
+        assert_eq!(
+            formats,
+            OutputFormats {
+                der: true,
+                combined_pem: true
+            }
+        );
+    }
+
+    #[test]
+    fn every_unimplemented_field_is_refused_by_name() {
+        let spec = spec(serde_json::json!({
+            "literalSubject": "CN=web,O=Example",
+            "otherNames": [{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "web@example.com"}],
+            "nameConstraints": {"permitted": {"dnsDomains": ["example.com"]}},
+            "keystores": {"pkcs12": {"create": true, "password": "x"}},
+            "signatureAlgorithm": "SHA384WithRSA",
+            "encodeUsagesInRequest": false,
+            "revisionHistoryLimit": 0,
+        }));
+        let mut errors = Vec::new();
+        check(&spec, &mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.literalSubject",
+                "spec.otherNames",
+                "spec.nameConstraints",
+                "spec.keystores",
+                "spec.signatureAlgorithm",
+                "spec.encodeUsagesInRequest",
+                "spec.revisionHistoryLimit",
+            ]
+        );
+        // A keystore that is not created asks for nothing.
+        let spec = super::tests::spec(serde_json::json!({"keystores": {"jks": {"create": false}}}));
+        let mut errors = Vec::new();
+        check(&spec, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn bad_subject_values_name_the_field_and_stay_short() {
+        let long = "x".repeat(100_000);
+        let spec = spec(serde_json::json!({
+            "subject": {"organizations": ["a", "b"], "countries": ["Germany"], "localities": [long]},
+        }));
+        let mut errors = Vec::new();
+        let (subject, _) = check(&spec, &mut errors);
+        assert!(subject.is_empty());
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.subject.countries",
+                "spec.subject.organizations",
+                "spec.subject.localities"
+            ]
+        );
+        assert!(errors.iter().all(|e| e.problem.len() < 200), "{errors:?}");
+    }
+}
