@@ -69,6 +69,7 @@ pub struct IssueFlags {
     pub eab_kid: Option<String>,
     pub eab_hmac_key: Option<String>,
     pub preferred_chain: Option<String>,
+    pub acme_profile: Option<String>,
     pub http01_addr: Option<SocketAddr>,
     pub dns01_rfc2136: Option<String>,
     pub tsig_key_name: Option<String>,
@@ -277,6 +278,11 @@ impl IssueFlags {
                 args.preferred_chain.is_some(),
                 IssueWith::Acme,
             ),
+            (
+                "--acme-profile",
+                args.acme_profile.is_some(),
+                IssueWith::Acme,
+            ),
             ("--http01-addr", args.http01_addr.is_some(), IssueWith::Acme),
             (
                 "--dns01-rfc2136",
@@ -317,6 +323,7 @@ impl IssueFlags {
                 let mut config = AcmeConfig::new(directory);
                 config.email = args.email;
                 config.preferred_chain = args.preferred_chain;
+                config.profile = args.acme_profile;
                 // clap refuses --acme-ca-bundle with --acme-skip-tls-verify.
                 config.trust = match (args.acme_ca_bundle, args.acme_skip_tls_verify) {
                     (Some(path), _) => {

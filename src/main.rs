@@ -367,6 +367,10 @@ struct IssueArgs {
     /// Prefer the chain whose root (top issuer) has this common name.
     #[arg(long, value_name = "CN")]
     preferred_chain: Option<String>,
+    /// Ask for this certificate profile (ACME profiles extension, e.g.
+    /// `shortlived` at Let's Encrypt); the server's default otherwise.
+    #[arg(long, value_name = "NAME")]
+    acme_profile: Option<String>,
     /// Address for the built-in HTTP-01 listener; the CA must reach it on
     /// port 80 of every name.
     #[arg(long, value_name = "ADDR")]
@@ -422,6 +426,7 @@ impl IssueArgs {
             eab_kid: self.eab_kid,
             eab_hmac_key: self.eab_hmac_key,
             preferred_chain: self.preferred_chain,
+            acme_profile: self.acme_profile,
             http01_addr: self.http01_addr,
             dns01_rfc2136: self.dns01_rfc2136,
             tsig_key_name: self.tsig_key_name,

@@ -640,11 +640,18 @@ async fn the_profile_is_asked_for_and_an_unknown_one_fails_with_the_servers_prob
 
     let mut unknown = config(&pebble);
     unknown.profile = Some("no-such-profile".into());
-    let err = issuer(unknown, Arc::new(MemoryKeyStore::default()), http01(&solver))
-        .issue(&request, &key(), &RequestOrigin::default())
-        .await
-        .unwrap_err();
+    let err = issuer(
+        unknown,
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    )
+    .issue(&request, &key(), &RequestOrigin::default())
+    .await
+    .unwrap_err();
     let message = err.to_string();
     assert!(message.contains("no-such-profile"), "{message}");
-    assert!(!err.is_transient(), "retrying an unknown profile cannot help: {message}");
+    assert!(
+        !err.is_transient(),
+        "retrying an unknown profile cannot help: {message}"
+    );
 }

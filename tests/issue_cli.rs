@@ -73,7 +73,7 @@ async fn acme_issuance_end_to_end_writes_a_checked_bundle_and_keeps_the_account_
     let account_key = dir.path().join("account.key");
     let http01 = format!("127.0.0.1:{port}");
     let ca_bundle = pebble.tls_ca_file.to_str().unwrap().to_owned();
-    let run = |out: &Path, names: &[&str]| {
+    let run = |out: &Path, names: &[&str], extra: &[&str]| {
         let mut args = vec![
             "issue",
             "--acme-directory",
@@ -94,10 +94,11 @@ async fn acme_issuance_end_to_end_writes_a_checked_bundle_and_keeps_the_account_
         for name in names {
             args.extend(["--dns-name", name]);
         }
+        args.extend(extra);
         certweave(&args)
     };
 
-    let first = run(&out, &["cli.example.test", "www.cli.example.test"]);
+    let first = run(&out, &["cli.example.test", "www.cli.example.test"], &[]);
     assert!(first.status.success(), "{}", stderr(&first));
     let root = pebble.root(0).await;
     assert_bundle(&out, &["cli.example.test", "www.cli.example.test"], &root);
@@ -112,8 +113,13 @@ async fn acme_issuance_end_to_end_writes_a_checked_bundle_and_keeps_the_account_
     #[cfg(unix)]
     assert_eq!(mode(&account_key), 0o600);
 
-    // Again, into the same directory: replaced in place, same account.
-    let second = run(&out, &["cli.example.test"]);
+    // Again, into the same directory, with Pebble's six-day profile:
+    // replaced in place, same account.
+    let second = run(
+        &out,
+        &["cli.example.test"],
+        &["--acme-profile", "shortlived"],
+    );
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("using the existing ACME account"),
@@ -122,6 +128,18 @@ async fn acme_issuance_end_to_end_writes_a_checked_bundle_and_keeps_the_account_
     );
     assert_bundle(&out, &["cli.example.test"], &root);
     assert_eq!(std::fs::read_to_string(&account_key).unwrap(), stored_key);
+    let chain = certweave::pki::parse_pem_chain(&read(&out, "tls.crt")).unwrap();
+    let leaf = certweave::pki::CertInfo::parse(&chain[0], 0).unwrap();
+    let days = leaf
+        .not_after
+        .duration_since(leaf.not_before)
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    assert!(
+        (5..=6).contains(&days),
+        "the shortlived profile is six days, got {days}"
+    );
 }
 
 #[tokio::test]

@@ -276,5 +276,6 @@ pub fn accepted_cluster_issuers() -> Vec<Value> {
             ])
         }),
         cluster_issuer_with(|s| s["acme"]["server"] = json!("http://127.0.0.1:14000/dir")),
+        cluster_issuer_with(|s| s["acme"]["profile"] = json!("shortlived")),
     ]
 }
