@@ -115,6 +115,32 @@ fn subject_dn_type(attribute: SubjectAttribute) -> DnType {
     }
 }
 
+/// The ACME renewal information identifier of the certificate at the head
+/// of `chain_pem` (RFC 9773 §4.1): the base64url of its authority key
+/// identifier and of its DER serial number, joined by a dot. `None` when the
+/// certificate does not parse or has no authority key identifier.
+pub fn ari_certificate_id(chain_pem: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use x509_parser::extensions::ParsedExtension;
+    let der = pem_block_der(chain_pem)?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0)
+            }
+            _ => None,
+        })?;
+    Some(format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(aki),
+        URL_SAFE_NO_PAD.encode(cert.raw_serial())
+    ))
+}
+
 /// The DER inside the first PEM block of `pem` (a key or a certificate),
 /// whatever its label; `None` when there is no block.
 pub fn pem_block_der(pem: &str) -> Option<Vec<u8>> {

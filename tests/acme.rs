@@ -655,3 +655,165 @@ async fn the_profile_is_asked_for_and_an_unknown_one_fails_with_the_servers_prob
         "retrying an unknown profile cannot help: {message}"
     );
 }
+
+/// ACME renewal information (RFC 9773) from Pebble: a window inside the
+/// certificate's life, a renewal that names the certificate it replaces
+/// (accepted once), and a second claim on the same certificate refused by
+/// the server and ordered without it.
+#[tokio::test]
+async fn renewal_information_and_replacement_orders() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let issuer = issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    );
+    let request = CertificateRequest::for_dns_names(["ari.example.test"]);
+    let first = issuer
+        .issue(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
+    let info = leaf(&first);
+    let window = issuer
+        .renewal_window(&first.chain_pem)
+        .await
+        .unwrap()
+        .expect("Pebble 2.10 serves renewal information");
+    assert!(
+        info.not_before <= window.start
+            && window.start < window.end
+            && window.end <= info.not_after,
+        "{window:?} inside {:?}..{:?}",
+        info.not_before,
+        info.not_after
+    );
+    assert!(window.check_again > SystemTime::now());
+
+    let replaced = pki::ari_certificate_id(&first.chain_pem).expect("Pebble's leaves have an AKI");
+    let origin = RequestOrigin {
+        replaces: Some(replaced.clone()),
+        ..Default::default()
+    };
+    let record = issuer.open_order(&request, &key(), &origin).await.unwrap();
+    assert_eq!(
+        record.replaces.as_deref(),
+        Some(replaced.as_str()),
+        "accepted as the replacement"
+    );
+    // Once the replacement is issued, the old certificate counts as
+    // replaced (Pebble records it right after finalization).
+    issuer.resume(&record, &request, &origin).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = issuer.open_order(&request, &key(), &origin).await.unwrap();
+    assert_eq!(
+        again.replaces, None,
+        "already replaced: ordered without the claim"
+    );
+
+    // A window moved into the past (a CA about to revoke) is what the
+    // server answers next.
+    pebble
+        .set_renewal_window(
+            &first.chain_pem,
+            "2020-01-01T00:00:00Z",
+            "2020-01-02T00:00:00Z",
+        )
+        .await;
+    let moved = issuer
+        .renewal_window(&first.chain_pem)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(moved.end < SystemTime::now());
+}
+
+/// The engine with a real ACME server: after issuance it asks for renewal
+/// information, sets the renewal time inside the suggested window and keeps
+/// it while the answer holds; when the server moves the window into the
+/// past, the next check renews at once, as a replacement of the old
+/// certificate.
+#[tokio::test]
+async fn the_engine_renews_inside_the_servers_window_and_when_it_moves() {
+    use certweave::engine::reconcile::{reconcile, Managed};
+    use certweave::model::{KeyRotation, RenewBefore};
+    use certweave::store::fs::FsStore;
+    use certweave::store::{ObjectKey, Store};
+
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let issuer = issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::new(dir.path());
+    let mut request = CertificateRequest::for_dns_names(["engine.example.test"]);
+    request.key_algorithm = KeyAlgorithm::EcdsaP256;
+    let managed = Managed {
+        certificate: ObjectKey::new("default", "web"),
+        secret: ObjectKey::new("default", "web-tls"),
+        request,
+        renew_before: RenewBefore::Default,
+        rotation: KeyRotation::Always,
+        issuer_kind: "ClusterIssuer".into(),
+        issuer_name: "acme".into(),
+        issuer_group: "cert-manager.io".into(),
+        origin: RequestOrigin::default(),
+        secret_labels: Default::default(),
+        secret_annotations: Default::default(),
+        output_formats: Default::default(),
+    };
+    let step = || reconcile(&store, &managed, Ok(&issuer), SystemTime::now());
+
+    assert!(step().await.unwrap().issued);
+    let checked = step().await.unwrap();
+    assert!(!checked.issued);
+    let ari = checked
+        .state
+        .ari
+        .clone()
+        .expect("renewal information recorded");
+    let renewal = checked.state.renewal_time.unwrap();
+    assert!(
+        ari.window_start.unwrap() <= renewal && renewal <= ari.window_end.unwrap(),
+        "{ari:?}"
+    );
+    assert_eq!(ari.renewal_time, Some(renewal));
+    assert!(checked.next <= ari.check_again.unwrap());
+    assert_eq!(
+        step().await.unwrap().state.ari,
+        Some(ari),
+        "kept while the answer holds"
+    );
+
+    let chain =
+        std::fs::read_to_string(dir.path().join("secrets/default/web-tls/tls.crt")).unwrap();
+    pebble
+        .set_renewal_window(&chain, "2020-01-01T00:00:00Z", "2020-01-01T01:00:00Z")
+        .await;
+    // Time passes until the recorded answer says to ask again.
+    let mut state = store
+        .read_state(&managed.certificate)
+        .await
+        .unwrap()
+        .unwrap();
+    state.ari.as_mut().unwrap().check_again = Some(SystemTime::now() - Duration::from_secs(1));
+    store
+        .write_state(&managed.certificate, &state)
+        .await
+        .unwrap();
+    let renewed = step().await.unwrap();
+    assert!(renewed.issued, "{:?}", renewed.error);
+    assert!(
+        renewed
+            .issuing_because
+            .as_deref()
+            .unwrap()
+            .contains("renewal window"),
+        "{:?}",
+        renewed.issuing_because
+    );
+    let new_chain =
+        std::fs::read_to_string(dir.path().join("secrets/default/web-tls/tls.crt")).unwrap();
+    assert_ne!(new_chain, chain);
+}

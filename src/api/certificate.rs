@@ -265,6 +265,43 @@ pub struct CertificateStatus {
     /// schedule, kept here so a restarted controller keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_time: Option<Time>,
+    /// ACME details of the current certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<CertificateAcmeStatus>,
+}
+
+/// `status.acme`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+pub struct CertificateAcmeStatus {
+    /// The ACME server's renewal information (RFC 9773) about the current
+    /// certificate, and the renewal time picked in its window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari: Option<AriStatus>,
+}
+
+/// `status.acme.ari`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AriStatus {
+    /// Serial number (hex) of the certificate the window is for.
+    pub serial_number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_window_start: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_window_end: Option<Time>,
+    /// The random point in the window the renewal is set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_renewal_time: Option<Time>,
+    /// When the server is asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check_time: Option<Time>,
+    /// The server's explanation of the window, when it gives one.
+    #[serde(
+        default,
+        rename = "explanationURL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub explanation_url: Option<String>,
 }
 
 /// A status condition (`Ready`, `Issuing`).

@@ -161,6 +161,8 @@ impl CertificateController {
                     .annotations()
                     .get(HTTP01_OVERRIDE_INGRESS_NAME)
                     .cloned(),
+                // Set by the engine from the stored certificate.
+                replaces: None,
             },
             secret_labels: plan.secret_template.labels.clone(),
             secret_annotations: plan.secret_template.annotations.clone(),

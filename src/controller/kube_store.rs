@@ -18,9 +18,11 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::api::certificate::{Certificate, CertificateCondition, CertificateStatus};
+use crate::api::certificate::{
+    AriStatus, Certificate, CertificateAcmeStatus, CertificateCondition, CertificateStatus,
+};
 use crate::store::{
-    data_keys, CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret,
+    data_keys, AriState, CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret,
 };
 
 /// The field manager certweave applies as.
@@ -159,6 +161,18 @@ pub fn state_from_status(status: &CertificateStatus) -> CertificateState {
             .and_then(|c| c.message.clone())
             .or(ready.and_then(|(_, m)| m)),
         order: None,
+        ari: status
+            .acme
+            .as_ref()
+            .and_then(|a| a.ari.as_ref())
+            .map(|ari| AriState {
+                serial: ari.serial_number.clone(),
+                window_start: ari.suggested_window_start.as_ref().map(system_time),
+                window_end: ari.suggested_window_end.as_ref().map(system_time),
+                renewal_time: ari.selected_renewal_time.as_ref().map(system_time),
+                check_again: ari.next_check_time.as_ref().map(system_time),
+                explanation_url: ari.explanation_url.clone(),
+            }),
     }
 }
 
@@ -217,6 +231,16 @@ pub fn status_from_state(
         last_failure_time: state.last_failure_time.and_then(timestamp),
         next_private_key_secret_name: order_secret,
         next_attempt_time: state.next_attempt.and_then(timestamp),
+        acme: state.ari.as_ref().map(|ari| CertificateAcmeStatus {
+            ari: Some(AriStatus {
+                serial_number: ari.serial.clone(),
+                suggested_window_start: ari.window_start.and_then(timestamp),
+                suggested_window_end: ari.window_end.and_then(timestamp),
+                selected_renewal_time: ari.renewal_time.and_then(timestamp),
+                next_check_time: ari.check_again.and_then(timestamp),
+                explanation_url: ari.explanation_url.clone(),
+            }),
+        }),
     }
 }
 

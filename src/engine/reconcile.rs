@@ -12,7 +12,7 @@
 //!   the spec.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::engine::timing::{backoff, FailureClass, RenewBefore};
 use crate::model::{
@@ -20,7 +20,8 @@ use crate::model::{
 };
 use crate::pki::{self, CertInfo};
 use crate::store::{
-    CertificateState, ObjectKey, OutputFormats, SecretWrite, Store, StoreError, StoredSecret,
+    AriState, CertificateState, ObjectKey, OutputFormats, SecretWrite, Store, StoreError,
+    StoredSecret,
 };
 
 /// Secret annotations cert-manager writes, which certweave writes too.
@@ -220,28 +221,61 @@ pub async fn reconcile<S: Store, I: Issuer>(
             {
                 rewrite_outputs(store, managed, stored).await?;
             }
-            let fresh = CertificateState {
-                not_before: Some(leaf.not_before),
-                not_after: Some(leaf.not_after),
-                renewal_time: Some(renewal_time),
-                ready: true,
-                message: Some("Certificate is up to date and has not expired".into()),
-                failed_issuance_attempts: 0,
-                last_failure_time: None,
-                next_attempt: None,
-                order: None,
-                ..state.clone()
+            let chain = secret.as_ref().and_then(|s| s.tls_crt.as_deref());
+            let ari = match (issuer.as_ref(), chain) {
+                (Ok(issuer), Some(chain)) => {
+                    renewal_information(
+                        *issuer,
+                        managed,
+                        chain,
+                        &leaf.serial_hex,
+                        state.ari.as_ref(),
+                        now,
+                    )
+                    .await
+                }
+                _ => None,
             };
-            if fresh != state {
-                store.write_state(&managed.certificate, &fresh).await?;
+            let suggested = ari.as_ref().and_then(|a| a.renewal_time);
+            let renewal_time = match (suggested, managed.renew_before) {
+                // The server's window replaces the default rule; a
+                // renewBefore the user chose still holds if it comes first.
+                (Some(suggested), RenewBefore::Default) => suggested,
+                (Some(suggested), _) => suggested.min(renewal_time),
+                (None, _) => renewal_time,
+            };
+            if now < renewal_time {
+                let next = ari
+                    .as_ref()
+                    .and_then(|a| a.check_again)
+                    .map_or(renewal_time, |check| check.min(renewal_time));
+                let fresh = CertificateState {
+                    not_before: Some(leaf.not_before),
+                    not_after: Some(leaf.not_after),
+                    renewal_time: Some(renewal_time),
+                    ready: true,
+                    message: Some("Certificate is up to date and has not expired".into()),
+                    failed_issuance_attempts: 0,
+                    last_failure_time: None,
+                    next_attempt: None,
+                    order: None,
+                    ari,
+                    ..state.clone()
+                };
+                if fresh != state {
+                    store.write_state(&managed.certificate, &fresh).await?;
+                }
+                return Ok(Step {
+                    next,
+                    issued: false,
+                    state: fresh,
+                    error: None,
+                    issuing_because: None,
+                });
             }
-            return Ok(Step {
-                next: renewal_time,
-                issued: false,
-                state: fresh,
-                error: None,
-                issuing_because: None,
-            });
+            state.ari = ari;
+            "the issuer's suggested renewal window (ACME renewal information) has been reached"
+                .to_owned()
         }
         Evaluation::Issue { reason } => reason,
     };
@@ -291,6 +325,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                 ready: true,
                 message: Some(format!("Certificate issued ({reason})")),
                 order: None,
+                ari: None,
             };
             store.write_state(&managed.certificate, &new_state).await?;
             tracing::info!(certificate = %managed.certificate, serial = %leaf.serial_hex, revision = new_state.revision, "issued");
@@ -346,6 +381,83 @@ pub async fn reconcile<S: Store, I: Issuer>(
     }
 }
 
+/// The issuer's renewal information about the stored certificate: the
+/// recorded answer while it holds (same certificate, before its
+/// `check_again`), else asked anew. A renewal time is picked uniformly at
+/// random in the window, as RFC 9773 §4.2 asks, and kept while the window
+/// stays the same, so restarts and re-checks do not move it. A failed
+/// question keeps what was known and asks again in an hour.
+async fn renewal_information<I: Issuer>(
+    issuer: &I,
+    managed: &Managed,
+    chain_pem: &str,
+    serial: &str,
+    recorded: Option<&AriState>,
+    now: SystemTime,
+) -> Option<AriState> {
+    let recorded = recorded.filter(|a| a.serial == serial);
+    if let Some(known) = recorded.filter(|a| a.check_again.is_some_and(|t| now < t)) {
+        return Some(known.clone());
+    }
+    match issuer.renewal_window(chain_pem).await {
+        Ok(Some(window)) => {
+            let same_window = recorded.filter(|a| {
+                a.window_start == Some(window.start) && a.window_end == Some(window.end)
+            });
+            let renewal_time = same_window
+                .and_then(|a| a.renewal_time)
+                .unwrap_or_else(|| random_point(window.start, window.end));
+            if same_window.is_none() {
+                tracing::info!(certificate = %managed.certificate, renewal_time = %humantime_rfc3339(renewal_time), "renewal scheduled inside the ACME server's suggested window");
+            }
+            Some(AriState {
+                serial: serial.to_owned(),
+                window_start: Some(window.start),
+                window_end: Some(window.end),
+                renewal_time: Some(renewal_time),
+                check_again: Some(window.check_again),
+                explanation_url: window.explanation_url,
+            })
+        }
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(certificate = %managed.certificate, %error, "cannot read the ACME server's renewal information; asking again in an hour");
+            recorded.map(|known| AriState {
+                check_again: Some(now + Duration::from_secs(3600)),
+                ..known.clone()
+            })
+        }
+    }
+}
+
+/// A uniformly random time in `[start, end]` (`start` when the window is
+/// empty or reversed).
+fn random_point(start: SystemTime, end: SystemTime) -> SystemTime {
+    let Ok(width) = end.duration_since(start) else {
+        return start;
+    };
+    let millis = u64::try_from(width.as_millis()).unwrap_or(u64::MAX);
+    if millis == 0 {
+        return start;
+    }
+    let offset = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (millis + 1);
+    start + Duration::from_millis(offset)
+}
+
+fn humantime_rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Picks the key (reuse under `rotationPolicy: Never` when it still fits)
 /// and asks the issuer.
 async fn issue_with<S: Store, I: Issuer>(
@@ -382,14 +494,16 @@ async fn issue_with<S: Store, I: Issuer>(
             }
         })
     };
+    // A renewal names the certificate it replaces (ACME renewal
+    // information); other issuers ignore it.
+    let origin = RequestOrigin {
+        replaces: secret
+            .and_then(|s| s.tls_crt.as_deref())
+            .and_then(pki::ari_certificate_id),
+        ..managed.origin.clone()
+    };
     issuer
-        .issue_resumable(
-            &managed.request,
-            &key,
-            &managed.origin,
-            state.order.clone(),
-            &save,
-        )
+        .issue_resumable(&managed.request, &key, &origin, state.order.clone(), &save)
         .await
 }
 
@@ -446,4 +560,24 @@ fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
         out.insert(a::REQUESTED_SUBJECT.into(), request.subject.to_string());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_random_point_stays_inside_its_window() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let end = start + Duration::from_secs(2 * 86_400);
+        let points: Vec<SystemTime> = (0..1000).map(|_| random_point(start, end)).collect();
+        assert!(points.iter().all(|p| start <= *p && *p <= end));
+        // Spread over the window, not stuck at one end.
+        let middle = start + Duration::from_secs(86_400);
+        let early = points.iter().filter(|p| **p < middle).count();
+        assert!((300..700).contains(&early), "{early} of 1000 in the first half");
+        // An empty or reversed window is its start.
+        assert_eq!(random_point(start, start), start);
+        assert_eq!(random_point(end, start), end);
+    }
 }

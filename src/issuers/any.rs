@@ -6,7 +6,8 @@ use super::acme::AcmeIssuer;
 use super::ca::CaIssuer;
 use super::selfsigned::SelfSignedIssuer;
 use crate::model::{
-    Bundle, CertificateRequest, IssueError, Issuer, PrivateKey, RequestOrigin, SaveCheckpoint,
+    Bundle, CertificateRequest, IssueError, Issuer, PrivateKey, RenewalWindow, RequestOrigin,
+    SaveCheckpoint,
 };
 
 /// Any issuer certweave runs.
@@ -55,6 +56,16 @@ impl Issuer for AnyIssuer {
                     .await
             }
             other => other.issue(request, key, origin).await,
+        }
+    }
+
+    async fn renewal_window<'a>(
+        &'a self,
+        chain_pem: &'a str,
+    ) -> Result<Option<RenewalWindow>, IssueError> {
+        match self {
+            AnyIssuer::Acme(i) => i.renewal_window(chain_pem).await,
+            _ => Ok(None),
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::bundle::Bundle;
 use super::key::{KeyError, PrivateKey};
@@ -25,6 +25,23 @@ pub struct RequestOrigin {
     /// Route challenges through this existing Ingress-like object instead
     /// of a temporary one (cert-manager's edit-in-place).
     pub edit_in_place: Option<String>,
+    /// The certificate this issuance replaces, as its ACME renewal
+    /// information identifier (RFC 9773 §4.1, `base64url(AKI).base64url(serial)`):
+    /// an ACME server that knows it exempts the replacement from rate limits.
+    pub replaces: Option<String>,
+}
+
+/// When an issuer suggests renewing a certificate it issued: ACME renewal
+/// information (RFC 9773). The window moves (a CA about to revoke moves it
+/// into the past), so it is asked again at `check_again`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalWindow {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// The server's `Retry-After`: when to ask again.
+    pub check_again: SystemTime,
+    /// The server's page explaining the window, when it has one.
+    pub explanation_url: Option<String>,
 }
 
 /// One ACME problem document (RFC 8555 §6.7), kept whole so users see the
@@ -198,6 +215,17 @@ pub trait Issuer: Send + Sync {
     ) -> impl Future<Output = Result<Bundle, IssueError>> + Send + 'a {
         let _ = (checkpoint, save);
         self.issue(request, key, origin)
+    }
+
+    /// When the issuer suggests renewing the certificate at the head of
+    /// `chain_pem`, if it says (ACME servers with renewal information do;
+    /// `None` means: use the certificate's own renewal rule).
+    fn renewal_window<'a>(
+        &'a self,
+        chain_pem: &'a str,
+    ) -> impl Future<Output = Result<Option<RenewalWindow>, IssueError>> + Send + 'a {
+        let _ = chain_pem;
+        std::future::ready(Ok(None))
     }
 }
 

@@ -13,7 +13,9 @@ pub mod request;
 pub mod subject;
 
 pub use bundle::Bundle;
-pub use issuer::{chain, BoxError, IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoint};
+pub use issuer::{
+    chain, BoxError, IssueError, Issuer, Problem, RenewalWindow, RequestOrigin, SaveCheckpoint,
+};
 pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 pub use renew_before::RenewBefore;
 pub use request::{CertificateRequest, KeyRotation, KeyUsage, DEFAULT_DURATION};

@@ -239,6 +239,31 @@ pub struct CertificateState {
     /// restart resumes it instead of opening a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<serde_json::Value>,
+    /// The issuer's renewal information about the stored certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ari: Option<AriState>,
+}
+
+/// What the issuer's renewal information (ACME ARI, RFC 9773) said about the
+/// stored certificate, and the renewal time picked in its window: kept so a
+/// restart neither asks again early nor picks another time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AriState {
+    /// Serial (hex) of the certificate the window is for.
+    pub serial: String,
+    #[serde(default, with = "rfc3339")]
+    pub window_start: Option<SystemTime>,
+    #[serde(default, with = "rfc3339")]
+    pub window_end: Option<SystemTime>,
+    /// The uniformly random point in the window the renewal is set for.
+    #[serde(default, with = "rfc3339")]
+    pub renewal_time: Option<SystemTime>,
+    /// When to ask the issuer again (its `Retry-After`).
+    #[serde(default, with = "rfc3339")]
+    pub check_again: Option<SystemTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation_url: Option<String>,
 }
 
 /// Store failures, with the path or object involved.

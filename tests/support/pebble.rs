@@ -277,6 +277,31 @@ impl Pebble {
         response.text().await.unwrap()
     }
 
+    /// Overrides the renewal information (ARI) Pebble answers for the
+    /// certificate at the head of `chain_pem` with a window from `start` to
+    /// `end` (RFC 3339), as a CA about to revoke would (management
+    /// `/set-renewal-info/`).
+    pub async fn set_renewal_window(&self, chain_pem: &str, start: &str, end: &str) {
+        let leaf_end = chain_pem.find("-----END CERTIFICATE-----").unwrap() + 25;
+        let response = self
+            .https()
+            .post(format!("{}/set-renewal-info/", self.management_url))
+            .header("user-agent", "certweave-tests")
+            .json(&serde_json::json!({
+                "Certificate": &chain_pem[..leaf_end],
+                "ARIResponse": serde_json::json!({"suggestedWindow": {"start": start, "end": end}}).to_string(),
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status.is_success(),
+            "{status}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
     /// Points `host`'s A record at `address` (challtestsrv only).
     pub async fn add_a(&self, host: &str, address: &str) {
         let management = self

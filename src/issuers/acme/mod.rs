@@ -27,7 +27,7 @@ pub mod solvers;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::OnceCell;
 
@@ -37,7 +37,7 @@ pub use http01::{Http01Server, Http01Solver};
 pub use order::{OrderRecord, Polling};
 pub use solvers::{Http01Route, Http01Routes, RuleMethod, SolverRule, SolverSelector, Solvers};
 
-use crate::model::{Bundle, CertificateRequest, IssueError, Issuer, RequestOrigin};
+use crate::model::{Bundle, CertificateRequest, IssueError, Issuer, RenewalWindow, RequestOrigin};
 use crate::pki::{self, KeyEncoding, PrivateKey};
 use client::{AcmeHttp, TlsSettings};
 use order::Driver;
@@ -401,6 +401,48 @@ impl Issuer for AcmeIssuer {
         let record = self.open_order(request, key, origin).await?;
         save(serde_json::to_value(&record).expect("an order record serialises")).await;
         self.resume(&record, request, origin).await
+    }
+
+    /// Asks the server's renewal information (RFC 9773) about the
+    /// certificate; `None` when the server offers none or the certificate
+    /// has no identifier (no authority key identifier).
+    async fn renewal_window<'a>(
+        &'a self,
+        chain_pem: &'a str,
+    ) -> Result<Option<RenewalWindow>, IssueError> {
+        let Some(id) = pki::ari_certificate_id(chain_pem) else {
+            return Ok(None);
+        };
+        let (aki, serial) = id
+            .split_once('.')
+            .expect("ari_certificate_id joins two parts");
+        let id = instant_acme::CertificateIdentifier {
+            authority_key_identifier: aki.into(),
+            serial: serial.into(),
+        };
+        let session = self.session().await?;
+        match session.account.renewal_info(&id).await {
+            Ok((info, retry_after)) => {
+                let time = |t: time::OffsetDateTime| {
+                    SystemTime::UNIX_EPOCH + Duration::from_secs(t.unix_timestamp().max(0) as u64)
+                };
+                Ok(Some(RenewalWindow {
+                    start: time(info.suggested_window.start),
+                    end: time(info.suggested_window.end),
+                    // RFC 9773 §4.3.2: at least every six hours is enough;
+                    // a server asking for less than a minute is clamped.
+                    check_again: SystemTime::now()
+                        + retry_after.clamp(Duration::from_secs(60), Duration::from_secs(6 * 3600)),
+                    explanation_url: info.explanation_url,
+                }))
+            }
+            Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(error::classify(
+                e,
+                "asking the ACME server for renewal information",
+                None,
+            )),
+        }
     }
 }
 

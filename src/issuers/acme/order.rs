@@ -86,6 +86,10 @@ pub struct OrderRecord {
     pub private_key: String,
     /// Seconds since the Unix epoch when the order was opened.
     pub opened_at: u64,
+    /// The certificate the server accepted this order as the replacement
+    /// of (its renewal information identifier), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// Never print the private key.
@@ -98,6 +102,7 @@ impl std::fmt::Debug for OrderRecord {
             .field("dns_names", &self.dns_names)
             .field("ip_addresses", &self.ip_addresses)
             .field("private_key", &"<redacted>")
+            .field("replaces", &self.replaces)
             .field("opened_at", &self.opened_at)
             .finish()
     }
@@ -267,15 +272,38 @@ impl Driver<'_> {
         ids: &[Identifier],
         private_key_pem: String,
     ) -> Result<OrderRecord, IssueError> {
-        let mut new_order = NewOrder::new(ids);
-        if let Some(profile) = self.profile {
-            new_order = new_order.profile(profile);
-        }
-        let order = self
-            .account
-            .new_order(&new_order)
-            .await
-            .map_err(|e| self.fail(e, "opening the order", None))?;
+        let new_order = || match self.profile {
+            Some(profile) => NewOrder::new(ids).profile(profile),
+            None => NewOrder::new(ids),
+        };
+        let replaced = self.origin.replaces.as_deref().and_then(|id| {
+            let (aki, serial) = id.split_once('.')?;
+            Some(instant_acme::CertificateIdentifier {
+                authority_key_identifier: aki.into(),
+                serial: serial.into(),
+            })
+        });
+        let opened = match replaced {
+            // A replacement order names the certificate it replaces (RFC
+            // 9773 §5), so the CA can exempt it from rate limits. A server
+            // without renewal information, or one that refuses the claim
+            // (the certificate was replaced already, or is another
+            // account's), still gets the order, without the claim.
+            Some(replaced) => match self
+                .account
+                .new_order(&new_order().replaces(replaced))
+                .await
+            {
+                Ok(order) => Ok(order),
+                Err(e @ (instant_acme::Error::Api(_) | instant_acme::Error::Unsupported(_))) => {
+                    tracing::info!(error = %e, "ordering without naming the replaced certificate");
+                    self.account.new_order(&new_order()).await
+                }
+                Err(e) => Err(e),
+            },
+            None => self.account.new_order(&new_order()).await,
+        };
+        let mut order = opened.map_err(|e| self.fail(e, "opening the order", None))?;
         let mut dns_names = Vec::new();
         let mut ip_addresses = Vec::new();
         for id in ids {
@@ -296,6 +324,11 @@ impl Driver<'_> {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs(),
+            replaces: order
+                .state()
+                .replaces
+                .as_ref()
+                .map(|id| format!("{}.{}", id.authority_key_identifier, id.serial)),
         })
     }
 
@@ -734,6 +767,7 @@ mod tests {
             ip_addresses: vec![],
             private_key: "-----BEGIN PRIVATE KEY-----".into(),
             opened_at: 1,
+            replaces: None,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(
