@@ -575,7 +575,10 @@ mod tests {
         // Spread over the window, not stuck at one end.
         let middle = start + Duration::from_secs(86_400);
         let early = points.iter().filter(|p| **p < middle).count();
-        assert!((300..700).contains(&early), "{early} of 1000 in the first half");
+        assert!(
+            (300..700).contains(&early),
+            "{early} of 1000 in the first half"
+        );
         // An empty or reversed window is its start.
         assert_eq!(random_point(start, start), start);
         assert_eq!(random_point(end, start), end);
