@@ -16,7 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::certificate_fields::{
-    self, AdditionalOutputFormat, CertificateKeystores, NameConstraints, OtherName, X509Subject,
+    self, AdditionalOutputFormat, CertificateKeystores, CertificateRenewal, NameConstraints,
+    OtherName, X509Subject,
 };
 use super::duration::parse_go_duration;
 use super::names;
@@ -152,6 +153,9 @@ pub struct CertificateSpec {
     /// Only `true` (the default) is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encode_usages_in_request: Option<bool>,
+    /// Only `policy: RenewBefore` (the default) is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<CertificateRenewal>,
 }
 
 /// Appends the rules refusing the cert-manager fields certweave does not

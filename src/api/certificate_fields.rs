@@ -93,6 +93,26 @@ pub struct NameConstraintItem {
     pub uri_domains: Vec<String>,
 }
 
+/// `spec.renewal` (cert-manager v1.21; only `policy: RenewBefore`, the
+/// default, is accepted: see [`check`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct CertificateRenewal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["RenewBefore", "Disabled"]))]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<CertificateRenewalWindow>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRenewalWindow {
+    pub cron: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    pub window_duration: String,
+}
+
 /// `spec.keystores` (refused when a keystore is to be created: see [`check`]).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub struct CertificateKeystores {
@@ -174,6 +194,16 @@ const REFUSED: &[Refused] = &[
             })
         },
         message: "JKS and PKCS#12 keystores are not written by certweave yet; read tls.crt and tls.key, or use additionalOutputFormats (DER, CombinedPEM)",
+    },
+    Refused {
+        field: "spec.renewal",
+        cel: "!has(self.renewal) || ((!has(self.renewal.policy) || self.renewal.policy == 'RenewBefore') && (!has(self.renewal.windows) || size(self.renewal.windows) == 0))",
+        set: |s| {
+            s.renewal.as_ref().is_some_and(|r| {
+                r.policy.as_deref().is_some_and(|p| p != "RenewBefore") || !r.windows.is_empty()
+            })
+        },
+        message: "renewal windows and policy Disabled are not supported by certweave; remove them (renewBefore and renewBeforePercentage decide when to renew)",
     },
     Refused {
         field: "spec.signatureAlgorithm",
@@ -344,6 +374,7 @@ mod tests {
             "keystores": {"pkcs12": {"create": true, "password": "x"}},
             "signatureAlgorithm": "SHA384WithRSA",
             "encodeUsagesInRequest": false,
+            "renewal": {"windows": [{"cron": "0 2 * * *", "windowDuration": "2h"}]},
             "revisionHistoryLimit": 0,
         }));
         let mut errors = Vec::new();
@@ -356,6 +387,7 @@ mod tests {
                 "spec.otherNames",
                 "spec.nameConstraints",
                 "spec.keystores",
+                "spec.renewal",
                 "spec.signatureAlgorithm",
                 "spec.encodeUsagesInRequest",
                 "spec.revisionHistoryLimit",

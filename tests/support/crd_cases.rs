@@ -161,6 +161,11 @@ pub fn refused_certificates() -> Vec<Refused> {
             "spec.encodeUsagesInRequest",
         ),
         (
+            certificate_with(|s| s["renewal"] = json!({"policy": "Disabled"})),
+            "spec.renewal",
+            "spec.renewal",
+        ),
+        (
             certificate_with(|s| s["subject"] = json!({"organizations": ["A", "B"]})),
             "spec.subject.organizations",
             "spec.subject.organizations",
@@ -196,6 +201,7 @@ pub fn accepted_certificates() -> Vec<Value> {
             s["revisionHistoryLimit"] = json!(2);
             s["encodeUsagesInRequest"] = json!(true);
             s["keystores"] = json!({"pkcs12": {"create": false}});
+            s["renewal"] = json!({"policy": "RenewBefore"});
         }),
     ]
 }
