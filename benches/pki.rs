@@ -103,7 +103,13 @@ fn selfsigned(c: &mut Criterion) {
         let key = PrivateKey::generate(alg).unwrap();
         let request = request(alg);
         group.bench_function(alg.to_string(), |b| {
-            b.iter(|| black_box(SelfSignedIssuer.sign(black_box(&request), &key).unwrap()))
+            b.iter(|| {
+                black_box(
+                    SelfSignedIssuer::default()
+                        .sign(black_box(&request), &key)
+                        .unwrap(),
+                )
+            })
         });
     }
     group.finish();
@@ -120,7 +126,9 @@ fn ca(c: &mut Criterion) {
         ca_request.common_name = Some(format!("bench {alg} CA"));
         ca_request.is_ca = true;
         ca_request.key_algorithm = alg;
-        let ca_bundle = SelfSignedIssuer.sign(&ca_request, &ca_key).unwrap();
+        let ca_bundle = SelfSignedIssuer::default()
+            .sign(&ca_request, &ca_key)
+            .unwrap();
         let issuer = CaIssuer::from_pem(
             &ca_bundle.chain_pem,
             &ca_key.to_pem(KeyEncoding::Pkcs8).unwrap(),

@@ -131,7 +131,7 @@ pub async fn run(options: IssueOptions) -> Result<Issued, IssueCommandError> {
     let key = PrivateKey::generate(request.key_algorithm)
         .map_err(|e| IssueCommandError::Runtime(e.to_string()))?;
     let bundle = match issuer {
-        IssuerChoice::SelfSigned => SelfSignedIssuer
+        IssuerChoice::SelfSigned => SelfSignedIssuer::default()
             .issue(&request, &key, &RequestOrigin::default())
             .await
             .map_err(|e| explain(e, None))?,

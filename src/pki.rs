@@ -15,7 +15,7 @@ use rcgen::{
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 pub use crate::model::key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
-use crate::model::{CertificateRequest, KeyUsage, SubjectAttribute};
+use crate::model::{CertificateRequest, IssuerUrls, KeyUsage, SubjectAttribute};
 
 /// Failures of certificate construction and parsing.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +113,83 @@ fn subject_dn_type(attribute: SubjectAttribute) -> DnType {
         SubjectAttribute::Province => DnType::StateOrProvinceName,
         other => DnType::CustomDnType(other.oid().to_vec()),
     }
+}
+
+/// Adds the issuer's revocation and CA-certificate URLs to `params`: the
+/// CRL distribution points extension, and an authority information access
+/// extension (RFC 5280 §4.2.2.1) for OCSP servers and CA issuers, which
+/// rcgen has no field for and is encoded here.
+pub fn add_issuer_urls(params: &mut CertificateParams, urls: &IssuerUrls) {
+    if !urls.crl_distribution_points.is_empty() {
+        params
+            .crl_distribution_points
+            .push(rcgen::CrlDistributionPoint {
+                uris: urls.crl_distribution_points.clone(),
+            });
+    }
+    if urls.ocsp_servers.is_empty() && urls.issuing_certificate_urls.is_empty() {
+        return;
+    }
+    const OCSP: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
+    const CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
+    const AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+    let mut descriptions = Vec::new();
+    let methods = urls.ocsp_servers.iter().map(|u| (OCSP, u)).chain(
+        urls.issuing_certificate_urls
+            .iter()
+            .map(|u| (CA_ISSUERS, u)),
+    );
+    for (method, url) in methods {
+        // AccessDescription ::= SEQUENCE { accessMethod OID,
+        //   accessLocation GeneralName (uniformResourceIdentifier [6] IA5String) }
+        let mut description = der_oid(method);
+        description.extend(der_tlv(0x86, url.as_bytes()));
+        descriptions.extend(der_tlv(0x30, &description));
+    }
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            AUTHORITY_INFO_ACCESS,
+            der_tlv(0x30, &descriptions),
+        ));
+}
+
+/// A DER tag-length-value.
+fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// A DER object identifier (at least two arcs, the first below 3).
+fn der_oid(arcs: &[u64]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut base128 = |mut n: u64| {
+        let mut digits = vec![(n & 0x7f) as u8];
+        n >>= 7;
+        while n > 0 {
+            digits.push(0x80 | (n & 0x7f) as u8);
+            n >>= 7;
+        }
+        body.extend(digits.into_iter().rev());
+    };
+    base128(arcs[0] * 40 + arcs[1]);
+    for arc in &arcs[2..] {
+        base128(*arc);
+    }
+    der_tlv(0x06, &body)
 }
 
 /// The ACME renewal information identifier of the certificate at the head

@@ -108,7 +108,7 @@ fn spawn_web_reconcile(
     spawn_reconcile(
         store,
         managed(&["web.example.com"]),
-        SelfSignedIssuer,
+        SelfSignedIssuer::default(),
         SystemTime::now(),
     )
 }
@@ -216,14 +216,24 @@ async fn a_valid_secret_is_left_alone_and_renewed_once_due() {
     let store = KubeStore::new(client);
     let wanted = managed(&["web.example.com"]);
     // Issue once to get a real Secret body.
-    let first = spawn_reconcile(&store, wanted.clone(), SelfSignedIssuer, SystemTime::now());
+    let first = spawn_reconcile(
+        &store,
+        wanted.clone(),
+        SelfSignedIssuer::default(),
+        SystemTime::now(),
+    );
     let (secret, status) = first_issuance(&mut server).await;
     first.await.unwrap().unwrap();
     let mut status = status["status"].clone();
     status["conditions"][0]["message"] = json!("Certificate is up to date and has not expired");
 
     // Not due: two reads, no write.
-    let check = spawn_reconcile(&store, wanted.clone(), SelfSignedIssuer, SystemTime::now());
+    let check = spawn_reconcile(
+        &store,
+        wanted.clone(),
+        SelfSignedIssuer::default(),
+        SystemTime::now(),
+    );
     server
         .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
         .await;
@@ -239,7 +249,7 @@ async fn a_valid_secret_is_left_alone_and_renewed_once_due() {
 
     // Past the renewal time: a new Secret, revision 2.
     let later = SystemTime::now() + Duration::from_secs(70 * 86400);
-    let renew = spawn_reconcile(&store, wanted.clone(), SelfSignedIssuer, later);
+    let renew = spawn_reconcile(&store, wanted.clone(), SelfSignedIssuer::default(), later);
     server
         .expect("GET", SECRET_PATH, 200, stored_secret(&secret))
         .await;
@@ -265,7 +275,7 @@ async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
     let first = spawn_reconcile(
         &store,
         managed(&["web.example.com"]),
-        SelfSignedIssuer,
+        SelfSignedIssuer::default(),
         SystemTime::now(),
     );
     let (secret, _) = first_issuance(&mut server).await;
@@ -275,7 +285,7 @@ async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
     let renamed = spawn_reconcile(
         &store,
         managed(&["web.example.com", "www.example.com"]),
-        SelfSignedIssuer,
+        SelfSignedIssuer::default(),
         SystemTime::now(),
     );
     server
@@ -309,7 +319,7 @@ async fn drift_reissues_a_secret_whose_names_or_key_no_longer_match() {
     let mismatch = spawn_reconcile(
         &store,
         managed(&["web.example.com"]),
-        SelfSignedIssuer,
+        SelfSignedIssuer::default(),
         SystemTime::now(),
     );
     server.expect("GET", SECRET_PATH, 200, tampered).await;

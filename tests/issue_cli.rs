@@ -309,7 +309,9 @@ fn the_ca_issuer_signs_with_the_given_ca_files() {
     let mut ca_request = CertificateRequest::for_dns_names(Vec::<String>::new());
     ca_request.common_name = Some("certweave test CA".into());
     ca_request.is_ca = true;
-    let ca = SelfSignedIssuer.sign(&ca_request, &ca_key).unwrap();
+    let ca = SelfSignedIssuer::default()
+        .sign(&ca_request, &ca_key)
+        .unwrap();
     let ca_cert = dir.path().join("ca.pem");
     let ca_key_file = dir.path().join("ca.key");
     std::fs::write(&ca_cert, &ca.chain_pem).unwrap();

@@ -69,7 +69,7 @@ fn ca_request(cn: &str, duration: Duration) -> CertificateRequest {
 /// A self-signed root CA: its bundle and its key.
 fn root_ca(cn: &str, duration: Duration) -> (Bundle, PrivateKey) {
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let bundle = SelfSignedIssuer
+    let bundle = SelfSignedIssuer::default()
         .sign(&ca_request(cn, duration), &key)
         .unwrap();
     (bundle, key)
@@ -183,7 +183,7 @@ fn keys_written_by_openssl_load() {
         assert_eq!(key.public_key_der(), spki, "openssl {args:?}");
         // A loaded key signs: a self-signed certificate with it checks out.
         let req = request(&["openssl.example"], algorithm);
-        let bundle = SelfSignedIssuer.sign(&req, &key).unwrap();
+        let bundle = SelfSignedIssuer::default().sign(&req, &key).unwrap();
         pki::check_bundle(&bundle.chain_pem, &pem, Some(&req), SystemTime::now()).unwrap();
     }
 }
@@ -239,7 +239,7 @@ fn selfsigned_bundles_pass_the_checks_for_every_algorithm_and_encoding() {
             req.key_encoding = encoding;
             req.ip_addresses = vec!["10.1.2.3".parse().unwrap()];
             req.common_name = Some("app.example".into());
-            let bundle = SelfSignedIssuer.sign(&req, &key).unwrap();
+            let bundle = SelfSignedIssuer::default().sign(&req, &key).unwrap();
             assert_eq!(bundle.ca_pem.as_deref(), Some(bundle.chain_pem.as_str()));
             let info = pki::check_bundle(
                 &bundle.chain_pem,
@@ -469,7 +469,7 @@ fn check_bundle_catches_expired_and_not_yet_valid_certificates() {
 fn check_bundle_catches_a_missing_name() {
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let issued = request(&["a.example"], KeyAlgorithm::EcdsaP256);
-    let bundle = SelfSignedIssuer.sign(&issued, &key).unwrap();
+    let bundle = SelfSignedIssuer::default().sign(&issued, &key).unwrap();
     let now = SystemTime::now();
 
     let wanted = request(&["a.example", "b.example"], KeyAlgorithm::EcdsaP256);
@@ -502,7 +502,7 @@ fn check_bundle_reports_empty_and_garbled_files() {
         pki::check_bundle(garbled, &key_pem, None, now),
         Err(BundleProblem::Unparsable { index: 0, .. })
     ));
-    let bundle = SelfSignedIssuer
+    let bundle = SelfSignedIssuer::default()
         .sign(&request(&["a.example"], KeyAlgorithm::EcdsaP256), &key)
         .unwrap();
     assert!(matches!(
@@ -514,7 +514,7 @@ fn check_bundle_reports_empty_and_garbled_files() {
 #[test]
 fn ca_issuer_refuses_a_non_ca_certificate_and_a_foreign_key() {
     let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let leaf = SelfSignedIssuer
+    let leaf = SelfSignedIssuer::default()
         .sign(
             &request(&["not-a-ca.example"], KeyAlgorithm::EcdsaP256),
             &key,
@@ -632,4 +632,69 @@ fn csrs_carry_the_names_and_are_signed_by_the_key() {
         let spki = openssl(&["pkey", "-pubin", "-pubout", "-outform", "DER"], &spki);
         assert_eq!(spki, key.public_key_der(), "{algorithm}");
     }
+}
+
+/// The CA issuer's `crlDistributionPoints`, `ocspServers` and
+/// `issuingCertificateURLs`, and SelfSigned's `crlDistributionPoints`, as
+/// OpenSSL reads them from the issued certificates.
+#[test]
+fn issuer_urls_are_in_the_certificates_as_openssl_reads_them() {
+    let (root, root_key) = root_ca("URL Root", 365 * DAY);
+    let long = format!("http://pki.example.test/{}", "p".repeat(200));
+    let urls = certweave::model::IssuerUrls {
+        crl_distribution_points: vec!["http://pki.example.test/root.crl".into()],
+        ocsp_servers: vec!["http://ocsp.example.test".into()],
+        issuing_certificate_urls: vec!["http://pki.example.test/root.crt".into(), long.clone()],
+    };
+    let issuer = CaIssuer::from_pem(
+        &root.chain_pem,
+        &root_key.to_pem(KeyEncoding::Pkcs8).unwrap(),
+    )
+    .unwrap()
+    .with_urls(urls);
+    let request = request(&["urls.example.test"], KeyAlgorithm::EcdsaP256);
+    let leaf = issuer
+        .sign(
+            &request,
+            &PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+        )
+        .unwrap();
+    let text = String::from_utf8(openssl(
+        &["x509", "-noout", "-text"],
+        leaf.chain_pem.as_bytes(),
+    ))
+    .unwrap();
+    for want in [
+        "X509v3 CRL Distribution Points",
+        "URI:http://pki.example.test/root.crl",
+        "Authority Information Access",
+        "OCSP - URI:http://ocsp.example.test",
+        "CA Issuers - URI:http://pki.example.test/root.crt",
+        &format!("CA Issuers - URI:{long}"),
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+
+    let self_signed = SelfSignedIssuer {
+        urls: certweave::model::IssuerUrls {
+            crl_distribution_points: vec!["http://pki.example.test/self.crl".into()],
+            ..Default::default()
+        },
+    };
+    let own = self_signed
+        .sign(
+            &request,
+            &PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+        )
+        .unwrap();
+    let text = String::from_utf8(openssl(
+        &["x509", "-noout", "-text"],
+        own.chain_pem.as_bytes(),
+    ))
+    .unwrap();
+    assert!(
+        text.contains("URI:http://pki.example.test/self.crl"),
+        "{text}"
+    );
+    assert!(!text.contains("Authority Information Access"), "{text}");
 }

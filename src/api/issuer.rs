@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::certificate::CertificateCondition;
 use super::InvalidField;
+use crate::model::IssuerUrls;
 
 // The CEL rules below repeat the structural checks of `IssuerSpec::config`,
 // so `kubectl apply` refuses an issuer that could never become Ready.
@@ -289,11 +290,86 @@ pub struct CaIssuer {
     /// Secret holding the CA's `tls.crt` and `tls.key`.
     #[schemars(length(min = 1))]
     pub secret_name: String,
+    /// CRL distribution point URLs written into every certificate signed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub crl_distribution_points: Vec<String>,
+    /// OCSP server URLs (authority information access) written into every
+    /// certificate signed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub ocsp_servers: Vec<String>,
+    /// URLs where the CA's certificate is published (authority information
+    /// access, CA issuers), written into every certificate signed.
+    #[serde(
+        default,
+        rename = "issuingCertificateURLs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    #[schemars(length(max = 10))]
+    pub issuing_certificate_urls: Vec<String>,
 }
 
 /// `selfSigned: {}`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-pub struct SelfSignedIssuer {}
+#[serde(rename_all = "camelCase")]
+pub struct SelfSignedIssuer {
+    /// CRL distribution point URLs written into every certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub crl_distribution_points: Vec<String>,
+}
+
+impl CaIssuer {
+    /// The URLs to write into certificates, checked.
+    pub fn urls(&self) -> Result<IssuerUrls, InvalidField> {
+        Ok(IssuerUrls {
+            crl_distribution_points: check_urls(
+                "spec.ca.crlDistributionPoints",
+                &self.crl_distribution_points,
+            )?,
+            ocsp_servers: check_urls("spec.ca.ocspServers", &self.ocsp_servers)?,
+            issuing_certificate_urls: check_urls(
+                "spec.ca.issuingCertificateURLs",
+                &self.issuing_certificate_urls,
+            )?,
+        })
+    }
+}
+
+impl SelfSignedIssuer {
+    /// The URLs to write into certificates, checked.
+    pub fn urls(&self) -> Result<IssuerUrls, InvalidField> {
+        Ok(IssuerUrls {
+            crl_distribution_points: check_urls(
+                "spec.selfSigned.crlDistributionPoints",
+                &self.crl_distribution_points,
+            )?,
+            ..Default::default()
+        })
+    }
+}
+
+/// Longest URL accepted in a certificate extension.
+const MAX_URL: usize = 2048;
+
+/// URLs go into certificates as IA5String: absolute, ASCII, no spaces.
+fn check_urls(field: &str, urls: &[String]) -> Result<Vec<String>, InvalidField> {
+    for (i, url) in urls.iter().enumerate() {
+        let scheme_ok = url
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty());
+        if !scheme_ok || url.len() > MAX_URL || !url.bytes().all(|b| b.is_ascii_graphic()) {
+            let shown: String = url.chars().take(64).collect();
+            return Err(InvalidField::new(
+                format!("{field}[{i}]"),
+                format!("{shown:?} is not an absolute ASCII URL of at most {MAX_URL} characters"),
+                "write a URL such as http://pki.example.com/ca.crl",
+            ));
+        }
+    }
+    Ok(urls.to_vec())
+}
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
@@ -318,7 +394,7 @@ pub struct AcmeIssuerStatus {
 pub enum IssuerConfig<'a> {
     Acme(&'a AcmeIssuer),
     Ca(&'a CaIssuer),
-    SelfSigned,
+    SelfSigned(&'a SelfSignedIssuer),
 }
 
 impl IssuerSpec {
@@ -394,9 +470,15 @@ impl IssuerSpec {
         }
         if let Some(ca) = &self.ca {
             super::names::check_object_name("spec.ca.secretName", &ca.secret_name)?;
+            ca.urls()?;
             return Ok(IssuerConfig::Ca(ca));
         }
-        Ok(IssuerConfig::SelfSigned)
+        let self_signed = self
+            .self_signed
+            .as_ref()
+            .expect("exactly one issuer type is set");
+        self_signed.urls()?;
+        Ok(IssuerConfig::SelfSigned(self_signed))
     }
 }
 
@@ -444,6 +526,29 @@ spec:
     }
 
     #[test]
+    fn issuer_urls_must_be_absolute_ascii_urls() {
+        let spec: IssuerSpec = serde_yaml_ng::from_str(
+            "ca: {secretName: root, crlDistributionPoints: [http://pki.example/ca.crl], ocspServers: ['pki.example/ocsp']}\n",
+        )
+        .unwrap();
+        let err = spec.config().unwrap_err();
+        assert_eq!(err.field, "spec.ca.ocspServers[0]");
+        let spec: IssuerSpec = serde_yaml_ng::from_str(&format!(
+            "selfSigned: {{crlDistributionPoints: ['http://x/{}']}}\n",
+            "y".repeat(5000)
+        ))
+        .unwrap();
+        let err = spec.config().unwrap_err();
+        assert_eq!(err.field, "spec.selfSigned.crlDistributionPoints[0]");
+        assert!(err.problem.len() < 200, "{}", err.problem);
+        let spec: IssuerSpec = serde_yaml_ng::from_str(
+            "ca: {secretName: root, issuingCertificateURLs: ['http://pki.example/ca.crt']}\n",
+        )
+        .unwrap();
+        assert!(spec.config().is_ok());
+    }
+
+    #[test]
     fn exactly_one_issuer_type() {
         let spec: IssuerSpec =
             serde_yaml_ng::from_str("selfSigned: {}\nca: {secretName: root}\n").unwrap();
@@ -452,7 +557,8 @@ spec:
         assert_eq!(
             spec.config().unwrap(),
             IssuerConfig::Ca(&CaIssuer {
-                secret_name: "root-ca".into()
+                secret_name: "root-ca".into(),
+                ..Default::default()
             })
         );
     }

@@ -20,7 +20,7 @@ use crate::issuers::acme::{AccountKeyStore, AcmeIssuer, Http01Routes, Http01Solv
 use crate::issuers::any::AnyIssuer;
 use crate::issuers::ca::CaIssuer;
 use crate::issuers::selfsigned::SelfSignedIssuer;
-use crate::model::IssueError;
+use crate::model::{IssueError, IssuerUrls};
 use crate::store::ObjectKey;
 
 /// A boxed future of the environment's answers.
@@ -83,7 +83,9 @@ impl IssuerBuilder {
             .config()
             .map_err(|e| IssueError::Config(format!("{id}: {e}")))?
         {
-            IssuerConfig::SelfSigned => Ok(AnyIssuer::SelfSigned(SelfSignedIssuer)),
+            IssuerConfig::SelfSigned(spec) => Ok(AnyIssuer::SelfSigned(SelfSignedIssuer {
+                urls: checked_urls(id, spec.urls())?,
+            })),
             IssuerConfig::Ca(ca) => {
                 let key = ObjectKey::new(secret_namespace, ca.secret_name.clone());
                 let values = env.read_secret(&key).await?.ok_or_else(|| {
@@ -95,7 +97,10 @@ impl IssuerBuilder {
                         "{id}: CA Secret {key} lacks tls.crt or tls.key"
                     )));
                 };
-                Ok(AnyIssuer::Ca(Arc::new(CaIssuer::from_pem(cert, ca_key)?)))
+                let urls = checked_urls(id, ca.urls())?;
+                Ok(AnyIssuer::Ca(Arc::new(
+                    CaIssuer::from_pem(cert, ca_key)?.with_urls(urls),
+                )))
             }
             IssuerConfig::Acme(acme) => {
                 // Held while a new issuer is built, so certificates starting
@@ -139,4 +144,12 @@ async fn acme_issuer(
     }
     let key_store = env.account_key_store(namespace, &acme.private_key_secret_ref);
     AcmeIssuer::new(settings.config, key_store, solvers)
+}
+
+/// `config()` checked the URLs already; a failure here is told the same way.
+fn checked_urls(
+    id: &str,
+    urls: Result<IssuerUrls, crate::api::InvalidField>,
+) -> Result<IssuerUrls, IssueError> {
+    urls.map_err(|e| IssueError::Config(format!("{id}: {e}")))
 }

@@ -354,7 +354,10 @@ mod tests {
         short.is_ca = true;
         short.duration = day;
         let short_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-        let old_ca = SelfSignedIssuer.sign(&short, &short_key).unwrap().chain_pem;
+        let old_ca = SelfSignedIssuer::default()
+            .sign(&short, &short_key)
+            .unwrap()
+            .chain_pem;
         let with_old = ServingPair {
             previous_ca_crt: Some(old_ca),
             ..replaced.clone()

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::{IssueError, Issuer};
-use crate::model::{Bundle, CertificateRequest, RequestOrigin};
+use crate::model::{Bundle, CertificateRequest, IssuerUrls, RequestOrigin};
 use crate::pki::{self, CertInfo, PrivateKey};
 
 /// A loaded, checked CA. `tls.crt` of issued bundles is the leaf followed by
@@ -17,6 +17,9 @@ pub struct CaIssuer {
     top_is_self_signed: bool,
     ca_info: CertInfo,
     key: PrivateKey,
+    /// Written into every certificate signed (`ca.crlDistributionPoints`,
+    /// `ca.ocspServers`, `ca.issuingCertificateURLs`).
+    urls: IssuerUrls,
 }
 impl std::fmt::Debug for CaIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +64,14 @@ impl CaIssuer {
             top_is_self_signed,
             ca_info,
             key,
+            urls: IssuerUrls::default(),
         })
+    }
+
+    /// The CA, writing `urls` into every certificate it signs.
+    pub fn with_urls(mut self, urls: IssuerUrls) -> Self {
+        self.urls = urls;
+        self
     }
 
     /// The synchronous core.
@@ -72,6 +82,7 @@ impl CaIssuer {
     ) -> Result<Bundle, IssueError> {
         let now = SystemTime::now();
         let mut params = pki::certificate_params(request, now)?;
+        pki::add_issuer_urls(&mut params, &self.urls);
         // Nothing may outlive the CA that signed it.
         let ca_not_after = self
             .ca_info

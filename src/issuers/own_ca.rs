@@ -51,7 +51,7 @@ impl OwnCa {
         request.key_algorithm = KeyAlgorithm::EcdsaP256;
         request.key_encoding = KeyEncoding::Pkcs8;
         let key = PrivateKey::generate(request.key_algorithm)?;
-        let bundle = SelfSignedIssuer.sign(&request, &key)?;
+        let bundle = SelfSignedIssuer::default().sign(&request, &key)?;
         let issuer = CaIssuer::from_pem(&bundle.chain_pem, &bundle.key_pem)?;
         Ok(Self {
             cert_pem: bundle.chain_pem,

@@ -4,13 +4,16 @@
 use std::time::SystemTime;
 
 use super::{IssueError, Issuer};
-use crate::model::{Bundle, CertificateRequest, RequestOrigin};
+use crate::model::{Bundle, CertificateRequest, IssuerUrls, RequestOrigin};
 use crate::pki::{self, PrivateKey};
 
 /// Signs every request with the request's own key; `ca.crt` is the
 /// certificate itself, as cert-manager does.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SelfSignedIssuer;
+#[derive(Debug, Clone, Default)]
+pub struct SelfSignedIssuer {
+    /// Written into every certificate (`selfSigned.crlDistributionPoints`).
+    pub urls: IssuerUrls,
+}
 
 impl SelfSignedIssuer {
     /// The synchronous core, shared with callers that are not async.
@@ -20,7 +23,8 @@ impl SelfSignedIssuer {
         key: &PrivateKey,
     ) -> Result<Bundle, IssueError> {
         let now = SystemTime::now();
-        let params = pki::certificate_params(request, now)?;
+        let mut params = pki::certificate_params(request, now)?;
+        pki::add_issuer_urls(&mut params, &self.urls);
         let cert = params
             .self_signed(key.key_pair())
             .map_err(|e| IssueError::from(pki::PkiError::Build(e.to_string())))?;

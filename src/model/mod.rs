@@ -18,5 +18,5 @@ pub use issuer::{
 };
 pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 pub use renew_before::RenewBefore;
-pub use request::{CertificateRequest, KeyRotation, KeyUsage, DEFAULT_DURATION};
+pub use request::{CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, DEFAULT_DURATION};
 pub use subject::{Subject, SubjectAttribute};

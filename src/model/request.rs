@@ -80,6 +80,28 @@ impl CertificateRequest {
     }
 }
 
+/// Where relying parties find revocation and the issuer's certificate:
+/// URLs an issuer writes into every certificate it signs (cert-manager's
+/// `ca.crlDistributionPoints`, `ca.ocspServers`,
+/// `ca.issuingCertificateURLs`, `selfSigned.crlDistributionPoints`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IssuerUrls {
+    /// CRL distribution points extension.
+    pub crl_distribution_points: Vec<String>,
+    /// Authority information access, OCSP.
+    pub ocsp_servers: Vec<String>,
+    /// Authority information access, CA issuers.
+    pub issuing_certificate_urls: Vec<String>,
+}
+
+impl IssuerUrls {
+    pub fn is_empty(&self) -> bool {
+        self.crl_distribution_points.is_empty()
+            && self.ocsp_servers.is_empty()
+            && self.issuing_certificate_urls.is_empty()
+    }
+}
+
 /// Whether a re-issue gets a fresh key (`privateKey.rotationPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyRotation {

@@ -12,7 +12,7 @@ import cert_manager_fields
 
 # Pruned Issuer/ClusterIssuer fields today (cert-manager v1.21.2): the DNS
 # providers, Vault, Venafi and a few ACME settings.
-ISSUER_PRUNED_CEILING = 429
+ISSUER_PRUNED_CEILING = 425
 
 
 @pytest.fixture(scope="module")

@@ -283,5 +283,19 @@ pub fn accepted_cluster_issuers() -> Vec<Value> {
         }),
         cluster_issuer_with(|s| s["acme"]["server"] = json!("http://127.0.0.1:14000/dir")),
         cluster_issuer_with(|s| s["acme"]["profile"] = json!("shortlived")),
+        cluster_issuer_with(|s| {
+            s.as_object_mut().unwrap().remove("acme");
+            s["ca"] = json!({
+                "secretName": "root-ca",
+                "crlDistributionPoints": ["http://pki.example.test/root.crl"],
+                "ocspServers": ["http://ocsp.example.test"],
+                "issuingCertificateURLs": ["http://pki.example.test/root.crt"],
+            });
+        }),
+        cluster_issuer_with(|s| {
+            s.as_object_mut().unwrap().remove("acme");
+            s["selfSigned"] =
+                json!({"crlDistributionPoints": ["http://pki.example.test/self.crl"]});
+        }),
     ]
 }
