@@ -653,17 +653,15 @@ fn issuer_urls_are_in_the_certificates_as_openssl_reads_them() {
     .unwrap()
     .with_urls(urls);
     let request = request(&["urls.example.test"], KeyAlgorithm::EcdsaP256);
-    let leaf = issuer
-        .sign(
-            &request,
-            &PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
-        )
-        .unwrap();
-    let text = String::from_utf8(openssl(
-        &["x509", "-noout", "-text"],
-        leaf.chain_pem.as_bytes(),
-    ))
-    .unwrap();
+    let key = || PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let as_text = |bundle: &Bundle| {
+        String::from_utf8(openssl(
+            &["x509", "-noout", "-text"],
+            bundle.chain_pem.as_bytes(),
+        ))
+        .unwrap()
+    };
+    let text = as_text(&issuer.sign(&request, &key()).unwrap());
     for want in [
         "X509v3 CRL Distribution Points",
         "URI:http://pki.example.test/root.crl",
@@ -681,17 +679,7 @@ fn issuer_urls_are_in_the_certificates_as_openssl_reads_them() {
             ..Default::default()
         },
     };
-    let own = self_signed
-        .sign(
-            &request,
-            &PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
-        )
-        .unwrap();
-    let text = String::from_utf8(openssl(
-        &["x509", "-noout", "-text"],
-        own.chain_pem.as_bytes(),
-    ))
-    .unwrap();
+    let text = as_text(&self_signed.sign(&request, &key()).unwrap());
     assert!(
         text.contains("URI:http://pki.example.test/self.crl"),
         "{text}"

@@ -422,9 +422,15 @@ async fn renewal_information<I: Issuer>(
         Ok(None) => None,
         Err(error) => {
             tracing::warn!(certificate = %managed.certificate, %error, "cannot read the ACME server's renewal information; asking again in an hour");
-            recorded.map(|known| AriState {
+            // With nothing known, the record holds only when to ask again:
+            // the certificate's own rule decides meanwhile.
+            let known = recorded.cloned().unwrap_or_else(|| AriState {
+                serial: serial.to_owned(),
+                ..Default::default()
+            });
+            Some(AriState {
                 check_again: Some(now + Duration::from_secs(3600)),
-                ..known.clone()
+                ..known
             })
         }
     }
@@ -565,6 +571,115 @@ fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuers::selfsigned::SelfSignedIssuer;
+    use crate::model::{Bundle, RenewalWindow};
+    use crate::store::fs::FsStore;
+    use std::sync::Mutex;
+
+    /// Signs like SelfSigned and answers renewal information as told.
+    struct Windowed {
+        answer: Mutex<Result<Option<RenewalWindow>, String>>,
+        asked: Mutex<u32>,
+    }
+
+    impl Issuer for Windowed {
+        fn kind(&self) -> &'static str {
+            "windowed"
+        }
+        async fn issue(
+            &self,
+            request: &CertificateRequest,
+            key: &PrivateKey,
+            _origin: &RequestOrigin,
+        ) -> Result<Bundle, IssueError> {
+            SelfSignedIssuer::default().sign(request, key)
+        }
+        async fn renewal_window<'a>(
+            &'a self,
+            _chain_pem: &'a str,
+        ) -> Result<Option<RenewalWindow>, IssueError> {
+            *self.asked.lock().unwrap() += 1;
+            self.answer
+                .lock()
+                .unwrap()
+                .clone()
+                .map_err(IssueError::Transient)
+        }
+    }
+
+    fn managed(renew_before: RenewBefore) -> Managed {
+        let mut request = CertificateRequest::for_dns_names(["ari.example.test"]);
+        request.key_algorithm = crate::model::KeyAlgorithm::EcdsaP256;
+        Managed {
+            certificate: ObjectKey::new("default", "web"),
+            secret: ObjectKey::new("default", "web-tls"),
+            request,
+            renew_before,
+            rotation: KeyRotation::Always,
+            issuer_kind: "ClusterIssuer".into(),
+            issuer_name: "acme".into(),
+            issuer_group: "cert-manager.io".into(),
+            origin: RequestOrigin::default(),
+            secret_labels: BTreeMap::new(),
+            secret_annotations: BTreeMap::new(),
+            output_formats: OutputFormats::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_question_is_asked_again_in_an_hour_and_a_chosen_renew_before_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path());
+        let issuer = Windowed {
+            answer: Mutex::new(Err("the server is down".into())),
+            asked: Mutex::new(0),
+        };
+        let now = SystemTime::now();
+        let m = managed(RenewBefore::Default);
+        assert!(
+            reconcile(&store, &m, Ok(&issuer), now)
+                .await
+                .unwrap()
+                .issued
+        );
+        let step = reconcile(&store, &m, Ok(&issuer), now).await.unwrap();
+        let ari = step.state.ari.clone().unwrap();
+        assert_eq!(ari.check_again, Some(now + Duration::from_secs(3600)));
+        assert_eq!(
+            ari.renewal_time, None,
+            "the certificate's own rule meanwhile"
+        );
+        assert_eq!(step.next, now + Duration::from_secs(3600));
+        // Not asked again before then.
+        reconcile(&store, &m, Ok(&issuer), now + Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(*issuer.asked.lock().unwrap(), 1);
+
+        // A window far in the future; the user's renewBefore comes first.
+        let leaf_end = step.state.not_after.unwrap();
+        let window = RenewalWindow {
+            start: leaf_end - Duration::from_secs(60),
+            end: leaf_end,
+            check_again: now + Duration::from_secs(7200),
+            explanation_url: None,
+        };
+        *issuer.answer.lock().unwrap() = Ok(Some(window));
+        let later = now + Duration::from_secs(3601);
+        let fixed = managed(RenewBefore::Fixed(Duration::from_secs(30 * 86_400)));
+        let step = reconcile(&store, &fixed, Ok(&issuer), later).await.unwrap();
+        assert_eq!(
+            step.state.renewal_time,
+            Some(leaf_end - Duration::from_secs(30 * 86_400))
+        );
+        // With the default rule, the server's window decides.
+        let mut state = step.state.clone();
+        state.ari.as_mut().unwrap().check_again = Some(later);
+        store.write_state(&m.certificate, &state).await.unwrap();
+        let step = reconcile(&store, &m, Ok(&issuer), later).await.unwrap();
+        let renewal = step.state.renewal_time.unwrap();
+        assert!(leaf_end - Duration::from_secs(60) <= renewal && renewal <= leaf_end);
+    }
 
     #[test]
     fn a_random_point_stays_inside_its_window() {
