@@ -63,6 +63,13 @@ impl Local {
     }
 
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        // A SIGTERM before the process installed its handler (it logs
+        // right after) ends it by the signal's default action, as for any
+        // program; what is under test is the exit of a running certweave.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         unsafe_sigterm(self.child.id());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
