@@ -46,6 +46,9 @@ pub struct Case {
     /// `spec.additionalOutputFormats` asks for `key.der` and
     /// `tls-combined.pem`, checked against `tls.key` and `tls.crt`.
     pub output_formats: bool,
+    /// OIDs of the `otherName` subject alternative names the leaf must
+    /// hold.
+    pub other_name_oids: Vec<&'static str>,
 }
 
 impl Case {
@@ -80,6 +83,7 @@ impl Case {
             eku_absent: Vec::new(),
             subject_parts: Vec::new(),
             output_formats: spec["additionalOutputFormats"].is_array(),
+            other_name_oids: Vec::new(),
             issuers,
             spec,
         }
@@ -176,6 +180,28 @@ impl Case {
                 return Err(format!("the leaf's subject {subject:?} lacks {part:?}"));
             }
         }
+        let other_names: Vec<String> = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|name| match name {
+                        x509_parser::extensions::GeneralName::OtherName(oid, _) => {
+                            Some(oid.to_id_string())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for oid in &self.other_name_oids {
+            if !other_names.iter().any(|o| o == oid) {
+                return Err(format!("the leaf lacks otherName {oid}: {other_names:?}"));
+            }
+        }
         if self.output_formats {
             let key_der = secret
                 .data
@@ -240,9 +266,10 @@ pub fn cases(zone: &str) -> Vec<Case> {
         json!({"dnsNames": [n("subject")], "subject": {
             "organizations": ["Example Corp"], "countries": ["DE"],
             "organizationalUnits": ["Web"], "localities": ["Berlin"]
-        }}),
+        }, "otherNames": [{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "subject@example.test"}]}),
     );
     subject.subject_parts = vec!["O=Example Corp", "C=DE", "OU=Web", "L=Berlin"];
+    subject.other_name_oids = vec!["1.3.6.1.4.1.311.20.2.3"];
     vec![
         Case::new("single-dns", AcmeToo, json!({"dnsNames": [n("single")]})),
         Case::new(

@@ -57,6 +57,12 @@ pub fn certificate_params(
     for uri in &request.uris {
         sans.push(SanType::URI(uri.clone().try_into().map_err(build)?));
     }
+    for other in &request.other_names {
+        sans.push(SanType::OtherName((
+            other.oid.clone(),
+            other.value.clone().into(),
+        )));
+    }
     for email in &request.email_addresses {
         sans.push(SanType::Rfc822Name(
             email.clone().try_into().map_err(build)?,

@@ -686,3 +686,28 @@ fn issuer_urls_are_in_the_certificates_as_openssl_reads_them() {
     );
     assert!(!text.contains("Authority Information Access"), "{text}");
 }
+
+/// `otherNames` (here a Microsoft UPN) in the subject alternative names, as
+/// OpenSSL reads them.
+#[test]
+fn other_names_are_in_the_certificate_as_openssl_reads_them() {
+    let mut request = request(&["upn.example.test"], KeyAlgorithm::EcdsaP256);
+    request.other_names = vec![certweave::model::OtherName {
+        oid: vec![1, 3, 6, 1, 4, 1, 311, 20, 2, 3],
+        value: "web@example.test".into(),
+    }];
+    let bundle = SelfSignedIssuer::default()
+        .sign(
+            &request,
+            &PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+        )
+        .unwrap();
+    let text = String::from_utf8(openssl(
+        &["x509", "-noout", "-ext", "subjectAltName"],
+        bundle.chain_pem.as_bytes(),
+    ))
+    .unwrap();
+    assert!(text.contains("web@example.test"), "{text}");
+    assert!(text.contains("UPN"), "OpenSSL names the UPN type: {text}");
+    assert!(text.contains("DNS:upn.example.test"), "{text}");
+}

@@ -138,8 +138,10 @@ pub struct CertificateSpec {
     /// Refused (not supported): use `subject` and `commonName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub literal_subject: Option<String>,
-    /// Refused (not supported).
+    /// `otherName` subject alternative names with UTF-8 values (at most
+    /// 10); not with ACME issuers, which validate DNS names and IPs only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
     pub other_names: Vec<OtherName>,
     /// Refused (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -536,7 +538,7 @@ impl CertificateSpec {
             }
         }
 
-        let (subject, output_formats) = certificate_fields::check(self, &mut errors);
+        let checked = certificate_fields::check(self, &mut errors);
 
         if !errors.is_empty() {
             return Err(errors);
@@ -546,7 +548,8 @@ impl CertificateSpec {
             issuer: issuer.expect("no errors means the issuer resolved"),
             request: CertificateRequest {
                 common_name: self.common_name.clone(),
-                subject,
+                subject: checked.subject,
+                other_names: checked.other_names,
                 dns_names: self.dns_names.clone(),
                 ip_addresses,
                 uris: self.uris.clone(),
@@ -560,7 +563,7 @@ impl CertificateSpec {
             renew_before,
             rotation,
             secret_template: self.secret_template.clone().unwrap_or_default(),
-            output_formats,
+            output_formats: checked.output_formats,
         })
     }
 }

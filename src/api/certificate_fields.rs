@@ -58,7 +58,8 @@ pub struct AdditionalOutputFormat {
     pub type_: String,
 }
 
-/// `spec.otherNames[]` (refused: see [`check`]).
+/// `spec.otherNames[]`: an `otherName` subject alternative name with a
+/// UTF-8 string value.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct OtherName {
@@ -174,12 +175,6 @@ const REFUSED: &[Refused] = &[
         message: "not supported by certweave; write the attributes in spec.subject and spec.commonName instead",
     },
     Refused {
-        field: "spec.otherNames",
-        cel: "!has(self.otherNames) || size(self.otherNames) == 0",
-        set: |s| !s.other_names.is_empty(),
-        message: "otherName subject alternative names are not supported by certweave; remove them",
-    },
-    Refused {
         field: "spec.nameConstraints",
         cel: "!has(self.nameConstraints)",
         set: |s| s.name_constraints.is_some(),
@@ -219,9 +214,20 @@ const REFUSED: &[Refused] = &[
     },
 ];
 
+/// What [`check`] translates.
+pub struct CheckedFields {
+    pub subject: Subject,
+    pub other_names: Vec<crate::model::OtherName>,
+    pub output_formats: OutputFormats,
+}
+
+/// Most `otherNames` accepted, and the longest value.
+const MAX_OTHER_NAMES: usize = 10;
+const MAX_OTHER_NAME_VALUE: usize = 256;
+
 /// Checks the fields of this module and translates the ones certweave
 /// implements, adding every problem to `errors`.
-pub fn check(spec: &CertificateSpec, errors: &mut Vec<InvalidField>) -> (Subject, OutputFormats) {
+pub fn check(spec: &CertificateSpec, errors: &mut Vec<InvalidField>) -> CheckedFields {
     for refused in REFUSED {
         if (refused.set)(spec) {
             errors.push(InvalidField::new(
@@ -255,7 +261,69 @@ pub fn check(spec: &CertificateSpec, errors: &mut Vec<InvalidField>) -> (Subject
             )),
         }
     }
-    (subject, formats)
+    CheckedFields {
+        subject,
+        other_names: other_names(&spec.other_names, errors),
+        output_formats: formats,
+    }
+}
+
+fn other_names(spec: &[OtherName], errors: &mut Vec<InvalidField>) -> Vec<crate::model::OtherName> {
+    if spec.len() > MAX_OTHER_NAMES {
+        errors.push(InvalidField::new(
+            "spec.otherNames",
+            format!("{} entries, more than {MAX_OTHER_NAMES}", spec.len()),
+            "keep at most 10 otherNames",
+        ));
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, name) in spec.iter().enumerate() {
+        let oid = name.oid.as_deref().and_then(parse_oid);
+        let value = name.utf8_value.as_deref().unwrap_or_default();
+        match oid {
+            None => errors.push(InvalidField::new(
+                format!("spec.otherNames[{i}].oid"),
+                format!(
+                    "{:?} is not an object identifier",
+                    truncate(name.oid.as_deref().unwrap_or_default())
+                ),
+                "write a dotted OID such as 1.3.6.1.4.1.311.20.2.3 (a Microsoft UPN)",
+            )),
+            Some(_) if value.is_empty() || value.chars().count() > MAX_OTHER_NAME_VALUE => errors
+                .push(InvalidField::new(
+                    format!("spec.otherNames[{i}].utf8Value"),
+                    format!(
+                        "{:?} is empty or longer than {MAX_OTHER_NAME_VALUE} characters",
+                        truncate(value)
+                    ),
+                    "give the name's value, e.g. user@example.com for a UPN",
+                )),
+            Some(oid) => out.push(crate::model::OtherName {
+                oid,
+                value: value.to_owned(),
+            }),
+        }
+    }
+    out
+}
+
+/// A dotted object identifier: at least two arcs, the first 0, 1 or 2, the
+/// second below 40 unless the first is 2.
+fn parse_oid(text: &str) -> Option<Vec<u64>> {
+    if text.len() > 128 {
+        return None;
+    }
+    let arcs: Vec<u64> = text
+        .split('.')
+        .map(|a| {
+            (!a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| a.parse().ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()?;
+    let valid = arcs.len() >= 2 && arcs[0] <= 2 && (arcs[0] == 2 || arcs[1] < 40);
+    valid.then_some(arcs)
 }
 
 fn subject(spec: &X509Subject, errors: &mut Vec<InvalidField>) -> Subject {
@@ -353,11 +421,14 @@ mod tests {
             "revisionHistoryLimit": 3,
         }));
         let mut errors = Vec::new();
-        let (subject, formats) = check(&spec, &mut errors);
+        let checked = check(&spec, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(subject.to_string(), "C=DE, O=Example Corp, serialNumber=42");
         assert_eq!(
-            formats,
+            checked.subject.to_string(),
+            "C=DE, O=Example Corp, serialNumber=42"
+        );
+        assert_eq!(
+            checked.output_formats,
             OutputFormats {
                 der: true,
                 combined_pem: true
@@ -369,7 +440,6 @@ mod tests {
     fn every_unimplemented_field_is_refused_by_name() {
         let spec = spec(serde_json::json!({
             "literalSubject": "CN=web,O=Example",
-            "otherNames": [{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "web@example.com"}],
             "nameConstraints": {"permitted": {"dnsDomains": ["example.com"]}},
             "keystores": {"pkcs12": {"create": true, "password": "x"}},
             "signatureAlgorithm": "SHA384WithRSA",
@@ -384,7 +454,6 @@ mod tests {
             fields,
             [
                 "spec.literalSubject",
-                "spec.otherNames",
                 "spec.nameConstraints",
                 "spec.keystores",
                 "spec.renewal",
@@ -401,14 +470,38 @@ mod tests {
     }
 
     #[test]
+    fn other_names_are_checked_and_translated() {
+        let spec = spec(serde_json::json!({"otherNames": [
+            {"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "web@example.com"},
+            {"oid": "1.3.x", "utf8Value": "v"},
+            {"oid": "1.2.3", "utf8Value": ""},
+        ]}));
+        let mut errors = Vec::new();
+        let checked = check(&spec, &mut errors);
+        assert_eq!(checked.other_names.len(), 1);
+        assert_eq!(
+            checked.other_names[0].to_string(),
+            "1.3.6.1.4.1.311.20.2.3=web@example.com"
+        );
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["spec.otherNames[1].oid", "spec.otherNames[2].utf8Value"]
+        );
+        assert_eq!(parse_oid("3.1"), None);
+        assert_eq!(parse_oid("1.40"), None);
+        assert_eq!(parse_oid("2.999.1"), Some(vec![2, 999, 1]));
+    }
+
+    #[test]
     fn bad_subject_values_name_the_field_and_stay_short() {
         let long = "x".repeat(100_000);
         let spec = spec(serde_json::json!({
             "subject": {"organizations": ["a", "b"], "countries": ["Germany"], "localities": [long]},
         }));
         let mut errors = Vec::new();
-        let (subject, _) = check(&spec, &mut errors);
-        assert!(subject.is_empty());
+        let checked = check(&spec, &mut errors);
+        assert!(checked.subject.is_empty());
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,

@@ -39,6 +39,8 @@ pub mod secret_annotations {
     /// `spec.subject` re-issues and an ACME certificate is not re-issued
     /// forever for lacking them.
     pub const REQUESTED_SUBJECT: &str = "certweave.io/requested-subject";
+    /// The `otherName` subject alternative names requested, the same way.
+    pub const REQUESTED_OTHER_NAMES: &str = "certweave.io/requested-other-names";
 }
 
 /// Everything needed to keep one certificate fresh.
@@ -121,6 +123,14 @@ pub fn evaluate(managed: &Managed, secret: Option<&StoredSecret>, now: SystemTim
         .unwrap_or_default();
     if requested_subject != request.subject.to_string() {
         return issue("the subject in the spec differs from the stored certificate's".into());
+    }
+    let requested_other_names = secret
+        .annotations
+        .get(secret_annotations::REQUESTED_OTHER_NAMES)
+        .map(String::as_str)
+        .unwrap_or_default();
+    if requested_other_names != other_names_text(request) {
+        return issue("the otherNames in the spec differ from the stored certificate's".into());
     }
     if request.is_ca != leaf.is_ca {
         return issue("isCA in the spec differs from the stored certificate".into());
@@ -565,7 +575,20 @@ fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
     if !request.subject.is_empty() {
         out.insert(a::REQUESTED_SUBJECT.into(), request.subject.to_string());
     }
+    if !request.other_names.is_empty() {
+        out.insert(a::REQUESTED_OTHER_NAMES.into(), other_names_text(request));
+    }
     out
+}
+
+/// `oid=value` per other name, comma-separated, for the annotation.
+fn other_names_text(request: &CertificateRequest) -> String {
+    let names: Vec<String> = request
+        .other_names
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    names.join(",")
 }
 
 #[cfg(test)]

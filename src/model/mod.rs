@@ -18,5 +18,7 @@ pub use issuer::{
 };
 pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 pub use renew_before::RenewBefore;
-pub use request::{CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, DEFAULT_DURATION};
+pub use request::{
+    CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, OtherName, DEFAULT_DURATION,
+};
 pub use subject::{Subject, SubjectAttribute};

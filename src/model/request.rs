@@ -16,6 +16,9 @@ pub struct CertificateRequest {
     pub common_name: Option<String>,
     /// Subject attributes besides the common name (`spec.subject`).
     pub subject: Subject,
+    /// `otherName` subject alternative names with UTF-8 string values
+    /// (`spec.otherNames`, e.g. a Microsoft UPN).
+    pub other_names: Vec<OtherName>,
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<IpAddr>,
     pub uris: Vec<String>,
@@ -36,6 +39,7 @@ impl CertificateRequest {
         Self {
             common_name: None,
             subject: Subject::default(),
+            other_names: Vec::new(),
             dns_names: dns_names.into_iter().map(Into::into).collect(),
             ip_addresses: Vec::new(),
             uris: Vec::new(),
@@ -77,6 +81,22 @@ impl CertificateRequest {
                 KeyUsage::ServerAuth,
             ]
         }
+    }
+}
+
+/// An `otherName` subject alternative name: a type identifier and a UTF-8
+/// string value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherName {
+    /// The type's object identifier, as arcs (`1.3.6.1.4.1.311.20.2.3`: UPN).
+    pub oid: Vec<u64>,
+    pub value: String,
+}
+
+impl std::fmt::Display for OtherName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let oid: Vec<String> = self.oid.iter().map(u64::to_string).collect();
+        write!(f, "{}={}", oid.join("."), self.value)
     }
 }
 

@@ -121,14 +121,6 @@ pub fn refused_certificates() -> Vec<Refused> {
         ),
         (
             certificate_with(|s| {
-                s["otherNames"] =
-                    json!([{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "u@example.com"}])
-            }),
-            "spec.otherNames",
-            "spec.otherNames",
-        ),
-        (
-            certificate_with(|s| {
                 s["isCA"] = json!(true);
                 s["nameConstraints"] =
                     json!({"critical": true, "permitted": {"dnsDomains": ["example.com"]}});
@@ -202,6 +194,8 @@ pub fn accepted_certificates() -> Vec<Value> {
             s["encodeUsagesInRequest"] = json!(true);
             s["keystores"] = json!({"pkcs12": {"create": false}});
             s["renewal"] = json!({"policy": "RenewBefore"});
+            s["otherNames"] =
+                json!([{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "u@example.com"}]);
         }),
     ]
 }

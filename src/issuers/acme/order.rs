@@ -209,9 +209,12 @@ pub(crate) fn identifiers_of(request: &CertificateRequest) -> Result<Vec<Identif
                 .into(),
         ));
     }
-    if !request.uris.is_empty() || !request.email_addresses.is_empty() {
+    if !request.uris.is_empty()
+        || !request.email_addresses.is_empty()
+        || !request.other_names.is_empty()
+    {
         return Err(IssueError::Config(
-            "ACME certificates can only hold DNS names and IP addresses; remove uris and emailAddresses".into(),
+            "ACME certificates can only hold DNS names and IP addresses; remove uris, emailAddresses and otherNames".into(),
         ));
     }
     if let Some(cn) = &request.common_name {
