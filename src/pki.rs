@@ -77,6 +77,29 @@ pub fn certificate_params(
         dn.push(DnType::CommonName, cn.clone());
     }
     params.distinguished_name = dn;
+    if let Some(constraints) = &request.name_constraints {
+        let subtrees =
+            |trees: &crate::model::NameSubtrees| -> Result<Vec<rcgen::GeneralSubtree>, PkiError> {
+                let mut out = Vec::new();
+                for domain in &trees.dns_domains {
+                    out.push(rcgen::GeneralSubtree::DnsName(domain.clone()));
+                }
+                for range in &trees.ip_ranges {
+                    let subnet = range
+                        .parse::<rcgen::CidrSubnet>()
+                        .map_err(|_| PkiError::Build(format!("{range:?} is not a CIDR range")))?;
+                    out.push(rcgen::GeneralSubtree::IpAddress(subnet));
+                }
+                for email in &trees.email_addresses {
+                    out.push(rcgen::GeneralSubtree::Rfc822Name(email.clone()));
+                }
+                Ok(out)
+            };
+        params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: subtrees(&constraints.permitted)?,
+            excluded_subtrees: subtrees(&constraints.excluded)?,
+        });
+    }
     params.is_ca = if request.is_ca {
         IsCa::Ca(rcgen::BasicConstraints::Unconstrained)
     } else {

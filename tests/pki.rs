@@ -711,3 +711,72 @@ fn other_names_are_in_the_certificate_as_openssl_reads_them() {
     assert!(text.contains("UPN"), "OpenSSL names the UPN type: {text}");
     assert!(text.contains("DNS:upn.example.test"), "{text}");
 }
+
+/// `nameConstraints` on a CA certificate, as OpenSSL reads them, and
+/// enforced by OpenSSL's own verification: a leaf inside the permitted
+/// domain verifies, one outside does not.
+#[test]
+fn name_constraints_are_in_the_ca_and_openssl_enforces_them() {
+    let mut ca_req = ca_request("Constrained CA", 30 * DAY);
+    ca_req.name_constraints = Some(certweave::model::NameConstraints {
+        permitted: certweave::model::NameSubtrees {
+            dns_domains: vec!["example.test".into()],
+            ip_ranges: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        },
+        excluded: certweave::model::NameSubtrees {
+            dns_domains: vec!["bad.example.test".into()],
+            ..Default::default()
+        },
+    });
+    let ca_key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let ca = SelfSignedIssuer::default().sign(&ca_req, &ca_key).unwrap();
+    let text = String::from_utf8(openssl(
+        &["x509", "-noout", "-text"],
+        ca.chain_pem.as_bytes(),
+    ))
+    .unwrap();
+    for want in [
+        "X509v3 Name Constraints: critical",
+        "DNS:example.test",
+        "IP:10.0.0.0/255.0.0.0",
+        "DNS:bad.example.test",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+
+    let issuer =
+        CaIssuer::from_pem(&ca.chain_pem, &ca_key.to_pem(KeyEncoding::Pkcs8).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, &ca.chain_pem).unwrap();
+    let verify = |name: &str| {
+        let leaf = issuer
+            .sign(
+                &request(&[name], KeyAlgorithm::EcdsaP256),
+                &PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(),
+            )
+            .unwrap();
+        let leaf_only =
+            &leaf.chain_pem[..leaf.chain_pem.find("-----END CERTIFICATE-----").unwrap() + 25];
+        let out = Command::new("openssl")
+            .args(["verify", "-CAfile", root.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(leaf_only.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        out.status.success()
+    };
+    assert!(verify("www.example.test"), "inside the permitted domain");
+    assert!(!verify("www.other.test"), "outside the permitted domain");
+    assert!(!verify("x.bad.example.test"), "inside the excluded domain");
+}

@@ -143,7 +143,8 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub other_names: Vec<OtherName>,
-    /// Refused (not supported).
+    /// Name constraints of a CA certificate (`isCA: true`), written
+    /// critical; `uriDomains` is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_constraints: Option<NameConstraints>,
     /// Refused when a keystore is to be created (not written yet).
@@ -550,6 +551,7 @@ impl CertificateSpec {
                 common_name: self.common_name.clone(),
                 subject: checked.subject,
                 other_names: checked.other_names,
+                name_constraints: checked.name_constraints,
                 dns_names: self.dns_names.clone(),
                 ip_addresses,
                 uris: self.uris.clone(),

@@ -69,7 +69,8 @@ pub struct OtherName {
     pub utf8_value: Option<String>,
 }
 
-/// `spec.nameConstraints` (refused: see [`check`]).
+/// `spec.nameConstraints`, for CA certificates (`uriDomains` and
+/// `critical: false` are refused: see [`check`]).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NameConstraints {
@@ -176,9 +177,27 @@ const REFUSED: &[Refused] = &[
     },
     Refused {
         field: "spec.nameConstraints",
-        cel: "!has(self.nameConstraints)",
-        set: |s| s.name_constraints.is_some(),
-        message: "name constraints are not supported by certweave; remove them (the CA is then unconstrained)",
+        cel: "!has(self.nameConstraints) || (has(self.isCA) && self.isCA)",
+        set: |s| s.name_constraints.is_some() && !s.is_ca,
+        message: "name constraints belong on CA certificates only (RFC 5280 §4.2.1.10); set isCA: true or remove them",
+    },
+    Refused {
+        field: "spec.nameConstraints.critical",
+        cel: "!has(self.nameConstraints) || !has(self.nameConstraints.critical) || self.nameConstraints.critical",
+        set: |s| s.name_constraints.as_ref().is_some_and(|n| n.critical == Some(false)),
+        message: "false is not supported by certweave: name constraints are always written critical, as RFC 5280 asks; remove it",
+    },
+    Refused {
+        field: "spec.nameConstraints.permitted.uriDomains",
+        cel: "!has(self.nameConstraints) || !has(self.nameConstraints.permitted) || !has(self.nameConstraints.permitted.uriDomains) || size(self.nameConstraints.permitted.uriDomains) == 0",
+        set: |s| s.name_constraints.as_ref().and_then(|n| n.permitted.as_ref()).is_some_and(|p| !p.uri_domains.is_empty()),
+        message: "URI domain constraints are not supported by certweave; use dnsDomains, ipRanges or emailAddresses",
+    },
+    Refused {
+        field: "spec.nameConstraints.excluded.uriDomains",
+        cel: "!has(self.nameConstraints) || !has(self.nameConstraints.excluded) || !has(self.nameConstraints.excluded.uriDomains) || size(self.nameConstraints.excluded.uriDomains) == 0",
+        set: |s| s.name_constraints.as_ref().and_then(|n| n.excluded.as_ref()).is_some_and(|p| !p.uri_domains.is_empty()),
+        message: "URI domain constraints are not supported by certweave; use dnsDomains, ipRanges or emailAddresses",
     },
     Refused {
         field: "spec.keystores",
@@ -218,6 +237,7 @@ const REFUSED: &[Refused] = &[
 pub struct CheckedFields {
     pub subject: Subject,
     pub other_names: Vec<crate::model::OtherName>,
+    pub name_constraints: Option<crate::model::NameConstraints>,
     pub output_formats: OutputFormats,
 }
 
@@ -264,7 +284,102 @@ pub fn check(spec: &CertificateSpec, errors: &mut Vec<InvalidField>) -> CheckedF
     CheckedFields {
         subject,
         other_names: other_names(&spec.other_names, errors),
+        name_constraints: spec
+            .name_constraints
+            .as_ref()
+            .map(|n| name_constraints(n, errors)),
         output_formats: formats,
+    }
+}
+
+/// Most entries in one list of a name constraint.
+const MAX_CONSTRAINTS: usize = 20;
+
+fn name_constraints(
+    spec: &NameConstraints,
+    errors: &mut Vec<InvalidField>,
+) -> crate::model::NameConstraints {
+    let side = |name: &str, item: Option<&NameConstraintItem>, errors: &mut Vec<InvalidField>| {
+        let mut out = crate::model::NameSubtrees::default();
+        let Some(item) = item else {
+            return out;
+        };
+        let field = |list: &str| format!("spec.nameConstraints.{name}.{list}");
+        for (list, values) in [
+            ("dnsDomains", &item.dns_domains),
+            ("ipRanges", &item.ip_ranges),
+            ("emailAddresses", &item.email_addresses),
+        ] {
+            if values.len() > MAX_CONSTRAINTS {
+                errors.push(InvalidField::new(
+                    field(list),
+                    format!("{} entries, more than {MAX_CONSTRAINTS}", values.len()),
+                    "keep at most 20 entries per list",
+                ));
+                continue;
+            }
+            for (i, value) in values.iter().enumerate() {
+                let at = format!("{}[{i}]", field(list));
+                let ok = match list {
+                    "dnsDomains" => {
+                        let domain = value.strip_prefix('.').unwrap_or(value);
+                        super::names::check_dns_name(&at, domain).is_ok()
+                            && !domain.starts_with('*')
+                    }
+                    "ipRanges" => value.parse::<cidr::CidrRange>().is_ok(),
+                    _ => {
+                        !value.is_empty()
+                            && value.len() <= 253
+                            && value.is_ascii()
+                            && !value.contains(' ')
+                    }
+                };
+                if !ok {
+                    errors.push(InvalidField::new(
+                        at,
+                        format!("{:?} is not a valid {list} entry", truncate(value)),
+                        match list {
+                            "dnsDomains" => "write a domain such as example.com (no wildcard)",
+                            "ipRanges" => "write a CIDR range such as 10.0.0.0/8 or 2001:db8::/32",
+                            _ => {
+                                "write a mailbox, a host, or .example.com for a domain's mailboxes"
+                            }
+                        },
+                    ));
+                    continue;
+                }
+                match list {
+                    "dnsDomains" => out.dns_domains.push(value.clone()),
+                    "ipRanges" => out.ip_ranges.push(value.clone()),
+                    _ => out.email_addresses.push(value.clone()),
+                }
+            }
+        }
+        out
+    };
+    crate::model::NameConstraints {
+        permitted: side("permitted", spec.permitted.as_ref(), errors),
+        excluded: side("excluded", spec.excluded.as_ref(), errors),
+    }
+}
+
+/// CIDR ranges as name constraints take them.
+mod cidr {
+    use std::net::IpAddr;
+    use std::str::FromStr;
+
+    /// `address/prefix` with the prefix within the address's length.
+    pub struct CidrRange;
+
+    impl FromStr for CidrRange {
+        type Err = ();
+        fn from_str(text: &str) -> Result<Self, ()> {
+            let (address, prefix) = text.split_once('/').ok_or(())?;
+            let address: IpAddr = address.parse().map_err(|_| ())?;
+            let prefix: u8 = prefix.parse().map_err(|_| ())?;
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            (prefix <= max).then_some(CidrRange).ok_or(())
+        }
     }
 }
 
@@ -467,6 +582,41 @@ mod tests {
         let mut errors = Vec::new();
         check(&spec, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn name_constraints_are_for_cas_and_checked() {
+        let constraints = serde_json::json!({
+            "permitted": {"dnsDomains": ["example.com", ".corp.example"], "ipRanges": ["10.0.0.0/8"], "emailAddresses": ["example.com"]},
+            "excluded": {"dnsDomains": ["bad.example.com"], "ipRanges": ["2001:db8::/129"], "uriDomains": ["x.example"]},
+            "critical": false,
+        });
+        let spec = spec(serde_json::json!({"isCA": true, "nameConstraints": constraints}));
+        let mut errors = Vec::new();
+        let checked = check(&spec, &mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.nameConstraints.critical",
+                "spec.nameConstraints.excluded.uriDomains",
+                "spec.nameConstraints.excluded.ipRanges[0]",
+            ]
+        );
+        let translated = checked.name_constraints.unwrap();
+        assert_eq!(
+            translated.permitted.dns_domains,
+            ["example.com", ".corp.example"]
+        );
+        assert_eq!(translated.permitted.ip_ranges, ["10.0.0.0/8"]);
+        assert_eq!(translated.excluded.dns_domains, ["bad.example.com"]);
+        // Not on a leaf.
+        let spec = super::tests::spec(
+            serde_json::json!({"nameConstraints": {"permitted": {"dnsDomains": ["example.com"]}}}),
+        );
+        let mut errors = Vec::new();
+        check(&spec, &mut errors);
+        assert_eq!(errors[0].field, "spec.nameConstraints");
     }
 
     #[test]

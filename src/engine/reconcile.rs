@@ -34,13 +34,12 @@ pub mod secret_annotations {
     pub const ALT_NAMES: &str = "cert-manager.io/alt-names";
     pub const IP_SANS: &str = "cert-manager.io/ip-sans";
     pub const URI_SANS: &str = "cert-manager.io/uri-sans";
-    /// The subject attributes the certificate was requested with (not
-    /// what the issuer put in it: ACME servers drop them), so a changed
-    /// `spec.subject` re-issues and an ACME certificate is not re-issued
-    /// forever for lacking them.
-    pub const REQUESTED_SUBJECT: &str = "certweave.io/requested-subject";
-    /// The `otherName` subject alternative names requested, the same way.
-    pub const REQUESTED_OTHER_NAMES: &str = "certweave.io/requested-other-names";
+    /// What the certificate was requested with that the stored
+    /// certificate cannot be compared with directly: subject attributes
+    /// (ACME servers drop them), otherNames and name constraints. A change
+    /// re-issues, and an ACME certificate is not re-issued forever for
+    /// lacking what the server dropped.
+    pub const REQUESTED: &str = "certweave.io/requested";
 }
 
 /// Everything needed to keep one certificate fresh.
@@ -116,21 +115,16 @@ pub fn evaluate(managed: &Managed, secret: Option<&StoredSecret>, now: SystemTim
     if request.common_name.is_some() && request.common_name != leaf.subject_cn {
         return issue("the common name in the spec differs from the stored certificate".into());
     }
-    let requested_subject = secret
+    let requested = secret
         .annotations
-        .get(secret_annotations::REQUESTED_SUBJECT)
+        .get(secret_annotations::REQUESTED)
         .map(String::as_str)
         .unwrap_or_default();
-    if requested_subject != request.subject.to_string() {
-        return issue("the subject in the spec differs from the stored certificate's".into());
-    }
-    let requested_other_names = secret
-        .annotations
-        .get(secret_annotations::REQUESTED_OTHER_NAMES)
-        .map(String::as_str)
-        .unwrap_or_default();
-    if requested_other_names != other_names_text(request) {
-        return issue("the otherNames in the spec differ from the stored certificate's".into());
+    if requested != requested_text(request) {
+        return issue(
+            "the subject, otherNames or nameConstraints in the spec differ from the stored certificate's"
+                .into(),
+        );
     }
     if request.is_ca != leaf.is_ca {
         return issue("isCA in the spec differs from the stored certificate".into());
@@ -572,23 +566,32 @@ fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
             .join(","),
     );
     out.insert(a::URI_SANS.into(), request.uris.join(","));
-    if !request.subject.is_empty() {
-        out.insert(a::REQUESTED_SUBJECT.into(), request.subject.to_string());
-    }
-    if !request.other_names.is_empty() {
-        out.insert(a::REQUESTED_OTHER_NAMES.into(), other_names_text(request));
+    let requested = requested_text(request);
+    if !requested.is_empty() {
+        out.insert(a::REQUESTED.into(), requested);
     }
     out
 }
 
-/// `oid=value` per other name, comma-separated, for the annotation.
-fn other_names_text(request: &CertificateRequest) -> String {
-    let names: Vec<String> = request
-        .other_names
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    names.join(",")
+/// The parts of the request recorded in [`secret_annotations::REQUESTED`],
+/// as text: empty when the request has none of them.
+fn requested_text(request: &CertificateRequest) -> String {
+    let mut parts = Vec::new();
+    if !request.subject.is_empty() {
+        parts.push(format!("subject: {}", request.subject));
+    }
+    if !request.other_names.is_empty() {
+        let names: Vec<String> = request
+            .other_names
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        parts.push(format!("otherNames: {}", names.join(",")));
+    }
+    if let Some(constraints) = &request.name_constraints {
+        parts.push(format!("nameConstraints: {constraints}"));
+    }
+    parts.join("; ")
 }
 
 #[cfg(test)]

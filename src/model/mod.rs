@@ -19,6 +19,7 @@ pub use issuer::{
 pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 pub use renew_before::RenewBefore;
 pub use request::{
-    CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, OtherName, DEFAULT_DURATION,
+    CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, NameConstraints, NameSubtrees,
+    OtherName, DEFAULT_DURATION,
 };
 pub use subject::{Subject, SubjectAttribute};

@@ -19,6 +19,8 @@ pub struct CertificateRequest {
     /// `otherName` subject alternative names with UTF-8 string values
     /// (`spec.otherNames`, e.g. a Microsoft UPN).
     pub other_names: Vec<OtherName>,
+    /// Name constraints of a CA certificate (`spec.nameConstraints`).
+    pub name_constraints: Option<NameConstraints>,
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<IpAddr>,
     pub uris: Vec<String>,
@@ -40,6 +42,7 @@ impl CertificateRequest {
             common_name: None,
             subject: Subject::default(),
             other_names: Vec::new(),
+            name_constraints: None,
             dns_names: dns_names.into_iter().map(Into::into).collect(),
             ip_addresses: Vec::new(),
             uris: Vec::new(),
@@ -97,6 +100,40 @@ impl std::fmt::Display for OtherName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let oid: Vec<String> = self.oid.iter().map(u64::to_string).collect();
         write!(f, "{}={}", oid.join("."), self.value)
+    }
+}
+
+/// The names a CA certificate may sign for (`permitted`) and may not
+/// (`excluded`), RFC 5280 §4.2.1.10; written critical.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameConstraints {
+    pub permitted: NameSubtrees,
+    pub excluded: NameSubtrees,
+}
+
+/// One side of [`NameConstraints`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameSubtrees {
+    /// `example.com` (the domain and its subdomains) or `.example.com`.
+    pub dns_domains: Vec<String>,
+    /// CIDR ranges, checked: `10.0.0.0/8`, `2001:db8::/32`.
+    pub ip_ranges: Vec<String>,
+    /// A mailbox, a host, or `.example.com` for a domain's mailboxes.
+    pub email_addresses: Vec<String>,
+}
+
+impl std::fmt::Display for NameConstraints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (side, trees) in [("permitted", &self.permitted), ("excluded", &self.excluded)] {
+            write!(
+                f,
+                "{side}(dns={};ip={};email={})",
+                trees.dns_domains.join(","),
+                trees.ip_ranges.join(","),
+                trees.email_addresses.join(",")
+            )?;
+        }
+        Ok(())
     }
 }
 

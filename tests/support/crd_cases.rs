@@ -121,12 +121,27 @@ pub fn refused_certificates() -> Vec<Refused> {
         ),
         (
             certificate_with(|s| {
-                s["isCA"] = json!(true);
-                s["nameConstraints"] =
-                    json!({"critical": true, "permitted": {"dnsDomains": ["example.com"]}});
+                s["nameConstraints"] = json!({"permitted": {"dnsDomains": ["example.com"]}});
             }),
             "spec.nameConstraints",
             "spec.nameConstraints",
+        ),
+        (
+            certificate_with(|s| {
+                s["isCA"] = json!(true);
+                s["nameConstraints"] = json!({"permitted": {"uriDomains": ["example.com"]}});
+            }),
+            "spec.nameConstraints.permitted.uriDomains",
+            "spec.nameConstraints.permitted.uriDomains",
+        ),
+        (
+            certificate_with(|s| {
+                s["isCA"] = json!(true);
+                s["nameConstraints"] =
+                    json!({"critical": false, "permitted": {"dnsDomains": ["example.com"]}});
+            }),
+            "spec.nameConstraints.critical",
+            "spec.nameConstraints.critical",
         ),
         (
             certificate_with(
@@ -182,6 +197,12 @@ pub fn accepted_certificates() -> Vec<Value> {
         certificate_with(|s| s["privateKey"] = json!({"algorithm": "RSA", "size": 4096})),
         certificate_with(|s| s["privateKey"] = json!({"algorithm": "Ed25519", "size": 256})),
         certificate_with(|s| s["privateKey"] = json!({"rotationPolicy": "Never"})),
+        certificate_with(|s| {
+            s["isCA"] = json!(true);
+            s["nameConstraints"] = json!({"critical": true,
+                "permitted": {"dnsDomains": ["example.com"], "ipRanges": ["10.0.0.0/8"]},
+                "excluded": {"emailAddresses": ["bad.example.com"]}});
+        }),
         certificate_with(|s| {
             s["subject"] = json!({
                 "organizations": ["Example Corp"], "countries": ["DE"],
