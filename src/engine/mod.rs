@@ -8,5 +8,6 @@
 
 pub mod reconcile;
 pub mod renewal;
+pub mod renewal_info;
 pub mod scheduler;
 pub mod timing;

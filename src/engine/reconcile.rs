@@ -12,16 +12,16 @@
 //!   the spec.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use crate::engine::renewal_info;
 use crate::engine::timing::{backoff, FailureClass, RenewBefore};
 use crate::model::{
     Bundle, CertificateRequest, IssueError, Issuer, KeyRotation, PrivateKey, RequestOrigin,
 };
 use crate::pki::{self, CertInfo};
 use crate::store::{
-    AriState, CertificateState, ObjectKey, OutputFormats, SecretWrite, Store, StoreError,
-    StoredSecret,
+    CertificateState, ObjectKey, OutputFormats, SecretWrite, Store, StoreError, StoredSecret,
 };
 
 /// Secret annotations cert-manager writes, which certweave writes too.
@@ -228,7 +228,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
             let chain = secret.as_ref().and_then(|s| s.tls_crt.as_deref());
             let ari = match (issuer.as_ref(), chain) {
                 (Ok(issuer), Some(chain)) => {
-                    renewal_information(
+                    renewal_info::renewal_information(
                         *issuer,
                         managed,
                         chain,
@@ -385,89 +385,6 @@ pub async fn reconcile<S: Store, I: Issuer>(
     }
 }
 
-/// The issuer's renewal information about the stored certificate: the
-/// recorded answer while it holds (same certificate, before its
-/// `check_again`), else asked anew. A renewal time is picked uniformly at
-/// random in the window, as RFC 9773 §4.2 asks, and kept while the window
-/// stays the same, so restarts and re-checks do not move it. A failed
-/// question keeps what was known and asks again in an hour.
-async fn renewal_information<I: Issuer>(
-    issuer: &I,
-    managed: &Managed,
-    chain_pem: &str,
-    serial: &str,
-    recorded: Option<&AriState>,
-    now: SystemTime,
-) -> Option<AriState> {
-    let recorded = recorded.filter(|a| a.serial == serial);
-    if let Some(known) = recorded.filter(|a| a.check_again.is_some_and(|t| now < t)) {
-        return Some(known.clone());
-    }
-    match issuer.renewal_window(chain_pem).await {
-        Ok(Some(window)) => {
-            let same_window = recorded.filter(|a| {
-                a.window_start == Some(window.start) && a.window_end == Some(window.end)
-            });
-            let renewal_time = same_window
-                .and_then(|a| a.renewal_time)
-                .unwrap_or_else(|| random_point(window.start, window.end));
-            if same_window.is_none() {
-                tracing::info!(certificate = %managed.certificate, renewal_time = %humantime_rfc3339(renewal_time), "renewal scheduled inside the ACME server's suggested window");
-            }
-            Some(AriState {
-                serial: serial.to_owned(),
-                window_start: Some(window.start),
-                window_end: Some(window.end),
-                renewal_time: Some(renewal_time),
-                check_again: Some(window.check_again),
-                explanation_url: window.explanation_url,
-            })
-        }
-        Ok(None) => None,
-        Err(error) => {
-            tracing::warn!(certificate = %managed.certificate, %error, "cannot read the ACME server's renewal information; asking again in an hour");
-            // With nothing known, the record holds only when to ask again:
-            // the certificate's own rule decides meanwhile.
-            let known = recorded.cloned().unwrap_or_else(|| AriState {
-                serial: serial.to_owned(),
-                ..Default::default()
-            });
-            Some(AriState {
-                check_again: Some(now + Duration::from_secs(3600)),
-                ..known
-            })
-        }
-    }
-}
-
-/// A uniformly random time in `[start, end]` (`start` when the window is
-/// empty or reversed).
-fn random_point(start: SystemTime, end: SystemTime) -> SystemTime {
-    let Ok(width) = end.duration_since(start) else {
-        return start;
-    };
-    let millis = u64::try_from(width.as_millis()).unwrap_or(u64::MAX);
-    if millis == 0 {
-        return start;
-    }
-    let offset = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (millis + 1);
-    start + Duration::from_millis(offset)
-}
-
-fn humantime_rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// Picks the key (reuse under `rotationPolicy: Never` when it still fits)
 /// and asks the issuer.
 async fn issue_with<S: Store, I: Issuer>(
@@ -601,6 +518,7 @@ mod tests {
     use crate::model::{Bundle, RenewalWindow};
     use crate::store::fs::FsStore;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     /// Signs like SelfSigned and answers renewal information as told.
     struct Windowed {
@@ -705,23 +623,5 @@ mod tests {
         let step = reconcile(&store, &m, Ok(&issuer), later).await.unwrap();
         let renewal = step.state.renewal_time.unwrap();
         assert!(leaf_end - Duration::from_secs(60) <= renewal && renewal <= leaf_end);
-    }
-
-    #[test]
-    fn a_random_point_stays_inside_its_window() {
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let end = start + Duration::from_secs(2 * 86_400);
-        let points: Vec<SystemTime> = (0..1000).map(|_| random_point(start, end)).collect();
-        assert!(points.iter().all(|p| start <= *p && *p <= end));
-        // Spread over the window, not stuck at one end.
-        let middle = start + Duration::from_secs(86_400);
-        let early = points.iter().filter(|p| **p < middle).count();
-        assert!(
-            (300..700).contains(&early),
-            "{early} of 1000 in the first half"
-        );
-        // An empty or reversed window is its start.
-        assert_eq!(random_point(start, start), start);
-        assert_eq!(random_point(end, start), end);
     }
 }
