@@ -184,6 +184,51 @@ async fn many_orders_run_at_once_on_one_solver_port() {
     assert_eq!(solver.active(), 0);
 }
 
+/// RFC 8555 §6.5: a request refused for its nonce is sent again with the
+/// fresh one. With Pebble rejecting half of all good nonces, every step of
+/// every order (account, new order, authorizations, challenges, polling,
+/// finalize, download) meets runs of rejections; all orders still finish.
+#[tokio::test]
+async fn orders_finish_while_the_server_rejects_half_of_all_nonces() {
+    let (pebble, solver, _server) = http01_setup(|options| {
+        options.nonce_reject_percent = Some(50);
+    })
+    .await;
+    let issuer = Arc::new(issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let issuer = issuer.clone();
+        tasks.spawn(async move {
+            let request = CertificateRequest::for_dns_names([format!("nonce{i}.example.test")]);
+            let bundle = issuer
+                .issue(&request, &key(), &RequestOrigin::default())
+                .await;
+            (request, bundle)
+        });
+    }
+    let root = pebble.root(0).await;
+    let mut issued = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (request, bundle) = joined.unwrap();
+        let bundle = bundle.unwrap_or_else(|e| panic!("{}: {e}", request.describe_names()));
+        assert_good(&bundle, &request, &root);
+        issued += 1;
+    }
+    assert_eq!(issued, 6);
+    let text = certweave::metrics::ControllerMetrics::new().render();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("certmanager_http_acme_client_request_count{")
+                && l.contains("status=\"400\"")
+        ),
+        "Pebble rejected no nonce; the test proves nothing:\n{text}"
+    );
+}
+
 #[tokio::test]
 async fn the_account_key_is_created_once_and_reused_without_a_new_account() {
     let (pebble, solver, _server) = http01_setup(|_| {}).await;

@@ -44,6 +44,9 @@ pub struct PebbleOptions {
     pub eab: Option<(String, String)>,
     /// `PEBBLE_ALTERNATE_ROOTS`: how many alternate chains to offer.
     pub alternate_roots: u32,
+    /// `PEBBLE_WFE_NONCEREJECT`: the percentage of good nonces Pebble
+    /// rejects with `badNonce` (Pebble's own default, 5, when unset).
+    pub nonce_reject_percent: Option<u8>,
 }
 
 impl PebbleOptions {
@@ -53,6 +56,7 @@ impl PebbleOptions {
             dns_server: None,
             eab: None,
             alternate_roots: 0,
+            nonce_reject_percent: None,
         }
     }
 }
@@ -220,6 +224,9 @@ impl Pebble {
             .env_remove("PEBBLE_WFE_NONCEREJECT")
             .stdout(log_file(dir.path(), "pebble.log"))
             .stderr(log_file(dir.path(), "pebble.log"));
+        if let Some(percent) = options.nonce_reject_percent {
+            command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
+        }
         if options.alternate_roots > 0 {
             command.env(
                 "PEBBLE_ALTERNATE_ROOTS",

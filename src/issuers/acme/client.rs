@@ -334,8 +334,13 @@ impl AcmeHttp {
         }
     }
 
-    /// Replaces instant-acme's JWS with one signed by the account key.
-    fn resign(&self, body: &[u8]) -> Result<(Vec<u8>, bool), instant_acme::Error> {
+    /// Replaces instant-acme's JWS with one signed by the account key,
+    /// with `nonce` in place of the one instant-acme chose when given.
+    fn resign(
+        &self,
+        body: &[u8],
+        nonce: Option<&str>,
+    ) -> Result<(Vec<u8>, bool), instant_acme::Error> {
         let bad = |what: &str| instant_acme::Error::Other(format!("re-signing: {what}").into());
         let jws: Value = serde_json::from_slice(body)?;
         let protected = jws["protected"].as_str().ok_or_else(|| bad("no header"))?;
@@ -343,6 +348,9 @@ impl AcmeHttp {
         let mut header: Map<String, Value> = decode_json(protected).map_err(|e| bad(&e))?;
         let key = &self.inner.key;
         header.insert("alg".into(), Value::from(key.algorithm()));
+        if let Some(nonce) = nonce {
+            header.insert("nonce".into(), Value::from(nonce));
+        }
         let carries_key = header.contains_key("jwk");
         let mut payload = payload.to_owned();
         if carries_key {
@@ -392,6 +400,13 @@ impl AcmeHttp {
             .map_err(|e| e.to_string())
     }
 
+    /// Sends one of instant-acme's requests. A signed (JOSE) request is
+    /// re-signed with the account key, and sent again with the fresh nonce
+    /// the server returned while it answers `badNonce` (RFC 8555 §6.5), up
+    /// to [`BAD_NONCE_ATTEMPTS`] times: every ACME call, from opening an
+    /// order to fetching an authorization, survives a run of rejected
+    /// nonces in one place. A refused nonce means the server did not act
+    /// on the request, so sending it again is safe.
     async fn send(
         &self,
         request: Request<BodyWrapper<Bytes>>,
@@ -402,27 +417,63 @@ impl AcmeHttp {
                 .headers()
                 .get(CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/jose+json"));
-        let (request, carries_key) = if is_jose {
-            let (parts, body) = request.into_parts();
-            let bytes = match body.collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(never) => match never {},
-            };
-            let (signed, carries_key) = self.resign(&bytes)?;
-            (
-                Request::from_parts(parts, BodyWrapper::from(signed)),
-                carries_key,
-            )
-        } else {
-            (request, false)
-        };
-        let response = self.exchange(request).await?;
-        let (parts, body) = response.into_parts();
-        self.remember(&url, &parts);
-        if carries_key {
-            self.lock().new_account_status = Some(parts.status);
+        if !is_jose {
+            let response = self.exchange(request).await?;
+            let (parts, body) = response.into_parts();
+            self.remember(&url, &parts);
+            return Ok(BytesResponse::from(http::Response::from_parts(parts, body)));
         }
-        Ok(BytesResponse::from(http::Response::from_parts(parts, body)))
+        let (parts, unsigned) = request.into_parts();
+        let unsigned = match unsigned.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(never) => match never {},
+        };
+        let (parts, body) = self.send_signed(&parts, &unsigned).await?;
+        Ok(BytesResponse::from(http::Response::from_parts(
+            parts,
+            http_body_util::Full::new(body),
+        )))
+    }
+
+    /// Signs `unsigned` (a JWS whose signature is ignored) with the account
+    /// key and sends it, again with the server's fresh nonce while it
+    /// answers `badNonce`. Returns the last answer with its body.
+    async fn send_signed(
+        &self,
+        request: &http::request::Parts,
+        unsigned: &[u8],
+    ) -> Result<(http::response::Parts, Bytes), instant_acme::Error> {
+        let url = request.uri.to_string();
+        let mut nonce = None;
+        let mut attempt = 1;
+        loop {
+            let (signed, carries_key) = self.resign(unsigned, nonce.as_deref())?;
+            let mut outgoing = Request::new(BodyWrapper::from(signed));
+            *outgoing.method_mut() = request.method.clone();
+            *outgoing.uri_mut() = request.uri.clone();
+            *outgoing.headers_mut() = request.headers.clone();
+            let (parts, body) = self.exchange(outgoing).await?.into_parts();
+            self.remember(&url, &parts);
+            if carries_key {
+                self.lock().new_account_status = Some(parts.status);
+            }
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?
+                .to_bytes();
+            let fresh = replay_nonce(&parts.headers);
+            if parts.status == StatusCode::BAD_REQUEST
+                && attempt < BAD_NONCE_ATTEMPTS
+                && fresh.is_some()
+                && is_bad_nonce_body(&body)
+            {
+                attempt += 1;
+                nonce = fresh;
+                continue;
+            }
+            return Ok((parts, body));
+        }
     }
 
     /// A signed POST-as-GET (RFC 8555 §6.3) that instant-acme has no call
@@ -439,52 +490,29 @@ impl AcmeHttp {
             .as_str()
             .ok_or(instant_acme::Error::Str("newNonce in the directory"))?
             .to_owned();
-        let mut nonce = None;
-        for _ in 0..5 {
-            let nonce_value = match nonce.take() {
-                Some(n) => n,
-                None => self.fresh_nonce(&new_nonce).await?,
-            };
-            let header = serde_json::json!({
-                "alg": self.inner.key.algorithm(),
-                "kid": account_url,
-                "nonce": nonce_value,
-                "url": url,
-            });
-            let protected = BASE64_URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
-            let signature = self
-                .inner
-                .key
-                .sign(format!("{protected}.").as_bytes())
-                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
-            let body = serde_json::to_vec(&serde_json::json!({
-                "protected": protected,
-                "payload": "",
-                "signature": BASE64_URL_SAFE_NO_PAD.encode(signature),
-            }))?;
-            let request = Request::builder()
-                .method(Method::POST)
-                .uri(url)
-                .header(CONTENT_TYPE, "application/jose+json")
-                .body(BodyWrapper::from(body))?;
-            let response = self.raw(request).await?;
-            if response.0.is_success() {
-                return Ok(response.2);
-            }
-            let problem: instant_acme::Problem = serde_json::from_slice(&response.2)?;
-            if super::order::is_bad_nonce(&problem) {
-                nonce = response
-                    .1
-                    .get("replay-nonce")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                continue;
-            }
-            return Err(instant_acme::Error::Api(problem));
+        let nonce = self.fresh_nonce(&new_nonce).await?;
+        let header = serde_json::json!({
+            "alg": self.inner.key.algorithm(),
+            "kid": account_url,
+            "nonce": nonce,
+            "url": url,
+        });
+        let unsigned = serde_json::to_vec(&serde_json::json!({
+            "protected": BASE64_URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?),
+            "payload": "",
+            "signature": "",
+        }))?;
+        let (request, ()) = Request::builder()
+            .method(Method::POST)
+            .uri(url)
+            .header(CONTENT_TYPE, "application/jose+json")
+            .body(())?
+            .into_parts();
+        let (response, body) = self.send_signed(&request, &unsigned).await?;
+        if response.status.is_success() {
+            return Ok(body);
         }
-        Err(instant_acme::Error::Other(
-            "the server rejected five nonces in a row".into(),
-        ))
+        Err(instant_acme::Error::Api(serde_json::from_slice(&body)?))
     }
 
     async fn get(&self, url: &str) -> Result<Bytes, instant_acme::Error> {
@@ -570,6 +598,27 @@ impl HttpClient for AcmeHttp {
         Box::pin(async move { this.send(req).await })
     }
 }
+
+/// How many times one request is sent while the server rejects its nonce.
+/// instant-acme retries a `badNonce` three times itself, but servers under
+/// load (and Pebble, for ~5% of nonces by default) reject runs of nonces,
+/// and giving up there would cost the whole order.
+const BAD_NONCE_ATTEMPTS: usize = 10;
+
+fn replay_nonce(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("replay-nonce")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Whether an error answer is the problem `badNonce`.
+fn is_bad_nonce_body(body: &[u8]) -> bool {
+    serde_json::from_slice::<instant_acme::Problem>(body)
+        .is_ok_and(|problem| problem.r#type.as_deref() == Some(BAD_NONCE))
+}
+
+const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
 
 fn decode_json(b64: &str) -> Result<Map<String, Value>, String> {
     let bytes = BASE64_URL_SAFE_NO_PAD
@@ -692,7 +741,7 @@ mod tests {
             "signature": "sig",
         });
         let (signed, carries_key) = http
-            .resign(&serde_json::to_vec(&original).unwrap())
+            .resign(&serde_json::to_vec(&original).unwrap(), None)
             .unwrap();
         assert!(carries_key);
         let signed: Value = serde_json::from_slice(&signed).unwrap();

@@ -30,39 +30,6 @@ use super::{DnsSolver, Solvers};
 use crate::model::{CertificateRequest, IssueError, Problem, RequestOrigin};
 use crate::pki::{self, CertInfo};
 
-/// Evaluates an ACME request again at once while the server rejects its
-/// nonce, up to five times. RFC 8555 section 6.5 has the client retry a
-/// `badNonce` with the fresh nonce that came with it; instant-acme does so
-/// three times itself, but servers under load (and Pebble by default, for
-/// ~5% of requests) reject runs of nonces, and giving up there would cost
-/// the whole order. Every request retried here is refused before the server
-/// acts on it, so sending it again is safe.
-///
-/// A macro rather than a function taking an async closure: the closure's
-/// borrow of the order would have to be named in the `Send` future of
-/// [`crate::model::Issuer::issue`], which async closures cannot express yet.
-macro_rules! retry_bad_nonce {
-    ($request:expr) => {{
-        let mut attempt = 1;
-        loop {
-            match $request {
-                Err(instant_acme::Error::Api(problem))
-                    if attempt < BAD_NONCE_ATTEMPTS && is_bad_nonce(&problem) =>
-                {
-                    attempt += 1;
-                }
-                result => break result,
-            }
-        }
-    }};
-}
-
-const BAD_NONCE_ATTEMPTS: usize = 5;
-
-pub(super) fn is_bad_nonce(problem: &instant_acme::Problem) -> bool {
-    problem.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce")
-}
-
 /// An ACME order in flight, as a caller persists it (next to the
 /// certificate's other state) to resume after a restart.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,7 +394,7 @@ impl Driver<'_> {
                 // order) only needs its response served again.
                 if challenge.status == ChallengeStatus::Pending {
                     let mut challenge = challenge;
-                    match retry_bad_nonce!(challenge.set_ready().await) {
+                    match challenge.set_ready().await {
                         Ok(()) => {}
                         // A fast CA may have failed this or another name
                         // already; the authorizations tell which and why.
@@ -449,7 +416,8 @@ impl Driver<'_> {
         }
         if let Some((name, p)) = refused {
             let url = order.url().to_owned();
-            refresh_order(order)
+            order
+                .refresh()
                 .await
                 .map_err(|e| self.fail(e, "polling the order", Some(&url)))?;
             return Err(match self.failure(order).await {
@@ -483,7 +451,8 @@ impl Driver<'_> {
                 .wait(self.http.retry_after(order.url()), "validation")
                 .await?;
             let url = order.url().to_owned();
-            refresh_order(order)
+            order
+                .refresh()
                 .await
                 .map_err(|e| self.fail(e, "polling the order", Some(&url)))?;
         }
@@ -501,7 +470,9 @@ impl Driver<'_> {
         match order.state().status {
             OrderStatus::Ready => {
                 tracing::info!("finalizing the order");
-                retry_bad_nonce!(order.finalize_csr(csr_der).await)
+                order
+                    .finalize_csr(csr_der)
+                    .await
                     .map_err(|e| self.fail(e, "finalizing the order", None))?;
             }
             OrderStatus::Processing | OrderStatus::Valid => {}
@@ -518,7 +489,9 @@ impl Driver<'_> {
                 return Err(self.failure(order).await);
             }
             let url = order.url().to_owned();
-            match retry_bad_nonce!(order.certificate().await)
+            match order
+                .certificate()
+                .await
                 .map_err(|e| self.fail(e, "fetching the certificate", Some(&url)))?
             {
                 Some(chain) => break chain,
@@ -716,11 +689,6 @@ async fn cleanup(records: Vec<(Arc<dyn DnsSolver>, String, String)>, routes: Vec
             tracing::warn!(%host, error = %e, "could not remove the HTTP-01 challenge route");
         }
     }
-}
-
-/// Refreshes `order`, retrying rejected nonces.
-async fn refresh_order(order: &mut instant_acme::Order) -> Result<(), instant_acme::Error> {
-    retry_bad_nonce!(order.refresh().await.map(|_| ()))
 }
 
 #[cfg(test)]
