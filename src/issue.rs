@@ -75,6 +75,7 @@ pub struct IssueFlags {
     pub tsig_key_name: Option<String>,
     pub tsig_secret: Option<String>,
     pub tsig_algorithm: TsigAlgorithm,
+    pub dns01_tcp: bool,
     pub ca_cert: Option<PathBuf>,
     pub ca_key: Option<PathBuf>,
 }
@@ -348,6 +349,7 @@ impl IssueFlags {
                             "--dns01-rfc2136 needs --tsig-secret (or CERTWEAVE_TSIG_SECRET)",
                         )?,
                         tsig_algorithm: args.tsig_algorithm,
+                        tcp: args.dns01_tcp,
                     }),
                     None => None,
                 };

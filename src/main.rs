@@ -402,6 +402,10 @@ struct IssueArgs {
     /// TSIG algorithm: hmac-sha256, hmac-sha384 or hmac-sha512.
     #[arg(long, value_name = "ALGORITHM", default_value = "hmac-sha256")]
     tsig_algorithm: TsigAlgorithm,
+    /// Send DNS updates and queries over TCP only (for servers or
+    /// firewalls that take updates over TCP); UDP by default.
+    #[arg(long, requires = "dns01_rfc2136")]
+    dns01_tcp: bool,
     /// CA certificate (PEM) for --issuer ca.
     #[arg(long, value_name = "FILE", required_if_eq("issuer", "ca"))]
     ca_cert: Option<PathBuf>,
@@ -432,6 +436,7 @@ impl IssueArgs {
             tsig_key_name: self.tsig_key_name,
             tsig_secret: self.tsig_secret,
             tsig_algorithm: self.tsig_algorithm,
+            dns01_tcp: self.dns01_tcp,
             ca_cert: self.ca_cert,
             ca_key: self.ca_key,
         }

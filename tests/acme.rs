@@ -268,6 +268,40 @@ async fn the_account_key_is_created_once_and_reused_without_a_new_account() {
     assert_good(&bundle, &request, &pebble.root(0).await);
 }
 
+/// `disableAccountKeyGeneration`: without a stored key the issuer fails
+/// with a configuration error and generates nothing; with a key provisioned
+/// out of band it finds that key's account.
+#[tokio::test]
+async fn with_key_generation_disabled_only_a_provided_account_key_is_used() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let mut disabled = config(&pebble);
+    disabled.disable_account_key_generation = true;
+    let empty = Arc::new(MemoryKeyStore::default());
+    let err = issuer(disabled.clone(), empty.clone(), http01(&solver))
+        .account()
+        .await
+        .unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+    assert!(
+        err.to_string().contains("disableAccountKeyGeneration"),
+        "{err}"
+    );
+    assert_eq!(empty.pem(), None, "no key was generated");
+
+    let registered_with = Arc::new(MemoryKeyStore::default());
+    let registered = issuer(config(&pebble), registered_with.clone(), http01(&solver))
+        .account()
+        .await
+        .unwrap();
+    let provided = Arc::new(MemoryKeyStore::new(registered_with.pem()));
+    let found = issuer(disabled, provided, http01(&solver))
+        .account()
+        .await
+        .unwrap();
+    assert_eq!(found.url, registered.url);
+    assert!(!found.key_generated && !found.created, "{found:?}");
+}
+
 /// cert-manager users bring RSA-2048 PKCS#1 account keys. Here lego
 /// registers the account with such a key (an independent client); certweave
 /// then finds that same account with the key and issues with it, signing
@@ -639,6 +673,7 @@ async fn dns01_issues_a_wildcard_and_apex_certificate_through_bind() {
         tsig_key_name: bind.key_name.clone(),
         tsig_secret: bind.secret.clone(),
         tsig_algorithm: TsigAlgorithm::HmacSha256,
+        tcp: false,
     })
     .unwrap();
     let issuer = issuer(

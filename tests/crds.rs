@@ -185,10 +185,28 @@ fn every_schema_is_structural() {
                     "{path}: `{forbidden}` is not structural; inline the type"
                 );
             }
-            assert!(
-                !obj.contains_key("x-kubernetes-preserve-unknown-fields"),
-                "{path}: unknown fields are pruned everywhere; give the field a schema"
-            );
+            // Unknown fields are pruned everywhere, except inside a
+            // cert-manager field certweave refuses by name: that field is
+            // kept as given so that the rule on its parent sees it.
+            for (name, field) in obj
+                .get("properties")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if field.get("x-kubernetes-preserve-unknown-fields").is_some() {
+                    let refusing = format!("!has(self.{name})");
+                    let rules = obj
+                        .get("x-kubernetes-validations")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    assert!(
+                        rules.iter().any(|r| r["rule"] == refusing.as_str()),
+                        "{path}.{name}: unknown fields are pruned everywhere; give the field a schema (or refuse it with {refusing})"
+                    );
+                }
+            }
             let ty = obj
                 .get("type")
                 .and_then(Value::as_str)

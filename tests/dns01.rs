@@ -19,6 +19,7 @@ fn solver_for(server: &Bind9, algorithm: &str) -> Rfc2136Solver {
         tsig_key_name: key.name.clone(),
         tsig_secret: key.secret.clone(),
         tsig_algorithm: key.algorithm.parse().unwrap(),
+        tcp: false,
     })
     .unwrap()
 }
@@ -111,6 +112,54 @@ async fn sha384_and_sha512_keys_work() {
     }
 }
 
+/// `protocol: TCP`: every query and update goes over TCP; BIND's query log
+/// marks a TCP query with `T` among its flags.
+#[tokio::test]
+async fn protocol_tcp_sends_every_message_over_tcp() {
+    let server = Bind9::start();
+    let key = server.key("hmac-sha256");
+    let tcp_flags = |log: &str| -> Vec<bool> {
+        log.lines()
+            // The solver's queries are signed; the test's own `dig` is not.
+            .filter(|l| {
+                l.contains("/key ") && l.contains("query: _acme-challenge.example.test IN ")
+            })
+            .map(|l| {
+                let after_type = l.split(" IN ").nth(1).unwrap_or_default();
+                let flags = after_type.split_whitespace().nth(1).unwrap_or_default();
+                flags.contains('T')
+            })
+            .collect()
+    };
+    for tcp in [false, true] {
+        let solver = Rfc2136Solver::new(Rfc2136Config {
+            nameserver: server.addr(),
+            tsig_key_name: key.name.clone(),
+            tsig_secret: key.secret.clone(),
+            tsig_algorithm: key.algorithm.parse().unwrap(),
+            tcp,
+        })
+        .unwrap();
+        let before = server.log().len();
+        solver
+            .present(CHALLENGE, "over-some-transport")
+            .await
+            .unwrap();
+        assert_eq!(server.txt(CHALLENGE), ["over-some-transport"]);
+        solver
+            .cleanup(CHALLENGE, "over-some-transport")
+            .await
+            .unwrap();
+        let log = server.log()[before..].to_owned();
+        let flags = tcp_flags(&log);
+        assert!(!flags.is_empty(), "no query logged:\n{log}");
+        assert!(
+            flags.iter().all(|&t| t == tcp),
+            "tcp: {tcp}, flags {flags:?}:\n{log}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_secret_fails_clearly_and_changes_nothing() {
     let server = Bind9::start();
@@ -121,6 +170,7 @@ async fn a_wrong_secret_fails_clearly_and_changes_nothing() {
         // A valid base64 secret, but not the server's.
         tsig_secret: "c29tZSBvdGhlciBzZWNyZXQgb2YgMzIgYnl0ZXMhISE=".into(),
         tsig_algorithm: TsigAlgorithm::HmacSha256,
+        tcp: false,
     })
     .unwrap();
 
@@ -155,6 +205,7 @@ async fn an_unknown_key_or_algorithm_is_named_in_the_error() {
         tsig_key_name: "no-such-key".into(),
         tsig_secret: server.secret.clone(),
         tsig_algorithm: TsigAlgorithm::HmacSha256,
+        tcp: false,
     })
     .unwrap();
     let message = config_message(unknown_key.present(CHALLENGE, "never").await);
@@ -169,6 +220,7 @@ async fn an_unknown_key_or_algorithm_is_named_in_the_error() {
         tsig_key_name: server.key_name.clone(),
         tsig_secret: server.secret.clone(),
         tsig_algorithm: TsigAlgorithm::HmacSha512,
+        tcp: false,
     })
     .unwrap();
     let message = config_message(wrong_algorithm.present(CHALLENGE, "never").await);
@@ -220,6 +272,7 @@ async fn a_silent_server_is_a_bounded_transient_failure() {
         tsig_key_name: "k".into(),
         tsig_secret: "c2VjcmV0".into(),
         tsig_algorithm: TsigAlgorithm::HmacSha256,
+        tcp: false,
     })
     .unwrap();
     let started = Instant::now();
@@ -243,6 +296,7 @@ async fn a_closed_port_is_a_transient_failure() {
         tsig_key_name: "k".into(),
         tsig_secret: "c2VjcmV0".into(),
         tsig_algorithm: TsigAlgorithm::HmacSha256,
+        tcp: false,
     })
     .unwrap();
     let error = solver.cleanup(CHALLENGE, "v").await.unwrap_err();

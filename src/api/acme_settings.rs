@@ -79,6 +79,7 @@ pub fn acme_settings(
     config.email = acme.email.clone();
     config.preferred_chain = acme.preferred_chain.clone();
     config.profile = acme.profile.clone();
+    config.disable_account_key_generation = acme.disable_account_key_generation;
     config.trust = if acme.skip_tls_verify {
         Trust::InsecureSkipVerify
     } else if let Some(bundle) = &acme.ca_bundle {
@@ -120,12 +121,18 @@ pub fn acme_settings(
         if let Some(http) = &solver.http01 {
             http01 = true;
             let ingress = http.ingress.clone().unwrap_or_default();
+            let template = ingress
+                .ingress_template
+                .and_then(|t| t.metadata)
+                .unwrap_or_default();
             rules.push(SolverRule {
                 selector,
                 method: RuleMethod::Http01(Http01Route {
                     class: ingress.class,
                     ingress_class_name: ingress.ingress_class_name,
                     name: ingress.name,
+                    labels: template.labels,
+                    annotations: template.annotations,
                 }),
             });
             continue;
@@ -165,6 +172,7 @@ pub fn acme_settings(
             tsig_key_name: rfc2136.tsig_key_name.clone().unwrap_or_default(),
             tsig_secret: secret,
             tsig_algorithm: algorithm,
+            tcp: rfc2136.protocol.as_deref() == Some("TCP"),
         })?);
         rules.push(SolverRule {
             selector,

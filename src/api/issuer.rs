@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::certificate::CertificateCondition;
-use super::InvalidField;
+use super::{issuer_fields, InvalidField};
 use crate::model::IssuerUrls;
 
 // The CEL rules below repeat the structural checks of `IssuerSpec::config`,
@@ -34,6 +34,7 @@ use crate::model::IssuerUrls;
         "message": "spec: an issuer has exactly one type; configure exactly one of acme, ca or selfSigned"
     }
 ]))]
+#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec", issuer_fields::SPEC))]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerSpec {
     /// Certificates from an ACME server (Let's Encrypt, a private ACME CA).
@@ -45,6 +46,14 @@ pub struct IssuerSpec {
     /// Certificates signed by their own key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_signed: Option<SelfSignedIssuer>,
+    /// cert-manager's Vault issuer: refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub vault: Option<serde_json::Value>,
+    /// cert-manager's Venafi issuer: refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub venafi: Option<serde_json::Value>,
 }
 
 /// The cluster-scoped twin of [`Issuer`], with the same spec.
@@ -134,6 +143,7 @@ impl IssuerObject for ClusterIssuer {
         "message": "spec.acme.solvers: no solver is configured; add one, e.g. solvers: [{http01: {ingress: {ingressClassName: nginx}}}]"
     }
 ]))]
+#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme", issuer_fields::ACME))]
 #[serde(rename_all = "camelCase")]
 pub struct AcmeIssuer {
     /// Directory URL, e.g. `https://acme-v02.api.letsencrypt.org/directory`.
@@ -171,6 +181,14 @@ pub struct AcmeIssuer {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub solvers: Vec<AcmeSolver>,
+    /// Use the account key in `privateKeySecretRef` only: when it is
+    /// missing, the issuer is not Ready rather than registering a new
+    /// account with a new key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_account_key_generation: bool,
+    /// Only `false` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_duration_feature: Option<bool>,
 }
 
 /// A reference to one key of a Secret.
@@ -203,6 +221,7 @@ pub struct ExternalAccountBinding {
         "message": "spec.acme.solvers[]: a solver must configure exactly one of http01 or dns01; split it into two solvers with selectors"
     }
 ]))]
+#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[]", issuer_fields::SOLVER))]
 #[serde(rename_all = "camelCase")]
 pub struct AcmeSolver {
     /// Which names this solver handles; every name when absent.
@@ -214,6 +233,9 @@ pub struct AcmeSolver {
     /// DNS-01: a TXT record written with RFC 2136 dynamic updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns01: Option<Dns01Solver>,
+    /// Refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_instead_of_self_check: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
@@ -228,10 +250,19 @@ pub struct SolverSelector {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[].http01", issuer_fields::HTTP01))]
 #[serde(rename_all = "camelCase")]
 pub struct Http01Solver {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Http01Ingress>,
+    /// Refused by name.
+    #[serde(
+        default,
+        rename = "gatewayHTTPRoute",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub gateway_http_route: Option<serde_json::Value>,
 }
 
 /// Which Ingress routes the challenge: a new one of `ingressClassName` (or
@@ -244,6 +275,7 @@ pub struct Http01Solver {
         "message": "spec.acme.solvers[].http01.ingress: ingressClassName, class and name exclude each other; keep one (ingressClassName for a new Ingress of that class, name to edit an existing Ingress)"
     }
 ]))]
+#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[].http01.ingress", issuer_fields::HTTP01_INGRESS))]
 #[serde(rename_all = "camelCase")]
 pub struct Http01Ingress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,6 +284,34 @@ pub struct Http01Ingress {
     pub ingress_class_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Labels and annotations for the challenge Ingress that certweave
+    /// creates (not for an existing Ingress named by `name`); they win over
+    /// certweave's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_template: Option<IngressTemplate>,
+    /// Refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub pod_template: Option<serde_json::Value>,
+    /// Refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+}
+
+/// `http01.ingress.ingressTemplate`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct IngressTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<IngressTemplateMetadata>,
+}
+
+/// Only labels and annotations, as cert-manager allows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct IngressTemplateMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// DNS-01 providers; certweave speaks RFC 2136 only.
@@ -262,10 +322,40 @@ pub struct Http01Ingress {
         "message": "spec.acme.solvers[].dns01: no supported provider is configured; certweave solves DNS-01 with rfc2136 only"
     }
 ]))]
+#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[].dns01", issuer_fields::DNS01))]
 #[serde(rename_all = "camelCase")]
 pub struct Dns01Solver {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rfc2136: Option<Rfc2136Solver>,
+    /// `None` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["None", "Follow"]))]
+    pub cname_strategy: Option<String>,
+    /// cert-manager's other providers, refused by name.
+    #[serde(default, rename = "acmeDNS", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub acme_dns: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub akamai: Option<serde_json::Value>,
+    #[serde(default, rename = "azureDNS", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub azure_dns: Option<serde_json::Value>,
+    #[serde(default, rename = "cloudDNS", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub cloud_dns: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub cloudflare: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub digitalocean: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub route53: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "issuer_fields::open_object")]
+    pub webhook: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
@@ -281,6 +371,12 @@ pub struct Rfc2136Solver {
     pub tsig_algorithm: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsig_secret_secret_ref: Option<SecretKeySelector>,
+    /// `UDP` (default; TCP when an answer is truncated) or `TCP` (every
+    /// message over TCP, for servers or firewalls that take updates over
+    /// TCP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["TCP", "UDP"]))]
+    pub protocol: Option<String>,
 }
 
 /// `ca`: sign with the CA certificate and key in a Secret.
@@ -401,6 +497,10 @@ impl IssuerSpec {
     /// Exactly one issuer type must be set; ACME needs a server, an account
     /// key Secret and at least one solver.
     pub fn config(&self) -> Result<IssuerConfig<'_>, InvalidField> {
+        let json = serde_json::to_value(self).map_err(|e| {
+            InvalidField::new("spec", format!("cannot be read: {e}"), "fix the issuer")
+        })?;
+        issuer_fields::check_spec(&json)?;
         let set = [
             self.acme.is_some(),
             self.ca.is_some(),

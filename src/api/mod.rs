@@ -11,6 +11,7 @@ pub mod certificate_fields;
 pub mod duration;
 pub mod issuer;
 pub mod issuer_builder;
+pub mod issuer_fields;
 pub mod issuer_ref;
 pub mod names;
 pub mod object;

@@ -147,16 +147,26 @@ pub fn challenge_ingress(
     route: &Http01Route,
     port: u16,
 ) -> Value {
+    // The template's labels are added to certweave's own, which win: they
+    // are how certweave finds its challenge objects again. The template's
+    // annotations win over certweave's, as in cert-manager.
+    let mut all_labels = route.labels.clone();
+    all_labels.extend(labels());
+    let mut annotations = BTreeMap::new();
+    if let Some(class) = &route.class {
+        annotations.insert("kubernetes.io/ingress.class".to_owned(), class.clone());
+    }
+    annotations.extend(route.annotations.clone());
     let mut ingress = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels()},
+        "metadata": {"name": name, "namespace": namespace, "labels": all_labels},
         "spec": {"rules": [challenge_rule(host, token, name, port)]}
     });
     if let Some(class) = &route.ingress_class_name {
         ingress["spec"]["ingressClassName"] = json!(class);
     }
-    if let Some(class) = &route.class {
-        ingress["metadata"]["annotations"] = json!({"kubernetes.io/ingress.class": class});
+    if !annotations.is_empty() {
+        ingress["metadata"]["annotations"] = json!(annotations);
     }
     ingress
 }
@@ -411,6 +421,36 @@ mod tests {
             "traefik"
         );
         assert!(ingress["spec"].get("ingressClassName").is_none());
+
+        // ingressTemplate: labels join certweave's (which win), annotations
+        // win over certweave's.
+        let templated = Http01Route {
+            class: Some("traefik".into()),
+            labels: BTreeMap::from([
+                ("team".into(), "web".into()),
+                (CHALLENGE_LABEL.into(), "false".into()),
+            ]),
+            annotations: BTreeMap::from([
+                (
+                    "kubernetes.io/ingress.class".into(),
+                    "nginx-internal".into(),
+                ),
+                (
+                    "nginx.ingress.kubernetes.io/whitelist-source-range".into(),
+                    "0.0.0.0/0".into(),
+                ),
+            ]),
+            ..Default::default()
+        };
+        let ingress = challenge_ingress(&name, "shop", "web.example.com", "tok", &templated, 8089);
+        assert_eq!(ingress["metadata"]["labels"]["team"], "web");
+        assert_eq!(ingress["metadata"]["labels"][CHALLENGE_LABEL], "true");
+        let annotations = &ingress["metadata"]["annotations"];
+        assert_eq!(annotations["kubernetes.io/ingress.class"], "nginx-internal");
+        assert_eq!(
+            annotations["nginx.ingress.kubernetes.io/whitelist-source-range"],
+            "0.0.0.0/0"
+        );
 
         let slice: EndpointSlice =
             serde_json::from_value(endpoint_slice(&name, "shop", "10.0.0.7", 8089)).unwrap();

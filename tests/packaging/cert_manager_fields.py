@@ -96,7 +96,9 @@ def classify(kind, cm_crd, cw_crd):
             continue
         dotted = path.replace("[]", "")
         ancestors = [dotted[:i] for i, c in enumerate(dotted + ".") if c == "."]
-        refusal = next((m for m in refusals for a in ancestors if m.startswith(a + ":")), None)
+        refusal = next(
+            (m for m in refusals for a in ancestors if m.replace("[]", "").startswith(a + ":")), None
+        )
         if refusal:
             rows.append((path, "refused", refusal))
         elif path in have:

@@ -313,11 +313,13 @@ fn named_conf(dir: &Path, port: u16, keys: &[TsigKey], zone: &str, locked: &str)
     dnssec-validation no;
     notify no;
     allow-transfer {{ none; }};
+    querylog yes;
 }};
 controls {{ }};
 logging {{
     category default {{ default_stderr; }};
     category update {{ default_stderr; }};
+    category queries {{ default_stderr; }};
 }};
 "#
     );

@@ -281,6 +281,60 @@ pub fn refused_cluster_issuers() -> Vec<Refused> {
             "spec.acme.solvers[].dns01",
             "spec.acme.solvers[0].dns01",
         ),
+        // cert-manager fields certweave does not implement: refused by name.
+        (
+            cluster_issuer_with(|s| {
+                s.as_object_mut().unwrap().remove("acme");
+                s["vault"] = json!({"server": "https://vault.example", "path": "pki/sign/web"});
+            }),
+            "spec.vault: the Vault issuer is not supported by certweave",
+            "spec.vault",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] = json!([{"dns01": {"route53": {"region": "eu-west-1"}}}])
+            }),
+            "spec.acme.solvers[].dns01.route53: not supported by certweave",
+            "spec.acme.solvers[0].dns01.route53",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] = json!([{"dns01": {
+                    "cnameStrategy": "Follow",
+                    "rfc2136": {"nameserver": "10.0.0.53"},
+                }}])
+            }),
+            "spec.acme.solvers[].dns01.cnameStrategy: Follow is not supported by certweave",
+            "spec.acme.solvers[0].dns01.cnameStrategy",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] =
+                    json!([{"http01": {"gatewayHTTPRoute": {"parentRefs": [{"name": "gw"}]}}}])
+            }),
+            "spec.acme.solvers[].http01.gatewayHTTPRoute: not supported by certweave",
+            "spec.acme.solvers[0].http01.gatewayHTTPRoute",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"][0]["http01"]["ingress"]["podTemplate"] =
+                    json!({"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}}})
+            }),
+            "spec.acme.solvers[].http01.ingress.podTemplate: not supported by certweave",
+            "spec.acme.solvers[0].http01.ingress.podTemplate",
+        ),
+        (
+            cluster_issuer_with(|s| s["acme"]["enableDurationFeature"] = json!(true)),
+            "spec.acme.enableDurationFeature: true is not supported by certweave",
+            "spec.acme.enableDurationFeature",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"][0]["waitInsteadOfSelfCheck"] = json!("30s")
+            }),
+            "spec.acme.solvers[].waitInsteadOfSelfCheck: not supported by certweave",
+            "spec.acme.solvers[0].waitInsteadOfSelfCheck",
+        ),
     ]
 }
 
@@ -298,6 +352,22 @@ pub fn accepted_cluster_issuers() -> Vec<Value> {
         }),
         cluster_issuer_with(|s| s["acme"]["server"] = json!("http://127.0.0.1:14000/dir")),
         cluster_issuer_with(|s| s["acme"]["profile"] = json!("shortlived")),
+        cluster_issuer_with(|s| {
+            s["acme"]["disableAccountKeyGeneration"] = json!(true);
+            s["acme"]["enableDurationFeature"] = json!(false);
+            s["acme"]["solvers"] = json!([
+                {"http01": {"ingress": {
+                    "ingressClassName": "nginx",
+                    "ingressTemplate": {"metadata": {
+                        "labels": {"team": "web"},
+                        "annotations": {"nginx.ingress.kubernetes.io/whitelist-source-range": "0.0.0.0/0"},
+                    }},
+                }}},
+                {"selector": {"dnsZones": ["internal.example"]},
+                 "dns01": {"cnameStrategy": "None",
+                           "rfc2136": {"nameserver": "10.0.0.53:53", "tsigKeyName": "k", "protocol": "TCP"}}},
+            ])
+        }),
         cluster_issuer_with(|s| {
             s.as_object_mut().unwrap().remove("acme");
             s["ca"] = json!({

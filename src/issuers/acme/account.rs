@@ -314,6 +314,18 @@ pub struct AccountInfo {
     pub key_generated: bool,
 }
 
+/// Loads the stored key; its absence is a configuration error (the key is
+/// provisioned out of band: cert-manager's `disableAccountKeyGeneration`).
+pub async fn load_key(store: &dyn AccountKeyStore) -> Result<AccountKey, IssueError> {
+    match store.load().await? {
+        Some(pem) => AccountKey::from_pem(&pem),
+        None => Err(IssueError::Config(format!(
+            "there is no ACME account key in {}, and account key generation is disabled (disableAccountKeyGeneration); store the account's PEM key there, or remove disableAccountKeyGeneration to register a new account",
+            store.describe()
+        ))),
+    }
+}
+
 /// Loads the stored key, or generates and stores a new P-256 key when there
 /// is none. The key is stored *before* it is registered, so a crash cannot
 /// leave an account whose key was lost.

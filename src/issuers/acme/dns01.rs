@@ -123,6 +123,10 @@ pub struct Rfc2136Config {
     /// The base64 secret, as in `named.conf` (`secret "...";`).
     pub tsig_secret: String,
     pub tsig_algorithm: TsigAlgorithm,
+    /// Send every message over TCP (cert-manager's `protocol: TCP`), for
+    /// servers or firewalls that take updates over TCP only; otherwise UDP,
+    /// with TCP when an answer is truncated.
+    pub tcp: bool,
 }
 
 /// The secret is redacted.
@@ -133,6 +137,7 @@ impl fmt::Debug for Rfc2136Config {
             .field("tsig_key_name", &self.tsig_key_name)
             .field("tsig_secret", &"<redacted>")
             .field("tsig_algorithm", &self.tsig_algorithm)
+            .field("tcp", &self.tcp)
             .finish()
     }
 }
@@ -146,6 +151,7 @@ pub struct Rfc2136Solver {
     algorithm: TsigAlgorithm,
     propagation_timeout: Duration,
     query_timeout: Duration,
+    tcp: bool,
 }
 
 impl fmt::Debug for Rfc2136Solver {
@@ -195,6 +201,7 @@ impl Rfc2136Solver {
             algorithm: config.tsig_algorithm,
             propagation_timeout: Duration::from_secs(60),
             query_timeout: Duration::from_secs(2),
+            tcp: config.tcp,
         })
     }
 
@@ -378,8 +385,12 @@ impl Rfc2136Solver {
         let request = message
             .to_vec()
             .map_err(|e| IssueError::config_because("cannot encode the DNS message", e))?;
-        let mut bytes = self.send_udp(&request, message.id).await?;
-        if Message::from_vec(&bytes).is_ok_and(|m| m.truncation) {
+        let mut bytes = if self.tcp {
+            self.send_tcp(&request, message.id).await?
+        } else {
+            self.send_udp(&request, message.id).await?
+        };
+        if !self.tcp && Message::from_vec(&bytes).is_ok_and(|m| m.truncation) {
             bytes = self.send_tcp(&request, message.id).await?;
         }
         let answer = Message::from_vec(&bytes).map_err(|e| {
@@ -604,6 +615,7 @@ mod tests {
             tsig_key_name: key.into(),
             tsig_secret: secret.into(),
             tsig_algorithm: TsigAlgorithm::HmacSha256,
+            tcp: false,
         }
     }
 

@@ -64,6 +64,10 @@ pub struct AcmeConfig {
     /// profiles extension, e.g. Let's Encrypt's `shortlived`); the server's
     /// default when `None`.
     pub profile: Option<String>,
+    /// `disableAccountKeyGeneration`: use the stored account key only; when
+    /// there is none, fail with a configuration error instead of
+    /// registering a new account (the key is provisioned out of band).
+    pub disable_account_key_generation: bool,
     pub polling: Polling,
 }
 
@@ -76,6 +80,7 @@ impl AcmeConfig {
             external_account_binding: None,
             preferred_chain: None,
             profile: None,
+            disable_account_key_generation: false,
             polling: Polling::default(),
         }
     }
@@ -166,7 +171,11 @@ impl AcmeIssuer {
     }
 
     async fn login(&self) -> Result<Session, IssueError> {
-        let (key, key_generated) = account::load_or_create_key(self.key_store.as_ref()).await?;
+        let (key, key_generated) = if self.config.disable_account_key_generation {
+            (account::load_key(self.key_store.as_ref()).await?, false)
+        } else {
+            account::load_or_create_key(self.key_store.as_ref()).await?
+        };
         let http = AcmeHttp::new(
             &self.tls,
             Arc::new(key),

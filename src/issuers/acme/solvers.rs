@@ -23,6 +23,10 @@ pub struct Http01Route {
     pub ingress_class_name: Option<String>,
     /// An existing object to add the route to.
     pub name: Option<String>,
+    /// Labels and annotations for a route object the caller creates
+    /// (cert-manager's `ingressTemplate.metadata`).
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Makes `http://HOST/.well-known/acme-challenge/TOKEN` reach the HTTP-01
