@@ -14,8 +14,11 @@ use rcgen::{
 };
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
+mod csr;
+
 pub use crate::model::key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 use crate::model::{CertificateRequest, IssuerUrls, KeyUsage, SubjectAttribute};
+pub use csr::{csr_public_key, parse_csr, CsrContent, CsrError, MAX_CSR_BYTES, MAX_CSR_NAMES};
 
 /// Failures of certificate construction and parsing.
 #[derive(Debug, thiserror::Error)]
@@ -402,6 +405,18 @@ pub fn check_bundle(
     request: Option<&CertificateRequest>,
     now: SystemTime,
 ) -> Result<CertInfo, BundleProblem> {
+    let key = PrivateKey::from_pem(key_pem).map_err(|e| BundleProblem::BadKey(e.to_string()))?;
+    check_chain(chain_pem, &key.public_key_der(), request, now)
+}
+
+/// [`check_bundle`] for a chain whose private key is elsewhere: the leaf
+/// must carry the public key `spki_der` (a SubjectPublicKeyInfo).
+pub fn check_chain(
+    chain_pem: &str,
+    spki_der: &[u8],
+    request: Option<&CertificateRequest>,
+    now: SystemTime,
+) -> Result<CertInfo, BundleProblem> {
     let chain = parse_pem_chain(chain_pem).map_err(|e| match e {
         PkiError::Parse { index, reason } => BundleProblem::Unparsable { index, reason },
         other => BundleProblem::Unparsable {
@@ -416,8 +431,7 @@ pub fn check_bundle(
         index: 0,
         reason: e.to_string(),
     })?;
-    let key = PrivateKey::from_pem(key_pem).map_err(|e| BundleProblem::BadKey(e.to_string()))?;
-    if key.public_key_der() != leaf.spki_der {
+    if spki_der != leaf.spki_der {
         return Err(BundleProblem::KeyMismatch);
     }
     verify_links(&chain)?;

@@ -229,6 +229,48 @@ async fn orders_finish_while_the_server_rejects_half_of_all_nonces() {
     );
 }
 
+/// A signing request made elsewhere (a CertificateRequest's) is ordered
+/// and finalized as it is: the certificate carries its key, which certweave
+/// never sees.
+#[tokio::test]
+async fn a_signing_request_made_elsewhere_is_ordered_and_finalized_as_it_is() {
+    let (pebble, solver, _server) = http01_setup(|_| {}).await;
+    let issuer = issuer(
+        config(&pebble),
+        Arc::new(MemoryKeyStore::default()),
+        http01(&solver),
+    );
+    let owner_key = key();
+    let mut params = rcgen::CertificateParams::new(vec![
+        "csr.example.test".to_owned(),
+        "www.csr.example.test".to_owned(),
+    ])
+    .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr_pem = params
+        .serialize_request(owner_key.key_pair())
+        .unwrap()
+        .pem()
+        .unwrap();
+    let (csr, content) = pki::parse_csr(csr_pem.as_bytes()).unwrap();
+    let request = CertificateRequest::for_dns_names(content.dns_names);
+    let bundle = issuer
+        .sign_csr(&request, &csr, &RequestOrigin::default())
+        .await
+        .unwrap();
+    assert!(bundle.key_pem.is_empty());
+    let info = pki::check_chain(
+        &bundle.chain_pem,
+        &owner_key.public_key_der(),
+        Some(&request),
+        SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(info.dns_names.len(), 2);
+    pki::verify_chain_to_root(&bundle.chain_pem, &pebble.root(0).await).unwrap();
+    assert_eq!(solver.active(), 0);
+}
+
 #[tokio::test]
 async fn the_account_key_is_created_once_and_reused_without_a_new_account() {
     let (pebble, solver, _server) = http01_setup(|_| {}).await;

@@ -780,3 +780,99 @@ fn name_constraints_are_in_the_ca_and_openssl_enforces_them() {
     assert!(!verify("www.other.test"), "outside the permitted domain");
     assert!(!verify("x.bad.example.test"), "inside the excluded domain");
 }
+
+/// A certificate signing request made by OpenSSL (the key never leaves
+/// it), parsed and signed by the CA issuer: the certificate carries the
+/// request's key and names, and OpenSSL verifies it to the CA and matches
+/// it to its own key.
+#[test]
+fn the_ca_signs_a_request_made_by_openssl_for_its_key() {
+    let (root, root_key) = root_ca("Request Root", 30 * DAY);
+    let ca = CaIssuer::from_pem(
+        &root.chain_pem,
+        &root_key.to_pem(KeyEncoding::Pkcs8).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("app.key");
+    let key_path = key_path.to_str().unwrap();
+    for (algorithm, options) in [
+        ("EC", &["-pkeyopt", "ec_paramgen_curve:P-384"][..]),
+        ("RSA", &["-pkeyopt", "rsa_keygen_bits:2048"][..]),
+        ("ED25519", &[][..]),
+    ] {
+        let mut args = vec!["genpkey", "-algorithm", algorithm, "-out", key_path];
+        args.extend_from_slice(options);
+        openssl(&args, b"");
+        let csr_pem = openssl(
+            &[
+                "req",
+                "-new",
+                "-key",
+                key_path,
+                "-subj",
+                "/O=Example Ltd/CN=app.example.com",
+                "-addext",
+                "subjectAltName=DNS:app.example.com,IP:10.0.0.7",
+            ],
+            b"",
+        );
+        let (csr, content) = pki::parse_csr(&csr_pem).unwrap();
+        assert_eq!(content.common_name.as_deref(), Some("app.example.com"));
+        assert_eq!(content.dns_names, ["app.example.com"]);
+        let mut request = CertificateRequest::for_dns_names(content.dns_names.clone());
+        request.common_name = content.common_name.clone();
+        request.subject = content.subject.clone();
+        request.ip_addresses = content.ip_addresses.clone();
+        request.duration = DAY;
+        let bundle = ca.sign_request(&request, &csr).unwrap();
+        assert!(bundle.key_pem.is_empty(), "the key stays with its owner");
+        assert_eq!(leaf_info(&bundle).spki_der, csr.spki_der, "{algorithm}");
+
+        let cert_path = dir.path().join("app.crt");
+        std::fs::write(&cert_path, &bundle.chain_pem).unwrap();
+        let ca_path = dir.path().join("ca.crt");
+        std::fs::write(&ca_path, bundle.ca_pem.as_deref().unwrap()).unwrap();
+        let verified = openssl(
+            &[
+                "verify",
+                "-CAfile",
+                ca_path.to_str().unwrap(),
+                cert_path.to_str().unwrap(),
+            ],
+            b"",
+        );
+        assert!(String::from_utf8_lossy(&verified).contains(": OK"));
+        let text = String::from_utf8(openssl(
+            &[
+                "x509",
+                "-noout",
+                "-subject",
+                "-ext",
+                "subjectAltName",
+                "-in",
+                cert_path.to_str().unwrap(),
+            ],
+            b"",
+        ))
+        .unwrap();
+        assert!(
+            text.contains("O=Example Ltd") || text.contains("O = Example Ltd"),
+            "{text}"
+        );
+        assert!(text.contains("IP Address:10.0.0.7"), "{text}");
+        // The certificate's public key is OpenSSL's key's.
+        let from_cert = openssl(
+            &[
+                "x509",
+                "-noout",
+                "-pubkey",
+                "-in",
+                cert_path.to_str().unwrap(),
+            ],
+            b"",
+        );
+        let from_key = openssl(&["pkey", "-pubout", "-in", key_path], b"");
+        assert_eq!(from_cert, from_key, "{algorithm}");
+    }
+}

@@ -7,7 +7,7 @@ use super::ca::CaIssuer;
 use super::selfsigned::SelfSignedIssuer;
 use crate::model::{
     Bundle, CertificateRequest, IssueError, Issuer, PrivateKey, RenewalWindow, RequestOrigin,
-    SaveCheckpoint,
+    SaveCheckpoint, SignedCsr,
 };
 
 /// Any issuer certweave runs.
@@ -56,6 +56,19 @@ impl Issuer for AnyIssuer {
                     .await
             }
             other => other.issue(request, key, origin).await,
+        }
+    }
+
+    async fn sign_csr<'a>(
+        &'a self,
+        request: &'a CertificateRequest,
+        csr: &'a SignedCsr,
+        origin: &'a RequestOrigin,
+    ) -> Result<Bundle, IssueError> {
+        match self {
+            AnyIssuer::SelfSigned(i) => i.sign_csr(request, csr, origin).await,
+            AnyIssuer::Ca(i) => i.sign_csr(request, csr, origin).await,
+            AnyIssuer::Acme(i) => i.sign_csr(request, csr, origin).await,
         }
     }
 

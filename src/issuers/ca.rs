@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use super::{IssueError, Issuer};
-use crate::model::{Bundle, CertificateRequest, IssuerUrls, RequestOrigin};
+use crate::model::{Bundle, CertificateRequest, IssuerUrls, RequestOrigin, SignedCsr};
 use crate::pki::{self, CertInfo, PrivateKey};
 
 /// A loaded, checked CA. `tls.crt` of issued bundles is the leaf followed by
@@ -81,6 +81,31 @@ impl CaIssuer {
         key: &PrivateKey,
     ) -> Result<Bundle, IssueError> {
         let now = SystemTime::now();
+        let (chain_pem, ca_pem) = self.signed_chain(request, key.key_pair(), now)?;
+        super::checked_bundle(request, key, chain_pem, ca_pem, now)
+    }
+
+    /// Signs the public key of a certificate signing request made elsewhere.
+    pub fn sign_request(
+        &self,
+        request: &CertificateRequest,
+        csr: &SignedCsr,
+    ) -> Result<Bundle, IssueError> {
+        let now = SystemTime::now();
+        let public_key =
+            pki::csr_public_key(csr).map_err(|e| IssueError::config_because("the request", e))?;
+        let (chain_pem, ca_pem) = self.signed_chain(request, &public_key, now)?;
+        super::checked_csr_bundle(request, csr, chain_pem, Some(ca_pem), now)
+    }
+
+    /// The leaf for `public_key` followed by the CA's intermediates, and
+    /// the top of the CA's chain (for `ca.crt`).
+    fn signed_chain(
+        &self,
+        request: &CertificateRequest,
+        public_key: &impl rcgen::PublicKeyData,
+        now: SystemTime,
+    ) -> Result<(String, String), IssueError> {
         let mut params = pki::certificate_params(request, now)?;
         pki::add_issuer_urls(&mut params, &self.urls);
         // Nothing may outlive the CA that signed it.
@@ -96,7 +121,7 @@ impl CaIssuer {
         let issuer = rcgen::Issuer::from_ca_cert_pem(&self.chain[0], self.key.key_pair())
             .map_err(|e| IssueError::config_because("CA certificate", e))?;
         let leaf = params
-            .signed_by(key.key_pair(), &issuer)
+            .signed_by(public_key, &issuer)
             .map_err(|e| IssueError::from(pki::PkiError::Build(e.to_string())))?;
 
         // tls.crt carries the intermediates, not the self-signed root;
@@ -112,7 +137,7 @@ impl CaIssuer {
         for cert in intermediates {
             chain_pem.push_str(cert);
         }
-        super::checked_bundle(request, key, chain_pem, ca_pem, now)
+        Ok((chain_pem, ca_pem))
     }
 }
 
@@ -128,5 +153,14 @@ impl Issuer for CaIssuer {
         _origin: &RequestOrigin,
     ) -> Result<Bundle, IssueError> {
         self.sign(request, key)
+    }
+
+    async fn sign_csr<'a>(
+        &'a self,
+        request: &'a CertificateRequest,
+        csr: &'a SignedCsr,
+        _origin: &'a RequestOrigin,
+    ) -> Result<Bundle, IssueError> {
+        self.sign_request(request, csr)
     }
 }

@@ -15,6 +15,28 @@ pub use crate::model::{IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoin
 /// The bundle an in-process issuer returns: the key in the requested
 /// encoding, checked against the request and verified to `ca_pem` before
 /// anyone can store it.
+/// [`checked_bundle`] for a chain signed for a certificate signing request:
+/// the leaf must carry the request's public key; there is no private key.
+pub(crate) fn checked_csr_bundle(
+    request: &CertificateRequest,
+    csr: &crate::model::SignedCsr,
+    chain_pem: String,
+    ca_pem: Option<String>,
+    now: std::time::SystemTime,
+) -> Result<Bundle, IssueError> {
+    crate::pki::check_chain(&chain_pem, &csr.spki_der, Some(request), now)
+        .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+    if let Some(ca) = &ca_pem {
+        crate::pki::verify_chain_to_root(&chain_pem, ca)
+            .map_err(|e| IssueError::BadBundle(e.to_string()))?;
+    }
+    Ok(Bundle {
+        chain_pem,
+        key_pem: String::new(),
+        ca_pem,
+    })
+}
+
 pub(crate) fn checked_bundle(
     request: &CertificateRequest,
     key: &PrivateKey,

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use super::bundle::Bundle;
 use super::key::{KeyError, PrivateKey};
-use super::request::CertificateRequest;
+use super::request::{CertificateRequest, SignedCsr};
 
 /// Who a certificate is for, as the caller knows it. ACME solvers need it:
 /// HTTP-01 routes are made in `namespace`, and solver `matchLabels`
@@ -215,6 +215,24 @@ pub trait Issuer: Send + Sync {
     ) -> impl Future<Output = Result<Bundle, IssueError>> + Send + 'a {
         let _ = (checkpoint, save);
         self.issue(request, key, origin)
+    }
+
+    /// Signs a request made elsewhere (a CertificateRequest resource): the
+    /// certificate says what `request` says and carries `csr`'s public key;
+    /// the bundle's `key_pem` is empty, the key stays with its owner.
+    /// Issuers that sign with the certificate's own private key
+    /// (SelfSigned) refuse: their caller must find that key.
+    fn sign_csr<'a>(
+        &'a self,
+        request: &'a CertificateRequest,
+        csr: &'a SignedCsr,
+        origin: &'a RequestOrigin,
+    ) -> impl Future<Output = Result<Bundle, IssueError>> + Send + 'a {
+        let _ = (request, csr, origin);
+        std::future::ready(Err(IssueError::Config(format!(
+            "the {} issuer signs with the certificate's own private key, which a certificate signing request does not carry",
+            self.kind()
+        ))))
     }
 
     /// When the issuer suggests renewing the certificate at the head of

@@ -20,6 +20,6 @@ pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
 pub use renew_before::RenewBefore;
 pub use request::{
     CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, NameConstraints, NameSubtrees,
-    OtherName, DEFAULT_DURATION,
+    OtherName, SignedCsr, DEFAULT_DURATION,
 };
 pub use subject::{Subject, SubjectAttribute};

@@ -9,6 +9,18 @@ use super::subject::Subject;
 /// cert-manager's default certificate lifetime (`duration`: 2160h, 90 days).
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(2160 * 3600);
 
+/// A certificate signing request made elsewhere (the `spec.request` of a
+/// CertificateRequest resource), parsed and its signature checked (see
+/// `pki::parse_csr`). Its private key stays with whoever made it, so an
+/// issuer signs its public key as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCsr {
+    /// The request as DER: what an ACME order is finalized with.
+    pub der: Vec<u8>,
+    /// Its SubjectPublicKeyInfo: what the certificate must carry.
+    pub spki_der: Vec<u8>,
+}
+
 /// What a certificate should say. Mirrors the Certificate spec fields that
 /// end up inside the certificate; scheduling fields live with the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,7 +37,9 @@ pub use http01::{Http01Server, Http01Solver};
 pub use order::{OrderRecord, Polling};
 pub use solvers::{Http01Route, Http01Routes, RuleMethod, SolverRule, SolverSelector, Solvers};
 
-use crate::model::{Bundle, CertificateRequest, IssueError, Issuer, RenewalWindow, RequestOrigin};
+use crate::model::{
+    Bundle, CertificateRequest, IssueError, Issuer, RenewalWindow, RequestOrigin, SignedCsr,
+};
 use crate::pki::{self, KeyEncoding, PrivateKey};
 use client::{AcmeHttp, TlsSettings};
 use order::Driver;
@@ -254,6 +256,18 @@ impl AcmeIssuer {
         key: &PrivateKey,
         origin: &RequestOrigin,
     ) -> Result<OrderRecord, IssueError> {
+        self.open_order_with(request, key.to_pem(KeyEncoding::Pkcs8)?, origin)
+            .await
+    }
+
+    /// [`AcmeIssuer::open_order`] with the key as the record keeps it
+    /// (empty when the key is not certweave's: a signing request's).
+    async fn open_order_with(
+        &self,
+        request: &CertificateRequest,
+        key_pem: String,
+        origin: &RequestOrigin,
+    ) -> Result<OrderRecord, IssueError> {
         let ids = order::identifiers_of(request)?;
         // Refuse what no solver can validate before asking the CA.
         for id in &ids {
@@ -261,9 +275,7 @@ impl AcmeIssuer {
                 .choose(&id.authorized(false).to_string(), &origin.labels)?;
         }
         let session = self.session().await?;
-        self.driver(session, origin)
-            .open(&ids, key.to_pem(KeyEncoding::Pkcs8)?)
-            .await
+        self.driver(session, origin).open(&ids, key_pem).await
     }
 
     /// Solves the order's challenges and waits until it can be finalized.
@@ -309,6 +321,30 @@ impl AcmeIssuer {
         Ok(bundle)
     }
 
+    /// Orders a certificate for a signing request made elsewhere and
+    /// finalizes the order with that request as it is. The order is not
+    /// resumable across restarts (its record holds no key): an interrupted
+    /// one is opened again.
+    pub async fn sign_request(
+        &self,
+        request: &CertificateRequest,
+        csr: &SignedCsr,
+        origin: &RequestOrigin,
+    ) -> Result<Bundle, IssueError> {
+        let record = self.open_order_with(request, String::new(), origin).await?;
+        let session = self.checked_session(&record).await?;
+        let driver = self.driver(session, origin);
+        let mut order = driver.load(&record).await?;
+        driver.authorize(&mut order).await?;
+        let chain_pem = driver
+            .finalize(&mut order, &csr.der, self.config.preferred_chain.as_deref())
+            .await?;
+        let (chain_pem, ca_pem) = split_root(&chain_pem)?;
+        let bundle = super::checked_csr_bundle(request, csr, chain_pem, ca_pem, SystemTime::now())?;
+        tracing::info!(order = %record.order_url, "certificate issued for a signing request");
+        Ok(bundle)
+    }
+
     async fn checked_session(&self, record: &OrderRecord) -> Result<&Session, IssueError> {
         if record.directory_url != self.config.directory_url {
             return Err(IssueError::Config(format!(
@@ -328,15 +364,10 @@ impl AcmeIssuer {
     }
 }
 
-/// Checks the issued chain against the key and the request before anyone
-/// gets to store it. `ca.crt` is the root when the CA sent it along;
-/// ACME CAs usually do not, and then it is left unknown.
-fn bundle_from_chain(
-    chain_pem: String,
-    key: &PrivateKey,
-    request: &CertificateRequest,
-) -> Result<Bundle, IssueError> {
-    let ders = pki::parse_pem_chain(&chain_pem)
+/// The issued chain without a self-signed root, and that root when the CA
+/// sent it along (ACME CAs usually do not, and then it is left unknown).
+fn split_root(chain_pem: &str) -> Result<(String, Option<String>), IssueError> {
+    let ders = pki::parse_pem_chain(chain_pem)
         .map_err(|e| IssueError::BadBundle(format!("the CA sent an unparsable chain: {e}")))?;
     let mut chain = Vec::new();
     let mut ca_pem = None;
@@ -349,8 +380,19 @@ fn bundle_from_chain(
             chain.push(pem);
         }
     }
+    Ok((chain.concat(), ca_pem))
+}
+
+/// Checks the issued chain against the key and the request before anyone
+/// gets to store it.
+fn bundle_from_chain(
+    chain_pem: String,
+    key: &PrivateKey,
+    request: &CertificateRequest,
+) -> Result<Bundle, IssueError> {
+    let (chain_pem, ca_pem) = split_root(&chain_pem)?;
     let bundle = Bundle {
-        chain_pem: chain.concat(),
+        chain_pem,
         key_pem: key.to_pem(request.key_encoding)?,
         ca_pem,
     };
@@ -410,6 +452,15 @@ impl Issuer for AcmeIssuer {
         let record = self.open_order(request, key, origin).await?;
         save(serde_json::to_value(&record).expect("an order record serialises")).await;
         self.resume(&record, request, origin).await
+    }
+
+    async fn sign_csr<'a>(
+        &'a self,
+        request: &'a CertificateRequest,
+        csr: &'a SignedCsr,
+        origin: &'a RequestOrigin,
+    ) -> Result<Bundle, IssueError> {
+        self.sign_request(request, csr, origin).await
     }
 
     /// Asks the server's renewal information (RFC 9773) about the
