@@ -13,6 +13,7 @@ mod crd_cases;
 #[path = "../tests/support/pebble.rs"]
 mod pebble;
 
+mod certificate_requests;
 mod chart;
 mod conformance;
 mod harness;
@@ -47,7 +48,7 @@ const ACME_ISSUER: &str = "letsencrypt-staging";
 const SELF_SIGNED: &str = "selfsigned";
 
 /// The numbered steps of [`end_to_end`].
-const STEPS: u32 = 9;
+const STEPS: u32 = 10;
 
 const ISSUER_READY: Duration = Duration::from_secs(60);
 const ISSUED: Duration = Duration::from_secs(90);
@@ -104,17 +105,23 @@ async fn end_to_end() {
         conformance(&e2e),
     )
     .await;
+    step(
+        7,
+        "CertificateRequests: requester, approval, CA, SelfSigned and ACME signing, refusals",
+        certificate_requests::certificate_requests(&e2e),
+    )
+    .await;
     e2e.check_metrics().await;
     e2e.check_events().await;
     step(
-        7,
+        8,
         "self-managed webhook serving certificate and caBundle",
         e2e.self_managed_serving_certificate(),
     )
     .await;
-    step(8, "helm upgrade and helm uninstall", chart_lifecycle(&e2e)).await;
+    step(9, "helm upgrade and helm uninstall", chart_lifecycle(&e2e)).await;
     step(
-        9,
+        10,
         "kubectl apply --server-side -k webhook-config/",
         plain_manifests(&e2e),
     )
@@ -301,7 +308,7 @@ impl E2e {
             .collect()
     }
 
-    /// Step 7: the controller as the chart runs it by default, without
+    /// Step 8: the controller as the chart runs it by default, without
     /// serving-certificate files: restarted so, it creates its CA and
     /// serving certificate in Secret `certweave-webhook-tls` and, as the
     /// leader, patches that CA into every webhook of the chart's
@@ -365,7 +372,7 @@ impl E2e {
         let leaf = check_tls_secret(&secret, &["certweave-webhook.certweave.svc"], &ca)
             .unwrap_or_else(|e| self.fail(&format!("Secret certweave/certweave-webhook-tls: {e}")));
         say(&format!(
-            "[7/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
+            "[8/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
             leaf.dns_names
         ));
     }
@@ -1396,7 +1403,7 @@ async fn conformance(e2e: &E2e) {
     ));
 }
 
-/// Step 8: `helm upgrade` applies a change of values (the
+/// Step 9: `helm upgrade` applies a change of values (the
 /// PodDisruptionBudget off, a NetworkPolicy on) without leaving the
 /// removed object behind, and `helm uninstall` removes every object of the
 /// release (CRDs excepted, as Helm keeps a chart's `crds/`).
@@ -1439,12 +1446,12 @@ async fn chart_lifecycle(e2e: &E2e) {
         e2e.fail(&format!("helm uninstall left objects behind: {left:?}"));
     }
     say(&format!(
-        "[8/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
+        "[9/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
         before.len()
     ));
 }
 
-/// Step 9: the plain manifests install with `kubectl apply --server-side
+/// Step 10: the plain manifests install with `kubectl apply --server-side
 /// -k` into the same API server (after the release is gone), hold the
 /// same objects as the chart, and `kubectl delete -k` removes them all.
 async fn plain_manifests(e2e: &E2e) {
@@ -1504,7 +1511,7 @@ async fn plain_manifests(e2e: &E2e) {
         ));
     }
     say(&format!(
-        "[9/{STEPS}] {} objects applied server-side and deleted",
+        "[10/{STEPS}] {} objects applied server-side and deleted",
         applied.len()
     ));
 }

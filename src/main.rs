@@ -221,6 +221,11 @@ struct ControllerArgs {
     /// Certificates evaluated or issued at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Do not approve CertificateRequests for certweave's issuers; an
+    /// approver (approver-policy, `cmctl approve`) sets their Approved
+    /// condition instead.
+    #[arg(long)]
+    disable_auto_approval: bool,
     #[command(flatten)]
     mutation: MutationArgs,
 }
@@ -260,6 +265,7 @@ fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             webhook_service_name: args.webhook_service_name,
             webhook_secret_name: args.webhook_secret_name,
             concurrency: args.concurrency,
+            auto_approve: !args.disable_auto_approval,
         },
         shutdown,
     ))?;

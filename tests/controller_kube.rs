@@ -858,6 +858,7 @@ async fn replicas_racing_to_create_the_serving_secret_use_the_winner() {
         webhook_service_name: "certweave-webhook".into(),
         webhook_secret_name: "certweave-webhook-tls".into(),
         concurrency: 4,
+        auto_approve: true,
     };
     let winner = plan(
         None,

@@ -47,6 +47,14 @@ fn schema(kind: &str) -> Value {
     crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
 }
 
+/// Every kind certweave serves.
+const KINDS: [&str; 4] = [
+    "Certificate",
+    "CertificateRequest",
+    "Issuer",
+    "ClusterIssuer",
+];
+
 #[test]
 fn committed_copies_are_the_generator_output() {
     let generated = certweave::api::crds_yaml();
@@ -70,7 +78,7 @@ fn committed_copies_are_the_generator_output() {
 }
 
 #[test]
-fn three_cert_manager_kinds_with_status_and_columns() {
+fn four_cert_manager_kinds_with_status_and_columns() {
     let crds = crds();
     let names: Vec<&str> = crds
         .iter()
@@ -80,6 +88,7 @@ fn three_cert_manager_kinds_with_status_and_columns() {
         names,
         [
             "certificates.cert-manager.io",
+            "certificaterequests.cert-manager.io",
             "issuers.cert-manager.io",
             "clusterissuers.cert-manager.io"
         ]
@@ -113,15 +122,29 @@ fn three_cert_manager_kinds_with_status_and_columns() {
             .collect();
         let ready = ("Ready", r#".status.conditions[?(@.type=="Ready")].status"#);
         let age = ("Age", ".metadata.creationTimestamp");
-        let expected = if kind == "Certificate" {
-            vec![
+        let expected = match kind {
+            "Certificate" => vec![
                 ready,
                 ("Secret", ".spec.secretName"),
                 ("Issuer", ".spec.issuerRef.name"),
                 age,
-            ]
-        } else {
-            vec![ready, age]
+            ],
+            // As cert-manager's.
+            "CertificateRequest" => vec![
+                (
+                    "Approved",
+                    r#".status.conditions[?(@.type=="Approved")].status"#,
+                ),
+                (
+                    "Denied",
+                    r#".status.conditions[?(@.type=="Denied")].status"#,
+                ),
+                ready,
+                ("Issuer", ".spec.issuerRef.name"),
+                ("Requestor", ".spec.username"),
+                age,
+            ],
+            _ => vec![ready, age],
         };
         assert_eq!(columns, expected, "{kind}: printer columns");
     }
@@ -131,6 +154,9 @@ fn three_cert_manager_kinds_with_status_and_columns() {
         certificate["spec"]["names"]["shortNames"],
         json!(["cert", "certs"])
     );
+    let request = crd("CertificateRequest");
+    assert_eq!(request["spec"]["scope"], "Namespaced");
+    assert_eq!(request["spec"]["names"]["shortNames"], json!(["cr", "crs"]));
     assert_eq!(crd("Issuer")["spec"]["scope"], "Namespaced");
     assert_eq!(crd("ClusterIssuer")["spec"]["scope"], "Cluster");
 }
@@ -158,7 +184,7 @@ fn walk(path: &str, node: &Value, lists: usize, visit: &mut dyn FnMut(&str, &Val
 /// root that leaves `metadata` to the server.
 #[test]
 fn every_schema_is_structural() {
-    for kind in ["Certificate", "Issuer", "ClusterIssuer"] {
+    for kind in KINDS {
         let root = schema(kind);
         assert_eq!(root["type"], "object", "{kind}: root type");
         assert!(
@@ -262,7 +288,7 @@ fn rules(kind: &str) -> Vec<(String, String, String, usize)> {
 
 #[test]
 fn cel_rules_compile_name_the_field_and_stay_cheap() {
-    for kind in ["Certificate", "Issuer", "ClusterIssuer"] {
+    for kind in KINDS {
         let compiled = kube_cel::compile_schema(&schema(kind));
         assert!(
             !compiled.has_errors(),
@@ -301,7 +327,7 @@ fn cel_rules_compile_name_the_field_and_stay_cheap() {
         solvers["maxItems"].as_u64().is_some_and(|n| n <= 100),
         "solvers carries per-item rules and needs maxItems"
     );
-    for kind in ["Certificate", "Issuer", "ClusterIssuer"] {
+    for kind in KINDS {
         for (path, rule, _, lists) in rules(kind) {
             if lists > 0 {
                 assert!(
@@ -463,7 +489,7 @@ fn enums_accept_what_the_engine_parses() {
     }
     // cert-manager declares no schema defaults and neither does certweave:
     // what an absent field means is decided once, by plan().
-    for kind in ["Certificate", "Issuer", "ClusterIssuer"] {
+    for kind in KINDS {
         walk(kind, &schema(kind), 0, &mut |path, node, _| {
             assert!(node.get("default").is_none(), "{path}: unexpected default");
         });

@@ -8,6 +8,7 @@ pub mod acme_settings;
 pub mod annotations;
 pub mod certificate;
 pub mod certificate_fields;
+pub mod certificate_request;
 pub mod duration;
 pub mod issuer;
 pub mod issuer_builder;
@@ -53,6 +54,7 @@ pub fn crds_yaml() -> String {
     use kube::CustomResourceExt;
     [
         certificate::Certificate::crd(),
+        certificate_request::CertificateRequest::crd(),
         issuer::Issuer::crd(),
         issuer::ClusterIssuer::crd(),
     ]

@@ -11,6 +11,7 @@
 //! annotation rules in [`crate::api::wanted`], shared with the webhook,
 //! `certweave local` and `certweave inject`; [`owned`] writes them.
 
+pub mod certificate_requests;
 pub mod certificates;
 pub mod challenges;
 pub mod events;
@@ -60,6 +61,8 @@ pub struct ControllerOptions {
     pub webhook_secret_name: String,
     /// Evaluations running at once.
     pub concurrency: usize,
+    /// Approve CertificateRequests for certweave's issuers.
+    pub auto_approve: bool,
 }
 
 /// Why the controller stopped.
@@ -233,24 +236,32 @@ async fn lead(
         resolver: resolver.clone(),
         certificates: caches.certificates.clone(),
         metrics,
-        events,
+        events: events.clone(),
         concurrency: options.concurrency,
     });
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(controller.run(trigger_rx, lost())));
-    tasks.push(tokio::spawn(watch::forward_triggers(
-        client.clone(),
-        caches.clone(),
-        resolver.clone(),
-        trigger_tx,
-        lost(),
-    )));
-    tasks.push(tokio::spawn(owned::run(
-        client.clone(),
-        caches.certificates.clone(),
-        options.mutation.clone(),
-        lost(),
-    )));
+    let signer = Arc::new(certificate_requests::RequestSigner {
+        client: client.clone(),
+        resolver: resolver.clone(),
+        events,
+        auto_approve: options.auto_approve,
+    });
+    let mut tasks = vec![
+        tokio::spawn(signer.run(options.concurrency, lost())),
+        tokio::spawn(controller.run(trigger_rx, lost())),
+        tokio::spawn(watch::forward_triggers(
+            client.clone(),
+            caches.clone(),
+            resolver.clone(),
+            trigger_tx,
+            lost(),
+        )),
+        tokio::spawn(owned::run(
+            client.clone(),
+            caches.certificates.clone(),
+            options.mutation.clone(),
+            lost(),
+        )),
+    ];
     if options.tls_files.is_none() {
         tasks.push(tokio::spawn(webhook_cert::maintain(
             client.clone(),

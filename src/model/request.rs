@@ -13,12 +13,20 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(2160 * 3600);
 /// CertificateRequest resource), parsed and its signature checked (see
 /// `pki::parse_csr`). Its private key stays with whoever made it, so an
 /// issuer signs its public key as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SignedCsr {
     /// The request as DER: what an ACME order is finalized with.
     pub der: Vec<u8>,
     /// Its SubjectPublicKeyInfo: what the certificate must carry.
     pub spki_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for SignedCsr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedCsr")
+            .field("der", &format_args!("{} bytes", self.der.len()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a certificate should say. Mirrors the Certificate spec fields that

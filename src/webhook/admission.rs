@@ -12,13 +12,14 @@ pub use super::response::error_body;
 use super::response::ResponseBody;
 use super::MutationConfig;
 use super::{ingress, pod, MutationPatch};
-use crate::api::InvalidField;
+use crate::api::{certificate_request, InvalidField};
 
 /// Which mutation a review was routed to; a metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewedKind {
     Pod,
     Ingress,
+    CertificateRequest,
     Other,
 }
 
@@ -27,6 +28,7 @@ impl ReviewedKind {
         match self {
             ReviewedKind::Pod => "Pod",
             ReviewedKind::Ingress => "Ingress",
+            ReviewedKind::CertificateRequest => "CertificateRequest",
             ReviewedKind::Other => "other",
         }
     }
@@ -84,11 +86,14 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
     let kind = match (&*gvk.group, &*gvk.version, &*gvk.kind) {
         ("", "v1", "Pod") => ReviewedKind::Pod,
         ("networking.k8s.io", "v1", "Ingress") => ReviewedKind::Ingress,
+        ("cert-manager.io", "v1", "CertificateRequest") => ReviewedKind::CertificateRequest,
         _ => ReviewedKind::Other,
     };
     let applies = request.sub_resource.as_deref().unwrap_or("").is_empty()
         && match kind {
-            ReviewedKind::Pod => request.operation == Operation::Create,
+            ReviewedKind::Pod | ReviewedKind::CertificateRequest => {
+                request.operation == Operation::Create
+            }
             ReviewedKind::Ingress => {
                 matches!(request.operation, Operation::Create | Operation::Update)
             }
@@ -98,6 +103,23 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
     let object = request.object.map(|AdmittedObject(object)| object);
     let decision = if !applies {
         Ok(MutationPatch::default())
+    } else if kind == ReviewedKind::CertificateRequest {
+        // Only who asked is written; the object itself is not read.
+        match &request.user_info {
+            Some(user) => Ok(MutationPatch {
+                patch: Some(
+                    certificate_request::requester_patch(user)
+                        .to_string()
+                        .into_bytes(),
+                ),
+                warnings: Vec::new(),
+            }),
+            None => Err(InvalidField::new(
+                "request.userInfo",
+                "is missing",
+                "the API server sends who created the CertificateRequest; send userInfo",
+            )),
+        }
     } else {
         match &object {
             Some(object @ Value::Object(_)) => match kind {

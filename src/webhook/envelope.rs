@@ -87,6 +87,9 @@ pub(super) struct Request<'a> {
     pub namespace: Option<Cow<'a, str>>,
     #[serde(default)]
     pub object: Option<AdmittedObject>,
+    /// Who sent the API request: recorded on CertificateRequests.
+    #[serde(default)]
+    pub user_info: Option<crate::api::certificate_request::RequestUser>,
 }
 
 /// `request.kind`: the group, version and kind of the object.

@@ -254,9 +254,11 @@ def check_services(docs, dep) -> dict:
 
 EXPECTED_CLUSTER_VERBS = {
     ("cert-manager.io", "certificates"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("cert-manager.io", "certificaterequests"): {"get", "list", "watch"},
     ("cert-manager.io", "issuers"): {"get", "list", "watch"},
     ("cert-manager.io", "clusterissuers"): {"get", "list", "watch"},
     ("cert-manager.io", "certificates/status"): {"get", "patch", "update"},
+    ("cert-manager.io", "certificaterequests/status"): {"get", "patch", "update"},
     ("cert-manager.io", "issuers/status"): {"get", "patch", "update"},
     ("cert-manager.io", "clusterissuers/status"): {"get", "patch", "update"},
     ("", "secrets"): {"get", "list", "watch", "create", "patch", "update", "delete"},
@@ -366,7 +368,27 @@ def check_webhook_config(
 ) -> dict:
     mwc = one(docs, "MutatingWebhookConfiguration")
     hooks = {w["name"]: w for w in mwc["webhooks"]}
-    assert set(hooks) == {"ingress.certweave.io", "pod.certweave.io"}, f"webhooks: {sorted(hooks)}"
+    assert set(hooks) == {"ingress.certweave.io", "pod.certweave.io", "certificaterequest.certweave.io"}, (
+        f"webhooks: {sorted(hooks)}"
+    )
+    # CertificateRequests: who created one is recorded on every one, in
+    # every namespace, or creation fails: no selector, no condition, Fail.
+    cr = hooks.pop("certificaterequest.certweave.io")
+    assert cr["rules"] == [{
+        "apiGroups": ["cert-manager.io"], "apiVersions": ["v1"],
+        "operations": ["CREATE"], "resources": ["certificaterequests"], "scope": "Namespaced",
+    }], f"certificaterequest: rules {cr['rules']}"
+    assert cr["failurePolicy"] == "Fail", "certificaterequest: failurePolicy"
+    assert cr["sideEffects"] == "None" and cr["admissionReviewVersions"] == ["v1"]
+    for absent in ("namespaceSelector", "objectSelector", "matchConditions"):
+        assert not cr.get(absent), f"certificaterequest: {absent}"
+    assert cr["clientConfig"]["service"] == {
+        "name": service_name, "namespace": namespace, "path": "/mutate", "port": 443,
+    }, "certificaterequest: clientConfig.service"
+    if ca_bundle is None:
+        assert not cr["clientConfig"].get("caBundle"), "certificaterequest: caBundle is left to the controller"
+    else:
+        assert cr["clientConfig"]["caBundle"] == ca_bundle, "certificaterequest: caBundle"
     expected_rules = {
         "ingress.certweave.io": [{
             "apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"],

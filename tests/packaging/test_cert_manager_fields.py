@@ -1,4 +1,5 @@
-"""No field of cert-manager's v1 Certificate, Issuer or ClusterIssuer is
+"""No field of cert-manager's v1 Certificate, CertificateRequest, Issuer or
+ClusterIssuer is
 silently pruned: each one is implemented or refused by name (see
 cert_manager_fields.py for the table)."""
 
@@ -8,7 +9,7 @@ import pytest
 
 import cert_manager_fields
 
-KINDS = ["Certificate", "Issuer", "ClusterIssuer"]
+KINDS = ["Certificate", "CertificateRequest", "Issuer", "ClusterIssuer"]
 
 
 @pytest.fixture(scope="module")

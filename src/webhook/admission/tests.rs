@@ -277,3 +277,57 @@ proptest! {
         prop_assert_eq!(outcome_of(&bytes), reference_outcome(&bytes), "{}", body["request"]["object"]);
     }
 }
+
+/// A new CertificateRequest records who created it, from the review's
+/// userInfo, over whatever the creator wrote; updates and other kinds of
+/// the group pass unchanged.
+#[test]
+fn a_certificate_request_records_its_requester_from_user_info() {
+    let review_of = |operation: &str, kind: &str| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "cert-manager.io", "version": "v1", "kind": kind},
+                "operation": operation,
+                "namespace": "apps",
+                "userInfo": {"username": "system:serviceaccount:apps:csi", "uid": "42",
+                             "groups": ["system:serviceaccounts"], "extra": {"scopes": ["x"]}},
+                "object": {"apiVersion": "cert-manager.io/v1", "kind": kind,
+                           "metadata": {"name": "r", "namespace": "apps"},
+                           "spec": {"request": "eA==", "issuerRef": {"name": "ca"},
+                                    "username": "admin", "groups": ["system:masters"]}}
+            }
+        })
+        .to_string()
+    };
+    let mutated = outcome_of(review_of("CREATE", "CertificateRequest").as_bytes())
+        .unwrap()
+        .expect("patched");
+    assert_eq!(
+        mutated["spec"]["username"],
+        "system:serviceaccount:apps:csi"
+    );
+    assert_eq!(mutated["spec"]["groups"], json!(["system:serviceaccounts"]));
+    assert_eq!(mutated["spec"]["uid"], "42");
+    assert_eq!(mutated["spec"]["extra"], json!({"scopes": ["x"]}));
+    assert_eq!(mutated["spec"]["request"], "eA==");
+
+    assert_eq!(
+        outcome_of(review_of("UPDATE", "CertificateRequest").as_bytes()),
+        Ok(None)
+    );
+    assert_eq!(
+        outcome_of(review_of("CREATE", "Certificate").as_bytes()),
+        Ok(None)
+    );
+
+    let mut without_user: Value =
+        serde_json::from_str(&review_of("CREATE", "CertificateRequest")).unwrap();
+    without_user["request"]
+        .as_object_mut()
+        .unwrap()
+        .remove("userInfo");
+    let denial = outcome_of(without_user.to_string().as_bytes()).unwrap_err();
+    assert!(denial.contains("request.userInfo"), "{denial}");
+}
