@@ -1,7 +1,6 @@
 """No field of cert-manager's v1 Certificate, CertificateRequest, Issuer or
-ClusterIssuer is
-silently pruned: each one is implemented or refused by name (see
-cert_manager_fields.py for the table)."""
+ClusterIssuer is silently pruned: each one is implemented or refused by name
+(see cert_manager_fields.py for the table)."""
 
 import shutil
 
