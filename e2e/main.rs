@@ -17,6 +17,7 @@ mod certificate_requests;
 mod chart;
 mod conformance;
 mod harness;
+mod keystores;
 
 use std::future::Future;
 use std::io::Write;
@@ -1401,6 +1402,7 @@ async fn conformance(e2e: &E2e) {
         describe(&later.conditions),
         warnings[0]
     ));
+    keystores::keystores(e2e).await;
 }
 
 /// Step 9: `helm upgrade` applies a change of values (the

@@ -526,3 +526,74 @@ fn subject_and_additional_output_formats_read_back_with_openssl() {
     assert!(subject.contains("O=Example GmbH"), "{subject}");
     local.terminate_cleanly();
 }
+
+/// `spec.keystores` in standalone mode: the Secret directory gets
+/// `keystore.p12`, `truststore.p12`, `keystore.jks` and `truststore.jks`,
+/// encrypted with the password from a Secret manifest (PKCS#12) and the
+/// literal one (JKS); OpenSSL and keytool open them.
+#[test]
+fn keystores_are_written_into_the_secret_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "  keystores:\n    pkcs12: {create: true, passwordSecretRef: {name: p12-password, key: password}}\n    jks: {create: true, password: changeit}\n";
+    let manifests = format!(
+        "{CHAIN}{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: p12-password}}\nstringData: {{password: p12-secret}}\n",
+        certificate("java", "java-tls", &["java.example.test"], extra)
+    );
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let local = Local::start(dir.path());
+    let java = secret_dir(dir.path(), "default", "java-tls");
+    wait_for("keystores written", Duration::from_secs(30), &local, || {
+        [
+            "keystore.p12",
+            "truststore.p12",
+            "keystore.jks",
+            "truststore.jks",
+        ]
+        .iter()
+        .all(|f| java.join(f).exists())
+        .then_some(())
+    });
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let path = |f: &str| java.join(f).to_str().unwrap().to_owned();
+    let dumped = run(
+        "openssl",
+        &[
+            "pkcs12",
+            "-nokeys",
+            "-passin",
+            "pass:p12-secret",
+            "-in",
+            &path("keystore.p12"),
+        ],
+    );
+    let leaf_der =
+        pki::pem_block_der(&std::fs::read_to_string(java.join("tls.crt")).unwrap()).unwrap();
+    assert!(pki::parse_pem_chain(&dumped).unwrap().contains(&leaf_der));
+    let listed = run(
+        "keytool",
+        &[
+            "-list",
+            "-keystore",
+            &path("keystore.jks"),
+            "-storepass",
+            "changeit",
+            "-storetype",
+            "JKS",
+        ],
+    );
+    assert!(
+        listed.contains("certificate, ") && listed.contains("PrivateKeyEntry"),
+        "{listed}"
+    );
+}

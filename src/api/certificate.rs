@@ -339,6 +339,8 @@ pub struct CertificatePlan {
     pub rotation: KeyRotation,
     pub secret_template: SecretTemplate,
     pub output_formats: OutputFormats,
+    /// Keystores, their passwords still to fetch.
+    pub keystores: super::keystores::KeystoreRequest,
 }
 
 impl CertificateSpec {
@@ -566,6 +568,7 @@ impl CertificateSpec {
             rotation,
             secret_template: self.secret_template.clone().unwrap_or_default(),
             output_formats: checked.output_formats,
+            keystores: checked.keystores,
         })
     }
 }

@@ -115,7 +115,8 @@ pub struct CertificateRenewalWindow {
     pub window_duration: String,
 }
 
-/// `spec.keystores` (refused when a keystore is to be created: see [`check`]).
+/// `spec.keystores`: PKCS#12 and JKS keystores in the Secret (see
+/// [`super::keystores`]).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub struct CertificateKeystores {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +127,12 @@ pub struct CertificateKeystores {
 
 /// A JKS or PKCS#12 keystore request, with cert-manager's fields.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!self.create || (has(self.password) ? 1 : 0) + (has(self.passwordSecretRef) ? 1 : 0) == 1",
+        "message": "spec.keystores: a keystore needs exactly one of password and passwordSecretRef; give the password in a Secret (passwordSecretRef: {name, key}) or literally"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct Keystore {
     pub create: bool,
@@ -136,8 +143,12 @@ pub struct Keystore {
     /// JKS only: the key's alias.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    /// PKCS#12 only: `LegacyRC2`, `LegacyDES` or `Modern2023`.
+    /// PKCS#12 only: `LegacyRC2`, `LegacyDES` or `Modern2023`. certweave
+    /// writes 3DES (`LegacyDES`) for `LegacyRC2` and when unset: every
+    /// reader of RC2-40 files reads it, and OpenSSL 3 and Java 20 refuse
+    /// RC2 by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["LegacyRC2", "LegacyDES", "Modern2023"]))]
     pub profile: Option<String>,
 }
 
@@ -200,16 +211,6 @@ const REFUSED: &[Refused] = &[
         message: "URI domain constraints are not supported by certweave; use dnsDomains, ipRanges or emailAddresses",
     },
     Refused {
-        field: "spec.keystores",
-        cel: "!has(self.keystores) || ((!has(self.keystores.jks) || !self.keystores.jks.create) && (!has(self.keystores.pkcs12) || !self.keystores.pkcs12.create))",
-        set: |s| {
-            s.keystores.as_ref().is_some_and(|k| {
-                k.jks.as_ref().is_some_and(|j| j.create) || k.pkcs12.as_ref().is_some_and(|p| p.create)
-            })
-        },
-        message: "JKS and PKCS#12 keystores are not written by certweave yet; read tls.crt and tls.key, or use additionalOutputFormats (DER, CombinedPEM)",
-    },
-    Refused {
         field: "spec.renewal",
         cel: "!has(self.renewal) || ((!has(self.renewal.policy) || self.renewal.policy == 'RenewBefore') && (!has(self.renewal.windows) || size(self.renewal.windows) == 0))",
         set: |s| {
@@ -239,6 +240,7 @@ pub struct CheckedFields {
     pub other_names: Vec<crate::model::OtherName>,
     pub name_constraints: Option<crate::model::NameConstraints>,
     pub output_formats: OutputFormats,
+    pub keystores: super::keystores::KeystoreRequest,
 }
 
 /// Most `otherNames` accepted, and the longest value.
@@ -289,6 +291,7 @@ pub fn check(spec: &CertificateSpec, errors: &mut Vec<InvalidField>) -> CheckedF
             .as_ref()
             .map(|n| name_constraints(n, errors)),
         output_formats: formats,
+        keystores: super::keystores::KeystoreRequest::check(spec.keystores.as_ref(), errors),
     }
 }
 
@@ -546,7 +549,8 @@ mod tests {
             checked.output_formats,
             OutputFormats {
                 der: true,
-                combined_pem: true
+                combined_pem: true,
+                ..Default::default()
             }
         );
     }
@@ -556,7 +560,6 @@ mod tests {
         let spec = spec(serde_json::json!({
             "literalSubject": "CN=web,O=Example",
             "nameConstraints": {"permitted": {"dnsDomains": ["example.com"]}},
-            "keystores": {"pkcs12": {"create": true, "password": "x"}},
             "signatureAlgorithm": "SHA384WithRSA",
             "encodeUsagesInRequest": false,
             "renewal": {"windows": [{"cron": "0 2 * * *", "windowDuration": "2h"}]},
@@ -570,7 +573,6 @@ mod tests {
             [
                 "spec.literalSubject",
                 "spec.nameConstraints",
-                "spec.keystores",
                 "spec.renewal",
                 "spec.signatureAlgorithm",
                 "spec.encodeUsagesInRequest",

@@ -14,6 +14,7 @@ pub mod issuer;
 pub mod issuer_builder;
 pub mod issuer_fields;
 pub mod issuer_ref;
+pub mod keystores;
 pub mod names;
 pub mod object;
 pub mod overrides;

@@ -13,14 +13,17 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::reflector::{ObjectRef, Store as Cache};
 use kube::{Resource, ResourceExt};
 
+use crate::api::acme_settings::SecretValues;
 use crate::api::annotations::HTTP01_OVERRIDE_INGRESS_NAME;
 use crate::api::certificate::Certificate;
 use crate::api::issuer_ref::ISSUER_GROUP;
+use crate::api::keystores::KeystoreRequest;
 use crate::controller::kube_store::KubeStore;
 use crate::engine::reconcile::{self, Managed, ReconcileError, Step};
 use crate::engine::scheduler::{self, Job, Scheduler, TriggerInbox};
 use crate::metrics::ControllerMetrics;
 use crate::model::{IssueError, RequestOrigin};
+use crate::store::keystore::Keystores;
 use crate::store::{CertificateState, ObjectKey, Store};
 
 use super::events::{EventPublisher, EventType};
@@ -119,25 +122,24 @@ impl CertificateController {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ");
-                let mut state = self.store.read_state(key).await?.unwrap_or_default();
-                let next = SystemTime::now() + Duration::from_secs(3600);
                 let text = format!("The Certificate spec is invalid: {message}");
-                if state.message.as_deref() != Some(&text) {
-                    self.event(&reference, EventType::Warning, "BadConfig", &text)
-                        .await;
-                }
-                state.ready = false;
-                state.message = Some(text);
-                self.store.write_state(key, &state).await?;
-                return Ok(Step {
-                    next,
-                    issued: false,
-                    state,
-                    error: Some(message),
-                    issuing_because: None,
-                });
+                return self
+                    .not_ready(key, &reference, text, message, Duration::from_secs(3600))
+                    .await;
             }
         };
+        let mut output_formats = plan.output_formats.clone();
+        match self.keystores(&key.namespace, &plan.keystores).await? {
+            Ok(keystores) => output_formats.keystores = keystores,
+            Err(message) => {
+                // The password Secret may be created any moment; it is not
+                // watched, so look again soon.
+                let text = format!("The keystore password is not available: {message}");
+                return self
+                    .not_ready(key, &reference, text, message, Duration::from_secs(60))
+                    .await;
+            }
+        }
         let labels = [
             key.name.as_str(),
             key.namespace.as_str(),
@@ -166,7 +168,7 @@ impl CertificateController {
             },
             secret_labels: plan.secret_template.labels.clone(),
             secret_annotations: plan.secret_template.annotations.clone(),
-            output_formats: plan.output_formats,
+            output_formats,
         };
         if ignore_backoff {
             reconcile::clear_backoff(&self.store, key).await?;
@@ -223,6 +225,50 @@ impl CertificateController {
             step.state.renewal_time,
         );
         Ok(step)
+    }
+
+    /// Records the Certificate as not Ready for `text` (an Event when the
+    /// text is new) and looks again after `retry`.
+    async fn not_ready(
+        &self,
+        key: &ObjectKey,
+        reference: &ObjectReference,
+        text: String,
+        message: String,
+        retry: Duration,
+    ) -> Result<Step, ReconcileError> {
+        let mut state = self.store.read_state(key).await?.unwrap_or_default();
+        if state.message.as_deref() != Some(&text) {
+            self.event(reference, EventType::Warning, "BadConfig", &text)
+                .await;
+        }
+        state.ready = false;
+        state.message = Some(text);
+        self.store.write_state(key, &state).await?;
+        Ok(Step {
+            next: SystemTime::now() + retry,
+            issued: false,
+            state,
+            error: Some(message),
+            issuing_because: None,
+        })
+    }
+
+    /// The keystores `request` asks for, with passwords read from their
+    /// Secrets; `Ok(Err(why))` when a password is not there.
+    async fn keystores(
+        &self,
+        namespace: &str,
+        request: &KeystoreRequest,
+    ) -> Result<Result<Keystores, String>, ReconcileError> {
+        let mut secrets = SecretValues::new();
+        for name in request.secret_refs() {
+            let key = ObjectKey::new(namespace, name);
+            if let Some(values) = self.store.read_secret_values(&key).await? {
+                secrets.insert(key, values);
+            }
+        }
+        Ok(request.resolve(namespace, &secrets))
     }
 
     async fn event(&self, reference: &ObjectReference, type_: EventType, reason: &str, note: &str) {

@@ -46,6 +46,26 @@ impl KubeStore {
         Self { client }
     }
 
+    /// The string values of a Secret that certweave does not manage (a
+    /// keystore password), or `None` when it does not exist.
+    pub async fn read_secret_values(
+        &self,
+        secret: &ObjectKey,
+    ) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        let found = self
+            .secrets(&secret.namespace)
+            .get_opt(&secret.name)
+            .await
+            .map_err(|e| api_error(&format!("Secret {secret}"), e))?;
+        Ok(found.map(|s| {
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect()
+        }))
+    }
+
     fn secrets(&self, namespace: &str) -> Api<Secret> {
         Api::namespaced(self.client.clone(), namespace)
     }
@@ -107,15 +127,19 @@ fn text(data: &BTreeMap<String, ByteString>, key: &str) -> Option<String> {
 }
 
 /// The Secret as certweave wants it: type, data, annotations and labels.
-pub fn desired_secret(key: &ObjectKey, write: &SecretWrite<'_>) -> Secret {
+pub fn desired_secret(key: &ObjectKey, write: &SecretWrite<'_>) -> Result<Secret, StoreError> {
     let data: BTreeMap<String, ByteString> = write
         .entries()
+        .map_err(|source| StoreError::Keystore {
+            secret: key.to_string(),
+            source,
+        })?
         .into_iter()
         .map(|e| (e.key.to_owned(), ByteString(e.value)))
         .collect();
     let mut labels = write.labels.clone();
     labels.insert(MANAGED_SECRET_LABEL.to_owned(), "true".to_owned());
-    Secret {
+    Ok(Secret {
         metadata: ObjectMeta {
             name: Some(key.name.clone()),
             namespace: Some(key.namespace.clone()),
@@ -126,7 +150,7 @@ pub fn desired_secret(key: &ObjectKey, write: &SecretWrite<'_>) -> Secret {
         type_: Some("kubernetes.io/tls".to_owned()),
         data: Some(data),
         ..Default::default()
-    }
+    })
 }
 
 fn timestamp(t: SystemTime) -> Option<Time> {
@@ -257,8 +281,10 @@ impl Store for KubeStore {
                 tls_crt: text(&data, "tls.crt"),
                 tls_key: text(&data, "tls.key"),
                 ca_crt: text(&data, "ca.crt"),
-                key_der: data.get(data_keys::KEY_DER).map(|b| b.0.clone()),
-                combined_pem: data.get(data_keys::COMBINED_PEM).map(|b| b.0.clone()),
+                extra: data_keys::EXTRA
+                    .into_iter()
+                    .filter_map(|key| Some((key, data.get(key)?.0.clone())))
+                    .collect(),
                 annotations: s.metadata.annotations.unwrap_or_default(),
             }
         }))
@@ -269,7 +295,7 @@ impl Store for KubeStore {
         secret: &ObjectKey,
         write: &SecretWrite<'_>,
     ) -> Result<(), StoreError> {
-        let desired = desired_secret(secret, write);
+        let desired = desired_secret(secret, write)?;
         self.secrets(&secret.namespace)
             .patch(
                 &secret.name,

@@ -221,7 +221,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
         Evaluation::Valid { leaf, renewal_time } => {
             if let Some(stored) = secret
                 .as_ref()
-                .filter(|s| !s.outputs_match(managed.output_formats))
+                .filter(|s| !s.outputs_match(&managed.output_formats))
             {
                 rewrite_outputs(store, managed, stored).await?;
             }
@@ -312,7 +312,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                 bundle: &bundle,
                 annotations: annotations_for(managed),
                 labels: managed.secret_labels.clone(),
-                formats: managed.output_formats,
+                formats: &managed.output_formats,
             };
             store.write_secret(&managed.secret, &write).await?;
             let renewal_time = managed
@@ -455,7 +455,7 @@ async fn rewrite_outputs<S: Store>(
         bundle: &bundle,
         annotations: annotations_for(managed),
         labels: managed.secret_labels.clone(),
-        formats: managed.output_formats,
+        formats: &managed.output_formats,
     };
     store.write_secret(&managed.secret, &write).await
 }
@@ -486,6 +486,12 @@ fn annotations_for(managed: &Managed) -> BTreeMap<String, String> {
     let requested = requested_text(request);
     if !requested.is_empty() {
         out.insert(a::REQUESTED.into(), requested);
+    }
+    if let Some(pkcs12) = &managed.output_formats.keystores.pkcs12 {
+        out.insert(
+            crate::store::keystore::PROFILE_ANNOTATION.into(),
+            pkcs12.profile.name().into(),
+        );
     }
     out
 }

@@ -57,6 +57,16 @@ pub(super) fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted>
     let mut out = BTreeMap::new();
     for (key, cert) in &loaded.certificates {
         let plan = &cert.plan;
+        let mut output_formats = plan.output_formats.clone();
+        match plan.keystores.resolve(&key.namespace, &loaded.secrets) {
+            Ok(keystores) => output_formats.keystores = keystores,
+            Err(message) => {
+                let error = format!("{}: Certificate {key}: {message}", cert.source);
+                tracing::error!("{error}");
+                eprintln!("error: {error}");
+                continue;
+            }
+        }
         let issuer = match plan.issuer.kind {
             IssuerKind::Issuer => loaded
                 .issuers
@@ -110,7 +120,7 @@ pub(super) fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted>
                     },
                     secret_labels: plan.secret_template.labels.clone(),
                     secret_annotations: plan.secret_template.annotations.clone(),
-                    output_formats: plan.output_formats,
+                    output_formats,
                 },
                 issuer,
                 source: cert.source.clone(),

@@ -100,8 +100,10 @@ impl FsStore {
             tls_crt: read(CERT_FILE)?,
             tls_key: read(KEY_FILE)?,
             ca_crt: read(CA_FILE)?,
-            key_der: read_bytes(data_keys::KEY_DER)?,
-            combined_pem: read_bytes(data_keys::COMBINED_PEM)?,
+            extra: data_keys::EXTRA
+                .into_iter()
+                .filter_map(|key| read_bytes(key).map(|b| b.map(|b| (key, b))).transpose())
+                .collect::<Result<_, _>>()?,
             annotations,
         }))
     }
@@ -119,9 +121,12 @@ impl FsStore {
             .as_nanos();
         let version = format!("..{nanos}.{}", std::process::id());
         let version_dir = dir.join(&version);
+        let entries = write.entries().map_err(|source| StoreError::Keystore {
+            secret: secret.to_string(),
+            source,
+        })?;
         fs::create_dir(&version_dir).map_err(io_err(&version_dir))?;
 
-        let entries = write.entries();
         let manifest = secret_manifest(secret, write, &entries);
         let files = entries
             .iter()
@@ -359,7 +364,7 @@ mod tests {
                         bundle: &b,
                         annotations,
                         labels: BTreeMap::new(),
-                        formats: Default::default(),
+                        formats: &Default::default(),
                     },
                 )
                 .unwrap();

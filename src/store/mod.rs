@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod fs;
+pub mod keystore;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,9 +44,9 @@ pub struct StoredSecret {
     pub tls_crt: Option<String>,
     pub tls_key: Option<String>,
     pub ca_crt: Option<String>,
-    /// `key.der` and `tls-combined.pem`, when present.
-    pub key_der: Option<Vec<u8>>,
-    pub combined_pem: Option<Vec<u8>>,
+    /// The additional outputs present ([`data_keys::EXTRA`]: `key.der`,
+    /// `tls-combined.pem`, the keystores), by data key.
+    pub extra: BTreeMap<&'static str, Vec<u8>>,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -54,33 +55,70 @@ impl StoredSecret {
     /// asks for, with contents that match its `tls.key` and `tls.crt`: when
     /// not, the Secret is rewritten from its own bundle, without a new
     /// issuance (cert-manager does the same).
-    pub fn outputs_match(&self, formats: OutputFormats) -> bool {
+    pub fn outputs_match(&self, formats: &OutputFormats) -> bool {
         let (Some(chain), Some(key)) = (&self.tls_crt, &self.tls_key) else {
             return false;
         };
-        let der_ok = match (formats.der, &self.key_der) {
-            (true, Some(der)) => crate::pki::pem_block_der(key).as_deref() == Some(der.as_slice()),
-            (false, None) => true,
-            _ => false,
-        };
-        let combined_ok = match (formats.combined_pem, &self.combined_pem) {
-            (true, Some(combined)) => *combined == combined_pem(key, chain),
-            (false, None) => true,
-            _ => false,
-        };
-        der_ok && combined_ok
+        let leaf = crate::pki::pem_block_der(chain).unwrap_or_default();
+        let has_ca = self.ca_crt.is_some();
+        let pkcs12 = formats.keystores.pkcs12.as_ref();
+        let jks = formats.keystores.jks.as_ref();
+        // Each extra output: whether it is wanted, and whether the stored
+        // bytes are what it should be.
+        type Holds<'a> = &'a dyn Fn(&[u8]) -> bool;
+        let checks: [(&str, bool, Holds); 6] = [
+            (data_keys::KEY_DER, formats.der, &|der| {
+                crate::pki::pem_block_der(key).as_deref() == Some(der)
+            }),
+            (data_keys::COMBINED_PEM, formats.combined_pem, &|combined| {
+                combined == combined_pem(key, chain)
+            }),
+            (data_keys::KEYSTORE_P12, pkcs12.is_some(), &|bytes| {
+                pkcs12.is_some_and(|p| {
+                    self.annotations
+                        .get(keystore::PROFILE_ANNOTATION)
+                        .map(String::as_str)
+                        == Some(p.profile.name())
+                        && keystore::pkcs12_holds(bytes, &p.password, &leaf)
+                })
+            }),
+            (
+                data_keys::TRUSTSTORE_P12,
+                pkcs12.is_some() && has_ca,
+                &|bytes| {
+                    pkcs12.is_some_and(|p| keystore::truststore_opens(bytes, &p.password, false))
+                },
+            ),
+            (data_keys::KEYSTORE_JKS, jks.is_some(), &|bytes| {
+                jks.is_some_and(|j| keystore::jks_holds(bytes, &j.password, &j.alias, &leaf))
+            }),
+            (
+                data_keys::TRUSTSTORE_JKS,
+                jks.is_some() && has_ca,
+                &|bytes| jks.is_some_and(|j| keystore::truststore_opens(bytes, &j.password, true)),
+            ),
+        ];
+        checks
+            .iter()
+            .all(|(key, wanted, holds)| match (wanted, self.extra.get(key)) {
+                (true, Some(bytes)) => holds(bytes),
+                (false, None) => true,
+                _ => false,
+            })
     }
 }
 
 /// The extra encodings of the key and chain a Certificate asks for in
-/// `spec.additionalOutputFormats`, for software that cannot read `tls.key`
-/// and `tls.crt` as they are.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// `spec.additionalOutputFormats` and `spec.keystores`, for software that
+/// cannot read `tls.key` and `tls.crt` as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutputFormats {
     /// `key.der`: the private key's DER, in the encoding of `tls.key`.
     pub der: bool,
     /// `tls-combined.pem`: the private key, then the chain, in one file.
     pub combined_pem: bool,
+    /// PKCS#12 and JKS keystores and trust stores.
+    pub keystores: keystore::Keystores,
 }
 
 /// Secret data keys, as cert-manager names them.
@@ -90,8 +128,31 @@ pub mod data_keys {
     pub const CA: &str = "ca.crt";
     pub const KEY_DER: &str = "key.der";
     pub const COMBINED_PEM: &str = "tls-combined.pem";
+    pub const KEYSTORE_P12: &str = "keystore.p12";
+    pub const TRUSTSTORE_P12: &str = "truststore.p12";
+    pub const KEYSTORE_JKS: &str = "keystore.jks";
+    pub const TRUSTSTORE_JKS: &str = "truststore.jks";
+    /// The additional outputs, written only when the spec asks.
+    pub const EXTRA: [&str; 6] = [
+        KEY_DER,
+        COMBINED_PEM,
+        KEYSTORE_P12,
+        TRUSTSTORE_P12,
+        KEYSTORE_JKS,
+        TRUSTSTORE_JKS,
+    ];
     /// Every key certweave writes; any other key in a Secret is left alone.
-    pub const ALL: [&str; 5] = [CERT, KEY, CA, KEY_DER, COMBINED_PEM];
+    pub const ALL: [&str; 9] = [
+        CERT,
+        KEY,
+        CA,
+        KEY_DER,
+        COMBINED_PEM,
+        KEYSTORE_P12,
+        TRUSTSTORE_P12,
+        KEYSTORE_JKS,
+        TRUSTSTORE_JKS,
+    ];
 }
 
 /// `tls-combined.pem`: the key, a newline, then the chain (cert-manager's
@@ -121,11 +182,7 @@ impl fmt::Debug for StoredSecret {
             .field("tls_crt", &self.tls_crt.as_ref().map(String::len))
             .field("tls_key", &self.tls_key.as_ref().map(|_| "<redacted>"))
             .field("ca_crt", &self.ca_crt.as_ref().map(String::len))
-            .field("key_der", &self.key_der.as_ref().map(|_| "<redacted>"))
-            .field(
-                "combined_pem",
-                &self.combined_pem.as_ref().map(|_| "<redacted>"),
-            )
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
             .field("annotations", &self.annotations)
             .finish()
     }
@@ -137,13 +194,13 @@ pub struct SecretWrite<'a> {
     pub bundle: &'a Bundle,
     pub annotations: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
-    pub formats: OutputFormats,
+    pub formats: &'a OutputFormats,
 }
 
 impl SecretWrite<'_> {
     /// Every data entry of the Secret, built in this one place for every
     /// store, so a directory and a cluster hold the same bytes.
-    pub fn entries(&self) -> Vec<SecretEntry> {
+    pub fn entries(&self) -> Result<Vec<SecretEntry>, keystore::KeystoreError> {
         let bundle = self.bundle;
         let entry = |key, value: &[u8], private| SecretEntry {
             key,
@@ -170,7 +227,25 @@ impl SecretWrite<'_> {
                 private: true,
             });
         }
-        out
+        // Keystores are encrypted with their password; they are still
+        // files with the private key, and kept private.
+        if let Some(pkcs12) = &self.formats.keystores.pkcs12 {
+            let keystore = keystore::pkcs12_keystore(bundle, pkcs12)?;
+            out.push(entry(data_keys::KEYSTORE_P12, &keystore, true));
+            if let Some(ca) = &bundle.ca_pem {
+                let truststore = keystore::pkcs12_truststore(ca, pkcs12)?;
+                out.push(entry(data_keys::TRUSTSTORE_P12, &truststore, false));
+            }
+        }
+        if let Some(jks) = &self.formats.keystores.jks {
+            let keystore = keystore::jks_keystore(bundle, jks)?;
+            out.push(entry(data_keys::KEYSTORE_JKS, &keystore, true));
+            if let Some(ca) = &bundle.ca_pem {
+                let truststore = keystore::jks_truststore(ca, jks)?;
+                out.push(entry(data_keys::TRUSTSTORE_JKS, &truststore, false));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -276,6 +351,12 @@ pub enum StoreError {
     },
     #[error("{path}: corrupt state: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("Secret {secret}: {source}")]
+    Keystore {
+        secret: String,
+        #[source]
+        source: keystore::KeystoreError,
+    },
     /// A Kubernetes API request failed (the store in a cluster). `advice`
     /// says what a user can do about it, when there is something to say.
     #[error("{object}: {source}{}", advice.as_deref().map(|a| format!("; {a}")).unwrap_or_default())]

@@ -144,18 +144,17 @@ pub fn refused_certificates() -> Vec<Refused> {
             "spec.nameConstraints.critical",
         ),
         (
-            certificate_with(
-                |s| s["keystores"] = json!({"pkcs12": {"create": true, "passwordSecretRef": {"name": "p12", "key": "password"}}}),
-            ),
-            "spec.keystores",
-            "spec.keystores",
+            certificate_with(|s| {
+                s["keystores"] = json!({"pkcs12": {"create": true, "password": "changeit",
+                    "passwordSecretRef": {"name": "p12", "key": "password"}}})
+            }),
+            "spec.keystores: a keystore needs exactly one of password and passwordSecretRef",
+            "spec.keystores.pkcs12",
         ),
         (
-            certificate_with(|s| {
-                s["keystores"] = json!({"jks": {"create": true, "password": "changeit"}})
-            }),
-            "spec.keystores",
-            "spec.keystores",
+            certificate_with(|s| s["keystores"] = json!({"jks": {"create": true}})),
+            "spec.keystores: a keystore needs exactly one of password and passwordSecretRef",
+            "spec.keystores.jks",
         ),
         (
             certificate_with(|s| s["signatureAlgorithm"] = json!("SHA384WithRSA")),
@@ -214,6 +213,14 @@ pub fn accepted_certificates() -> Vec<Value> {
             s["revisionHistoryLimit"] = json!(2);
             s["encodeUsagesInRequest"] = json!(true);
             s["keystores"] = json!({"pkcs12": {"create": false}});
+        }),
+        // cert-manager's documented keystores.
+        certificate_with(|s| {
+            s["keystores"] = json!({
+                "pkcs12": {"create": true, "profile": "Modern2023",
+                           "passwordSecretRef": {"name": "p12-password", "key": "password"}},
+                "jks": {"create": true, "alias": "web", "password": "changeit"},
+            });
             s["renewal"] = json!({"policy": "RenewBefore"});
             s["otherNames"] =
                 json!([{"oid": "1.3.6.1.4.1.311.20.2.3", "utf8Value": "u@example.com"}]);
