@@ -270,7 +270,16 @@ pub fn cases(zone: &str) -> Vec<Case> {
     );
     subject.subject_parts = vec!["O=Example Corp", "C=DE", "OU=Web", "L=Berlin"];
     subject.other_name_oids = vec!["1.3.6.1.4.1.311.20.2.3"];
+    // literalSubject: written as given, in its order (the text names the
+    // most specific attribute first; the certificate holds it last).
+    let mut literal = Case::new(
+        "literal-subject",
+        Signing,
+        json!({"dnsNames": [n("literal")], "literalSubject": "CN=literal,OU=Web,O=Example\\, Inc.,C=DE"}),
+    );
+    literal.subject_parts = vec!["C=DE, O=Example, Inc., OU=Web, CN=literal"];
     vec![
+        literal,
         Case::new("single-dns", AcmeToo, json!({"dnsNames": [n("single")]})),
         Case::new(
             "ecdsa-p256",

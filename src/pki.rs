@@ -79,6 +79,13 @@ pub fn certificate_params(
     if let Some(cn) = &request.common_name {
         dn.push(DnType::CommonName, cn.clone());
     }
+    if let Some(literal) = &request.literal_subject {
+        dn = DistinguishedName::new();
+        for (oid, value) in &literal.attributes {
+            let (dn_type, value) = literal_attribute(oid, value).map_err(PkiError::Build)?;
+            dn.push(dn_type, value);
+        }
+    }
     params.distinguished_name = dn;
     if let Some(constraints) = &request.name_constraints {
         let subtrees =
@@ -134,6 +141,35 @@ pub fn certificate_params(
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     params.use_authority_key_identifier_extension = true;
     Ok(params)
+}
+
+/// An attribute of a literal subject as rcgen writes it: the common types
+/// by name, `domainComponent` and `emailAddress` as IA5String (RFC 4519,
+/// RFC 2985), anything else as a UTF8String under its OID.
+fn literal_attribute(oid: &[u64], value: &str) -> Result<(DnType, rcgen::DnValue), String> {
+    let utf8 = || rcgen::DnValue::Utf8String(value.to_owned());
+    let ia5 = || {
+        rcgen::string::Ia5String::try_from(value.to_owned())
+            .map(rcgen::DnValue::Ia5String)
+            .map_err(|_| format!("{value:?} is not ASCII, as an IA5String must be"))
+    };
+    Ok(match oid {
+        [2, 5, 4, 3] => (DnType::CommonName, utf8()),
+        [2, 5, 4, 6] => (
+            DnType::CountryName,
+            rcgen::string::PrintableString::try_from(value.to_owned())
+                .map(rcgen::DnValue::PrintableString)
+                .map_err(|_| format!("country {value:?} is not a PrintableString"))?,
+        ),
+        [2, 5, 4, 10] => (DnType::OrganizationName, utf8()),
+        [2, 5, 4, 11] => (DnType::OrganizationalUnitName, utf8()),
+        [2, 5, 4, 7] => (DnType::LocalityName, utf8()),
+        [2, 5, 4, 8] => (DnType::StateOrProvinceName, utf8()),
+        [0, 9, 2342, 19200300, 100, 1, 25] | [1, 2, 840, 113549, 1, 9, 1] => {
+            (DnType::CustomDnType(oid.to_vec()), ia5()?)
+        }
+        _ => (DnType::CustomDnType(oid.to_vec()), utf8()),
+    })
 }
 
 fn subject_dn_type(attribute: SubjectAttribute) -> DnType {

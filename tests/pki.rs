@@ -876,3 +876,20 @@ fn the_ca_signs_a_request_made_by_openssl_for_its_key() {
         assert_eq!(from_cert, from_key, "{algorithm}");
     }
 }
+
+/// `literalSubject` is written as given: OpenSSL prints the subject back
+/// in RFC 2253 form exactly as the spec wrote it, escapes included.
+#[test]
+fn a_literal_subject_reads_back_as_written() {
+    let text = "CN=app.example.com,OU=Web,O=Example\\, Inc.,L=Berlin,C=DE";
+    let mut request = CertificateRequest::for_dns_names(["app.example.com"]);
+    request.literal_subject = Some(certweave::api::literal_subject::parse(text).unwrap());
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let bundle = SelfSignedIssuer::default().sign(&request, &key).unwrap();
+    let subject = String::from_utf8(openssl(
+        &["x509", "-noout", "-subject", "-nameopt", "RFC2253"],
+        bundle.chain_pem.as_bytes(),
+    ))
+    .unwrap();
+    assert_eq!(subject.trim(), format!("subject={text}"));
+}

@@ -57,8 +57,8 @@ use crate::store::OutputFormats;
 )]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "(has(self.dnsNames) && size(self.dnsNames) > 0) || (has(self.ipAddresses) && size(self.ipAddresses) > 0) || (has(self.uris) && size(self.uris) > 0) || (has(self.emailAddresses) && size(self.emailAddresses) > 0) || has(self.commonName)",
-        "message": "spec: the certificate names no subject; set at least one of dnsNames, ipAddresses, uris, emailAddresses or commonName"
+        "rule": "(has(self.dnsNames) && size(self.dnsNames) > 0) || (has(self.ipAddresses) && size(self.ipAddresses) > 0) || (has(self.uris) && size(self.uris) > 0) || (has(self.emailAddresses) && size(self.emailAddresses) > 0) || has(self.commonName) || has(self.literalSubject)",
+        "message": "spec: the certificate names no subject; set at least one of dnsNames, ipAddresses, uris, emailAddresses, commonName or literalSubject"
     },
     {
         "rule": "!has(self.renewBefore) || !has(self.renewBeforePercentage)",
@@ -135,7 +135,8 @@ pub struct CertificateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub revision_history_limit: Option<i32>,
-    /// Refused (not supported): use `subject` and `commonName`.
+    /// The whole subject as an RFC 4514 string (`CN=app,O=Example,C=DE`),
+    /// written as given; not with `commonName` or `subject`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub literal_subject: Option<String>,
     /// `otherName` subject alternative names with UTF-8 values (at most
@@ -390,6 +391,7 @@ impl CertificateSpec {
             }
         }
         if self.common_name.is_none()
+            && self.literal_subject.is_none()
             && self.dns_names.is_empty()
             && self.ip_addresses.is_empty()
             && self.uris.is_empty()
@@ -398,7 +400,7 @@ impl CertificateSpec {
             ok(Err(InvalidField::new(
                 "spec.dnsNames",
                 "the certificate names no subject",
-                "set at least one of dnsNames, ipAddresses, uris, emailAddresses or commonName",
+                "set at least one of dnsNames, ipAddresses, uris, emailAddresses, commonName or literalSubject",
             )));
         }
         if let Some(cn) = &self.common_name {
@@ -552,6 +554,7 @@ impl CertificateSpec {
             request: CertificateRequest {
                 common_name: self.common_name.clone(),
                 subject: checked.subject,
+                literal_subject: checked.literal_subject,
                 other_names: checked.other_names,
                 name_constraints: checked.name_constraints,
                 dns_names: self.dns_names.clone(),

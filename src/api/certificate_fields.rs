@@ -182,9 +182,9 @@ struct Refused {
 const REFUSED: &[Refused] = &[
     Refused {
         field: "spec.literalSubject",
-        cel: "!has(self.literalSubject)",
-        set: |s| s.literal_subject.is_some(),
-        message: "not supported by certweave; write the attributes in spec.subject and spec.commonName instead",
+        cel: "!has(self.literalSubject) || (!has(self.commonName) && !has(self.subject))",
+        set: |s| s.literal_subject.is_some() && (s.common_name.is_some() || s.subject.is_some()),
+        message: "replaces commonName and subject, which are set too; keep either literalSubject or commonName and subject",
     },
     Refused {
         field: "spec.nameConstraints",
@@ -241,6 +241,7 @@ pub struct CheckedFields {
     pub name_constraints: Option<crate::model::NameConstraints>,
     pub output_formats: OutputFormats,
     pub keystores: super::keystores::KeystoreRequest,
+    pub literal_subject: Option<crate::model::LiteralSubject>,
 }
 
 /// Most `otherNames` accepted, and the longest value.
@@ -292,6 +293,11 @@ pub fn check(spec: &CertificateSpec, errors: &mut Vec<InvalidField>) -> CheckedF
             .map(|n| name_constraints(n, errors)),
         output_formats: formats,
         keystores: super::keystores::KeystoreRequest::check(spec.keystores.as_ref(), errors),
+        literal_subject: spec.literal_subject.as_deref().and_then(|text| {
+            super::literal_subject::parse(text)
+                .map_err(|e| errors.push(e))
+                .ok()
+        }),
     }
 }
 
@@ -559,6 +565,7 @@ mod tests {
     fn every_unimplemented_field_is_refused_by_name() {
         let spec = spec(serde_json::json!({
             "literalSubject": "CN=web,O=Example",
+            "commonName": "web",
             "nameConstraints": {"permitted": {"dnsDomains": ["example.com"]}},
             "signatureAlgorithm": "SHA384WithRSA",
             "encodeUsagesInRequest": false,

@@ -15,6 +15,7 @@ pub mod issuer_builder;
 pub mod issuer_fields;
 pub mod issuer_ref;
 pub mod keystores;
+pub mod literal_subject;
 pub mod names;
 pub mod object;
 pub mod overrides;

@@ -503,6 +503,9 @@ fn requested_text(request: &CertificateRequest) -> String {
     if !request.subject.is_empty() {
         parts.push(format!("subject: {}", request.subject));
     }
+    if let Some(literal) = &request.literal_subject {
+        parts.push(format!("literalSubject: {}", literal.text));
+    }
     if !request.other_names.is_empty() {
         let names: Vec<String> = request
             .other_names

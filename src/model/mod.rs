@@ -22,4 +22,4 @@ pub use request::{
     CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, NameConstraints, NameSubtrees,
     OtherName, SignedCsr, DEFAULT_DURATION,
 };
-pub use subject::{Subject, SubjectAttribute};
+pub use subject::{LiteralSubject, Subject, SubjectAttribute};

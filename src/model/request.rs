@@ -36,6 +36,9 @@ pub struct CertificateRequest {
     pub common_name: Option<String>,
     /// Subject attributes besides the common name (`spec.subject`).
     pub subject: Subject,
+    /// The whole subject, exactly as given (`spec.literalSubject`); set
+    /// instead of `common_name` and `subject`.
+    pub literal_subject: Option<super::LiteralSubject>,
     /// `otherName` subject alternative names with UTF-8 string values
     /// (`spec.otherNames`, e.g. a Microsoft UPN).
     pub other_names: Vec<OtherName>,
@@ -61,6 +64,7 @@ impl CertificateRequest {
         Self {
             common_name: None,
             subject: Subject::default(),
+            literal_subject: None,
             other_names: Vec::new(),
             name_constraints: None,
             dns_names: dns_names.into_iter().map(Into::into).collect(),

@@ -152,3 +152,16 @@ mod tests {
         assert_eq!(Subject::default().to_string(), "");
     }
 }
+
+/// A subject written exactly as given (cert-manager's `literalSubject`):
+/// its attributes in certificate (ASN.1) order, each an object identifier
+/// and a value, and the text it was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiteralSubject {
+    /// The RFC 4514 text, as the spec says it (recorded on the Secret, so a
+    /// change re-issues).
+    pub text: String,
+    /// The attributes, first to last as the certificate holds them (the
+    /// reverse of the text's order).
+    pub attributes: Vec<(Vec<u64>, String)>,
+}

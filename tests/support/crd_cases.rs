@@ -115,8 +115,11 @@ pub fn refused_certificates() -> Vec<Refused> {
         // cert-manager fields certweave does not implement: refused by
         // name, never pruned.
         (
-            certificate_with(|s| s["literalSubject"] = json!("CN=example.com,O=Example")),
-            "spec.literalSubject",
+            certificate_with(|s| {
+                s["literalSubject"] = json!("CN=example.com,O=Example");
+                s["commonName"] = json!("example.com");
+            }),
+            "spec.literalSubject: replaces commonName and subject",
             "spec.literalSubject",
         ),
         (
@@ -213,6 +216,10 @@ pub fn accepted_certificates() -> Vec<Value> {
             s["revisionHistoryLimit"] = json!(2);
             s["encodeUsagesInRequest"] = json!(true);
             s["keystores"] = json!({"pkcs12": {"create": false}});
+        }),
+        // cert-manager's documented literalSubject.
+        certificate_with(|s| {
+            s["literalSubject"] = json!("CN=example.com,OU=Web,O=Example Inc.,L=Berlin,C=DE");
         }),
         // cert-manager's documented keystores.
         certificate_with(|s| {
