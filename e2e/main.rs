@@ -13,6 +13,7 @@ mod crd_cases;
 #[path = "../tests/support/pebble.rs"]
 mod pebble;
 
+mod acme_server_features;
 mod certificate_requests;
 mod chart;
 mod conformance;
@@ -613,6 +614,7 @@ async fn acme_certificate(e2e: &E2e) {
             "a Ready Certificate reports its revision and notAfter; status: {status:?}"
         ));
     }
+    acme_server_features::renewal_information_and_profiles(e2e).await;
 }
 
 /// Step 2: the webhook fills in `spec.tls`; the ingress shim makes a

@@ -1,0 +1,131 @@
+//! The ACME server's own say, through the controller: renewal information
+//! (RFC 9773) lands in `status.acme.ari` and decides `renewalTime`, and an
+//! issuer's `profile` reaches the order (Pebble's `shortlived` profile
+//! issues 6-day certificates; a profile Pebble does not offer fails with
+//! its message on the Certificate).
+
+use std::time::Duration;
+
+use kube::api::Api;
+use serde_json::json;
+
+use certweave::api::certificate::Certificate;
+use certweave::api::issuer::ClusterIssuer;
+
+use super::{cluster_issuer_ready, describe, say, E2e, ACME_ISSUER, ISSUED, NS, STEPS};
+
+fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
+    t.0.as_second()
+}
+
+pub async fn renewal_information_and_profiles(e2e: &E2e) {
+    let certificates: Api<Certificate> = e2e.api(NS);
+    // Step 1's Certificate: the window Pebble suggests, and the renewal
+    // time picked inside it.
+    let ari = e2e
+        .eventually(
+            "status.acme.ari of Certificate example-com",
+            Duration::from_secs(30),
+            || {
+                let certificates = certificates.clone();
+                async move {
+                    let status = certificates
+                        .get("example-com")
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .status
+                        .unwrap_or_default();
+                    let ari = status
+                        .acme
+                        .and_then(|a| a.ari)
+                        .ok_or("no status.acme.ari yet")?;
+                    match (
+                        &ari.suggested_window_start,
+                        &ari.suggested_window_end,
+                        &ari.selected_renewal_time,
+                        &status.renewal_time,
+                    ) {
+                        (Some(start), Some(end), Some(selected), Some(renewal))
+                            if seconds(start) <= seconds(selected)
+                                && seconds(selected) <= seconds(end)
+                                && seconds(renewal) == seconds(selected) =>
+                        {
+                            Ok(ari.clone())
+                        }
+                        _ => Err(format!(
+                            "ari {ari:?}, renewalTime {:?}",
+                            status.renewal_time
+                        )),
+                    }
+                }
+            },
+        )
+        .await;
+
+    let issuers: Api<ClusterIssuer> = Api::all(e2e.client.clone());
+    let base: ClusterIssuer = issuers.get(ACME_ISSUER).await.unwrap();
+    for (name, profile) in [
+        ("acme-shortlived", "shortlived"),
+        ("acme-no-such-profile", "no-such-profile"),
+    ] {
+        let mut spec = serde_json::to_value(&base.spec).unwrap();
+        spec["acme"]["profile"] = json!(profile);
+        spec["acme"]["privateKeySecretRef"]["name"] = json!(format!("{name}-account"));
+        e2e.create(
+            &issuers,
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+        cluster_issuer_ready(e2e, name).await;
+        e2e.create(
+            &certificates,
+            json!({
+                "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"secretName": name, "dnsNames": [format!("{name}.example.test")],
+                         "issuerRef": {"name": name, "kind": "ClusterIssuer"}},
+            }),
+        )
+        .await;
+    }
+    let short = e2e.certificate_ready("acme-shortlived", ISSUED).await;
+    let status = short.status.unwrap_or_default();
+    let lifetime = match (&status.not_before, &status.not_after) {
+        (Some(before), Some(after)) => seconds(after) - seconds(before),
+        _ => e2e.fail(&format!("acme-shortlived reports no validity: {status:?}")),
+    };
+    // Pebble's shortlived profile: 518,400 s; its default: 90 days.
+    if !(500_000..=530_000).contains(&lifetime) {
+        e2e.fail(&format!(
+            "a certificate from the shortlived profile should live about 6 days, not {lifetime} s"
+        ));
+    }
+    let refused = e2e
+        .eventually(
+            "Certificate acme-no-such-profile failing with Pebble's message",
+            ISSUED,
+            || {
+                let certificates = certificates.clone();
+                async move {
+                    let conditions = certificates
+                        .get("acme-no-such-profile")
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .status
+                        .unwrap_or_default()
+                        .conditions;
+                    let text = describe(&conditions);
+                    if text.contains("no-such-profile") && text.contains("Ready=False") {
+                        Ok(text)
+                    } else {
+                        Err(text)
+                    }
+                }
+            },
+        )
+        .await;
+    say(&format!(
+        "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}",
+        ari.suggested_window_start, ari.suggested_window_end, ari.selected_renewal_time
+    ));
+}
