@@ -44,6 +44,62 @@ spec:
           ingressClassName: nginx
 "#;
 
+/// The full Certificate of cert-manager's "Creating Certificate Resources"
+/// page, every field it shows set (a PKCS#12 keystore, subject, otherNames,
+/// all kinds of names).
+pub const DOCS_FULL_CERTIFICATE: &str = r#"
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: example-com
+  namespace: sandbox
+spec:
+  secretName: example-com-tls
+  secretTemplate:
+    annotations:
+      my-secret-annotation-1: "foo"
+      my-secret-annotation-2: "bar"
+    labels:
+      my-secret-label: foo
+  privateKey:
+    algorithm: RSA
+    encoding: PKCS1
+    size: 2048
+  keystores:
+    pkcs12:
+      create: true
+      passwordSecretRef:
+        name: example-com-tls-keystore
+        key: password
+      profile: Modern2023
+  duration: 2160h
+  renewBefore: 360h
+  isCA: false
+  usages:
+    - server auth
+    - client auth
+  subject:
+    organizations:
+      - cert-manager
+  commonName: example.com
+  dnsNames:
+    - example.com
+    - www.example.com
+  uris:
+    - spiffe://cluster.local/ns/sandbox/sa/example
+  emailAddresses:
+    - john.doe@cert-manager.io
+  ipAddresses:
+    - 192.168.0.5
+  otherNames:
+    - oid: 1.3.6.1.4.1.311.20.2.3
+      utf8Value: upn@example.local
+  issuerRef:
+    name: ca-issuer
+    kind: Issuer
+    group: cert-manager.io
+"#;
+
 /// A Certificate with the documentation spec, changed by `edit`.
 pub fn certificate_with(edit: impl FnOnce(&mut Value)) -> Value {
     let mut object = yaml(DOCS_CERTIFICATE);
@@ -185,6 +241,7 @@ pub fn refused_certificates() -> Vec<Refused> {
 /// Certificates the rules accept.
 pub fn accepted_certificates() -> Vec<Value> {
     vec![
+        yaml(DOCS_FULL_CERTIFICATE),
         certificate_with(|s| {
             s.as_object_mut().unwrap().remove("dnsNames");
             s["commonName"] = json!("example.com");
