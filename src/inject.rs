@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::api::wanted::workload::pod_template;
 use crate::api::InvalidField;
-use crate::webhook::{ingress, pod, MutationConfig, MutationOutcome};
+use crate::webhook::{gateway, ingress, pod, MutationConfig, MutationOutcome};
 
 /// Settings for [`inject_stream`].
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ pub fn inject_stream(input: &str, options: &InjectOptions) -> Result<Injected, I
     Ok(out)
 }
 
-/// Mutates one document: a Pod, an Ingress, a workload's pod template, or
+/// Mutates one document: a Pod, an Ingress, a Gateway, a workload's pod template, or
 /// each item of a `List`.
 fn mutate_document(
     document: &Value,
@@ -120,6 +120,7 @@ fn mutate_document(
     match (api_version, kind) {
         ("v1", "Pod") => pod::mutate_pod(document, namespace, &options.mutation),
         ("networking.k8s.io/v1", "Ingress") => ingress::mutate_ingress(document, &options.mutation),
+        ("gateway.networking.k8s.io/v1", "Gateway") => gateway::mutate_gateway(document, namespace),
         ("v1", "List") => {
             let Some(items) = document.get("items").and_then(Value::as_array) else {
                 return Ok(MutationOutcome::unchanged());

@@ -125,3 +125,8 @@ fn namespace_flag_applies_to_documents_without_one() {
         "the document's own namespace wins"
     );
 }
+
+#[test]
+fn annotated_gateway() {
+    golden("gateway");
+}

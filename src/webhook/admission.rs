@@ -11,7 +11,7 @@ pub use super::envelope::{MalformedReview, REVIEW_API_VERSION};
 pub use super::response::error_body;
 use super::response::ResponseBody;
 use super::MutationConfig;
-use super::{ingress, pod, MutationPatch};
+use super::{gateway, ingress, pod, MutationPatch};
 use crate::api::{certificate_request, InvalidField};
 
 /// Which mutation a review was routed to; a metrics label.
@@ -19,6 +19,7 @@ use crate::api::{certificate_request, InvalidField};
 pub enum ReviewedKind {
     Pod,
     Ingress,
+    Gateway,
     CertificateRequest,
     Other,
 }
@@ -28,6 +29,7 @@ impl ReviewedKind {
         match self {
             ReviewedKind::Pod => "Pod",
             ReviewedKind::Ingress => "Ingress",
+            ReviewedKind::Gateway => "Gateway",
             ReviewedKind::CertificateRequest => "CertificateRequest",
             ReviewedKind::Other => "other",
         }
@@ -76,6 +78,19 @@ fn operation_label(op: &Operation) -> &'static str {
     }
 }
 
+/// The namespace of the object under review: the review's, else the
+/// object's own, else `default`.
+fn review_namespace<'a>(from_review: Option<&'a str>, object: &'a Value) -> &'a str {
+    from_review
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| {
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("default")
+}
+
 /// Decodes an AdmissionReview, runs the matching mutation, and encodes the
 /// response. Never panics on any input.
 pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, MalformedReview> {
@@ -86,6 +101,7 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
     let kind = match (&*gvk.group, &*gvk.version, &*gvk.kind) {
         ("", "v1", "Pod") => ReviewedKind::Pod,
         ("networking.k8s.io", "v1", "Ingress") => ReviewedKind::Ingress,
+        ("gateway.networking.k8s.io", "v1", "Gateway") => ReviewedKind::Gateway,
         ("cert-manager.io", "v1", "CertificateRequest") => ReviewedKind::CertificateRequest,
         _ => ReviewedKind::Other,
     };
@@ -94,7 +110,7 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
             ReviewedKind::Pod | ReviewedKind::CertificateRequest => {
                 request.operation == Operation::Create
             }
-            ReviewedKind::Ingress => {
+            ReviewedKind::Ingress | ReviewedKind::Gateway => {
                 matches!(request.operation, Operation::Create | Operation::Update)
             }
             ReviewedKind::Other => false,
@@ -124,20 +140,15 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
         match &object {
             Some(object @ Value::Object(_)) => match kind {
                 ReviewedKind::Pod => {
-                    let namespace = request
-                        .namespace
-                        .as_deref()
-                        .filter(|ns| !ns.is_empty())
-                        .or_else(|| {
-                            object
-                                .pointer("/metadata/namespace")
-                                .and_then(Value::as_str)
-                        })
-                        .unwrap_or("default");
+                    let namespace = review_namespace(request.namespace.as_deref(), object);
                     pod::pod_patch(object, namespace, config).map(|patch| MutationPatch {
                         patch,
                         warnings: Vec::new(),
                     })
+                }
+                ReviewedKind::Gateway => {
+                    let namespace = review_namespace(request.namespace.as_deref(), object);
+                    gateway::gateway_patch(object, namespace)
                 }
                 _ => ingress::ingress_patch(object, config),
             },

@@ -183,6 +183,8 @@ const READ_BY_MUTATIONS: Shape = Shape::Fields(&[
                 Shape::Each(&Shape::Fields(&[("host", Shape::Whole)])),
             ),
             ("tls", Shape::Whole),
+            // Gateway
+            ("listeners", Shape::Whole),
         ]),
     ),
 ]);

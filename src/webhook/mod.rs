@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod envelope;
+pub mod gateway;
 pub mod ingress;
 pub mod patch;
 pub mod pod;

@@ -8,6 +8,7 @@
 //! The rules decide; turning a decision into a JSON Patch or a Kubernetes
 //! write is each caller's own job.
 
+pub mod gateway;
 pub mod ingress;
 pub mod pod;
 pub mod secret_names;

@@ -331,3 +331,46 @@ fn a_certificate_request_records_its_requester_from_user_info() {
     let denial = outcome_of(without_user.to_string().as_bytes()).unwrap_err();
     assert!(denial.contains("request.userInfo"), "{denial}");
 }
+
+/// An annotated Gateway is completed at admission from the projected
+/// object exactly as from the whole one; an UPDATE is mutated too, a
+/// DELETE is not.
+#[test]
+fn an_annotated_gateway_gets_its_listener_certificates() {
+    let review_of = |operation: &str| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "g1",
+                "kind": {"group": "gateway.networking.k8s.io", "version": "v1", "kind": "Gateway"},
+                "operation": operation,
+                "namespace": "shop",
+                "object": {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                    "metadata": {"name": "web", "namespace": "shop",
+                                 "annotations": {"cert-manager.io/cluster-issuer": "le",
+                                                 "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                                 "managedFields": [{"manager": "kubectl"}]},
+                    "spec": {"gatewayClassName": "eg", "listeners": [
+                        {"name": "https", "hostname": "shop.example.com", "port": 443, "protocol": "HTTPS",
+                         "allowedRoutes": {"namespaces": {"from": "Same"}}}]}}
+            }
+        })
+        .to_string()
+    };
+    let body = review_of("CREATE");
+    let mutated = outcome_of(body.as_bytes()).unwrap().expect("patched");
+    let whole: Value = serde_json::from_str(&body).unwrap();
+    let reference = crate::webhook::gateway::mutate_gateway(&whole["request"]["object"], "shop")
+        .unwrap()
+        .object
+        .unwrap();
+    assert_eq!(mutated, reference);
+    assert_eq!(
+        mutated["spec"]["listeners"][0]["tls"]["certificateRefs"][0]["name"],
+        "web-https-tls"
+    );
+    assert!(outcome_of(review_of("UPDATE").as_bytes())
+        .unwrap()
+        .is_some());
+    assert_eq!(outcome_of(review_of("DELETE").as_bytes()), Ok(None));
+}
