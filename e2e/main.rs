@@ -17,6 +17,7 @@ mod acme_server_features;
 mod certificate_requests;
 mod chart;
 mod conformance;
+mod gateway;
 mod harness;
 mod keystores;
 
@@ -50,7 +51,7 @@ const ACME_ISSUER: &str = "letsencrypt-staging";
 const SELF_SIGNED: &str = "selfsigned";
 
 /// The numbered steps of [`end_to_end`].
-const STEPS: u32 = 10;
+const STEPS: u32 = 11;
 
 const ISSUER_READY: Duration = Duration::from_secs(60);
 const ISSUED: Duration = Duration::from_secs(90);
@@ -113,17 +114,23 @@ async fn end_to_end() {
         certificate_requests::certificate_requests(&e2e),
     )
     .await;
+    step(
+        8,
+        "Gateway API: CRDs found without a restart, listener filled at admission, shim",
+        gateway::gateway(&e2e),
+    )
+    .await;
     e2e.check_metrics().await;
     e2e.check_events().await;
     step(
-        8,
+        9,
         "self-managed webhook serving certificate and caBundle",
         e2e.self_managed_serving_certificate(),
     )
     .await;
-    step(9, "helm upgrade and helm uninstall", chart_lifecycle(&e2e)).await;
+    step(10, "helm upgrade and helm uninstall", chart_lifecycle(&e2e)).await;
     step(
-        10,
+        11,
         "kubectl apply --server-side -k webhook-config/",
         plain_manifests(&e2e),
     )
@@ -310,7 +317,7 @@ impl E2e {
             .collect()
     }
 
-    /// Step 8: the controller as the chart runs it by default, without
+    /// Step 9: the controller as the chart runs it by default, without
     /// serving-certificate files: restarted so, it creates its CA and
     /// serving certificate in Secret `certweave-webhook-tls` and, as the
     /// leader, patches that CA into every webhook of the chart's
@@ -374,7 +381,7 @@ impl E2e {
         let leaf = check_tls_secret(&secret, &["certweave-webhook.certweave.svc"], &ca)
             .unwrap_or_else(|e| self.fail(&format!("Secret certweave/certweave-webhook-tls: {e}")));
         say(&format!(
-            "[8/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
+            "[9/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
             leaf.dns_names
         ));
     }
@@ -1407,7 +1414,7 @@ async fn conformance(e2e: &E2e) {
     keystores::keystores(e2e).await;
 }
 
-/// Step 9: `helm upgrade` applies a change of values (the
+/// Step 10: `helm upgrade` applies a change of values (the
 /// PodDisruptionBudget off, a NetworkPolicy on) without leaving the
 /// removed object behind, and `helm uninstall` removes every object of the
 /// release (CRDs excepted, as Helm keeps a chart's `crds/`).
@@ -1450,12 +1457,12 @@ async fn chart_lifecycle(e2e: &E2e) {
         e2e.fail(&format!("helm uninstall left objects behind: {left:?}"));
     }
     say(&format!(
-        "[9/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
+        "[10/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
         before.len()
     ));
 }
 
-/// Step 10: the plain manifests install with `kubectl apply --server-side
+/// Step 11: the plain manifests install with `kubectl apply --server-side
 /// -k` into the same API server (after the release is gone), hold the
 /// same objects as the chart, and `kubectl delete -k` removes them all.
 async fn plain_manifests(e2e: &E2e) {
@@ -1515,7 +1522,7 @@ async fn plain_manifests(e2e: &E2e) {
         ));
     }
     say(&format!(
-        "[10/{STEPS}] {} objects applied server-side and deleted",
+        "[11/{STEPS}] {} objects applied server-side and deleted",
         applied.len()
     ));
 }

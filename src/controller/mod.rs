@@ -4,7 +4,8 @@
 //! the caches (Certificates, Issuers, ClusterIssuers; Secrets only by label
 //! and metadata only). The leader — one replica, chosen with a
 //! `coordination.k8s.io/v1` Lease — also issues and renews, writes issuer
-//! status, runs the Ingress shim and Pod certificates, and keeps the
+//! status, signs CertificateRequests, runs the Ingress and Gateway shims and
+//! Pod certificates, and keeps the
 //! webhook's own serving certificate fresh.
 //!
 //! Which Certificates an Ingress or a Pod asks for is decided by the
@@ -15,6 +16,7 @@ pub mod certificate_requests;
 pub mod certificates;
 pub mod challenges;
 pub mod events;
+pub mod gateway_shim;
 pub mod health;
 pub mod issuers;
 pub mod kube_store;
@@ -242,7 +244,7 @@ async fn lead(
     let signer = Arc::new(certificate_requests::RequestSigner {
         client: client.clone(),
         resolver: resolver.clone(),
-        events,
+        events: events.clone(),
         auto_approve: options.auto_approve,
     });
     let mut tasks = vec![
@@ -259,6 +261,12 @@ async fn lead(
             client.clone(),
             caches.certificates.clone(),
             options.mutation.clone(),
+            lost(),
+        )),
+        tokio::spawn(gateway_shim::run(
+            client.clone(),
+            caches.certificates.clone(),
+            events.clone(),
             lost(),
         )),
     ];

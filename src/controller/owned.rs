@@ -108,7 +108,7 @@ pub async fn run(
 }
 
 /// Certificates owned by the object with `uid`.
-fn owned_by(certificates: &Cache<Certificate>, namespace: &str, uid: &str) -> Vec<ObjectKey> {
+pub fn owned_by(certificates: &Cache<Certificate>, namespace: &str, uid: &str) -> Vec<ObjectKey> {
     certificates
         .state()
         .iter()
@@ -143,17 +143,61 @@ pub async fn apply_ingress(
         .filter(|v| v.as_str() == "true")
         .map(|_| BTreeMap::from([(HTTP01_OVERRIDE_INGRESS_NAME.to_owned(), name.clone())]))
         .unwrap_or_default();
-    let owner = ingress.controller_owner_ref(&()).map(|mut o| {
+    let owner = ingress.controller_owner_ref(&());
+    let owned = Owner {
+        namespace: &namespace,
+        description: format!("Ingress {namespace}/{name}"),
+        uid: &uid,
+        reference: owner,
+    };
+    sync_owned(
+        client,
+        certificates,
+        &owned,
+        &wanted,
+        edit_in_place,
+        INGRESS_SHIM_MANAGER,
+    )
+    .await;
+}
+
+/// The object Certificates are made for and owned by.
+pub struct Owner<'a> {
+    pub namespace: &'a str,
+    /// `Ingress ns/name`, for logs.
+    pub description: String,
+    pub uid: &'a str,
+    /// The controller ownerReference to set.
+    pub reference: Option<OwnerReference>,
+}
+
+/// Applies the Certificates `wanted` for `owner` (leaving alone one of the
+/// same name that another object owns) and deletes the ones it owns and
+/// no longer wants: the Ingress and Gateway shims alike.
+pub async fn sync_owned(
+    client: &Client,
+    certificates: &Cache<Certificate>,
+    owner: &Owner<'_>,
+    wanted: &[WantedCertificate],
+    annotations: BTreeMap<String, String>,
+    manager: &str,
+) {
+    let namespace = owner.namespace;
+    let reference = owner.reference.clone().map(|mut o| {
         o.block_owner_deletion = Some(true);
         o
     });
-    for certificate in &wanted {
-        let key = ObjectKey::new(namespace.clone(), certificate.name.clone());
+    for certificate in wanted {
+        let key = ObjectKey::new(namespace, certificate.name.clone());
         if let Some(existing) =
-            certificates.get(&reflector::ObjectRef::new(&key.name).within(&namespace))
+            certificates.get(&reflector::ObjectRef::new(&key.name).within(namespace))
         {
-            if !existing.owner_references().iter().any(|o| o.uid == uid) {
-                tracing::warn!(certificate = %key, ingress = %name, "a Certificate of that name exists and is not owned by this Ingress; leaving it alone");
+            if !existing
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == owner.uid)
+            {
+                tracing::warn!(certificate = %key, owner = %owner.description, "a Certificate of that name exists and is not owned by this object; leaving it alone");
                 continue;
             }
         }
@@ -161,17 +205,17 @@ pub async fn apply_ingress(
             client,
             &key,
             certificate,
-            owner.clone(),
+            reference.clone(),
             BTreeMap::new(),
-            edit_in_place.clone(),
-            INGRESS_SHIM_MANAGER,
+            annotations.clone(),
+            manager,
         )
         .await;
     }
     let keep: BTreeSet<&str> = wanted.iter().map(|c| c.name.as_str()).collect();
-    for stale in owned_by(certificates, &namespace, &uid) {
+    for stale in owned_by(certificates, namespace, owner.uid) {
         if !keep.contains(stale.name.as_str()) {
-            delete_certificate(client, &stale, "the Ingress no longer asks for it").await;
+            delete_certificate(client, &stale, "its owner no longer asks for it").await;
         }
     }
 }
@@ -245,7 +289,7 @@ async fn apply_certificate(
     }
 }
 
-async fn delete_certificate(client: &Client, key: &ObjectKey, reason: &str) {
+pub async fn delete_certificate(client: &Client, key: &ObjectKey, reason: &str) {
     let api: Api<Certificate> = Api::namespaced(client.clone(), &key.namespace);
     match api.delete(&key.name, &DeleteParams::default()).await {
         Ok(_) => tracing::info!(certificate = %key, reason, "Certificate deleted"),

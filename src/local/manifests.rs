@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::api::certificate::{Certificate, CertificatePlan, CertificateSpec};
 use crate::api::issuer::{ClusterIssuer, Issuer, IssuerSpec};
+use crate::api::wanted::gateway::certificates_for_gateway_json;
 use crate::api::wanted::ingress::certificates_for_ingress_json;
 use crate::api::wanted::pod::PodCertificateRequest;
 use crate::api::wanted::workload::pod_template;
@@ -192,6 +193,28 @@ impl Manifests {
                     Err(e) => self.errors.push(format!("{source} (Ingress {name}): {e}")),
                 }
             }
+            ("gateway.networking.k8s.io/v1", "Gateway") => {
+                // As if admitted: hostname-only listeners get their Secret.
+                let admitted = crate::webhook::gateway::mutate_gateway(&document, &namespace)
+                    .map(|outcome| outcome.object.unwrap_or(document));
+                match admitted
+                    .and_then(|gateway| certificates_for_gateway_json(&gateway, &namespace))
+                {
+                    Ok((certs, skipped)) => {
+                        for listener in skipped {
+                            tracing::warn!(gateway = %format!("{namespace}/{name}"), listener = %listener.listener, reason = %listener.reason, "listener skipped");
+                        }
+                        for cert in certs {
+                            self.add_certificate(
+                                format!("{source} (Gateway {name})"),
+                                ObjectKey::new(namespace.clone(), cert.name),
+                                cert.spec,
+                            );
+                        }
+                    }
+                    Err(e) => self.errors.push(format!("{source} (Gateway {name}): {e}")),
+                }
+            }
             ("v1", "Secret") => {
                 let mut values = BTreeMap::new();
                 if let Some(data) = document.get("data").and_then(Value::as_object) {
@@ -297,5 +320,55 @@ impl Manifests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Gateway manifest is read as if admitted: its hostname-only
+    /// listener gets `<gateway>-<listener>-tls`, and shared Secrets one
+    /// Certificate.
+    #[test]
+    fn gateways_become_certificates_as_if_admitted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("gateway.yaml"),
+            r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: shop
+  annotations: {cert-manager.io/issuer: ca}
+spec:
+  gatewayClassName: eg
+  listeners:
+  - {name: https, hostname: shop.example.test, port: 443, protocol: HTTPS}
+  - name: api
+    hostname: api.example.test
+    port: 8443
+    protocol: HTTPS
+    tls: {certificateRefs: [{name: api-tls}]}
+"#,
+        )
+        .unwrap();
+        let loaded = load(dir.path(), "default", &MutationConfig::default());
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let names: Vec<(String, Vec<String>)> = loaded
+            .certificates
+            .iter()
+            .map(|(key, cert)| (key.name.clone(), cert.plan.request.dns_names.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("api-tls".to_owned(), vec!["api.example.test".to_owned()]),
+                (
+                    "shop-https-tls".to_owned(),
+                    vec!["shop.example.test".to_owned()]
+                ),
+            ]
+        );
     }
 }

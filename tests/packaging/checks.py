@@ -263,6 +263,7 @@ EXPECTED_CLUSTER_VERBS = {
     ("cert-manager.io", "clusterissuers/status"): {"get", "patch", "update"},
     ("", "secrets"): {"get", "list", "watch", "create", "patch", "update", "delete"},
     ("networking.k8s.io", "ingresses"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("gateway.networking.k8s.io", "gateways"): {"get", "list", "watch"},
     ("", "services"): {"get", "list", "create", "patch", "delete"},
     ("discovery.k8s.io", "endpointslices"): {"get", "list", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
@@ -351,6 +352,7 @@ def rbac_comment_problems(text: str) -> list[str]:
 
 INGRESS_TRIGGERS = ["cert-manager.io/cluster-issuer", "cert-manager.io/issuer", "kubernetes.io/tls-acme"]
 POD_TRIGGERS = ["certweave.io/issuer", "certweave.io/cluster-issuer"]
+GATEWAY_TRIGGERS = ["cert-manager.io/cluster-issuer", "cert-manager.io/issuer"]
 
 
 def check_webhook_config(
@@ -359,6 +361,7 @@ def check_webhook_config(
     namespace: str,
     service_name: str,
     ingress_policy: str = "Fail",
+    gateway_policy: str = "Fail",
     pod_policy: str = "Ignore",
     timeout: int = 10,
     extra_excluded=(),
@@ -368,7 +371,9 @@ def check_webhook_config(
 ) -> dict:
     mwc = one(docs, "MutatingWebhookConfiguration")
     hooks = {w["name"]: w for w in mwc["webhooks"]}
-    assert set(hooks) == {"ingress.certweave.io", "pod.certweave.io", "certificaterequest.certweave.io"}, (
+    assert set(hooks) == {
+        "ingress.certweave.io", "gateway.certweave.io", "pod.certweave.io", "certificaterequest.certweave.io",
+    }, (
         f"webhooks: {sorted(hooks)}"
     )
     # CertificateRequests: who created one is recorded on every one, in
@@ -394,13 +399,21 @@ def check_webhook_config(
             "apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"],
             "operations": ["CREATE", "UPDATE"], "resources": ["ingresses"], "scope": "Namespaced",
         }],
+        "gateway.certweave.io": [{
+            "apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"], "resources": ["gateways"], "scope": "Namespaced",
+        }],
         "pod.certweave.io": [{
             "apiGroups": [""], "apiVersions": ["v1"],
             "operations": ["CREATE"], "resources": ["pods"], "scope": "Namespaced",
         }],
     }
-    policies = {"ingress.certweave.io": ingress_policy, "pod.certweave.io": pod_policy}
-    triggers = {"ingress.certweave.io": INGRESS_TRIGGERS, "pod.certweave.io": POD_TRIGGERS}
+    policies = {
+        "ingress.certweave.io": ingress_policy, "gateway.certweave.io": gateway_policy, "pod.certweave.io": pod_policy,
+    }
+    triggers = {
+        "ingress.certweave.io": INGRESS_TRIGGERS, "gateway.certweave.io": GATEWAY_TRIGGERS, "pod.certweave.io": POD_TRIGGERS,
+    }
     for name, w in hooks.items():
         assert w["rules"] == expected_rules[name], f"{name}: rules {w['rules']}"
         assert w["sideEffects"] == "None", f"{name}: sideEffects"

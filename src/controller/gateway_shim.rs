@@ -1,0 +1,157 @@
+//! The Gateway shim: Certificates for annotated Gateway API Gateways, as
+//! cert-manager's, owned by the Gateway, updated and removed with it (the
+//! rules are [`crate::api::wanted::gateway`]'s). Listeners left out get a
+//! Warning Event saying why, once per Gateway generation.
+//!
+//! Gateway API is an add-on: when its CRDs are not installed the shim says
+//! so once and looks again every 10 seconds, so installing them later needs
+//! no restart.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::Store as Cache;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Resource, ResourceExt};
+
+use super::events::{EventPublisher, EventType};
+use super::owned::{delete_certificate, owned_by, sync_owned, Owner};
+use crate::api::certificate::Certificate;
+use crate::api::wanted::gateway::{certificates_for_gateway_json, GATEWAY_GROUP, GATEWAY_VERSION};
+
+/// Field manager of Certificates made for Gateways.
+pub const GATEWAY_SHIM_MANAGER: &str = "certweave-gateway-shim";
+
+/// How often the shim looks for the Gateway API CRDs while they are
+/// missing.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The Gateway resource, if the API server serves it.
+async fn discover(client: &Client) -> Option<ApiResource> {
+    let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, GATEWAY_VERSION, "Gateway");
+    kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .ok()
+        .map(|(resource, _)| resource)
+}
+
+/// Runs the shim until `stop`.
+pub async fn run(
+    client: Client,
+    certificates: Cache<Certificate>,
+    events: EventPublisher,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut told = false;
+    let resource = loop {
+        if let Some(resource) = discover(&client).await {
+            break resource;
+        }
+        if !told {
+            tracing::info!("the Gateway API CRDs (gateway.networking.k8s.io/v1 Gateway) are not installed: Gateway support is off until they are");
+            told = true;
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(DISCOVERY_INTERVAL) => {}
+        }
+    };
+    tracing::info!("Gateway API found: Certificates for annotated Gateways are on");
+    let gateways = watcher::watcher(
+        Api::<DynamicObject>::all_with(client.clone(), &resource),
+        watcher::Config::default(),
+    )
+    .default_backoff();
+    let mut gateways = std::pin::pin!(gateways);
+    // (uid, generation) whose skipped listeners were reported.
+    let mut reported: HashSet<(String, i64)> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            event = gateways.next() => match event {
+                Some(Ok(Event::Apply(gateway) | Event::InitApply(gateway))) => {
+                    apply_gateway(&client, &certificates, &events, &resource, &gateway, &mut reported).await;
+                }
+                Some(Ok(Event::Delete(gateway))) => {
+                    let uid = gateway.uid().unwrap_or_default();
+                    let namespace = gateway.namespace().unwrap_or_default();
+                    reported.retain(|(u, _)| *u != uid);
+                    for stale in owned_by(&certificates, &namespace, &uid) {
+                        delete_certificate(&client, &stale, "its Gateway was deleted").await;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "Gateway watch failed; retrying with backoff"),
+                None => return,
+            },
+        }
+    }
+}
+
+async fn apply_gateway(
+    client: &Client,
+    certificates: &Cache<Certificate>,
+    events: &EventPublisher,
+    resource: &ApiResource,
+    gateway: &DynamicObject,
+    reported: &mut HashSet<(String, i64)>,
+) {
+    let namespace = gateway.namespace().unwrap_or_default();
+    let name = gateway.name_any();
+    let Some(uid) = gateway.uid() else { return };
+    let reference = gateway.object_ref(resource);
+    let json = match serde_json::to_value(gateway) {
+        Ok(json) => json,
+        Err(e) => {
+            tracing::warn!(gateway = %format!("{namespace}/{name}"), error = %e, "cannot read the Gateway");
+            return;
+        }
+    };
+    let (wanted, skipped) = match certificates_for_gateway_json(&json, &namespace) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(gateway = %format!("{namespace}/{name}"), error = %e, "cannot derive Certificates from the Gateway");
+            if reported.insert((uid.clone(), gateway.metadata.generation.unwrap_or_default())) {
+                events
+                    .publish(&reference, EventType::Warning, "BadConfig", &e.to_string())
+                    .await;
+            }
+            return;
+        }
+    };
+    let generation = gateway.metadata.generation.unwrap_or_default();
+    if !skipped.is_empty() && reported.insert((uid.clone(), generation)) {
+        for listener in &skipped {
+            events
+                .publish(
+                    &reference,
+                    EventType::Warning,
+                    "SkippedListener",
+                    &format!(
+                        "listener {:?} gets no certificate: {}",
+                        listener.listener, listener.reason
+                    ),
+                )
+                .await;
+        }
+    }
+    let owner = Owner {
+        namespace: &namespace,
+        description: format!("Gateway {namespace}/{name}"),
+        uid: &uid,
+        reference: gateway.controller_owner_ref(resource),
+    };
+    sync_owned(
+        client,
+        certificates,
+        &owner,
+        &wanted,
+        Default::default(),
+        GATEWAY_SHIM_MANAGER,
+    )
+    .await;
+}
