@@ -20,7 +20,9 @@ use serde_json::json;
 
 use certweave::api::certificate::Certificate;
 
-use super::{data, say, E2e, ISSUED, NS, STEPS};
+use certweave::api::issuer::ClusterIssuer;
+
+use super::{cluster_issuer_ready, data, say, E2e, ACME_ISSUER, ISSUED, NS, STEPS};
 
 /// The Gateway API release whose standard CRDs are installed.
 const GATEWAY_API: &str = "sigs.k8s.io/gateway-api@v1.6.3";
@@ -55,6 +57,7 @@ pub async fn gateway(e2e: &E2e) {
     for file in [
         "gateway.networking.k8s.io_gatewayclasses.yaml",
         "gateway.networking.k8s.io_gateways.yaml",
+        "gateway.networking.k8s.io_httproutes.yaml",
     ] {
         let text = std::fs::read_to_string(standard_crds().join(file)).unwrap();
         let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).unwrap();
@@ -141,6 +144,8 @@ pub async fn gateway(e2e: &E2e) {
         )
         .await;
 
+    let acme = acme_through_http_route(e2e, &gateways).await;
+
     gateways
         .delete("gw", &DeleteParams::default())
         .await
@@ -169,5 +174,94 @@ pub async fn gateway(e2e: &E2e) {
         },
     )
     .await;
-    say(&format!("[8/{STEPS}] Gateway: listener filled at admission, 2 Certificates Ready and owned, {skipped}; deleted with the Gateway"));
+    say(&format!("[8/{STEPS}] Gateway: listener filled at admission, 2 Certificates Ready and owned, {skipped}; deleted with the Gateway; {acme}"));
+}
+
+/// ACME HTTP-01 through `gatewayHTTPRoute`: a Gateway annotated with an
+/// ACME ClusterIssuer whose solver is `gatewayHTTPRoute` gets its
+/// certificate from Pebble, the challenge answered behind an HTTPRoute
+/// attached to that Gateway (Pebble reaches the solver port directly, as
+/// for Ingress challenges here), and no HTTPRoute is left afterwards.
+async fn acme_through_http_route(e2e: &E2e, gateways: &Api<DynamicObject>) -> String {
+    let issuers: Api<ClusterIssuer> = Api::all(e2e.client.clone());
+    let base: ClusterIssuer = issuers.get(ACME_ISSUER).await.unwrap();
+    let mut spec = serde_json::to_value(&base.spec).unwrap();
+    spec["acme"]["privateKeySecretRef"]["name"] = json!("acme-gateway-account");
+    spec["acme"]["solvers"] =
+        json!([{"http01": {"gatewayHTTPRoute": {"labels": {"via": "gateway"}}}}]);
+    e2e.create(
+        &issuers,
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer", "metadata": {"name": "acme-gateway"}, "spec": spec}),
+    )
+    .await;
+    cluster_issuer_ready(e2e, "acme-gateway").await;
+    let gateway: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw-acme", "namespace": NS,
+                     "annotations": {"cert-manager.io/cluster-issuer": "acme-gateway"}},
+        "spec": {"gatewayClassName": "example", "listeners": [
+            {"name": "https", "hostname": "gw-acme.example.test", "port": 443, "protocol": "HTTPS"},
+        ]},
+    }))
+    .unwrap();
+    gateways
+        .create(&PostParams::default(), &gateway)
+        .await
+        .unwrap_or_else(|e| e2e.fail(&format!("create Gateway gw-acme: {e}")));
+    let certificate = e2e.certificate_ready("gw-acme-https-tls", ISSUED).await;
+    let annotations = certificate.metadata.annotations.unwrap_or_default();
+    if annotations
+        .get("acme.cert-manager.io/http01-parentrefname")
+        .map(String::as_str)
+        != Some("gw-acme")
+    {
+        e2e.fail(&format!(
+            "the shim's Certificate should name its Gateway for HTTP-01: {annotations:?}"
+        ));
+    }
+    e2e.valid_secret(
+        "gw-acme-https-tls",
+        &["gw-acme.example.test"],
+        &e2e.pebble.root(0).await,
+        Duration::from_secs(10),
+        |_, _| Ok(()),
+    )
+    .await;
+    if !e2e.controller.log().contains("through an HTTPRoute") {
+        e2e.fail("the challenge should have been routed through an HTTPRoute");
+    }
+    let routes: Api<DynamicObject> = Api::namespaced_with(
+        e2e.client.clone(),
+        NS,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+            "httproutes",
+        ),
+    );
+    e2e.eventually(
+        "no challenge HTTPRoute left",
+        Duration::from_secs(20),
+        || {
+            let routes = routes.clone();
+            async move {
+                let left = routes
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .len();
+                if left == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{left} HTTPRoutes left"))
+                }
+            }
+        },
+    )
+    .await;
+    gateways
+        .delete("gw-acme", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| e2e.fail(&format!("delete Gateway gw-acme: {e}")));
+    "ACME HTTP-01 through an HTTPRoute attached to gw-acme, none left".to_owned()
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use crate::api::issuer::{AcmeIssuer as AcmeSpec, SecretKeySelector};
 use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
 use crate::issuers::acme::{
-    AcmeConfig, DnsSolver, ExternalAccountBinding, Http01Route, RuleMethod, SolverRule,
-    SolverSelector, Trust,
+    AcmeConfig, DnsSolver, ExternalAccountBinding, GatewayParent, Http01Route, RuleMethod,
+    SolverRule, SolverSelector, Trust,
 };
 use crate::model::IssueError;
 use crate::store::ObjectKey;
@@ -120,6 +120,30 @@ pub fn acme_settings(
             .unwrap_or_default();
         if let Some(http) = &solver.http01 {
             http01 = true;
+            if let Some(route) = &http.gateway_http_route {
+                rules.push(SolverRule {
+                    selector,
+                    method: RuleMethod::Http01(Http01Route {
+                        labels: route.labels.clone(),
+                        gateway: Some(
+                            route
+                                .parent_refs
+                                .iter()
+                                .map(|p| GatewayParent {
+                                    name: p.name.clone(),
+                                    namespace: p.namespace.clone(),
+                                    kind: p.kind.clone(),
+                                    group: p.group.clone(),
+                                    section_name: p.section_name.clone(),
+                                    port: p.port.and_then(|port| u16::try_from(port).ok()),
+                                })
+                                .collect(),
+                        ),
+                        ..Default::default()
+                    }),
+                });
+                continue;
+            }
             let ingress = http.ingress.clone().unwrap_or_default();
             let template = ingress
                 .ingress_template
@@ -133,6 +157,7 @@ pub fn acme_settings(
                     name: ingress.name,
                     labels: template.labels,
                     annotations: template.annotations,
+                    gateway: None,
                 }),
             });
             continue;

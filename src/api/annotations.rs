@@ -26,6 +26,10 @@ pub const HTTP01_EDIT_IN_PLACE: &str = "acme.cert-manager.io/http01-edit-in-plac
 /// On a Certificate (set by the Ingress shim): the Ingress to edit for
 /// HTTP-01 challenges.
 pub const HTTP01_OVERRIDE_INGRESS_NAME: &str = "acme.cert-manager.io/http01-override-ingress-name";
+/// Set by the Gateway shim on its Certificates: the Gateway an HTTP-01
+/// HTTPRoute attaches to (cert-manager's names).
+pub const HTTP01_PARENT_REF_KIND: &str = "acme.cert-manager.io/http01-parentrefkind";
+pub const HTTP01_PARENT_REF_NAME: &str = "acme.cert-manager.io/http01-parentrefname";
 pub const PRIVATE_KEY_ROTATION_POLICY: &str = "cert-manager.io/private-key-rotation-policy";
 
 /// Pod: request a certificate from the named Issuer in the Pod's namespace.

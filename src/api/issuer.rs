@@ -250,19 +250,64 @@ pub struct SolverSelector {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
-#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[].http01", issuer_fields::HTTP01))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.ingress) && has(self.gatewayHTTPRoute))",
+        "message": "spec.acme.solvers[].http01: ingress and gatewayHTTPRoute exclude each other; keep one, or split them into two solvers with selectors"
+    }
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct Http01Solver {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Http01Ingress>,
-    /// Refused by name.
+    /// Answer through a temporary Gateway API HTTPRoute attached to
+    /// `parentRefs` (a Certificate made for a Gateway attaches to that
+    /// Gateway instead).
     #[serde(
         default,
         rename = "gatewayHTTPRoute",
         skip_serializing_if = "Option::is_none"
     )]
+    pub gateway_http_route: Option<GatewayHttpRoute>,
+}
+
+/// `http01.gatewayHTTPRoute`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[].http01.gatewayHTTPRoute", issuer_fields::HTTP01_GATEWAY))]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayHttpRoute {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub parent_refs: Vec<ParentReference>,
+    /// Labels of the HTTPRoute certweave creates (certweave's own win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<String>,
+    /// Refused by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "issuer_fields::open_object")]
-    pub gateway_http_route: Option<serde_json::Value>,
+    pub pod_template: Option<serde_json::Value>,
+}
+
+/// A Gateway API `parentRef`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentReference {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<i32>,
 }
 
 /// Which Ingress routes the challenge: a new one of `ingressClassName` (or
@@ -541,6 +586,17 @@ impl IssuerSpec {
                         format!("spec.acme.solvers[{i}]"),
                         "a solver must configure exactly one of http01 or dns01",
                         "split it into two solvers with selectors",
+                    ));
+                }
+                if solver
+                    .http01
+                    .as_ref()
+                    .is_some_and(|h| h.ingress.is_some() && h.gateway_http_route.is_some())
+                {
+                    return Err(InvalidField::new(
+                        format!("spec.acme.solvers[{i}].http01"),
+                        "ingress and gatewayHTTPRoute are both set",
+                        "keep one, or split them into two solvers with selectors",
                     ));
                 }
                 if let Some(ingress) = solver.http01.as_ref().and_then(|h| h.ingress.as_ref()) {

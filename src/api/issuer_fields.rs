@@ -63,13 +63,21 @@ pub const SOLVER: &[Refused] = &[Refused {
     message: "not supported by certweave; remove it (certweave checks a DNS-01 record on the zone's own server before asking for validation, and answers HTTP-01 itself)",
 }];
 
-/// Fields of `spec.acme.solvers[].http01`.
-pub const HTTP01: &[Refused] = &[Refused {
-    name: "gatewayHTTPRoute",
-    accept: None,
-    accepts: absent,
-    message: "not supported by certweave yet; use http01.ingress",
-}];
+/// Fields of `spec.acme.solvers[].http01.gatewayHTTPRoute`.
+pub const HTTP01_GATEWAY: &[Refused] = &[
+    Refused {
+        name: "podTemplate",
+        accept: None,
+        accepts: absent,
+        message: "not supported by certweave: certweave answers HTTP-01 challenges from its own pods and runs no solver pods; remove it",
+    },
+    Refused {
+        name: "serviceType",
+        accept: None,
+        accepts: absent,
+        message: "not supported by certweave: the challenge HTTPRoute routes to certweave's own Service, not to a solver Service; remove it",
+    },
+];
 
 /// Fields of `spec.acme.solvers[].http01.ingress`.
 pub const HTTP01_INGRESS: &[Refused] = &[
@@ -198,9 +206,15 @@ pub fn check_spec(spec: &Value) -> Result<(), InvalidField> {
         let path = format!("spec.acme.solvers[{i}]");
         check(&path, solver, SOLVER)?;
         if let Some(http01) = solver.get("http01") {
-            check(&format!("{path}.http01"), http01, HTTP01)?;
             if let Some(ingress) = http01.get("ingress") {
                 check(&format!("{path}.http01.ingress"), ingress, HTTP01_INGRESS)?;
+            }
+            if let Some(route) = http01.get("gatewayHTTPRoute") {
+                check(
+                    &format!("{path}.http01.gatewayHTTPRoute"),
+                    route,
+                    HTTP01_GATEWAY,
+                )?;
             }
         }
         if let Some(dns01) = solver.get("dns01") {

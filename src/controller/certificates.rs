@@ -14,7 +14,9 @@ use kube::runtime::reflector::{ObjectRef, Store as Cache};
 use kube::{Resource, ResourceExt};
 
 use crate::api::acme_settings::SecretValues;
-use crate::api::annotations::HTTP01_OVERRIDE_INGRESS_NAME;
+use crate::api::annotations::{
+    HTTP01_OVERRIDE_INGRESS_NAME, HTTP01_PARENT_REF_KIND, HTTP01_PARENT_REF_NAME,
+};
 use crate::api::certificate::Certificate;
 use crate::api::issuer_ref::ISSUER_GROUP;
 use crate::api::keystores::KeystoreRequest;
@@ -163,6 +165,17 @@ impl CertificateController {
                     .annotations()
                     .get(HTTP01_OVERRIDE_INGRESS_NAME)
                     .cloned(),
+                // Set by the Gateway shim on the Certificates it makes.
+                http01_parent: certificate
+                    .annotations()
+                    .get(HTTP01_PARENT_REF_NAME)
+                    .map(|name| {
+                        let kind = certificate.annotations().get(HTTP01_PARENT_REF_KIND);
+                        (
+                            kind.cloned().unwrap_or_else(|| "Gateway".into()),
+                            name.clone(),
+                        )
+                    }),
                 // Set by the engine from the stored certificate.
                 replaces: None,
             },

@@ -171,6 +171,73 @@ pub fn challenge_ingress(
     ingress
 }
 
+/// The parents an HTTP-01 HTTPRoute attaches to: the Gateway a
+/// Certificate was made for, else the issuer's `parentRefs`.
+fn parent_refs(route: &Http01Route, context: &RequestOrigin) -> Result<Vec<Value>, IssueError> {
+    if let Some((kind, name)) = &context.http01_parent {
+        return Ok(vec![
+            json!({"group": "gateway.networking.k8s.io", "kind": kind, "name": name}),
+        ]);
+    }
+    let parents = route.gateway.as_deref().unwrap_or_default();
+    if parents.is_empty() {
+        return Err(IssueError::Config(
+            "the gatewayHTTPRoute solver names no parentRefs, so its HTTPRoute would attach to no Gateway; add spec.acme.solvers[].http01.gatewayHTTPRoute.parentRefs".into(),
+        ));
+    }
+    Ok(parents
+        .iter()
+        .map(|p| {
+            let mut parent = json!({"name": p.name});
+            for (key, value) in [
+                ("namespace", &p.namespace),
+                ("kind", &p.kind),
+                ("group", &p.group),
+                ("sectionName", &p.section_name),
+            ] {
+                if let Some(value) = value {
+                    parent[key] = json!(value);
+                }
+            }
+            if let Some(port) = p.port {
+                parent["port"] = json!(port);
+            }
+            parent
+        })
+        .collect())
+}
+
+/// A temporary HTTPRoute for one challenge: exactly the token path of
+/// `host`, to the challenge Service.
+pub fn challenge_http_route(
+    name: &str,
+    namespace: &str,
+    host: &str,
+    token: &str,
+    parents: Vec<Value>,
+    route: &Http01Route,
+    port: u16,
+) -> Value {
+    let mut all_labels = route.labels.clone();
+    all_labels.extend(labels());
+    let mut spec = json!({
+        "parentRefs": parents,
+        "rules": [{
+            "matches": [{"path": {"type": "Exact", "value": format!("{CHALLENGE_PATH}{token}")}}],
+            "backendRefs": [{"name": name, "port": port}],
+        }],
+    });
+    // A hostname cannot be an IP address; such a route matches any host.
+    if host.parse::<IpAddr>().is_err() {
+        spec["hostnames"] = json!([host]);
+    }
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace, "labels": all_labels},
+        "spec": spec,
+    })
+}
+
 /// Conflicts, throttling and server errors pass; the API server refusing
 /// the object (invalid, forbidden) does not, until a human changes
 /// something, so it is not retried as transient.
@@ -250,6 +317,7 @@ impl KubeRoutes {
         let (group, version, plural) = match kind {
             "Service" => ("", "v1", "services"),
             "EndpointSlice" => ("discovery.k8s.io", "v1", "endpointslices"),
+            "HTTPRoute" => ("gateway.networking.k8s.io", "v1", "httproutes"),
             _ => ("networking.k8s.io", "v1", "ingresses"),
         };
         let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
@@ -289,6 +357,18 @@ impl Http01Routes for KubeRoutes {
                 )
                 .await
                 .map_err(|e| failed("create the EndpointSlice", e))?;
+            }
+            if route.gateway.is_some() {
+                let parents = parent_refs(route, context)?;
+                self.apply(
+                    self.dynamic(namespace, "HTTPRoute"),
+                    &name,
+                    challenge_http_route(&name, namespace, host, token, parents, route, port),
+                )
+                .await
+                .map_err(|e| failed("create the HTTPRoute", e))?;
+                tracing::info!(%host, namespace, httproute = %name, "routing the HTTP-01 challenge to this replica through an HTTPRoute");
+                return Ok(());
             }
             match route.name.as_deref().or(context.edit_in_place.as_deref()) {
                 Some(existing) => self
@@ -338,7 +418,12 @@ impl Http01Routes for KubeRoutes {
                     }
                 }
             }
-            for kind in ["Ingress", "EndpointSlice", "Service"] {
+            let route_kind = if route.gateway.is_some() {
+                "HTTPRoute"
+            } else {
+                "Ingress"
+            };
+            for kind in [route_kind, "EndpointSlice", "Service"] {
                 if let Err(e) = self
                     .dynamic(namespace, kind)
                     .delete(&name, &DeleteParams::background())
@@ -362,6 +447,66 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Service;
     use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    #[test]
+    fn a_challenge_http_route_attaches_to_its_parents_and_routes_the_token_path() {
+        use crate::issuers::acme::GatewayParent;
+        let route = Http01Route {
+            labels: BTreeMap::from([("team".into(), "web".into())]),
+            gateway: Some(vec![GatewayParent {
+                name: "public".into(),
+                namespace: Some("infra".into()),
+                section_name: Some("http".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let parents = parent_refs(&route, &RequestOrigin::default()).unwrap();
+        assert_eq!(
+            parents,
+            [json!({"name": "public", "namespace": "infra", "sectionName": "http"})]
+        );
+        let name = object_name("shop.example.com", "tok");
+        let http_route = challenge_http_route(
+            &name,
+            "shop",
+            "shop.example.com",
+            "tok",
+            parents,
+            &route,
+            8089,
+        );
+        assert_eq!(http_route["kind"], "HTTPRoute");
+        assert_eq!(http_route["metadata"]["labels"][CHALLENGE_LABEL], "true");
+        assert_eq!(http_route["metadata"]["labels"]["team"], "web");
+        let spec = &http_route["spec"];
+        assert_eq!(spec["hostnames"], json!(["shop.example.com"]));
+        assert_eq!(
+            spec["rules"][0]["matches"][0]["path"],
+            json!({"type": "Exact", "value": "/.well-known/acme-challenge/tok"})
+        );
+        assert_eq!(
+            spec["rules"][0]["backendRefs"][0],
+            json!({"name": name, "port": 8089})
+        );
+
+        // A Certificate made for a Gateway attaches to that Gateway.
+        let for_gateway = RequestOrigin {
+            http01_parent: Some(("Gateway".into(), "gw".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            parent_refs(&route, &for_gateway).unwrap(),
+            [json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"})]
+        );
+        // No parent at all: said, not an HTTPRoute attached to nothing.
+        let orphan = Http01Route {
+            gateway: Some(Vec::new()),
+            ..Default::default()
+        };
+        let err = parent_refs(&orphan, &RequestOrigin::default()).unwrap_err();
+        assert!(err.to_string().contains("parentRefs"), "{err}");
+    }
 
     #[test]
     fn only_a_routable_pod_ip_becomes_an_endpoint() {

@@ -19,6 +19,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use super::events::{EventPublisher, EventType};
 use super::owned::{delete_certificate, owned_by, sync_owned, Owner};
+use crate::api::annotations::{HTTP01_PARENT_REF_KIND, HTTP01_PARENT_REF_NAME};
 use crate::api::certificate::Certificate;
 use crate::api::wanted::gateway::{certificates_for_gateway_json, GATEWAY_GROUP, GATEWAY_VERSION};
 
@@ -145,12 +146,18 @@ async fn apply_gateway(
         uid: &uid,
         reference: gateway.controller_owner_ref(resource),
     };
+    // As cert-manager's shim: HTTP-01 for these Certificates goes through
+    // an HTTPRoute attached to this Gateway.
+    let annotations = std::collections::BTreeMap::from([
+        (HTTP01_PARENT_REF_KIND.to_owned(), "Gateway".to_owned()),
+        (HTTP01_PARENT_REF_NAME.to_owned(), name.clone()),
+    ]);
     sync_owned(
         client,
         certificates,
         &owner,
         &wanted,
-        Default::default(),
+        annotations,
         GATEWAY_SHIM_MANAGER,
     )
     .await;

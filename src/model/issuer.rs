@@ -25,6 +25,11 @@ pub struct RequestOrigin {
     /// Route challenges through this existing Ingress-like object instead
     /// of a temporary one (cert-manager's edit-in-place).
     pub edit_in_place: Option<String>,
+    /// The object (kind, name) an HTTP-01 route attaches to, for a
+    /// certificate made for a Gateway (cert-manager's
+    /// `http01-parentrefkind`/`-parentrefname`): it replaces the issuer's
+    /// parent references.
+    pub http01_parent: Option<(String, String)>,
     /// The certificate this issuance replaces, as its ACME renewal
     /// information identifier (RFC 9773 §4.1, `base64url(AKI).base64url(serial)`):
     /// an ACME server that knows it exempts the replacement from rate limits.

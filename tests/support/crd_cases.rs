@@ -380,11 +380,20 @@ pub fn refused_cluster_issuers() -> Vec<Refused> {
         ),
         (
             cluster_issuer_with(|s| {
-                s["acme"]["solvers"] =
-                    json!([{"http01": {"gatewayHTTPRoute": {"parentRefs": [{"name": "gw"}]}}}])
+                s["acme"]["solvers"] = json!([{"http01": {"gatewayHTTPRoute": {
+                    "parentRefs": [{"name": "gw"}], "serviceType": "ClusterIP"}}}])
             }),
-            "spec.acme.solvers[].http01.gatewayHTTPRoute: not supported by certweave",
-            "spec.acme.solvers[0].http01.gatewayHTTPRoute",
+            "spec.acme.solvers[].http01.gatewayHTTPRoute.serviceType: not supported by certweave",
+            "spec.acme.solvers[0].http01.gatewayHTTPRoute.serviceType",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] = json!([{"http01": {
+                    "ingress": {"ingressClassName": "nginx"},
+                    "gatewayHTTPRoute": {"parentRefs": [{"name": "gw"}]}}}])
+            }),
+            "spec.acme.solvers[].http01: ingress and gatewayHTTPRoute exclude each other",
+            "spec.acme.solvers[0].http01",
         ),
         (
             cluster_issuer_with(|s| {
@@ -423,6 +432,14 @@ pub fn accepted_cluster_issuers() -> Vec<Value> {
         }),
         cluster_issuer_with(|s| s["acme"]["server"] = json!("http://127.0.0.1:14000/dir")),
         cluster_issuer_with(|s| s["acme"]["profile"] = json!("shortlived")),
+        // cert-manager's documented Gateway API solver.
+        cluster_issuer_with(|s| {
+            s["acme"]["solvers"] = json!([{"http01": {"gatewayHTTPRoute": {
+                "labels": {"team": "web"},
+                "parentRefs": [{"name": "traefik", "namespace": "traefik", "kind": "Gateway",
+                                "group": "gateway.networking.k8s.io", "sectionName": "web", "port": 80}],
+            }}}])
+        }),
         cluster_issuer_with(|s| {
             s["acme"]["disableAccountKeyGeneration"] = json!(true);
             s["acme"]["enableDurationFeature"] = json!(false);

@@ -35,7 +35,9 @@ pub use account::{AccountInfo, AccountKey, AccountKeyStore, FileKeyStore, Memory
 pub use client::{ExternalAccountBinding, Trust};
 pub use http01::{Http01Server, Http01Solver};
 pub use order::{OrderRecord, Polling};
-pub use solvers::{Http01Route, Http01Routes, RuleMethod, SolverRule, SolverSelector, Solvers};
+pub use solvers::{
+    GatewayParent, Http01Route, Http01Routes, RuleMethod, SolverRule, SolverSelector, Solvers,
+};
 
 use crate::model::{
     Bundle, CertificateRequest, IssueError, Issuer, RenewalWindow, RequestOrigin, SignedCsr,

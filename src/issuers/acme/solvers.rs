@@ -27,6 +27,20 @@ pub struct Http01Route {
     /// (cert-manager's `ingressTemplate.metadata`).
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// Route through a Gateway API HTTPRoute attached to these parents
+    /// (cert-manager's `gatewayHTTPRoute`) instead of an Ingress.
+    pub gateway: Option<Vec<GatewayParent>>,
+}
+
+/// A Gateway (or other parent) an HTTP-01 HTTPRoute attaches to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayParent {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub kind: Option<String>,
+    pub group: Option<String>,
+    pub section_name: Option<String>,
+    pub port: Option<u16>,
 }
 
 /// Makes `http://HOST/.well-known/acme-challenge/TOKEN` reach the HTTP-01
