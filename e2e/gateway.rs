@@ -58,6 +58,7 @@ pub async fn gateway(e2e: &E2e) {
         "gateway.networking.k8s.io_gatewayclasses.yaml",
         "gateway.networking.k8s.io_gateways.yaml",
         "gateway.networking.k8s.io_httproutes.yaml",
+        "gateway.networking.k8s.io_listenersets.yaml",
     ] {
         let text = std::fs::read_to_string(standard_crds().join(file)).unwrap();
         let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).unwrap();
@@ -69,7 +70,12 @@ pub async fn gateway(e2e: &E2e) {
         "the controller finds the Gateway API",
         Duration::from_secs(40),
         || async {
-            if e2e.controller.log().contains("Gateway API found") {
+            if e2e.controller.log().contains("Gateway API Gateway found")
+                && e2e
+                    .controller
+                    .log()
+                    .contains("Gateway API ListenerSet found")
+            {
                 Ok(())
             } else {
                 Err("not yet".to_owned())
@@ -144,6 +150,7 @@ pub async fn gateway(e2e: &E2e) {
         )
         .await;
 
+    let listener_set = listener_set(e2e).await;
     let acme = acme_through_http_route(e2e, &gateways).await;
 
     gateways
@@ -174,7 +181,7 @@ pub async fn gateway(e2e: &E2e) {
         },
     )
     .await;
-    say(&format!("[8/{STEPS}] Gateway: listener filled at admission, 2 Certificates Ready and owned, {skipped}; deleted with the Gateway; {acme}"));
+    say(&format!("[8/{STEPS}] Gateway: listener filled at admission, 2 Certificates Ready and owned, {skipped}; deleted with the Gateway; {listener_set}; {acme}"));
 }
 
 /// ACME HTTP-01 through `gatewayHTTPRoute`: a Gateway annotated with an
@@ -264,4 +271,65 @@ async fn acme_through_http_route(e2e: &E2e, gateways: &Api<DynamicObject>) -> St
         .await
         .unwrap_or_else(|e| e2e.fail(&format!("delete Gateway gw-acme: {e}")));
     "ACME HTTP-01 through an HTTPRoute attached to gw-acme, none left".to_owned()
+}
+
+/// A ListenerSet attached to Gateway `gw`, annotated like a Gateway: its
+/// hostname-only listener is filled at admission and gets a Certificate
+/// owned by the ListenerSet.
+async fn listener_set(e2e: &E2e) -> String {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "ListenerSet");
+    let sets: Api<DynamicObject> = Api::namespaced_with(
+        e2e.client.clone(),
+        NS,
+        &ApiResource::from_gvk_with_plural(&gvk, "listenersets"),
+    );
+    let set: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet",
+        "metadata": {"name": "team", "namespace": NS, "annotations": {"cert-manager.io/issuer": "e2e-ca"}},
+        "spec": {"parentRef": {"name": "gw"}, "listeners": [
+            {"name": "app", "hostname": "app.team.example.test", "port": 443, "protocol": "HTTPS"},
+        ]},
+    }))
+    .unwrap();
+    let created = sets
+        .create(&PostParams::default(), &set)
+        .await
+        .unwrap_or_else(|e| e2e.fail(&format!("create the ListenerSet: {e}")));
+    let filled = &created.data["spec"]["listeners"][0]["tls"]["certificateRefs"][0]["name"];
+    if filled != "team-app-tls" {
+        e2e.fail(&format!("the ListenerSet's listener should be admitted with certificateRefs [team-app-tls]: {filled}"));
+    }
+    let certificate = e2e.certificate_ready("team-app-tls", ISSUED).await;
+    let owners = certificate.metadata.owner_references.unwrap_or_default();
+    if !owners
+        .iter()
+        .any(|o| o.kind == "ListenerSet" && o.name == "team")
+    {
+        e2e.fail(&format!(
+            "Certificate team-app-tls should be owned by ListenerSet team: {owners:?}"
+        ));
+    }
+    sets.delete("team", &DeleteParams::default())
+        .await
+        .unwrap_or_else(|e| e2e.fail(&format!("delete the ListenerSet: {e}")));
+    let certificates: Api<Certificate> = e2e.api(NS);
+    e2e.eventually(
+        "Certificate team-app-tls removed with its ListenerSet",
+        Duration::from_secs(20),
+        || {
+            let certificates = certificates.clone();
+            async move {
+                match certificates
+                    .get_opt("team-app-tls")
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    None => Ok(()),
+                    Some(_) => Err("still there".to_owned()),
+                }
+            }
+        },
+    )
+    .await;
+    "ListenerSet filled at admission, its Certificate Ready, owned and removed with it".to_owned()
 }

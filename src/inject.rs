@@ -120,7 +120,9 @@ fn mutate_document(
     match (api_version, kind) {
         ("v1", "Pod") => pod::mutate_pod(document, namespace, &options.mutation),
         ("networking.k8s.io/v1", "Ingress") => ingress::mutate_ingress(document, &options.mutation),
-        ("gateway.networking.k8s.io/v1", "Gateway") => gateway::mutate_gateway(document, namespace),
+        ("gateway.networking.k8s.io/v1", "Gateway" | "ListenerSet") => {
+            gateway::mutate_gateway(document, namespace)
+        }
         ("v1", "List") => {
             let Some(items) = document.get("items").and_then(Value::as_array) else {
                 return Ok(MutationOutcome::unchanged());

@@ -1,11 +1,12 @@
-//! The Gateway shim: Certificates for annotated Gateway API Gateways, as
-//! cert-manager's, owned by the Gateway, updated and removed with it (the
-//! rules are [`crate::api::wanted::gateway`]'s). Listeners left out get a
-//! Warning Event saying why, once per Gateway generation.
+//! The Gateway shim: Certificates for annotated Gateway API Gateways and
+//! ListenerSets, as cert-manager's, owned by the object, updated and
+//! removed with it (the rules are [`crate::api::wanted::gateway`]'s; a
+//! ListenerSet's listeners read like a Gateway's). Listeners left out get
+//! a Warning Event saying why, once per generation.
 //!
-//! Gateway API is an add-on: when its CRDs are not installed the shim says
-//! so once and looks again every 10 seconds, so installing them later needs
-//! no restart.
+//! Gateway API is an add-on: when a kind's CRD is not installed the shim
+//! says so once and looks again every 10 seconds, so installing it later
+//! needs no restart.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -30,30 +31,34 @@ pub const GATEWAY_SHIM_MANAGER: &str = "certweave-gateway-shim";
 /// missing.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The Gateway resource, if the API server serves it.
-async fn discover(client: &Client) -> Option<ApiResource> {
-    let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, GATEWAY_VERSION, "Gateway");
+/// The Gateway API kinds whose listeners get certificates.
+pub const LISTENER_KINDS: [&str; 2] = ["Gateway", "ListenerSet"];
+
+/// The resource of `kind`, if the API server serves it.
+async fn discover(client: &Client, kind: &str) -> Option<ApiResource> {
+    let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, GATEWAY_VERSION, kind);
     kube::discovery::pinned_kind(client, &gvk)
         .await
         .ok()
         .map(|(resource, _)| resource)
 }
 
-/// Runs the shim until `stop`.
+/// Runs the shim for `kind` (one of [`LISTENER_KINDS`]) until `stop`.
 pub async fn run(
     client: Client,
     certificates: Cache<Certificate>,
     events: EventPublisher,
+    kind: &'static str,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
     let mut told = false;
     let resource = loop {
-        if let Some(resource) = discover(&client).await {
+        if let Some(resource) = discover(&client, kind).await {
             break resource;
         }
         if !told {
-            tracing::info!("the Gateway API CRDs (gateway.networking.k8s.io/v1 Gateway) are not installed: Gateway support is off until they are");
+            tracing::info!("the Gateway API CRD of {kind} (gateway.networking.k8s.io/v1) is not installed: {kind} support is off until it is");
             told = true;
         }
         tokio::select! {
@@ -61,7 +66,7 @@ pub async fn run(
             _ = tokio::time::sleep(DISCOVERY_INTERVAL) => {}
         }
     };
-    tracing::info!("Gateway API found: Certificates for annotated Gateways are on");
+    tracing::info!("Gateway API {kind} found: Certificates for annotated {kind}s are on");
     let gateways = watcher::watcher(
         Api::<DynamicObject>::all_with(client.clone(), &resource),
         watcher::Config::default(),
@@ -82,11 +87,11 @@ pub async fn run(
                     let namespace = gateway.namespace().unwrap_or_default();
                     reported.retain(|(u, _)| *u != uid);
                     for stale in owned_by(&certificates, &namespace, &uid) {
-                        delete_certificate(&client, &stale, "its Gateway was deleted").await;
+                        delete_certificate(&client, &stale, "its Gateway or ListenerSet was deleted").await;
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "Gateway watch failed; retrying with backoff"),
+                Some(Err(e)) => tracing::warn!(error = %e, kind, "watch failed; retrying with backoff"),
                 None => return,
             },
         }
@@ -103,19 +108,20 @@ async fn apply_gateway(
 ) {
     let namespace = gateway.namespace().unwrap_or_default();
     let name = gateway.name_any();
+    let kind = resource.kind.as_str();
     let Some(uid) = gateway.uid() else { return };
     let reference = gateway.object_ref(resource);
     let json = match serde_json::to_value(gateway) {
         Ok(json) => json,
         Err(e) => {
-            tracing::warn!(gateway = %format!("{namespace}/{name}"), error = %e, "cannot read the Gateway");
+            tracing::warn!(object = %format!("{kind} {namespace}/{name}"), error = %e, "cannot read it");
             return;
         }
     };
     let (wanted, skipped) = match certificates_for_gateway_json(&json, &namespace) {
         Ok(found) => found,
         Err(e) => {
-            tracing::warn!(gateway = %format!("{namespace}/{name}"), error = %e, "cannot derive Certificates from the Gateway");
+            tracing::warn!(object = %format!("{kind} {namespace}/{name}"), error = %e, "cannot derive Certificates from it");
             if reported.insert((uid.clone(), gateway.metadata.generation.unwrap_or_default())) {
                 events
                     .publish(&reference, EventType::Warning, "BadConfig", &e.to_string())
@@ -142,14 +148,14 @@ async fn apply_gateway(
     }
     let owner = Owner {
         namespace: &namespace,
-        description: format!("Gateway {namespace}/{name}"),
+        description: format!("{kind} {namespace}/{name}"),
         uid: &uid,
         reference: gateway.controller_owner_ref(resource),
     };
     // As cert-manager's shim: HTTP-01 for these Certificates goes through
-    // an HTTPRoute attached to this Gateway.
+    // an HTTPRoute attached to this Gateway (or ListenerSet).
     let annotations = std::collections::BTreeMap::from([
-        (HTTP01_PARENT_REF_KIND.to_owned(), "Gateway".to_owned()),
+        (HTTP01_PARENT_REF_KIND.to_owned(), kind.to_owned()),
         (HTTP01_PARENT_REF_NAME.to_owned(), name.clone()),
     ]);
     sync_owned(

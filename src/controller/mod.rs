@@ -263,13 +263,16 @@ async fn lead(
             options.mutation.clone(),
             lost(),
         )),
-        tokio::spawn(gateway_shim::run(
+    ];
+    for kind in gateway_shim::LISTENER_KINDS {
+        tasks.push(tokio::spawn(gateway_shim::run(
             client.clone(),
             caches.certificates.clone(),
             events.clone(),
+            kind,
             lost(),
-        )),
-    ];
+        )));
+    }
     if options.tls_files.is_none() {
         tasks.push(tokio::spawn(webhook_cert::maintain(
             client.clone(),

@@ -193,7 +193,7 @@ impl Manifests {
                     Err(e) => self.errors.push(format!("{source} (Ingress {name}): {e}")),
                 }
             }
-            ("gateway.networking.k8s.io/v1", "Gateway") => {
+            ("gateway.networking.k8s.io/v1", "Gateway" | "ListenerSet") => {
                 // As if admitted: hostname-only listeners get their Secret.
                 let admitted = crate::webhook::gateway::mutate_gateway(&document, &namespace)
                     .map(|outcome| outcome.object.unwrap_or(document));
@@ -206,13 +206,13 @@ impl Manifests {
                         }
                         for cert in certs {
                             self.add_certificate(
-                                format!("{source} (Gateway {name})"),
+                                format!("{source} ({kind} {name})"),
                                 ObjectKey::new(namespace.clone(), cert.name),
                                 cert.spec,
                             );
                         }
                     }
-                    Err(e) => self.errors.push(format!("{source} (Gateway {name}): {e}")),
+                    Err(e) => self.errors.push(format!("{source} ({kind} {name}): {e}")),
                 }
             }
             ("v1", "Secret") => {

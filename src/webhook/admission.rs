@@ -20,6 +20,7 @@ pub enum ReviewedKind {
     Pod,
     Ingress,
     Gateway,
+    ListenerSet,
     CertificateRequest,
     Other,
 }
@@ -30,6 +31,7 @@ impl ReviewedKind {
             ReviewedKind::Pod => "Pod",
             ReviewedKind::Ingress => "Ingress",
             ReviewedKind::Gateway => "Gateway",
+            ReviewedKind::ListenerSet => "ListenerSet",
             ReviewedKind::CertificateRequest => "CertificateRequest",
             ReviewedKind::Other => "other",
         }
@@ -102,6 +104,7 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
         ("", "v1", "Pod") => ReviewedKind::Pod,
         ("networking.k8s.io", "v1", "Ingress") => ReviewedKind::Ingress,
         ("gateway.networking.k8s.io", "v1", "Gateway") => ReviewedKind::Gateway,
+        ("gateway.networking.k8s.io", "v1", "ListenerSet") => ReviewedKind::ListenerSet,
         ("cert-manager.io", "v1", "CertificateRequest") => ReviewedKind::CertificateRequest,
         _ => ReviewedKind::Other,
     };
@@ -110,7 +113,7 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
             ReviewedKind::Pod | ReviewedKind::CertificateRequest => {
                 request.operation == Operation::Create
             }
-            ReviewedKind::Ingress | ReviewedKind::Gateway => {
+            ReviewedKind::Ingress | ReviewedKind::Gateway | ReviewedKind::ListenerSet => {
                 matches!(request.operation, Operation::Create | Operation::Update)
             }
             ReviewedKind::Other => false,
@@ -146,7 +149,7 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
                         warnings: Vec::new(),
                     })
                 }
-                ReviewedKind::Gateway => {
+                ReviewedKind::Gateway | ReviewedKind::ListenerSet => {
                     let namespace = review_namespace(request.namespace.as_deref(), object);
                     gateway::gateway_patch(object, namespace)
                 }

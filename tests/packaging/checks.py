@@ -264,6 +264,7 @@ EXPECTED_CLUSTER_VERBS = {
     ("", "secrets"): {"get", "list", "watch", "create", "patch", "update", "delete"},
     ("networking.k8s.io", "ingresses"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("gateway.networking.k8s.io", "gateways"): {"get", "list", "watch"},
+    ("gateway.networking.k8s.io", "listenersets"): {"get", "list", "watch"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch", "delete"},
     ("", "services"): {"get", "list", "create", "patch", "delete"},
     ("discovery.k8s.io", "endpointslices"): {"get", "list", "create", "patch", "delete"},
@@ -402,7 +403,7 @@ def check_webhook_config(
         }],
         "gateway.certweave.io": [{
             "apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["v1"],
-            "operations": ["CREATE", "UPDATE"], "resources": ["gateways"], "scope": "Namespaced",
+            "operations": ["CREATE", "UPDATE"], "resources": ["gateways", "listenersets"], "scope": "Namespaced",
         }],
         "pod.certweave.io": [{
             "apiGroups": [""], "apiVersions": ["v1"],
