@@ -150,6 +150,47 @@ pub async fn gateway(e2e: &E2e) {
         )
         .await;
 
+    // A listener taken out of the Gateway takes its Certificate with it;
+    // a listener named in ignore-tls-listeners is left to someone else.
+    let mut changed = gateways.get("gw").await.unwrap();
+    changed
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("cert-manager.io/ignore-tls-listeners".into(), "c".into());
+    let listeners = changed.data["spec"]["listeners"].as_array_mut().unwrap();
+    listeners.retain(|l| l["name"] != "a");
+    gateways
+        .replace("gw", &PostParams::default(), &changed)
+        .await
+        .unwrap_or_else(|e| e2e.fail(&format!("update the Gateway: {e}")));
+    e2e.eventually(
+        "gw-a-tls removed, gw-shared down to b",
+        Duration::from_secs(20),
+        || {
+            let certificates = certificates.clone();
+            async move {
+                let gone = certificates
+                    .get_opt("gw-a-tls")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_none();
+                let shared = certificates
+                    .get("gw-shared")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if gone && shared.spec.dns_names == ["b.gw.example.test"] {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "gw-a-tls gone: {gone}; gw-shared names {:?}",
+                        shared.spec.dns_names
+                    ))
+                }
+            }
+        },
+    )
+    .await;
     let listener_set = listener_set(e2e).await;
     let acme = acme_through_http_route(e2e, &gateways).await;
 

@@ -30,6 +30,12 @@ pub const HTTP01_OVERRIDE_INGRESS_NAME: &str = "acme.cert-manager.io/http01-over
 /// HTTPRoute attaches to (cert-manager's names).
 pub const HTTP01_PARENT_REF_KIND: &str = "acme.cert-manager.io/http01-parentrefkind";
 pub const HTTP01_PARENT_REF_NAME: &str = "acme.cert-manager.io/http01-parentrefname";
+/// Ingress/Gateway: more DNS names and IP addresses for every Certificate
+/// made for the object, comma-separated (cert-manager's cert-shim).
+pub const ALT_NAMES: &str = "cert-manager.io/alt-names";
+pub const IP_SANS: &str = "cert-manager.io/ip-sans";
+/// Gateway/ListenerSet: comma-separated listener names left alone.
+pub const IGNORE_TLS_LISTENERS: &str = "cert-manager.io/ignore-tls-listeners";
 pub const PRIVATE_KEY_ROTATION_POLICY: &str = "cert-manager.io/private-key-rotation-policy";
 
 /// Pod: request a certificate from the named Issuer in the Pod's namespace.
@@ -53,7 +59,7 @@ pub const POD_TLS_PROXY: &str = "certweave.io/tls-proxy";
 pub const POD_INJECTED: &str = "certweave.io/injected";
 
 /// Every annotation above, for tests and tools that must cover them all.
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 27] = [
     CLUSTER_ISSUER,
     ISSUER,
     ISSUER_KIND,
@@ -66,6 +72,11 @@ pub const ALL: [&str; 22] = [
     PRIVATE_KEY_SIZE,
     HTTP01_EDIT_IN_PLACE,
     HTTP01_OVERRIDE_INGRESS_NAME,
+    HTTP01_PARENT_REF_KIND,
+    HTTP01_PARENT_REF_NAME,
+    ALT_NAMES,
+    IP_SANS,
+    IGNORE_TLS_LISTENERS,
     PRIVATE_KEY_ROTATION_POLICY,
     POD_ISSUER,
     POD_CLUSTER_ISSUER,

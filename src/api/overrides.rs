@@ -28,6 +28,50 @@ pub struct CertificateOverrides {
     pub renew_before: Option<String>,
     /// `spec.privateKey`, when any of the key annotations is set.
     pub private_key: Option<CertificatePrivateKey>,
+    /// `cert-manager.io/alt-names`: DNS names added to every Certificate.
+    pub alt_names: Vec<String>,
+    /// `cert-manager.io/ip-sans`: IP addresses added to every Certificate.
+    pub ip_sans: Vec<String>,
+}
+
+/// Most names one list annotation may add (Let's Encrypt's limit).
+const MAX_EXTRA_NAMES: usize = 100;
+
+/// A comma-separated list annotation: trimmed, empty items dropped,
+/// duplicates dropped, at most [`MAX_EXTRA_NAMES`].
+pub fn comma_list(key: &str, value: &str) -> Result<Vec<String>, InvalidField> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if out.len() == MAX_EXTRA_NAMES {
+            return Err(InvalidField::new(
+                key,
+                format!("lists more than {MAX_EXTRA_NAMES} entries"),
+                "list fewer, or split the object",
+            ));
+        }
+        if seen.insert(item) {
+            out.push(item.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+impl CertificateOverrides {
+    /// Adds the `alt-names` and `ip-sans` entries to a Certificate spec
+    /// made for the object, without repeating a name it has.
+    pub fn add_extra_names(&self, spec: &mut super::certificate::CertificateSpec) {
+        for name in &self.alt_names {
+            if !spec.dns_names.contains(name) {
+                spec.dns_names.push(name.clone());
+            }
+        }
+        for ip in &self.ip_sans {
+            if !spec.ip_addresses.contains(ip) {
+                spec.ip_addresses.push(ip.clone());
+            }
+        }
+    }
 }
 
 /// The longest common name X.509 allows (RFC 5280 `ub-common-name`).
@@ -95,6 +139,27 @@ impl CertificateOverrides {
             }
             None => None,
         };
+        if let Some(value) = lookup(ann::ALT_NAMES)? {
+            out.alt_names = comma_list(ann::ALT_NAMES, value)?;
+            for name in &out.alt_names {
+                super::names::check_dns_name(ann::ALT_NAMES, name)?;
+            }
+        }
+        if let Some(value) = lookup(ann::IP_SANS)? {
+            out.ip_sans = comma_list(ann::IP_SANS, value)?;
+            for ip in &out.ip_sans {
+                if ip.parse::<std::net::IpAddr>().is_err() {
+                    return Err(InvalidField::new(
+                        ann::IP_SANS,
+                        format!(
+                            "{:?} is not an IP address",
+                            ip.chars().take(64).collect::<String>()
+                        ),
+                        "list IPv4 or IPv6 addresses, comma-separated",
+                    ));
+                }
+            }
+        }
         if algorithm.is_some() || size.is_some() || rotation_policy.is_some() {
             out.private_key = Some(CertificatePrivateKey {
                 algorithm: algorithm.map(str::to_owned),
@@ -181,6 +246,16 @@ mod tests {
             })
         );
         assert_eq!(parse(&[]).unwrap(), CertificateOverrides::default());
+        let extra = parse(&[
+            (
+                ann::ALT_NAMES,
+                " www.example.com,, api.example.com ,www.example.com",
+            ),
+            (ann::IP_SANS, "192.0.2.1, 2001:db8::1"),
+        ])
+        .unwrap();
+        assert_eq!(extra.alt_names, ["www.example.com", "api.example.com"]);
+        assert_eq!(extra.ip_sans, ["192.0.2.1", "2001:db8::1"]);
     }
 
     #[test]
@@ -190,6 +265,11 @@ mod tests {
                 &[(ann::DURATION, "1h"), (ann::RENEW_BEFORE, "2h")],
                 ann::RENEW_BEFORE,
             ),
+            (
+                &[(ann::ALT_NAMES, "ok.example.com, bad..name")],
+                ann::ALT_NAMES,
+            ),
+            (&[(ann::IP_SANS, "192.0.2.1,not-an-ip")], ann::IP_SANS),
             (
                 &[(ann::PRIVATE_KEY_ALGORITHM, "DSA")],
                 ann::PRIVATE_KEY_ALGORITHM,

@@ -16,10 +16,11 @@ use serde_json::Value;
 
 use super::ingress::IngressAsk;
 use super::{issuer_reference, WantedCertificate};
+use crate::api::annotations as ann;
 use crate::api::certificate::CertificateSpec;
 use crate::api::names;
 use crate::api::object::{self, StringMap};
-use crate::api::overrides::CertificateOverrides;
+use crate::api::overrides::{comma_list, CertificateOverrides};
 use crate::api::{InvalidField, IssuerRef};
 
 /// The Gateway API group and version certweave reads.
@@ -64,6 +65,8 @@ pub struct GatewayListeners<'a> {
     pub name: &'a str,
     pub namespace: &'a str,
     pub listeners: Vec<Listener<'a>>,
+    /// `cert-manager.io/ignore-tls-listeners`: listeners left alone.
+    pub ignored: Vec<String>,
 }
 
 /// Whether a listener terminates TLS with a certificate (HTTPS, or TLS in
@@ -137,11 +140,21 @@ impl<'a> GatewayListeners<'a> {
                 });
             }
         }
+        let ignored = match StringMap::annotations(gateway)?.get(ann::IGNORE_TLS_LISTENERS)? {
+            Some(value) => comma_list(ann::IGNORE_TLS_LISTENERS, value)?,
+            None => Vec::new(),
+        };
         Ok(Self {
             name,
             namespace,
             listeners,
+            ignored,
         })
+    }
+
+    /// Whether `cert-manager.io/ignore-tls-listeners` names `listener`.
+    fn ignores(&self, listener: &Listener<'_>) -> bool {
+        self.ignored.iter().any(|name| name == listener.name)
     }
 }
 
@@ -161,7 +174,10 @@ pub fn fill_listeners(gateway: &GatewayListeners<'_>) -> Result<Vec<ListenerFill
         let Some(hostname) = listener.hostname else {
             continue;
         };
-        if !terminates_tls(listener) || !listener.certificate_refs.is_empty() {
+        if !terminates_tls(listener)
+            || !listener.certificate_refs.is_empty()
+            || gateway.ignores(listener)
+        {
             continue;
         }
         names::check_dns_name(&format!("spec.listeners[{index}].hostname"), hostname)?;
@@ -201,7 +217,7 @@ pub fn certificates(
     // Secret → its Certificate in `out`.
     let mut by_secret: HashMap<&str, usize> = HashMap::new();
     for listener in &gateway.listeners {
-        if !matches!(listener.protocol, "HTTPS" | "TLS") {
+        if !matches!(listener.protocol, "HTTPS" | "TLS") || gateway.ignores(listener) {
             continue;
         }
         let skip = |reason: String| SkippedListener {
@@ -265,6 +281,9 @@ pub fn certificates(
             }
         }
     }
+    for certificate in &mut out {
+        overrides.add_extra_names(&mut certificate.spec);
+    }
     (out, skipped)
 }
 
@@ -301,7 +320,9 @@ mod tests {
     #[test]
     fn one_certificate_per_secret_with_the_hostnames_that_use_it() {
         let gw = gateway(
-            json!({"cert-manager.io/cluster-issuer": "le", "cert-manager.io/duration": "720h"}),
+            json!({"cert-manager.io/cluster-issuer": "le", "cert-manager.io/duration": "720h",
+                   "cert-manager.io/ignore-tls-listeners": "ignored, other",
+                   "cert-manager.io/alt-names": "www.example.com", "cert-manager.io/ip-sans": "192.0.2.7"}),
             json!([
                 {"name": "a", "hostname": "a.example.com", "port": 443, "protocol": "HTTPS",
                  "tls": {"certificateRefs": [{"name": "shared"}]}},
@@ -317,6 +338,8 @@ mod tests {
                 {"name": "no-host", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "x"}]}},
                 {"name": "elsewhere", "hostname": "e.example.com", "port": 443, "protocol": "HTTPS",
                  "tls": {"certificateRefs": [{"name": "e", "namespace": "other"}]}},
+                {"name": "ignored", "hostname": "i.example.com", "port": 443, "protocol": "HTTPS",
+                 "tls": {"certificateRefs": [{"name": "managed-elsewhere"}]}},
             ]),
         );
         let (wanted, skipped) = certificates_for_gateway_json(&gw, "shop").unwrap();
@@ -332,10 +355,14 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("shared", vec!["a.example.com", "b.example.com"]),
-                ("c-tls", vec!["c.example.com"])
+                (
+                    "shared",
+                    vec!["a.example.com", "b.example.com", "www.example.com"]
+                ),
+                ("c-tls", vec!["c.example.com", "www.example.com"])
             ]
         );
+        assert_eq!(wanted[1].spec.ip_addresses, ["192.0.2.7"]);
         assert_eq!(wanted[0].spec.duration.as_deref(), Some("720h"));
         assert_eq!(
             wanted[0].spec.issuer_ref.kind.as_deref(),

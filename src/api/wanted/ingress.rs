@@ -39,7 +39,7 @@ pub enum IngressAsk {
     /// Certificates from `issuer`, shaped by the override annotations.
     Certificates {
         issuer: IssuerRef,
-        overrides: CertificateOverrides,
+        overrides: Box<CertificateOverrides>,
     },
 }
 
@@ -61,7 +61,10 @@ impl IngressAsk {
             });
         };
         let overrides = CertificateOverrides::from_annotations(|key| annotations.get(key))?;
-        Ok(IngressAsk::Certificates { issuer, overrides })
+        Ok(IngressAsk::Certificates {
+            issuer,
+            overrides: Box::new(overrides),
+        })
     }
 }
 
@@ -353,6 +356,9 @@ pub fn certificates(
                 ..CertificateSpec::default()
             },
         });
+    }
+    for certificate in &mut out {
+        overrides.add_extra_names(&mut certificate.spec);
     }
     out
 }
