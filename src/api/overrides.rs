@@ -38,7 +38,7 @@ pub struct CertificateOverrides {
 const MAX_EXTRA_NAMES: usize = 100;
 
 /// A comma-separated list annotation: trimmed, empty items dropped,
-/// duplicates dropped, at most [`MAX_EXTRA_NAMES`].
+/// duplicates dropped, at most 100.
 pub fn comma_list(key: &str, value: &str) -> Result<Vec<String>, InvalidField> {
     let mut out: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
