@@ -18,7 +18,44 @@ fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
     t.0.as_second()
 }
 
+/// `certweave inspect secret` reads step 1's Secret from the API server:
+/// the key matches, cert-manager's annotations are shown.
+fn inspect_secret(e2e: &E2e) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+        .args([
+            "inspect",
+            "secret",
+            "example-com-tls",
+            "-n",
+            NS,
+            "-o",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(&e2e.cluster.kubeconfig)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        e2e.fail(&format!(
+            "certweave inspect secret failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    if report["privateKey"]["matchesCertificate"] != true
+        || report["annotations"]["cert-manager.io/certificate-name"] != "example-com"
+        || report["certificates"][0]["dnsNames"] != json!(["example.test", "www.example.test"])
+    {
+        e2e.fail(&format!("inspect secret example-com-tls: {report:#}"));
+    }
+    format!(
+        "inspect secret: {} certificate(s), key matches",
+        report["certificates"].as_array().map(Vec::len).unwrap_or(0)
+    )
+}
+
 pub async fn renewal_information_and_profiles(e2e: &E2e) {
+    let inspected = inspect_secret(e2e);
     let certificates: Api<Certificate> = e2e.api(NS);
     // Step 1's Certificate: the window Pebble suggests, and the renewal
     // time picked inside it.
@@ -125,7 +162,7 @@ pub async fn renewal_information_and_profiles(e2e: &E2e) {
         )
         .await;
     say(&format!(
-        "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}",
+        "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}; {inspected}",
         ari.suggested_window_start, ari.suggested_window_end, ari.selected_renewal_time
     ));
 }

@@ -25,6 +25,7 @@
 //!    shell), [`controller`] (in a cluster: caches, reconcilers, leader
 //!    election, the Kubernetes store), [`local`] (the same pipeline on a
 //!    directory), [`inject`] (the webhook offline on YAML streams),
+//!    [`inspect`] (what a certificate file or Secret holds),
 //!    [`issue`] (one certificate to a directory) and [`proxy`] (the TLS
 //!    sidecar).
 
@@ -32,6 +33,7 @@ pub mod api;
 pub mod controller;
 pub mod engine;
 pub mod inject;
+pub mod inspect;
 pub mod issue;
 pub mod issuers;
 pub mod local;

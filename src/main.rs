@@ -60,7 +60,8 @@ enum Command {
     /// Serve the mutating admission webhook alone (no cluster access needed).
     ///
     /// Serves POST /mutate (admission.k8s.io/v1 AdmissionReview for
-    /// networking.k8s.io/v1 Ingress and v1 Pod), GET /healthz, /readyz and
+    /// networking.k8s.io/v1 Ingress, v1 Pod, Gateway API Gateway and
+    /// ListenerSet, cert-manager.io/v1 CertificateRequest), GET /healthz, /readyz and
     /// /metrics over TLS 1.2/1.3 with HTTP/2 and HTTP/1.1. The certificate
     /// files are re-read when they change on disk.
     ///
@@ -83,6 +84,22 @@ enum Command {
     ///   certweave inject -f deploy.yaml | kubectl apply -f -
     #[command(verbatim_doc_comment)]
     Inject(InjectArgs),
+    /// Show what a certificate file or a TLS Secret holds.
+    ///
+    /// Every certificate of the chain (subject, names, validity and time
+    /// left, key, usages, issuer, serial, SHA-256 fingerprint); whether the
+    /// private key matches the leaf; whether the chain verifies to ca.crt;
+    /// a Secret's cert-manager.io annotations. A file is PEM (certificates,
+    /// and a key if present) or one DER certificate; no cluster needed.
+    /// Exit 0 when readable, 1 when the key does not match or the chain
+    /// does not verify, 2 on bad usage or unreadable input.
+    ///
+    /// Examples:
+    ///   certweave inspect tls.crt
+    ///   cat bundle.pem | certweave inspect - --ca ca.crt
+    ///   certweave inspect secret web-tls -n shop -o json
+    #[command(verbatim_doc_comment)]
+    Inspect(InspectArgs),
     /// Run the whole pipeline on a machine without Kubernetes.
     ///
     /// Reads every *.yaml manifest in DIR (Certificate, Issuer,
@@ -100,8 +117,9 @@ enum Command {
     ///   certweave local --dir ./certs --on-renew 'nginx -s reload'
     #[command(verbatim_doc_comment)]
     Local(LocalArgs),
-    /// Print the CustomResourceDefinitions (Certificate, Issuer,
-    /// ClusterIssuer in cert-manager.io/v1), generated from the Rust types.
+    /// Print the CustomResourceDefinitions (Certificate, CertificateRequest,
+    /// Issuer, ClusterIssuer in cert-manager.io/v1), generated from the Rust
+    /// types.
     ///
     /// Example:
     ///   certweave crds | kubectl apply --server-side -f -
@@ -298,6 +316,35 @@ struct InjectArgs {
     namespace: String,
     #[command(flatten)]
     mutation: MutationArgs,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// FILE, - for standard input, or `secret NAME`.
+    #[arg(value_name = "FILE|-|secret NAME", num_args = 1..=2, required = true)]
+    target: Vec<String>,
+    /// The Secret's namespace (with `secret NAME`).
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Kubeconfig for `secret NAME` (default: $KUBECONFIG, ~/.kube/config
+    /// or the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// PEM CA certificate(s) the chain of a file must verify to.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    /// Inspect as of this time (RFC 3339), for reproducible output.
+    #[arg(long, hide = true)]
+    now: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -499,6 +546,7 @@ fn main() -> ExitCode {
         Command::Controller(args) => exit_runtime(run_controller(args)),
         Command::Webhook(args) => exit_runtime(run_webhook(args)),
         Command::Inject(args) => run_inject(args),
+        Command::Inspect(args) => run_inspect(args),
         Command::Local(args) if !args.dir.is_dir() => {
             eprintln!(
                 "error: --dir {}: not a directory; give the directory holding the manifests",
@@ -629,6 +677,150 @@ fn run_inject(args: InjectArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_inspect(args: InspectArgs) -> ExitCode {
+    use certweave::inspect::{render_text, report, Material};
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(2)
+    };
+    let now = match &args.now {
+        None => std::time::SystemTime::now(),
+        Some(text) => {
+            match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            {
+                Ok(t) => {
+                    std::time::SystemTime::UNIX_EPOCH
+                        + std::time::Duration::from_secs(t.unix_timestamp().max(0) as u64)
+                }
+                Err(e) => {
+                    return usage(format!(
+                        "--now {text:?}: {e}; write RFC 3339, e.g. 2026-01-01T00:00:00Z"
+                    ))
+                }
+            }
+        }
+    };
+    let material = match args.target.as_slice() {
+        [kind, name] if kind == "secret" => {
+            let runtime = match certweave::runtime::multi_thread() {
+                Ok(runtime) => runtime,
+                Err(e) => return exit_runtime(Err(e.into())),
+            };
+            match runtime.block_on(secret_material(
+                args.kubeconfig.clone(),
+                &args.namespace,
+                name,
+            )) {
+                Ok(material) => material,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        [file] => {
+            let bytes = if file == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .take(certweave::inspect::MAX_INPUT as u64 + 1)
+                    .read_to_end(&mut buf)
+                    .map(|_| buf)
+            } else {
+                std::fs::read(file)
+            };
+            let bytes = match bytes {
+                Ok(bytes) => bytes,
+                Err(e) => return usage(format!("cannot read {file}: {e}")),
+            };
+            let mut material = match Material::from_bytes(&bytes) {
+                Ok(material) => material,
+                Err(e) => return usage(format!("{file}: {e}")),
+            };
+            if let Some(ca) = &args.ca {
+                match std::fs::read_to_string(ca) {
+                    Ok(pem) => material.ca_pem = Some(pem),
+                    Err(e) => return usage(format!("cannot read --ca {}: {e}", ca.display())),
+                }
+            }
+            material
+        }
+        other => {
+            return usage(format!(
+                "inspect takes FILE, - or `secret NAME`, not {:?}",
+                other.join(" ")
+            ))
+        }
+    };
+    let report = match report(&material, now) {
+        Ok(report) => report,
+        Err(e) => return usage(e.to_string()),
+    };
+    match args.output {
+        OutputFormat::Text => print!("{}", render_text(&report)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("the report serialises")
+        ),
+    }
+    let bad_key = report
+        .private_key
+        .as_ref()
+        .is_some_and(|k| !k.matches_certificate);
+    let bad_chain = report.chain_to_ca.as_ref().is_some_and(|c| !c.verifies);
+    if bad_key || bad_chain {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The certificate, key, CA and cert-manager annotations of a Secret.
+async fn secret_material(
+    kubeconfig: Option<PathBuf>,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<certweave::inspect::Material> {
+    use anyhow::Context;
+    use k8s_openapi::api::core::v1::Secret;
+    let config = match &kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("cannot find a cluster; give --kubeconfig")?,
+    };
+    let client = kube::Client::try_from(config)?;
+    let secret = kube::Api::<Secret>::namespaced(client, namespace)
+        .get_opt(name)
+        .await
+        .with_context(|| format!("cannot read Secret {namespace}/{name}"))?
+        .with_context(|| format!("Secret {namespace}/{name} does not exist"))?;
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| {
+        data.get(key)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    let crt =
+        text("tls.crt").with_context(|| format!("Secret {namespace}/{name} has no tls.crt"))?;
+    let chain = certweave::pki::parse_pem_chain(&crt)
+        .map_err(|e| anyhow::anyhow!("tls.crt of Secret {namespace}/{name}: {e}"))?;
+    Ok(certweave::inspect::Material {
+        chain,
+        key_pem: text("tls.key"),
+        ca_pem: text("ca.crt"),
+        annotations: secret
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("cert-manager.io/"))
+            .collect(),
+    })
 }
 
 fn run_issue(args: IssueArgs) -> ExitCode {

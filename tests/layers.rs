@@ -18,7 +18,15 @@ const LAYERS: &[&[&str]] = &[
     //    types and the annotation rules.
     &["engine", "api"],
     // 4: the entry points.
-    &["webhook", "proxy", "controller", "local", "inject", "issue"],
+    &[
+        "webhook",
+        "proxy",
+        "controller",
+        "local",
+        "inject",
+        "inspect",
+        "issue",
+    ],
 ];
 
 /// Edges inside one layer, each with why it is not a cycle waiting to
