@@ -54,8 +54,69 @@ fn inspect_secret(e2e: &E2e) -> String {
     )
 }
 
+/// `certweave renew` (cmctl's condition): the Certificate is issued again,
+/// once, and the condition is replaced.
+async fn renew(e2e: &E2e) -> String {
+    let certificates: Api<Certificate> = e2e.api(NS);
+    let before = certificates.get("example-com").await.unwrap();
+    let revision = before.status.as_ref().and_then(|s| s.revision).unwrap_or(0);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+        .args(["renew", "example-com", "-n", NS, "--kubeconfig"])
+        .arg(&e2e.cluster.kubeconfig)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success()
+        || !said.contains("Manually triggered issuance of Certificate e2e/example-com")
+    {
+        e2e.fail(&format!(
+            "certweave renew: {said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let renewed = e2e
+        .eventually(
+            "example-com issued again after certweave renew",
+            Duration::from_secs(30),
+            || {
+                let certificates = certificates.clone();
+                async move {
+                    let c = certificates
+                        .get("example-com")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = c.status.clone().unwrap_or_default();
+                    if status.revision.unwrap_or(0) > revision
+                        && !c.renewal_requested()
+                        && describe(&status.conditions).contains("Ready=True")
+                    {
+                        Ok(status.revision.unwrap_or(0))
+                    } else {
+                        Err(format!(
+                            "revision {:?}: {}",
+                            status.revision,
+                            describe(&status.conditions)
+                        ))
+                    }
+                }
+            },
+        )
+        .await;
+    // Once: a few seconds later it has not been issued again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = certificates.get("example-com").await.unwrap();
+    let now = later.status.and_then(|s| s.revision).unwrap_or(0);
+    if now != renewed {
+        e2e.fail(&format!(
+            "one renewal request should issue once: revision {revision} → {renewed} → {now}"
+        ));
+    }
+    format!("renew: revision {revision} → {renewed}, once")
+}
+
 pub async fn renewal_information_and_profiles(e2e: &E2e) {
     let inspected = inspect_secret(e2e);
+    let renewed = renew(e2e).await;
     let certificates: Api<Certificate> = e2e.api(NS);
     // Step 1's Certificate: the window Pebble suggests, and the renewal
     // time picked inside it.
@@ -162,7 +223,7 @@ pub async fn renewal_information_and_profiles(e2e: &E2e) {
         )
         .await;
     say(&format!(
-        "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}; {inspected}",
+        "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}; {inspected}; {renewed}",
         ari.suggested_window_start, ari.suggested_window_end, ari.selected_renewal_time
     ));
 }

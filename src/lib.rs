@@ -25,7 +25,8 @@
 //!    shell), [`controller`] (in a cluster: caches, reconcilers, leader
 //!    election, the Kubernetes store), [`local`] (the same pipeline on a
 //!    directory), [`inject`] (the webhook offline on YAML streams),
-//!    [`inspect`] (what a certificate file or Secret holds),
+//!    [`inspect`] (what a certificate file or Secret holds), [`renew`]
+//!    (re-issuance on request, as `cmctl renew`),
 //!    [`issue`] (one certificate to a directory) and [`proxy`] (the TLS
 //!    sidecar).
 
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod model;
 pub mod pki;
 pub mod proxy;
+pub mod renew;
 pub mod runtime;
 pub mod store;
 pub mod tls;

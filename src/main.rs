@@ -100,6 +100,18 @@ enum Command {
     ///   certweave inspect secret web-tls -n shop -o json
     #[command(verbatim_doc_comment)]
     Inspect(InspectArgs),
+    /// Ask for new certificates now, as `cmctl renew` does.
+    ///
+    /// Adds the condition Issuing=True (reason ManuallyTriggered) to each
+    /// Certificate's status; the controller issues it at once and replaces
+    /// the condition. A Certificate already issuing is left alone. cmctl's
+    /// own `renew` works against certweave the same way.
+    ///
+    /// Examples:
+    ///   certweave renew web-tls -n shop
+    ///   certweave renew --all -A -l team=web
+    #[command(verbatim_doc_comment)]
+    Renew(RenewArgs),
     /// Run the whole pipeline on a machine without Kubernetes.
     ///
     /// Reads every *.yaml manifest in DIR (Certificate, Issuer,
@@ -341,6 +353,32 @@ struct InspectArgs {
     now: Option<String>,
 }
 
+#[derive(Args)]
+struct RenewArgs {
+    /// Certificates to renew.
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    names: Vec<String>,
+    /// Every Certificate of the namespace (or of all with -A).
+    #[arg(long)]
+    all: bool,
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Every namespace (with --all).
+    #[arg(short = 'A', long = "all-namespaces", requires = "all")]
+    all_namespaces: bool,
+    /// Only Certificates with these labels (with --all), e.g. team=web.
+    #[arg(short = 'l', long, requires = "all")]
+    selector: Option<String>,
+    /// Kubeconfig (default: $KUBECONFIG, ~/.kube/config or the in-cluster
+    /// service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum OutputFormat {
     Text,
@@ -547,6 +585,7 @@ fn main() -> ExitCode {
         Command::Webhook(args) => exit_runtime(run_webhook(args)),
         Command::Inject(args) => run_inject(args),
         Command::Inspect(args) => run_inspect(args),
+        Command::Renew(args) => run_renew(args),
         Command::Local(args) if !args.dir.is_dir() => {
             eprintln!(
                 "error: --dir {}: not a directory; give the directory holding the manifests",
@@ -776,15 +815,50 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
     }
 }
 
-/// The certificate, key, CA and cert-manager annotations of a Secret.
-async fn secret_material(
-    kubeconfig: Option<PathBuf>,
-    namespace: &str,
-    name: &str,
-) -> anyhow::Result<certweave::inspect::Material> {
+fn run_renew(args: RenewArgs) -> ExitCode {
+    use certweave::renew::{renew, RenewTarget, Renewed};
+    let runtime = match certweave::runtime::multi_thread() {
+        Ok(runtime) => runtime,
+        Err(e) => return exit_runtime(Err(e.into())),
+    };
+    let target = RenewTarget {
+        names: args.names,
+        all: args.all,
+        namespace: (!args.all_namespaces).then_some(args.namespace),
+        selector: args.selector,
+    };
+    let result = runtime.block_on(async {
+        let client = user_client(args.kubeconfig.as_deref()).await?;
+        renew(client, &target).await.map_err(anyhow::Error::msg)
+    });
+    match result {
+        Ok(renewed) => {
+            if renewed.is_empty() {
+                eprintln!("no Certificate matched");
+            }
+            for r in renewed {
+                match r {
+                    Renewed::Triggered(id) => {
+                        println!("Manually triggered issuance of Certificate {id}")
+                    }
+                    Renewed::AlreadyIssuing(id) => {
+                        println!("Certificate {id} is already being issued; left alone")
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A client as the user: `kubeconfig`, else the usual inference.
+async fn user_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     use anyhow::Context;
-    use k8s_openapi::api::core::v1::Secret;
-    let config = match &kubeconfig {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
@@ -794,7 +868,18 @@ async fn secret_material(
             .await
             .context("cannot find a cluster; give --kubeconfig")?,
     };
-    let client = kube::Client::try_from(config)?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// The certificate, key, CA and cert-manager annotations of a Secret.
+async fn secret_material(
+    kubeconfig: Option<PathBuf>,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<certweave::inspect::Material> {
+    use anyhow::Context;
+    use k8s_openapi::api::core::v1::Secret;
+    let client = user_client(kubeconfig.as_deref()).await?;
     let secret = kube::Api::<Secret>::namespaced(client, namespace)
         .get_opt(name)
         .await

@@ -884,6 +884,7 @@ async fn the_engine_renews_inside_the_servers_window_and_when_it_moves() {
         secret_labels: Default::default(),
         secret_annotations: Default::default(),
         output_formats: Default::default(),
+        renew_now: false,
     };
     let step = || reconcile(&store, &managed, Ok(&issuer), SystemTime::now());
 

@@ -54,6 +54,7 @@ fn managed(names: &[&str]) -> Managed {
         secret_labels: BTreeMap::from([("team".into(), "shop".into())]),
         secret_annotations: BTreeMap::new(),
         output_formats: Default::default(),
+        renew_now: false,
     }
 }
 

@@ -330,6 +330,39 @@ pub struct CertificateCondition {
     pub observed_generation: Option<i64>,
 }
 
+/// The reason of the `Issuing` condition with which a user asks for a new
+/// certificate now (`cmctl renew`, `certweave renew`).
+pub const MANUALLY_TRIGGERED: &str = "ManuallyTriggered";
+
+impl Certificate {
+    /// Whether a user asked for re-issuance and it has not happened yet:
+    /// `Issuing=True` with reason `ManuallyTriggered` (the controller's
+    /// next status replaces the condition).
+    pub fn renewal_requested(&self) -> bool {
+        self.renewal_request().is_some()
+    }
+
+    /// The `ManuallyTriggered` condition's transition time (empty when it
+    /// has none): what tells one request from the next.
+    pub fn renewal_request(&self) -> Option<String> {
+        self.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| {
+                c.type_ == "Issuing"
+                    && c.status == "True"
+                    && c.reason.as_deref() == Some(MANUALLY_TRIGGERED)
+            })
+            .map(|c| {
+                c.last_transition_time
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default()
+            })
+    }
+}
+
 /// A checked Certificate: everything the engine and the renewal queue need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificatePlan {

@@ -44,6 +44,10 @@ pub struct CertificateController {
     pub metrics: ControllerMetrics,
     pub events: EventPublisher,
     pub concurrency: usize,
+    /// Renewal requests already honoured, by Certificate: the cache may
+    /// still show the request after the new certificate is written, and it
+    /// must not issue twice.
+    pub renewals_done: std::sync::Mutex<std::collections::HashMap<ObjectKey, String>>,
 }
 
 impl CertificateController {
@@ -92,6 +96,10 @@ impl Job for CertificateController {
     }
 
     fn forgotten(&self, key: &ObjectKey) {
+        self.renewals_done
+            .lock()
+            .expect("renewals lock")
+            .remove(key);
         self.metrics.forget_certificate(&key.namespace, &key.name);
     }
 }
@@ -182,7 +190,14 @@ impl CertificateController {
             secret_labels: plan.secret_template.labels.clone(),
             secret_annotations: plan.secret_template.annotations.clone(),
             output_formats,
+            renew_now: false,
         };
+        let request = certificate.renewal_request();
+        let mut managed = managed;
+        if let Some(request) = &request {
+            let done = self.renewals_done.lock().expect("renewals lock");
+            managed.renew_now = done.get(key) != Some(request);
+        }
         if ignore_backoff {
             reconcile::clear_backoff(&self.store, key).await?;
         }
@@ -199,6 +214,12 @@ impl CertificateController {
             SystemTime::now(),
         )
         .await?;
+        if let (true, Some(request)) = (managed.renew_now, request) {
+            self.renewals_done
+                .lock()
+                .expect("renewals lock")
+                .insert(key.clone(), request);
+        }
         let kind = plan.issuer.kind.as_str();
         if let Some(reason) = &step.issuing_because {
             let message = format!("Issuing certificate as {reason}");

@@ -240,6 +240,7 @@ async fn lead(
         metrics,
         events: events.clone(),
         concurrency: options.concurrency,
+        renewals_done: Default::default(),
     });
     let signer = Arc::new(certificate_requests::RequestSigner {
         client: client.clone(),

@@ -37,6 +37,8 @@ pub enum Change {
     Certificate {
         key: ObjectKey,
         generation: Option<i64>,
+        /// `Issuing=True/ManuallyTriggered`: a user asked for re-issuance.
+        renewal_requested: bool,
         deleted: bool,
     },
     /// An Issuer (`namespace: Some`) or ClusterIssuer changed.
@@ -74,6 +76,7 @@ impl Caches {
             |c: &Certificate, deleted| Change::Certificate {
                 key: key_of(c),
                 generation: c.meta().generation,
+                renewal_requested: c.renewal_requested(),
                 deleted,
             },
         );
@@ -235,10 +238,15 @@ pub async fn forward_triggers(
         tokio::select! {
             _ = &mut stop => return,
             change = changes.recv() => match change {
-                Ok(Change::Certificate { key, generation, deleted }) => {
+                Ok(Change::Certificate { key, generation, renewal_requested, deleted }) => {
                     if deleted {
                         seen_generation.remove(&key);
                         triggers.send(Trigger::Forget(key));
+                    } else if renewal_requested {
+                        // A user asked for a new certificate (status only:
+                        // the generation does not move).
+                        seen_generation.insert(key.clone(), generation);
+                        triggers.send(Trigger::Force(key));
                     } else if seen_generation.get(&key) != Some(&generation) {
                         seen_generation.insert(key.clone(), generation);
                         triggers.send(Trigger::Force(key));

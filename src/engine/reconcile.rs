@@ -62,6 +62,9 @@ pub struct Managed {
     pub secret_annotations: BTreeMap<String, String>,
     /// Extra encodings written beside `tls.crt` and `tls.key`.
     pub output_formats: OutputFormats,
+    /// A user asked for a new certificate now, whatever the stored one is
+    /// worth (`certweave renew`, `cmctl renew`).
+    pub renew_now: bool,
 }
 
 /// What the stored Secret is worth.
@@ -217,7 +220,14 @@ pub async fn reconcile<S: Store, I: Issuer>(
         .read_state(&managed.certificate)
         .await?
         .unwrap_or_default();
-    let reason = match evaluate(managed, secret.as_ref(), now) {
+    let evaluation = if managed.renew_now {
+        Evaluation::Issue {
+            reason: "re-issuance was requested (ManuallyTriggered)".into(),
+        }
+    } else {
+        evaluate(managed, secret.as_ref(), now)
+    };
+    let reason = match evaluation {
         Evaluation::Valid { leaf, renewal_time } => {
             if let Some(stored) = secret
                 .as_ref()
@@ -576,6 +586,7 @@ mod tests {
             secret_labels: BTreeMap::new(),
             secret_annotations: BTreeMap::new(),
             output_formats: OutputFormats::default(),
+            renew_now: false,
         }
     }
 

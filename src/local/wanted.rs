@@ -121,6 +121,7 @@ pub(super) fn load_wanted(options: &LocalOptions) -> BTreeMap<ObjectKey, Wanted>
                     secret_labels: plan.secret_template.labels.clone(),
                     secret_annotations: plan.secret_template.annotations.clone(),
                     output_formats,
+                    renew_now: false,
                 },
                 issuer,
                 source: cert.source.clone(),
