@@ -213,6 +213,22 @@ impl E2e {
             "the controller should report its unroutable POD_IP exactly once at start\n{}",
             controller.log_tail(40)
         );
+        // Before the chart's webhooks reach the controller: not ready, with
+        // the reason; after, ready.
+        let admin_kubeconfig = cluster.kubeconfig.clone();
+        let check = move |wait: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+                .args(["check", "api", "-n", NS, "--wait", wait, "--kubeconfig"])
+                .arg(&admin_kubeconfig)
+                .output()
+                .unwrap()
+        };
+        let before = check("0s");
+        let why = String::from_utf8_lossy(&before.stderr).into_owned();
+        assert!(
+            before.status.code() == Some(1) && why.contains("webhook"),
+            "certweave check api should fail, naming the webhook, while no webhook answers: {why}"
+        );
         let chart_client_configs = chart::route_webhooks(
             &client,
             chart::RELEASE,
@@ -230,6 +246,13 @@ impl E2e {
         };
         e2e.wait_for_webhook().await;
         say("the API server calls the webhook through the chart's configuration");
+        let after = check("30s");
+        assert!(
+            after.status.success(),
+            "certweave check api should pass once the webhook answers: {}",
+            String::from_utf8_lossy(&after.stderr)
+        );
+        say("certweave check api: not ready before the webhook was routed, ready after");
         e2e
     }
 

@@ -26,11 +26,13 @@
 //!    election, the Kubernetes store), [`local`] (the same pipeline on a
 //!    directory), [`inject`] (the webhook offline on YAML streams),
 //!    [`inspect`] (what a certificate file or Secret holds), [`renew`]
-//!    (re-issuance on request, as `cmctl renew`),
+//!    (re-issuance on request, as `cmctl renew`), [`check`] (is certweave
+//!    ready to use),
 //!    [`issue`] (one certificate to a directory) and [`proxy`] (the TLS
 //!    sidecar).
 
 pub mod api;
+pub mod check;
 pub mod controller;
 pub mod engine;
 pub mod inject;

@@ -112,6 +112,9 @@ enum Command {
     ///   certweave renew --all -A -l team=web
     #[command(verbatim_doc_comment)]
     Renew(RenewArgs),
+    /// Check that certweave is ready to use (as `cmctl check api`).
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Run the whole pipeline on a machine without Kubernetes.
     ///
     /// Reads every *.yaml manifest in DIR (Certificate, Issuer,
@@ -353,6 +356,34 @@ struct InspectArgs {
     now: Option<String>,
 }
 
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Exit 0 once the cert-manager.io/v1 kinds are served and the
+    /// admission webhook answers a dry-run CertificateRequest; 1 with the
+    /// reason otherwise. For install scripts and CI.
+    ///
+    /// Examples:
+    ///   certweave check api
+    ///   helm install certweave charts/certweave && certweave check api --wait 2m
+    #[command(verbatim_doc_comment)]
+    Api(CheckApiArgs),
+}
+
+#[derive(Args)]
+struct CheckApiArgs {
+    /// Keep checking this long (a Go duration such as 90s or 2m) before
+    /// giving up; 0 checks once.
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    wait: String,
+    /// Namespace of the dry-run CertificateRequest.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Kubeconfig (default: $KUBECONFIG, ~/.kube/config or the in-cluster
+    /// service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+}
+
 #[derive(Args)]
 struct RenewArgs {
     /// Certificates to renew.
@@ -586,6 +617,7 @@ fn main() -> ExitCode {
         Command::Inject(args) => run_inject(args),
         Command::Inspect(args) => run_inspect(args),
         Command::Renew(args) => run_renew(args),
+        Command::Check(CheckCommand::Api(args)) => run_check_api(args),
         Command::Local(args) if !args.dir.is_dir() => {
             eprintln!(
                 "error: --dir {}: not a directory; give the directory holding the manifests",
@@ -812,6 +844,36 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn run_check_api(args: CheckApiArgs) -> ExitCode {
+    let wait = match certweave::api::duration::parse_go_duration("--wait", &args.wait) {
+        Ok(wait) => wait,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match certweave::runtime::multi_thread() {
+        Ok(runtime) => runtime,
+        Err(e) => return exit_runtime(Err(e.into())),
+    };
+    let result = runtime.block_on(async {
+        let client = user_client(args.kubeconfig.as_deref())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        certweave::check::check(&client, &args.namespace, wait).await
+    });
+    match result {
+        Ok(()) => {
+            println!("The certweave API is ready");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            eprintln!("error: not ready: {why}");
+            ExitCode::from(1)
+        }
     }
 }
 
