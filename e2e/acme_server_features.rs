@@ -114,6 +114,43 @@ async fn renew(e2e: &E2e) -> String {
     format!("renew: revision {revision} → {renewed}, once")
 }
 
+/// `certweave status certificate` on a Ready one, a failing one and a typo.
+fn status_command(e2e: &E2e) -> String {
+    let run = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+            .args(["status", "certificate", name, "-n", NS, "--kubeconfig"])
+            .arg(&e2e.cluster.kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let ready = run("example-com");
+    let text = String::from_utf8_lossy(&ready.stdout).into_owned();
+    if !ready.status.success()
+        || !text.starts_with("Certificate e2e/example-com: Ready")
+        || !text.contains("Issuer: ClusterIssuer letsencrypt-staging: Ready=True")
+        || !text.contains("matches the leaf certificate")
+    {
+        e2e.fail(&format!("status certificate example-com:\n{text}"));
+    }
+    let failing = run("acme-no-such-profile");
+    let text = String::from_utf8_lossy(&failing.stdout).into_owned();
+    if failing.status.code() != Some(1)
+        || !text.contains("invalidProfile")
+        || !text.contains("next attempt")
+    {
+        e2e.fail(&format!("status certificate acme-no-such-profile should exit 1 and show the server's error:\n{text}"));
+    }
+    let typo = run("example-comm");
+    let said = String::from_utf8_lossy(&typo.stderr).into_owned();
+    if typo.status.code() != Some(1) || !said.contains("did you mean example-com") {
+        e2e.fail(&format!(
+            "status certificate example-comm should suggest example-com: {said}"
+        ));
+    }
+    "status: Ready exits 0, failing exits 1 with the server's error, a typo gets close matches"
+        .to_owned()
+}
+
 pub async fn renewal_information_and_profiles(e2e: &E2e) {
     let inspected = inspect_secret(e2e);
     let renewed = renew(e2e).await;
@@ -222,8 +259,9 @@ pub async fn renewal_information_and_profiles(e2e: &E2e) {
             },
         )
         .await;
+    let statuses = status_command(e2e);
     say(&format!(
-        "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}; {inspected}; {renewed}",
+        "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}; {inspected}; {renewed}; {statuses}",
         ari.suggested_window_start, ari.suggested_window_end, ari.selected_renewal_time
     ));
 }

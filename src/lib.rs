@@ -27,7 +27,7 @@
 //!    directory), [`inject`] (the webhook offline on YAML streams),
 //!    [`inspect`] (what a certificate file or Secret holds), [`renew`]
 //!    (re-issuance on request, as `cmctl renew`), [`check`] (is certweave
-//!    ready to use),
+//!    ready to use), [`status`] (why a Certificate is or is not Ready),
 //!    [`issue`] (one certificate to a directory) and [`proxy`] (the TLS
 //!    sidecar).
 
@@ -46,6 +46,7 @@ pub mod pki;
 pub mod proxy;
 pub mod renew;
 pub mod runtime;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod webhook;

@@ -112,6 +112,9 @@ enum Command {
     ///   certweave renew --all -A -l team=web
     #[command(verbatim_doc_comment)]
     Renew(RenewArgs),
+    /// Show why something is or is not Ready.
+    #[command(subcommand)]
+    Status(StatusCommand),
     /// Check that certweave is ready to use (as `cmctl check api`).
     #[command(subcommand)]
     Check(CheckCommand),
@@ -354,6 +357,36 @@ struct InspectArgs {
     /// Inspect as of this time (RFC 3339), for reproducible output.
     #[arg(long, hide = true)]
     now: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum StatusCommand {
+    /// One screen on a Certificate: its conditions, its issuer and the
+    /// issuer's Ready condition, what its Secret holds (serial, validity,
+    /// names, key and whether it matches, chain to ca.crt), renewal time,
+    /// failed attempts and the next retry, the ACME server's renewal window
+    /// and the last Events. Exit 0 when Ready, 1 when not (or when it does
+    /// not exist: close matches are listed), 2 on bad usage.
+    ///
+    /// Examples:
+    ///   certweave status certificate web-tls -n shop
+    ///   certweave status certificate web-tls -n shop -o json
+    #[command(verbatim_doc_comment)]
+    Certificate(StatusCertificateArgs),
+}
+
+#[derive(Args)]
+struct StatusCertificateArgs {
+    name: String,
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Kubeconfig (default: $KUBECONFIG, ~/.kube/config or the in-cluster
+    /// service account).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
 }
 
 #[derive(Subcommand)]
@@ -618,6 +651,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => run_inspect(args),
         Command::Renew(args) => run_renew(args),
         Command::Check(CheckCommand::Api(args)) => run_check_api(args),
+        Command::Status(StatusCommand::Certificate(args)) => run_status_certificate(args),
         Command::Local(args) if !args.dir.is_dir() => {
             eprintln!(
                 "error: --dir {}: not a directory; give the directory holding the manifests",
@@ -844,6 +878,39 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn run_status_certificate(args: StatusCertificateArgs) -> ExitCode {
+    let runtime = match certweave::runtime::multi_thread() {
+        Ok(runtime) => runtime,
+        Err(e) => return exit_runtime(Err(e.into())),
+    };
+    let result = runtime.block_on(async {
+        let client = user_client(args.kubeconfig.as_deref())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        certweave::status::status(&client, &args.namespace, &args.name).await
+    });
+    match result {
+        Ok(report) => {
+            match args.output {
+                OutputFormat::Text => print!("{}", certweave::status::render_text(&report)),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("the report serialises")
+                ),
+            }
+            if report.ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(why) => {
+            eprintln!("error: {why}");
+            ExitCode::from(1)
+        }
     }
 }
 
