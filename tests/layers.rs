@@ -26,6 +26,9 @@ const LAYERS: &[&[&str]] = &[
         "inject",
         "inspect",
         "issue",
+        "renew",
+        "check",
+        "status",
     ],
 ];
 
@@ -53,6 +56,11 @@ const SAME_LAYER: &[(&str, &str, &str)] = &[
         "inject",
         "webhook",
         "`certweave inject` is the webhook's mutation applied offline",
+    ),
+    (
+        "status",
+        "inspect",
+        "`certweave status` shows the Secret as `certweave inspect` reads it",
     ),
 ];
 
