@@ -115,6 +115,17 @@ enum Command {
     /// Show why something is or is not Ready.
     #[command(subcommand)]
     Status(StatusCommand),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   certweave completion bash > /etc/bash_completion.d/certweave
+    ///   certweave completion zsh > "${fpath[1]}/_certweave"
+    ///   certweave completion fish > ~/.config/fish/completions/certweave.fish
+    #[command(verbatim_doc_comment)]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Check that certweave is ready to use (as `cmctl check api`).
     #[command(subcommand)]
     Check(CheckCommand),
@@ -652,6 +663,14 @@ fn main() -> ExitCode {
         Command::Renew(args) => run_renew(args),
         Command::Check(CheckCommand::Api(args)) => run_check_api(args),
         Command::Status(StatusCommand::Certificate(args)) => run_status_certificate(args),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "certweave", &mut script);
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().write_all(&script);
+            ExitCode::SUCCESS
+        }
         Command::Local(args) if !args.dir.is_dir() => {
             eprintln!(
                 "error: --dir {}: not a directory; give the directory holding the manifests",

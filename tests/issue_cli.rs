@@ -466,3 +466,40 @@ fn usage_errors_exit_2_and_name_the_flag() {
         assert_nothing_written(&out);
     }
 }
+
+/// `certweave completion SHELL` prints a script that knows the commands;
+/// bash accepts it.
+#[test]
+fn completion_scripts_know_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+            .args(["completion", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for command in ["inspect", "renew", "status", "check", "local"] {
+            assert!(script.contains(command), "{shell} script lacks {command}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("certweave.bash");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    std::fs::write(&script, out.stdout).unwrap();
+    let sourced = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p certweave",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        sourced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sourced.stderr)
+    );
+}
