@@ -113,8 +113,16 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Renew(RenewArgs),
     /// Show why something is or is not Ready.
-    #[command(subcommand)]
-    Status(StatusCommand),
+    ///
+    /// `status certificate NAME` in a cluster; `status --dir DIR` for the
+    /// certificates of `certweave local` (read from DIR/state, whether
+    /// local runs or not): exit 0 when all are Ready, 1 otherwise.
+    ///
+    /// Examples:
+    ///   certweave status certificate web-tls -n shop
+    ///   certweave status --dir ./certs
+    #[command(verbatim_doc_comment, args_conflicts_with_subcommands = true)]
+    Status(StatusArgs),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -370,6 +378,15 @@ struct InspectArgs {
     now: Option<String>,
 }
 
+#[derive(Args)]
+struct StatusArgs {
+    #[command(subcommand)]
+    command: Option<StatusCommand>,
+    /// The directory of `certweave local`.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum StatusCommand {
     /// One screen on a Certificate: its conditions, its issuer and the
@@ -452,6 +469,11 @@ struct RenewArgs {
     /// service account).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// Renew in the directory of `certweave local` instead of a cluster:
+    /// a running local picks the request up at its next poll, a stopped
+    /// one when it starts.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["kubeconfig", "all", "all_namespaces", "selector"])]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -662,7 +684,18 @@ fn main() -> ExitCode {
         Command::Inspect(args) => run_inspect(args),
         Command::Renew(args) => run_renew(args),
         Command::Check(CheckCommand::Api(args)) => run_check_api(args),
-        Command::Status(StatusCommand::Certificate(args)) => run_status_certificate(args),
+        Command::Status(StatusArgs {
+            command: Some(StatusCommand::Certificate(args)),
+            ..
+        }) => run_status_certificate(args),
+        Command::Status(StatusArgs {
+            dir: Some(dir),
+            command: None,
+        }) => run_status_dir(&dir),
+        Command::Status(_) => {
+            eprintln!("error: give `certificate NAME` or --dir DIR (see certweave status --help)");
+            ExitCode::from(2)
+        }
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -963,8 +996,39 @@ fn run_check_api(args: CheckApiArgs) -> ExitCode {
     }
 }
 
+fn run_status_dir(dir: &std::path::Path) -> ExitCode {
+    match certweave::status::local_status(dir) {
+        Ok(rows) => {
+            print!("{}", certweave::status::render_local(&rows));
+            if rows.iter().all(|r| r.ready) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(why) => {
+            eprintln!("error: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn run_renew(args: RenewArgs) -> ExitCode {
     use certweave::renew::{renew, RenewTarget, Renewed};
+    if let Some(dir) = &args.dir {
+        return match certweave::renew::renew_local(dir, &args.namespace, &args.names) {
+            Ok(requested) => {
+                for id in requested {
+                    println!("Renewal of Certificate {id} requested; a running certweave local issues it at its next poll");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let runtime = match certweave::runtime::multi_thread() {
         Ok(runtime) => runtime,
         Err(e) => return exit_runtime(Err(e.into())),

@@ -105,3 +105,50 @@ pub async fn renew(client: Client, target: &RenewTarget) -> Result<Vec<Renewed>,
     }
     Ok(out)
 }
+
+/// `certweave renew --dir`: records a renewal request for each named
+/// certificate of `certweave local`'s directory. A name local has never
+/// recorded is an error naming it and the ones it knows.
+pub fn renew_local(
+    dir: &std::path::Path,
+    namespace: &str,
+    names: &[String],
+) -> Result<Vec<String>, String> {
+    use crate::store::fs::FsStore;
+    use crate::store::ObjectKey;
+    if !dir.is_dir() {
+        return Err(format!(
+            "--dir {}: not a directory; give certweave local's --dir",
+            dir.display()
+        ));
+    }
+    let store = FsStore::new(dir);
+    let known = store.certificates_with_state();
+    let mut out = Vec::new();
+    for name in names {
+        let key = ObjectKey::new(namespace, name.clone());
+        if !known.contains(&key) {
+            let close = crate::api::names::close_matches(
+                name,
+                known
+                    .iter()
+                    .filter(|k| k.namespace == namespace)
+                    .map(|k| k.name.as_str()),
+            );
+            let hint = if close.is_empty() {
+                format!("`certweave status --dir {}` lists them", dir.display())
+            } else {
+                format!("did you mean {}?", close.join(", "))
+            };
+            return Err(format!(
+                "certweave local has no Certificate {key} in {}; {hint}",
+                dir.display()
+            ));
+        }
+        store
+            .request_renewal(&key)
+            .map_err(|e| format!("cannot record the request: {e}"))?;
+        out.push(key.to_string());
+    }
+    Ok(out)
+}

@@ -100,25 +100,6 @@ fn issuer_state<K: IssuerObject>(issuer: Option<K>) -> String {
     }
 }
 
-/// Close matches for a missing name, for the "did you mean" line.
-pub fn close_matches<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let wanted = wanted.to_ascii_lowercase();
-    let mut out: Vec<String> = names
-        .filter(|n| {
-            let n = n.to_ascii_lowercase();
-            n.contains(&wanted) || wanted.contains(&n) || prefix(&n, &wanted) >= 3
-        })
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    out.truncate(5);
-    out
-}
-
-fn prefix(a: &str, b: &str) -> usize {
-    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
-}
-
 /// Builds the report for Certificate `namespace/name`. `Err` when it does
 /// not exist (with close matches) or cannot be read.
 pub async fn status(client: &Client, namespace: &str, name: &str) -> Result<StatusReport, String> {
@@ -133,7 +114,7 @@ pub async fn status(client: &Client, namespace: &str, name: &str) -> Result<Stat
             .await
             .map(|l| l.items)
             .unwrap_or_default();
-        let close = close_matches(
+        let close = crate::api::names::close_matches(
             name,
             listed
                 .iter()
@@ -385,18 +366,111 @@ pub fn render_text(report: &StatusReport) -> String {
     out
 }
 
+/// One certificate of `certweave local`, from its recorded state.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRow {
+    pub certificate: String,
+    pub ready: bool,
+    pub not_after: String,
+    pub renewal_time: String,
+    pub message: String,
+}
+
+fn rfc3339(t: Option<SystemTime>) -> String {
+    t.map(|t| {
+        let secs = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        time::OffsetDateTime::from_unix_timestamp(secs)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+/// Every certificate `certweave local` recorded under `dir/state`.
+pub fn local_status(dir: &std::path::Path) -> Result<Vec<LocalRow>, String> {
+    if !dir.join("state").is_dir() {
+        return Err(format!(
+            "{} has no state/ folder: certweave local has not run there (or give its --dir)",
+            dir.display()
+        ));
+    }
+    let store = crate::store::fs::FsStore::new(dir);
+    let mut rows = Vec::new();
+    for key in store.certificates_with_state() {
+        let row = match store.state_of(&key) {
+            Ok(Some(state)) => LocalRow {
+                certificate: key.to_string(),
+                ready: state.ready,
+                not_after: rfc3339(state.not_after),
+                renewal_time: rfc3339(state.renewal_time),
+                message: state.message.unwrap_or_default(),
+            },
+            Ok(None) => continue,
+            Err(e) => LocalRow {
+                certificate: key.to_string(),
+                ready: false,
+                not_after: "-".into(),
+                renewal_time: "-".into(),
+                message: format!("unreadable state: {e}"),
+            },
+        };
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// The rows as an aligned table.
+pub fn render_local(rows: &[LocalRow]) -> String {
+    let width = rows
+        .iter()
+        .map(|r| r.certificate.len())
+        .max()
+        .unwrap_or(0)
+        .max("CERTIFICATE".len());
+    let mut out = format!(
+        "{:<width$}  {:<5}  {:<20}  {:<20}  MESSAGE\n",
+        "CERTIFICATE", "READY", "NOT AFTER", "RENEWAL"
+    );
+    for r in rows {
+        let message: String = r.message.chars().take(120).collect();
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<5}  {:<20}  {:<20}  {message}",
+            r.certificate,
+            if r.ready { "True" } else { "False" },
+            r.not_after,
+            r.renewal_time
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn close_matches_find_typos_and_parts() {
-        let names = ["web-tls", "api-tls", "website", "db"];
-        assert_eq!(
-            close_matches("web", names.into_iter()),
-            ["web-tls", "website"]
+    fn local_rows_render_as_an_aligned_table() {
+        let rows = [LocalRow {
+            certificate: "default/web".into(),
+            ready: true,
+            not_after: "2027-01-01T00:00:00Z".into(),
+            renewal_time: "2026-11-01T00:00:00Z".into(),
+            message: "Certificate is up to date".into(),
+        }];
+        let text = render_local(&rows);
+        assert!(text.starts_with("CERTIFICATE  READY"), "{text}");
+        assert!(
+            text.contains("default/web  True   2027-01-01T00:00:00Z"),
+            "{text}"
         );
-        assert_eq!(close_matches("api-tl", names.into_iter()), ["api-tls"]);
-        assert!(close_matches("zzz", names.into_iter()).is_empty());
     }
 }

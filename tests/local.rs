@@ -597,3 +597,61 @@ fn keystores_are_written_into_the_secret_directory() {
         "{listed}"
     );
 }
+
+/// `certweave status --dir` reads the state while local runs, and
+/// `certweave renew --dir` makes the running local issue again, once.
+#[test]
+fn status_and_renew_work_on_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = format!(
+        "{CHAIN}{}",
+        certificate("web", "web-tls", &["web.example.test"], "")
+    );
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let local = Local::start(dir.path());
+    let web = secret_dir(dir.path(), "default", "web-tls");
+    let first = wait_for("web issued", Duration::from_secs(30), &local, || leaf(&web));
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let status = wait_for(
+        "every certificate Ready in status --dir",
+        Duration::from_secs(20),
+        &local,
+        || {
+            let out = run(&["status"]);
+            out.status
+                .success()
+                .then(|| String::from_utf8(out.stdout).unwrap())
+        },
+    );
+    assert!(status.starts_with("CERTIFICATE"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("default/web ") && l.contains("True")),
+        "{status}"
+    );
+
+    let typo = run(&["renew", "webb"]);
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("did you mean web"));
+    let renew = run(&["renew", "web"]);
+    assert!(
+        renew.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renew.stderr)
+    );
+    let second = wait_for("web issued again", Duration::from_secs(30), &local, || {
+        leaf(&web).filter(|l| l.serial_hex != first.serial_hex)
+    });
+    // Once: the request is gone and a few polls later the serial holds.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(leaf(&web).unwrap().serial_hex, second.serial_hex);
+    assert!(!dir.path().join("state/renew/default/web").exists());
+}

@@ -147,8 +147,41 @@ pub fn check_mount_path(field: &str, path: &str) -> Result<(), InvalidField> {
     Ok(())
 }
 
+/// Close matches for a missing name, for the "did you mean" line.
+pub fn close_matches<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let wanted = wanted.to_ascii_lowercase();
+    let mut out: Vec<String> = names
+        .filter(|n| {
+            let n = n.to_ascii_lowercase();
+            n.contains(&wanted) || wanted.contains(&n) || prefix(&n, &wanted) >= 3
+        })
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.truncate(5);
+    out
+}
+
+fn prefix(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn close_matches_find_typos_and_parts() {
+        let names = ["web-tls", "api-tls", "website", "db"];
+        assert_eq!(
+            super::close_matches("web", names.into_iter()),
+            ["web-tls", "website"]
+        );
+        assert_eq!(
+            super::close_matches("api-tl", names.into_iter()),
+            ["api-tls"]
+        );
+        assert!(super::close_matches("zzz", names.into_iter()).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -54,13 +54,17 @@ impl Job for LocalJob {
         let stamp = SecretStamp::of(&store.secret_dir(&item.managed.secret));
         self.stamps.lock().expect("stamps lock").remove(&key);
         let issuer = self.shared.issuer_for(&item.issuer).await;
+        // `certweave renew --dir`: issue now, once.
+        let renew_now = store.renewal_requested(&key);
+        let mut managed = item.managed.clone();
+        managed.renew_now = renew_now;
         let result = async {
-            if forced {
+            if forced || renew_now {
                 reconcile::clear_backoff(store, &item.managed.certificate).await?;
             }
             reconcile::reconcile(
                 store,
-                &item.managed,
+                &managed,
                 issuer.as_ref().map_err(IssueError::duplicate),
                 SystemTime::now(),
             )
@@ -72,6 +76,9 @@ impl Job for LocalJob {
             .expect("stamps lock")
             .insert(key.clone(), stamp);
         let step = result?;
+        if renew_now {
+            store.clear_renewal_request(&key);
+        }
         let wanted = self.wanted();
         if step.issued {
             on_issued(self.on_renew.as_deref(), store, &item);

@@ -41,6 +41,12 @@ pub(super) async fn watch_directory(options: LocalOptions, job: Arc<LocalJob>) {
         }
         // Read outside the lock: file metadata can be slow, evaluations wait.
         let wanted = job.wanted();
+        for key in job.shared.store.renewal_requests() {
+            if wanted.contains_key(&key) {
+                tracing::info!(certificate = %key, "renewal requested; issuing");
+                job.triggers.send(Trigger::Force(key));
+            }
+        }
         let current: Vec<(ObjectKey, SecretStamp)> = wanted
             .iter()
             .map(|(key, item)| {

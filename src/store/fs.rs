@@ -63,6 +63,78 @@ impl FsStore {
             .join(&secret.name)
     }
 
+    /// `state/renew/<namespace>/<name>`: a request, by `certweave renew
+    /// --dir`, to issue this certificate now; removed once honoured.
+    fn renewal_request_path(&self, certificate: &ObjectKey) -> PathBuf {
+        self.root
+            .join("state")
+            .join("renew")
+            .join(&certificate.namespace)
+            .join(&certificate.name)
+    }
+
+    /// Asks a running (or the next) `certweave local` to issue
+    /// `certificate` now.
+    pub fn request_renewal(&self, certificate: &ObjectKey) -> Result<(), StoreError> {
+        let path = self.renewal_request_path(certificate);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        fs::write(&path, b"").map_err(io_err(&path))
+    }
+
+    pub fn renewal_requested(&self, certificate: &ObjectKey) -> bool {
+        self.renewal_request_path(certificate).exists()
+    }
+
+    pub fn clear_renewal_request(&self, certificate: &ObjectKey) {
+        let _ = fs::remove_file(self.renewal_request_path(certificate));
+    }
+
+    /// Every pending renewal request.
+    pub fn renewal_requests(&self) -> Vec<ObjectKey> {
+        self.objects_under(&self.root.join("state").join("renew"), "")
+    }
+
+    /// Every certificate with recorded state.
+    pub fn certificates_with_state(&self) -> Vec<ObjectKey> {
+        self.objects_under(&self.root.join("state").join("certificates"), ".json")
+    }
+
+    /// `<dir>/<namespace>/<name><suffix>` entries as keys, sorted.
+    fn objects_under(&self, dir: &Path, suffix: &str) -> Vec<ObjectKey> {
+        let mut out = Vec::new();
+        for namespace in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let Some(ns) = namespace.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            for entry in fs::read_dir(namespace.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if let Some(name) = file.strip_suffix(suffix).filter(|n| !n.starts_with('.')) {
+                    if !name.is_empty() && entry.path().is_file() {
+                        out.push(ObjectKey::new(ns.clone(), name));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        out
+    }
+
+    /// The recorded state of `certificate` (for `certweave status --dir`).
+    pub fn state_of(
+        &self,
+        certificate: &ObjectKey,
+    ) -> Result<Option<CertificateState>, StoreError> {
+        self.read_state_sync(certificate)
+    }
+
     fn state_path(&self, certificate: &ObjectKey) -> PathBuf {
         self.root
             .join("state")
