@@ -631,6 +631,23 @@ fn status_and_renew_work_on_the_directory() {
         },
     );
     assert!(status.starts_with("CERTIFICATE"), "{status}");
+    // The first pass ended with one summary line.
+    let summary = wait_for("the summary line", Duration::from_secs(10), &local, || {
+        local
+            .log()
+            .lines()
+            .find(|l| l.contains("certificates ready"))
+            .map(str::to_owned)
+    });
+    assert!(
+        summary.contains("2 certificates ready, 0 failing, next renewal in "),
+        "{summary}"
+    );
+    assert_eq!(
+        local.log().matches("certificates ready").count(),
+        1,
+        "said once"
+    );
     assert!(
         status
             .lines()

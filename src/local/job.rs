@@ -28,11 +28,57 @@ pub(super) struct LocalJob {
     /// A key is absent while it is evaluated, so its own writes do not.
     pub(super) stamps: std::sync::Mutex<HashMap<ObjectKey, SecretStamp>>,
     pub(super) triggers: Triggers<ObjectKey>,
+    /// The certificates of the first pass not settled yet (a certificate
+    /// waiting for a CA issued in the pass is evaluated again); `None` once
+    /// the summary line was printed.
+    pub(super) initial: std::sync::Mutex<Option<std::collections::HashSet<ObjectKey>>>,
 }
 
 impl LocalJob {
     pub(super) fn wanted(&self) -> Arc<BTreeMap<ObjectKey, Wanted>> {
         self.wanted.read().expect("wanted lock").clone()
+    }
+
+    /// Notes `key` as evaluated; once the first pass is complete, says in
+    /// one line how it ended.
+    fn initial_pass_done(&self, key: &ObjectKey) {
+        let mut initial = self.initial.lock().expect("initial lock");
+        let Some(left) = initial.as_mut() else { return };
+        left.remove(key);
+        if !left.is_empty() {
+            return;
+        }
+        *initial = None;
+        drop(initial);
+        let store = &self.shared.store;
+        let (mut ready, mut failing, mut next) = (0usize, 0usize, None::<SystemTime>);
+        for key in self.wanted().keys() {
+            match store.state_of(key) {
+                Ok(Some(state)) if state.ready => {
+                    ready += 1;
+                    if let Some(at) = state.renewal_time {
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    }
+                }
+                _ => failing += 1,
+            }
+        }
+        let next = match next.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
+            Some(left) => format!("next renewal in {}", human(left)),
+            None => "no renewal scheduled".to_owned(),
+        };
+        let line = format!("{ready} certificates ready, {failing} failing, {next}");
+        tracing::info!("{line}");
+    }
+}
+
+/// `3d 4h`, `5h`, `12m`.
+fn human(d: std::time::Duration) -> String {
+    let hours = d.as_secs() / 3600;
+    match (hours / 24, hours % 24) {
+        (0, 0) => format!("{}m", d.as_secs() / 60),
+        (0, h) => format!("{h}h"),
+        (days, h) => format!("{days}d {h}h"),
     }
 }
 
@@ -82,13 +128,19 @@ impl Job for LocalJob {
         let wanted = self.wanted();
         if step.issued {
             on_issued(self.on_renew.as_deref(), store, &item);
-            // Certificates signed by the CA in this Secret may be waiting for it.
+            // Certificates signed by the CA in this Secret may be waiting for
+            // it: evaluated again, and part of the first pass again if it
+            // is still running.
             for (other, w) in wanted.iter() {
                 if depends_on(w, &item.managed.secret) {
+                    if let Some(initial) = self.initial.lock().expect("initial lock").as_mut() {
+                        initial.insert(other.clone());
+                    }
                     self.triggers.send(Trigger::Force(other.clone()));
                 }
             }
         }
+        self.initial_pass_done(&key);
         Ok(wanted.contains_key(&key).then_some(step.next))
     }
 }

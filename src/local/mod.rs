@@ -125,6 +125,7 @@ pub async fn run(
         wanted: std::sync::RwLock::new(Arc::new(wanted)),
         stamps: Default::default(),
         triggers,
+        initial: std::sync::Mutex::new(Some(keys.iter().cloned().collect())),
     });
     let poller = tokio::spawn(watch_directory(options.clone(), job.clone()));
     // Rebuild the schedule: everything is evaluated now (cheap for valid
