@@ -168,11 +168,18 @@ impl CertificateRequestSpec {
             .issuer_ref
             .resolve("spec.issuerRef")
             .map_err(|e| e.to_string())?;
-        let pem = base64::engine::general_purpose::STANDARD
-            .decode(self.request.trim())
-            .map_err(|_| {
-                "spec.request is not base64: put the PEM request in base64 (kubectl and the API server expect bytes so)".to_owned()
-            })?;
+        // Bytes travel base64-encoded; a PEM given as it is (a manifest
+        // read without an API server) is taken too.
+        let trimmed = self.request.trim();
+        let pem = if trimmed.starts_with("-----BEGIN") {
+            trimmed.as_bytes().to_vec()
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(trimmed)
+                .map_err(|_| {
+                    "spec.request is not base64: put the PEM request in base64 (kubectl and the API server expect bytes so)".to_owned()
+                })?
+        };
         let (csr, content) =
             pki::parse_csr(&pem).map_err(|e: CsrError| format!("spec.request: {e}"))?;
         if content.common_name.is_none()
@@ -323,6 +330,9 @@ mod tests {
     #[test]
     fn a_request_plans_with_its_names_duration_and_usages() {
         let plan = spec_with(&csr_pem(&["app.example.com"])).plan().unwrap();
+        let mut raw = spec_with("");
+        raw.request = csr_pem(&["raw.example.com"]);
+        assert_eq!(raw.plan().unwrap().request.dns_names, ["raw.example.com"]);
         assert_eq!(plan.issuer.name, "ca");
         assert_eq!(plan.request.dns_names, ["app.example.com"]);
         assert_eq!(plan.request.duration, Duration::from_secs(24 * 3600));
