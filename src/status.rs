@@ -457,6 +457,60 @@ pub fn render_local(rows: &[LocalRow]) -> String {
 mod tests {
     use super::*;
 
+    /// The text of `status certificate` is pinned in
+    /// `tests/golden/status-certificate.txt` (UPDATE_GOLDEN=1 rewrites it).
+    #[test]
+    fn the_text_of_a_failing_certificate_is_pinned() {
+        let report = StatusReport {
+            name: "web".into(),
+            namespace: "shop".into(),
+            ready: false,
+            conditions: vec![
+                ConditionLine {
+                    type_: "Ready".into(),
+                    status: "False".into(),
+                    reason: "Failed".into(),
+                    message: "issuance failed (attempt 2, next in 10s): challenge for web.example.com failed: connection refused".into(),
+                    since: Some("2026-12-01T10:00:00Z".into()),
+                },
+                ConditionLine {
+                    type_: "Issuing".into(),
+                    status: "False".into(),
+                    reason: "Failed".into(),
+                    message: "issuance failed".into(),
+                    since: None,
+                },
+            ],
+            issuer: IssuerLine {
+                kind: "ClusterIssuer".into(),
+                name: "letsencrypt".into(),
+                state: "Ready=True (ACMEAccountRegistered: The ACME account was registered with the ACME server)".into(),
+            },
+            secret: SecretLine {
+                name: "web-tls".into(),
+                exists: false,
+                contents: None,
+                problem: None,
+            },
+            renewal_time: None,
+            revision: None,
+            failed_issuance_attempts: Some(2),
+            next_attempt_time: Some("2026-12-01T10:00:10Z".into()),
+            acme_renewal_window: None,
+            events: vec!["2026-12-01T10:00:00Z Warning Failed: challenge for web.example.com failed".into()],
+        };
+        let text = render_text(&report);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/status-certificate.txt");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(text, std::fs::read_to_string(&path).unwrap());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["failedIssuanceAttempts"], 2);
+        assert_eq!(json["conditions"][0]["type"], "Ready");
+    }
+
     #[test]
     fn local_rows_render_as_an_aligned_table() {
         let rows = [LocalRow {
