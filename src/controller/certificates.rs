@@ -150,6 +150,11 @@ impl CertificateController {
                     .await;
             }
         }
+        // `cmctl renew` / `certweave renew`, not honoured yet.
+        let request = certificate.renewal_request();
+        let renew_now = request.as_ref().is_some_and(|request| {
+            self.renewals_done.lock().expect("renewals lock").get(key) != Some(request)
+        });
         let labels = [
             key.name.as_str(),
             key.namespace.as_str(),
@@ -190,14 +195,8 @@ impl CertificateController {
             secret_labels: plan.secret_template.labels.clone(),
             secret_annotations: plan.secret_template.annotations.clone(),
             output_formats,
-            renew_now: false,
+            renew_now,
         };
-        let request = certificate.renewal_request();
-        let mut managed = managed;
-        if let Some(request) = &request {
-            let done = self.renewals_done.lock().expect("renewals lock");
-            managed.renew_now = done.get(key) != Some(request);
-        }
         if ignore_backoff {
             reconcile::clear_backoff(&self.store, key).await?;
         }
