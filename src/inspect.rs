@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
+use crate::engine::timing::{rfc3339, short_span};
 use crate::pki::{self, PrivateKey};
 
 /// What there is to inspect: a chain, and perhaps a key and a CA.
@@ -131,64 +132,16 @@ pub struct ChainReport {
     pub problem: Option<String>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-fn span(d: Duration) -> String {
-    let hours = d.as_secs() / 3600;
-    match (hours / 24, hours % 24) {
-        (0, 0) => format!("{}m", d.as_secs() / 60),
-        (0, h) => format!("{h}h"),
-        (days, h) => format!("{days}d {h}h"),
-    }
-}
-
 fn time_left(not_before: SystemTime, not_after: SystemTime, now: SystemTime) -> String {
     if now < not_before {
         return format!(
             "not valid for another {}",
-            span(not_before.duration_since(now).unwrap_or_default())
+            short_span(not_before.duration_since(now).unwrap_or_default())
         );
     }
     match not_after.duration_since(now) {
-        Ok(left) => format!("{} left", span(left)),
-        Err(e) => format!("expired {} ago", span(e.duration())),
-    }
-}
-
-fn key_algorithm(cert: &X509Certificate<'_>) -> String {
-    use x509_parser::public_key::PublicKey;
-    let spki = cert.public_key();
-    match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
-        Ok(PublicKey::EC(_)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .unwrap_or_default();
-            match curve.as_str() {
-                "1.2.840.10045.3.1.7" => "ECDSA P-256".into(),
-                "1.3.132.0.34" => "ECDSA P-384".into(),
-                "1.3.132.0.35" => "ECDSA P-521".into(),
-                other => format!("ECDSA {other}"),
-            }
-        }
-        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => "Ed25519".into(),
-        _ => spki.algorithm.algorithm.to_id_string(),
+        Ok(left) => format!("{} left", short_span(left)),
+        Err(e) => format!("expired {} ago", short_span(e.duration())),
     }
 }
 
@@ -242,7 +195,7 @@ fn certificate_report(der: &[u8], now: SystemTime) -> Result<CertificateReport, 
         ip_addresses: info.ip_addresses.iter().map(ToString::to_string).collect(),
         uris: info.uris,
         email_addresses: info.email_addresses,
-        key_algorithm: key_algorithm(&cert),
+        key_algorithm: pki::PublicKeyKind::of(cert.public_key()).to_string(),
         key_usages,
         extended_key_usages,
         is_ca: info.is_ca,
@@ -375,6 +328,7 @@ pub fn render_text(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn time_left_reads_like_a_person_would_say_it() {

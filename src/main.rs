@@ -861,15 +861,9 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
     };
     let material = match args.target.as_slice() {
         [kind, name] if kind == "secret" => {
-            let runtime = match certweave::runtime::multi_thread() {
-                Ok(runtime) => runtime,
-                Err(e) => return exit_runtime(Err(e.into())),
-            };
-            match runtime.block_on(secret_material(
-                args.kubeconfig.clone(),
-                &args.namespace,
-                name,
-            )) {
+            match as_user(args.kubeconfig.as_deref(), |client| {
+                secret_material(client, &args.namespace, name)
+            }) {
                 Ok(material) => material,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -914,13 +908,7 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
         Ok(report) => report,
         Err(e) => return usage(e.to_string()),
     };
-    match args.output {
-        OutputFormat::Text => print!("{}", render_text(&report)),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("the report serialises")
-        ),
-    }
+    print_report(args.output, &report, render_text);
     let bad_key = report
         .private_key
         .as_ref()
@@ -934,25 +922,14 @@ fn run_inspect(args: InspectArgs) -> ExitCode {
 }
 
 fn run_status_certificate(args: StatusCertificateArgs) -> ExitCode {
-    let runtime = match certweave::runtime::multi_thread() {
-        Ok(runtime) => runtime,
-        Err(e) => return exit_runtime(Err(e.into())),
-    };
-    let result = runtime.block_on(async {
-        let client = user_client(args.kubeconfig.as_deref())
+    let result = as_user(args.kubeconfig.as_deref(), |client| async move {
+        certweave::status::status(&client, &args.namespace, &args.name)
             .await
-            .map_err(|e| format!("{e:#}"))?;
-        certweave::status::status(&client, &args.namespace, &args.name).await
+            .map_err(anyhow::Error::msg)
     });
     match result {
         Ok(report) => {
-            match args.output {
-                OutputFormat::Text => print!("{}", certweave::status::render_text(&report)),
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("the report serialises")
-                ),
-            }
+            print_report(args.output, &report, certweave::status::render_text);
             if report.ready {
                 ExitCode::SUCCESS
             } else {
@@ -960,7 +937,7 @@ fn run_status_certificate(args: StatusCertificateArgs) -> ExitCode {
             }
         }
         Err(why) => {
-            eprintln!("error: {why}");
+            eprintln!("error: {why:#}");
             ExitCode::from(1)
         }
     }
@@ -974,15 +951,10 @@ fn run_check_api(args: CheckApiArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match certweave::runtime::multi_thread() {
-        Ok(runtime) => runtime,
-        Err(e) => return exit_runtime(Err(e.into())),
-    };
-    let result = runtime.block_on(async {
-        let client = user_client(args.kubeconfig.as_deref())
+    let result = as_user(args.kubeconfig.as_deref(), |client| async move {
+        certweave::check::check(&client, &args.namespace, wait)
             .await
-            .map_err(|e| format!("{e:#}"))?;
-        certweave::check::check(&client, &args.namespace, wait).await
+            .map_err(anyhow::Error::msg)
     });
     match result {
         Ok(()) => {
@@ -990,7 +962,7 @@ fn run_check_api(args: CheckApiArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(why) => {
-            eprintln!("error: not ready: {why}");
+            eprintln!("error: not ready: {why:#}");
             ExitCode::from(1)
         }
     }
@@ -1029,18 +1001,13 @@ fn run_renew(args: RenewArgs) -> ExitCode {
             }
         };
     }
-    let runtime = match certweave::runtime::multi_thread() {
-        Ok(runtime) => runtime,
-        Err(e) => return exit_runtime(Err(e.into())),
-    };
     let target = RenewTarget {
         names: args.names,
         all: args.all,
         namespace: (!args.all_namespaces).then_some(args.namespace),
         selector: args.selector,
     };
-    let result = runtime.block_on(async {
-        let client = user_client(args.kubeconfig.as_deref()).await?;
+    let result = as_user(args.kubeconfig.as_deref(), |client| async {
         renew(client, &target).await.map_err(anyhow::Error::msg)
     });
     match result {
@@ -1067,6 +1034,30 @@ fn run_renew(args: RenewArgs) -> ExitCode {
     }
 }
 
+/// Runs `work` on a runtime of its own with a client as the user: the
+/// shape of every command that reads or writes the cluster for a person.
+fn as_user<T, Fut>(
+    kubeconfig: Option<&std::path::Path>,
+    work: impl FnOnce(kube::Client) -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let runtime = certweave::runtime::multi_thread()?;
+    runtime.block_on(async { work(user_client(kubeconfig).await?).await })
+}
+
+/// A report as text for a terminal, or as JSON.
+fn print_report<R: serde::Serialize>(output: OutputFormat, report: &R, text: fn(&R) -> String) {
+    match output {
+        OutputFormat::Text => print!("{}", text(report)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("the report serialises")
+        ),
+    }
+}
+
 /// A client as the user: `kubeconfig`, else the usual inference.
 async fn user_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     use anyhow::Context;
@@ -1085,13 +1076,12 @@ async fn user_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
 
 /// The certificate, key, CA and cert-manager annotations of a Secret.
 async fn secret_material(
-    kubeconfig: Option<PathBuf>,
+    client: kube::Client,
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<certweave::inspect::Material> {
     use anyhow::Context;
     use k8s_openapi::api::core::v1::Secret;
-    let client = user_client(kubeconfig.as_deref()).await?;
     let secret = kube::Api::<Secret>::namespaced(client, namespace)
         .get_opt(name)
         .await

@@ -336,6 +336,65 @@ pub fn parse_pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     Ok(out)
 }
 
+/// What kind of public key a SubjectPublicKeyInfo holds, read once for the
+/// signer of requests made elsewhere and for `certweave inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyKind {
+    Rsa {
+        bits: usize,
+    },
+    /// The curve's name (`P-256`, `P-384`, `P-521`) or, for another curve,
+    /// its OID.
+    Ecdsa {
+        curve: String,
+    },
+    Ed25519,
+    /// Anything else, by algorithm OID.
+    Other(String),
+}
+
+impl PublicKeyKind {
+    pub fn of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Self {
+        use x509_parser::public_key::PublicKey;
+        let algorithm = spki.algorithm.algorithm.to_id_string();
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => PublicKeyKind::Rsa {
+                bits: rsa.key_size(),
+            },
+            Ok(PublicKey::EC(_)) => {
+                let oid = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|oid| oid.to_id_string())
+                    .unwrap_or_default();
+                let curve = match oid.as_str() {
+                    "1.2.840.10045.3.1.7" => "P-256".to_owned(),
+                    "1.3.132.0.34" => "P-384".to_owned(),
+                    "1.3.132.0.35" => "P-521".to_owned(),
+                    _ => oid,
+                };
+                PublicKeyKind::Ecdsa { curve }
+            }
+            _ if algorithm == "1.3.101.112" => PublicKeyKind::Ed25519,
+            _ => PublicKeyKind::Other(algorithm),
+        }
+    }
+}
+
+/// `RSA 2048`, `ECDSA P-256`, `Ed25519`, or the OID.
+impl std::fmt::Display for PublicKeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PublicKeyKind::Rsa { bits } => write!(f, "RSA {bits}"),
+            PublicKeyKind::Ecdsa { curve } => write!(f, "ECDSA {curve}"),
+            PublicKeyKind::Ed25519 => f.write_str("Ed25519"),
+            PublicKeyKind::Other(oid) => f.write_str(oid),
+        }
+    }
+}
+
 /// What certweave needs to know about one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {

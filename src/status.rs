@@ -377,21 +377,9 @@ pub struct LocalRow {
     pub message: String,
 }
 
-fn rfc3339(t: Option<SystemTime>) -> String {
-    t.map(|t| {
-        let secs = t
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        time::OffsetDateTime::from_unix_timestamp(secs)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
-    })
-    .unwrap_or_else(|| "-".into())
+/// A recorded time, or `-`.
+fn time_or_dash(t: Option<SystemTime>) -> String {
+    t.map_or_else(|| "-".into(), crate::engine::timing::rfc3339)
 }
 
 /// Every certificate `certweave local` recorded under `dir/state`.
@@ -409,8 +397,8 @@ pub fn local_status(dir: &std::path::Path) -> Result<Vec<LocalRow>, String> {
             Ok(Some(state)) => LocalRow {
                 certificate: key.to_string(),
                 ready: state.ready,
-                not_after: rfc3339(state.not_after),
-                renewal_time: rfc3339(state.renewal_time),
+                not_after: time_or_dash(state.not_after),
+                renewal_time: time_or_dash(state.renewal_time),
                 message: state.message.unwrap_or_default(),
             },
             Ok(None) => continue,

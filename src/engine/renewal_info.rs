@@ -36,7 +36,7 @@ pub(crate) async fn renewal_information<I: Issuer>(
                 .and_then(|a| a.renewal_time)
                 .unwrap_or_else(|| random_point(window.start, window.end));
             if same_window.is_none() {
-                tracing::info!(certificate = %managed.certificate, renewal_time = %humantime_rfc3339(renewal_time), "renewal scheduled inside the ACME server's suggested window");
+                tracing::info!(certificate = %managed.certificate, renewal_time = %super::timing::rfc3339(renewal_time), "renewal scheduled inside the ACME server's suggested window");
             }
             Some(AriState {
                 serial: serial.to_owned(),
@@ -76,20 +76,6 @@ fn random_point(start: SystemTime, end: SystemTime) -> SystemTime {
     }
     let offset = rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (millis + 1);
     start + Duration::from_millis(offset)
-}
-
-fn humantime_rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

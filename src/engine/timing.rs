@@ -6,7 +6,7 @@
 //! workaround for its architecture (transient network errors retry within
 //! seconds, since nothing is gained by waiting an hour for a TCP reset).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use crate::model::RenewBefore;
 
@@ -19,6 +19,33 @@ pub enum FailureClass {
     RateLimited(Option<Duration>),
     /// Rejections and misconfiguration: retrying soon cannot help.
     Permanent,
+}
+
+/// `2026-12-05T10:00:00Z`: a time as logs, status tables and reports
+/// show it (whole seconds, UTC).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// `89d 3h`, `5h`, `12m`: a span as a person says it, to the hour (to the
+/// minute below an hour).
+pub fn short_span(d: Duration) -> String {
+    let hours = d.as_secs() / 3600;
+    match (hours / 24, hours % 24) {
+        (0, 0) => format!("{}m", d.as_secs() / 60),
+        (0, h) => format!("{h}h"),
+        (days, h) => format!("{days}d {h}h"),
+    }
 }
 
 /// First retry after a transient failure.

@@ -64,21 +64,14 @@ impl LocalJob {
             }
         }
         let next = match next.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
-            Some(left) => format!("next renewal in {}", human(left)),
+            Some(left) => format!(
+                "next renewal in {}",
+                crate::engine::timing::short_span(left)
+            ),
             None => "no renewal scheduled".to_owned(),
         };
         let line = format!("{ready} certificates ready, {failing} failing, {next}");
         tracing::info!("{line}");
-    }
-}
-
-/// `3d 4h`, `5h`, `12m`.
-fn human(d: std::time::Duration) -> String {
-    let hours = d.as_secs() / 3600;
-    match (hours / 24, hours % 24) {
-        (0, 0) => format!("{}m", d.as_secs() / 60),
-        (0, h) => format!("{h}h"),
-        (days, h) => format!("{days}d {h}h"),
     }
 }
 

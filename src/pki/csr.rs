@@ -125,38 +125,27 @@ pub fn csr_public_key(csr: &SignedCsr) -> Result<impl PublicKeyData, CsrError> {
 fn signing_algorithm(
     spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
 ) -> Result<&'static SignatureAlgorithm, CsrError> {
-    use x509_parser::public_key::PublicKey;
-    match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => {
-            let bits = rsa.key_size();
-            if !(2048..=8192).contains(&bits) {
-                return Err(CsrError::UnsupportedKey(format!("RSA with {bits} bits")));
-            }
+    match super::PublicKeyKind::of(spki) {
+        super::PublicKeyKind::Rsa { bits } if (2048..=8192).contains(&bits) => {
             Ok(&rcgen::PKCS_RSA_SHA256)
         }
-        Ok(PublicKey::EC(_)) => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|oid| oid.to_id_string())
-                .unwrap_or_default();
-            match curve.as_str() {
-                "1.2.840.10045.3.1.7" => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),
-                "1.3.132.0.34" => Ok(&rcgen::PKCS_ECDSA_P384_SHA384),
-                other => Err(CsrError::UnsupportedKey(format!(
-                    "ECDSA on curve {}",
-                    truncate(other)
-                ))),
-            }
+        super::PublicKeyKind::Ecdsa { curve } if curve == "P-256" => {
+            Ok(&rcgen::PKCS_ECDSA_P256_SHA256)
         }
-        Ok(PublicKey::Unknown(_)) if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
-            Ok(&rcgen::PKCS_ED25519)
+        super::PublicKeyKind::Ecdsa { curve } if curve == "P-384" => {
+            Ok(&rcgen::PKCS_ECDSA_P384_SHA384)
         }
-        Ok(_) | Err(_) => Err(CsrError::UnsupportedKey(format!(
+        super::PublicKeyKind::Ed25519 => Ok(&rcgen::PKCS_ED25519),
+        super::PublicKeyKind::Rsa { bits } => {
+            Err(CsrError::UnsupportedKey(format!("RSA with {bits} bits")))
+        }
+        super::PublicKeyKind::Ecdsa { curve } => Err(CsrError::UnsupportedKey(format!(
+            "ECDSA on curve {}",
+            truncate(&curve)
+        ))),
+        super::PublicKeyKind::Other(oid) => Err(CsrError::UnsupportedKey(format!(
             "algorithm {}",
-            truncate(&spki.algorithm.algorithm.to_id_string())
+            truncate(&oid)
         ))),
     }
 }
@@ -230,23 +219,13 @@ fn general_name_kind(name: &GeneralName<'_>) -> &'static str {
 /// The subject attributes certweave writes, one value each; any other
 /// attribute is refused rather than dropped.
 fn subject(name: &X509Name<'_>) -> Result<Subject, CsrError> {
-    const ATTRIBUTES: [SubjectAttribute; 8] = [
-        SubjectAttribute::Country,
-        SubjectAttribute::Organization,
-        SubjectAttribute::OrganizationalUnit,
-        SubjectAttribute::Locality,
-        SubjectAttribute::Province,
-        SubjectAttribute::StreetAddress,
-        SubjectAttribute::PostalCode,
-        SubjectAttribute::SerialNumber,
-    ];
     let mut subject = Subject::default();
     for attribute in name.iter_attributes() {
         let oid = attribute.attr_type().to_id_string();
         if oid == "2.5.4.3" {
             continue; // the common name, read separately
         }
-        let known = ATTRIBUTES.iter().find(|a| {
+        let known = SubjectAttribute::ALL.iter().find(|a| {
             let arcs: Vec<String> = a.oid().iter().map(u64::to_string).collect();
             arcs.join(".") == oid
         });

@@ -124,15 +124,23 @@ pub fn review(body: &[u8], config: &MutationConfig) -> Result<Reviewed, Malforme
         Ok(MutationPatch::default())
     } else if kind == ReviewedKind::CertificateRequest {
         // Only who asked is written; the object itself is not read.
-        match &request.user_info {
-            Some(user) => Ok(MutationPatch {
+        let user = request
+            .user_info
+            .map(|raw| serde_json::from_str::<certificate_request::RequestUser>(raw.get()));
+        match user {
+            Some(Ok(user)) => Ok(MutationPatch {
                 patch: Some(
-                    certificate_request::requester_patch(user)
+                    certificate_request::requester_patch(&user)
                         .to_string()
                         .into_bytes(),
                 ),
                 warnings: Vec::new(),
             }),
+            Some(Err(e)) => Err(InvalidField::new(
+                "request.userInfo",
+                format!("cannot be read: {e}"),
+                "send userInfo as the API server does: {username, uid, groups, extra}",
+            )),
             None => Err(InvalidField::new(
                 "request.userInfo",
                 "is missing",

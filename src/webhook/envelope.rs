@@ -87,9 +87,11 @@ pub(super) struct Request<'a> {
     pub namespace: Option<Cow<'a, str>>,
     #[serde(default)]
     pub object: Option<AdmittedObject>,
-    /// Who sent the API request: recorded on CertificateRequests.
-    #[serde(default)]
-    pub user_info: Option<crate::api::certificate_request::RequestUser>,
+    /// Who sent the API request: recorded on CertificateRequests, and
+    /// only read for them (kept as the body's own bytes until then, so a
+    /// Pod or Ingress review builds nothing from it).
+    #[serde(default, borrow)]
+    pub user_info: Option<&'a serde_json::value::RawValue>,
 }
 
 /// `request.kind`: the group, version and kind of the object.

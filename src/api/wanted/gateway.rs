@@ -15,9 +15,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::ingress::IngressAsk;
-use super::{issuer_reference, WantedCertificate};
+use super::WantedCertificate;
 use crate::api::annotations as ann;
-use crate::api::certificate::CertificateSpec;
 use crate::api::names;
 use crate::api::object::{self, StringMap};
 use crate::api::overrides::{comma_list, CertificateOverrides};
@@ -264,19 +263,12 @@ pub fn certificates(
                 }
                 None => {
                     by_secret.insert(reference.name, out.len());
-                    out.push(WantedCertificate {
-                        name: reference.name.to_owned(),
-                        spec: CertificateSpec {
-                            secret_name: reference.name.to_owned(),
-                            common_name: overrides.common_name.clone(),
-                            dns_names: vec![hostname.to_owned()],
-                            duration: overrides.duration.clone(),
-                            renew_before: overrides.renew_before.clone(),
-                            issuer_ref: issuer_reference(issuer),
-                            private_key: overrides.private_key.clone(),
-                            ..CertificateSpec::default()
-                        },
-                    });
+                    out.push(WantedCertificate::for_secret(
+                        reference.name,
+                        vec![hostname.to_owned()],
+                        issuer,
+                        overrides,
+                    ));
                 }
             }
         }

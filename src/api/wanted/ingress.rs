@@ -11,9 +11,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::Value;
 
 use super::secret_names::SecretNames;
-use super::{issuer_reference, WantedCertificate};
+use super::WantedCertificate;
 use crate::api::annotations as ann;
-use crate::api::certificate::CertificateSpec;
 use crate::api::issuer_ref::ISSUER_GROUP;
 use crate::api::names;
 use crate::api::object::{self, StringLookup, StringMap, NO_STRINGS};
@@ -343,19 +342,12 @@ pub fn certificates(
             continue;
         }
         by_secret.insert(secret_name, (out.len(), hosts.iter().copied().collect()));
-        out.push(WantedCertificate {
-            name: secret_name.to_owned(),
-            spec: CertificateSpec {
-                secret_name: secret_name.to_owned(),
-                common_name: overrides.common_name.clone(),
-                dns_names: hosts.iter().map(|&h| h.to_owned()).collect(),
-                duration: overrides.duration.clone(),
-                renew_before: overrides.renew_before.clone(),
-                issuer_ref: issuer_reference(issuer),
-                private_key: overrides.private_key.clone(),
-                ..CertificateSpec::default()
-            },
-        });
+        out.push(WantedCertificate::for_secret(
+            secret_name,
+            hosts.iter().map(|&h| h.to_owned()).collect(),
+            issuer,
+            overrides,
+        ));
     }
     for certificate in &mut out {
         overrides.add_extra_names(&mut certificate.spec);

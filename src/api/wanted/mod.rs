@@ -16,6 +16,7 @@ pub mod workload;
 
 use super::certificate::{CertificateSpec, IssuerReference};
 use super::issuer_ref::ISSUER_GROUP;
+use super::overrides::CertificateOverrides;
 use super::IssuerRef;
 
 /// A Certificate an annotated object asks for, by name: the Ingress shim
@@ -25,6 +26,33 @@ use super::IssuerRef;
 pub struct WantedCertificate {
     pub name: String,
     pub spec: CertificateSpec,
+}
+
+impl WantedCertificate {
+    /// The Certificate an annotated Ingress or Gateway asks for: named
+    /// after its Secret, for `dns_names`, shaped by the override
+    /// annotations (`alt-names` and `ip-sans` are added by the caller once
+    /// every name of the Secret is known).
+    fn for_secret(
+        secret_name: &str,
+        dns_names: Vec<String>,
+        issuer: &IssuerRef,
+        overrides: &CertificateOverrides,
+    ) -> Self {
+        Self {
+            name: secret_name.to_owned(),
+            spec: CertificateSpec {
+                secret_name: secret_name.to_owned(),
+                common_name: overrides.common_name.clone(),
+                dns_names,
+                duration: overrides.duration.clone(),
+                renew_before: overrides.renew_before.clone(),
+                issuer_ref: issuer_reference(issuer),
+                private_key: overrides.private_key.clone(),
+                ..CertificateSpec::default()
+            },
+        }
+    }
 }
 
 /// The `issuerRef` of a Certificate requested through annotations: always
