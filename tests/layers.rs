@@ -30,6 +30,9 @@ const LAYERS: &[&[&str]] = &[
         "check",
         "status",
     ],
+    // 5: the command line (the binary crate: `main.rs` and `cli/`), which
+    //    turns flags into calls to the entry points.
+    &["cli"],
 ];
 
 /// Edges inside one layer, each with why it is not a cycle waiting to
