@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use serde_json::json;
 
@@ -14,7 +15,7 @@ use certweave::api::issuer::ClusterIssuer;
 
 use super::{cluster_issuer_ready, describe, say, E2e, ACME_ISSUER, ISSUED, NS, STEPS};
 
-fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> i64 {
+fn seconds(t: &Time) -> i64 {
     t.0.as_second()
 }
 
@@ -54,29 +55,74 @@ fn inspect_secret(e2e: &E2e) -> String {
     )
 }
 
-/// `certweave renew` (cmctl's condition): the Certificate is issued again,
-/// once, and the condition is replaced.
+/// Re-issuance on request, both ways a user asks for it: `certweave
+/// renew`, and cmctl's own condition (`Issuing=True`, reason
+/// `ManuallyTriggered`) written into the status with kubectl, as `cmctl
+/// renew` does. Each issues the Certificate again, once, and the condition
+/// is replaced.
 async fn renew(e2e: &E2e) -> String {
+    let by_certweave = renewed_once(e2e, "certweave renew", || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+            .args(["renew", "example-com", "-n", NS, "--kubeconfig"])
+            .arg(&e2e.cluster.kubeconfig)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success()
+            || !said.contains("Manually triggered issuance of Certificate e2e/example-com")
+        {
+            e2e.fail(&format!(
+                "certweave renew: {said}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    })
+    .await;
+    let certificates: Api<Certificate> = e2e.api(NS);
+    let current = certificates.get("example-com").await.unwrap();
+    let by_cmctl = renewed_once(e2e, "cmctl's condition set with kubectl", || {
+        // What `cmctl renew` writes: the Issuing condition replaced by
+        // Issuing=True/ManuallyTriggered, the others kept.
+        let mut conditions: Vec<serde_json::Value> = current
+            .status
+            .as_ref()
+            .map(|s| s.conditions.iter().filter(|c| c.type_ != "Issuing"))
+            .into_iter()
+            .flatten()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .collect();
+        conditions.push(json!({
+            "type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+            "message": "Certificate re-issuance manually triggered",
+            "lastTransitionTime": Time(k8s_openapi::jiff::Timestamp::now()),
+        }));
+        let patch = json!({"status": {"conditions": conditions}}).to_string();
+        e2e.kubectl(&[
+            "patch",
+            "certificate",
+            "example-com",
+            "-n",
+            NS,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+    })
+    .await;
+    format!("renew: {by_certweave}; {by_cmctl}")
+}
+
+/// Asks for re-issuance of step 1's Certificate with `ask`, then waits
+/// until it is issued again and checks that it is issued only once.
+async fn renewed_once(e2e: &E2e, how: &str, ask: impl FnOnce()) -> String {
     let certificates: Api<Certificate> = e2e.api(NS);
     let before = certificates.get("example-com").await.unwrap();
     let revision = before.status.as_ref().and_then(|s| s.revision).unwrap_or(0);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
-        .args(["renew", "example-com", "-n", NS, "--kubeconfig"])
-        .arg(&e2e.cluster.kubeconfig)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success()
-        || !said.contains("Manually triggered issuance of Certificate e2e/example-com")
-    {
-        e2e.fail(&format!(
-            "certweave renew: {said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    ask();
     let renewed = e2e
         .eventually(
-            "example-com issued again after certweave renew",
+            &format!("example-com issued again after {how}"),
             Duration::from_secs(30),
             || {
                 let certificates = certificates.clone();
@@ -108,14 +154,64 @@ async fn renew(e2e: &E2e) -> String {
     let now = later.status.and_then(|s| s.revision).unwrap_or(0);
     if now != renewed {
         e2e.fail(&format!(
-            "one renewal request should issue once: revision {revision} → {renewed} → {now}"
+            "one renewal request ({how}) should issue once: revision {revision} → {renewed} → {now}"
         ));
     }
-    format!("renew: revision {revision} → {renewed}, once")
+    format!("{how}: revision {revision} → {renewed}, once")
 }
 
-/// `certweave status certificate` on a Ready one, a failing one and a typo.
-fn status_command(e2e: &E2e) -> String {
+/// `certweave status certificate` on a Ready one, a failing one and a typo;
+/// for a failed HTTP-01 challenge (the name resolves where nothing
+/// answers), the order with the failed name, its challenge and Pebble's
+/// error.
+async fn status_command(e2e: &E2e) -> String {
+    const UNREACHABLE: &str = "acme-unreachable";
+    let host = format!("{UNREACHABLE}.example.test");
+    e2e.pebble.add_a(&host, "127.0.0.2").await;
+    let certificates: Api<Certificate> = e2e.api(NS);
+    e2e.create(
+        &certificates,
+        json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": UNREACHABLE, "namespace": NS},
+            "spec": {"secretName": UNREACHABLE, "dnsNames": [host],
+                     "issuerRef": {"name": ACME_ISSUER, "kind": "ClusterIssuer"}},
+        }),
+    )
+    .await;
+    let order = e2e
+        .eventually(
+            "status.acme.order of Certificate acme-unreachable invalid",
+            ISSUED,
+            || {
+                let certificates = certificates.clone();
+                async move {
+                    let status = certificates
+                        .get(UNREACHABLE)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .status
+                        .unwrap_or_default();
+                    match status.acme.and_then(|a| a.order) {
+                        Some(order) if order.state == "invalid" => Ok(order),
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+            },
+        )
+        .await;
+    let failed = &order.authorizations;
+    if failed.len() != 1
+        || failed[0].identifier != host
+        || failed[0].challenge.as_deref() != Some("http-01")
+        || failed[0].state != "invalid"
+        || !failed[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("connection"))
+    {
+        e2e.fail(&format!("status.acme.order of {UNREACHABLE}: {order:?}"));
+    }
     let run = |name: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
             .args(["status", "certificate", name, "-n", NS, "--kubeconfig"])
@@ -140,6 +236,18 @@ fn status_command(e2e: &E2e) -> String {
     {
         e2e.fail(&format!("status certificate acme-no-such-profile should exit 1 and show the server's error:\n{text}"));
     }
+    let unreachable = run(UNREACHABLE);
+    let text = String::from_utf8_lossy(&unreachable.stdout).into_owned();
+    if unreachable.status.code() != Some(1)
+        || !text.contains("ACME order (invalid): https://")
+        || !text.contains(&format!(
+            "  {host} (http-01): invalid: urn:ietf:params:acme:error:connection"
+        ))
+    {
+        e2e.fail(&format!(
+            "status certificate {UNREACHABLE} should show the failed challenge:\n{text}"
+        ));
+    }
     let typo = run("example-comm");
     let said = String::from_utf8_lossy(&typo.stderr).into_owned();
     if typo.status.code() != Some(1) || !said.contains("did you mean example-com") {
@@ -147,7 +255,7 @@ fn status_command(e2e: &E2e) -> String {
             "status certificate example-comm should suggest example-com: {said}"
         ));
     }
-    "status: Ready exits 0, failing exits 1 with the server's error, a typo gets close matches"
+    "status: Ready exits 0, failing exits 1 with the server's error, a failed challenge is shown by name, a typo gets close matches"
         .to_owned()
 }
 
@@ -259,7 +367,7 @@ pub async fn renewal_information_and_profiles(e2e: &E2e) {
             },
         )
         .await;
-    let statuses = status_command(e2e);
+    let statuses = status_command(e2e).await;
     say(&format!(
         "[1/{STEPS}] renewal information: window {:?} … {:?}, renewal at {:?}; shortlived profile: {lifetime} s; unknown profile: {refused}; {inspected}; {renewed}; {statuses}",
         ari.suggested_window_start, ari.suggested_window_end, ari.selected_renewal_time

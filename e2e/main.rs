@@ -440,6 +440,30 @@ impl E2e {
         }
     }
 
+    /// Runs kubectl as the cluster admin; its output, or the test fails.
+    fn kubectl(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("kubectl")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.cluster.kubeconfig)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap_or_else(|e| {
+                self.fail(&format!(
+                    "kubectl is not on PATH ({e}); `bash e2e/assets.sh` builds it"
+                ))
+            });
+        if !out.status.success() {
+            self.fail(&format!(
+                "kubectl {}: {}\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn api<K>(&self, namespace: &str) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -1491,28 +1515,7 @@ async fn chart_lifecycle(e2e: &E2e) {
 async fn plain_manifests(e2e: &E2e) {
     const SELECTOR: &str = "app.kubernetes.io/instance=certweave";
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("webhook-config");
-    let kubectl = |args: &[&str]| -> String {
-        let out = std::process::Command::new("kubectl")
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(&e2e.cluster.kubeconfig)
-            .env_remove("KUBECONFIG")
-            .output()
-            .unwrap_or_else(|e| {
-                e2e.fail(&format!(
-                    "kubectl is not on PATH ({e}); `bash e2e/assets.sh` builds it"
-                ))
-            });
-        if !out.status.success() {
-            e2e.fail(&format!(
-                "kubectl {}: {}\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let kubectl = |args: &[&str]| e2e.kubectl(args);
     let dir = dir.to_str().unwrap();
     kubectl(&["apply", "--server-side", "-k", dir]);
     let applied = chart::labelled_objects(&e2e.client, SELECTOR).await;

@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 
-use crate::api::certificate::{Certificate, CertificateCondition};
+use crate::api::certificate::{AcmeOrderStatus, Certificate, CertificateCondition};
 use crate::api::issuer::{ClusterIssuer, Issuer, IssuerObject};
 use crate::inspect;
 
@@ -40,6 +40,10 @@ pub struct StatusReport {
     pub next_attempt_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acme_renewal_window: Option<String>,
+    /// The ACME order in flight, or the last one that failed
+    /// (`status.acme.order`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme_order: Option<AcmeOrderStatus>,
     pub events: Vec<String>,
 }
 
@@ -287,6 +291,7 @@ pub async fn status(client: &Client, namespace: &str, name: &str) -> Result<Stat
         failed_issuance_attempts: status.failed_issuance_attempts,
         next_attempt_time: status.next_attempt_time.as_ref().map(|t| t.0.to_string()),
         acme_renewal_window,
+        acme_order: status.acme.as_ref().and_then(|a| a.order.clone()),
         events,
     })
 }
@@ -346,6 +351,18 @@ pub fn render_text(report: &StatusReport) -> String {
     }
     if let Some(window) = &report.acme_renewal_window {
         let _ = writeln!(out, "ACME renewal window: {window}");
+    }
+    if let Some(order) = &report.acme_order {
+        let _ = writeln!(out, "ACME order ({}): {}", order.state, order.url);
+        for a in &order.authorizations {
+            let challenge = a.challenge.as_deref().unwrap_or("no challenge needed");
+            let error = a
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {} ({challenge}): {}{error}", a.identifier, a.state);
+        }
     }
     if let Some(attempts) = report.failed_issuance_attempts {
         let next = report
@@ -485,6 +502,24 @@ mod tests {
             failed_issuance_attempts: Some(2),
             next_attempt_time: Some("2026-12-01T10:00:10Z".into()),
             acme_renewal_window: None,
+            acme_order: Some(AcmeOrderStatus {
+                url: "https://acme.example/order/7".into(),
+                state: "invalid".into(),
+                authorizations: vec![
+                    crate::api::certificate::AcmeAuthorizationStatus {
+                        identifier: "example.com".into(),
+                        challenge: None,
+                        state: "valid".into(),
+                        error: None,
+                    },
+                    crate::api::certificate::AcmeAuthorizationStatus {
+                        identifier: "web.example.com".into(),
+                        challenge: Some("http-01".into()),
+                        state: "invalid".into(),
+                        error: Some("urn:ietf:params:acme:error:connection: 192.0.2.1: Fetching http://web.example.com/.well-known/acme-challenge/abc: Connection refused".into()),
+                    },
+                ],
+            }),
             events: vec!["2026-12-01T10:00:00Z Warning Failed: challenge for web.example.com failed".into()],
         };
         let text = render_text(&report);
@@ -497,6 +532,10 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["failedIssuanceAttempts"], 2);
         assert_eq!(json["conditions"][0]["type"], "Ready");
+        assert_eq!(
+            json["acmeOrder"]["authorizations"][1]["challenge"],
+            "http-01"
+        );
     }
 
     #[test]

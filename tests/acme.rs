@@ -20,7 +20,9 @@ use certweave::issuers::acme::{
     Http01Routes, Http01Server, Http01Solver, MemoryKeyStore, OrderRecord, SolverFuture, Solvers,
     Trust,
 };
-use certweave::model::{Bundle, CertificateRequest, IssueError, Issuer, RequestOrigin};
+use certweave::model::{
+    Bundle, CertificateRequest, Checkpoint, IssueError, Issuer, OrderProgress, RequestOrigin,
+};
 use certweave::pki::{self, CertInfo, KeyAlgorithm, PrivateKey};
 use instant_acme::OrderStatus;
 use pebble::{Pebble, PebbleOptions};
@@ -441,10 +443,57 @@ async fn a_name_that_cannot_be_validated_fails_with_the_servers_problem() {
         http01(&solver),
     );
     let request = CertificateRequest::for_dns_names(["fine.example.test", "broken.example.test"]);
+    // What the caller is told while the order runs: where to resume, the
+    // names pending, then which name failed, with which challenge and why.
+    let told = std::sync::Mutex::new(Vec::new());
+    let save = |checkpoint: Checkpoint| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        told.lock().unwrap().push(checkpoint);
+        Box::pin(async {})
+    };
     let err = issuer
-        .issue(&request, &key(), &RequestOrigin::default())
+        .issue_resumable(&request, &key(), &RequestOrigin::default(), None, &save)
         .await
         .unwrap_err();
+    let told = told.into_inner().unwrap();
+    assert!(
+        matches!(told.first(), Some(Checkpoint::Resume(_))),
+        "{told:?}"
+    );
+    let progress: Vec<&OrderProgress> = told
+        .iter()
+        .filter_map(|c| match c {
+            Checkpoint::Progress(p) => Some(p),
+            Checkpoint::Resume(_) => None,
+        })
+        .collect();
+    let [pending, failed] = progress[..] else {
+        panic!("expected two progress reports, got {progress:?}");
+    };
+    assert_eq!(pending.state, "pending");
+    assert!(pending
+        .authorizations
+        .iter()
+        .all(|a| a.challenge == "http-01" && a.state == "pending"));
+    assert_eq!(failed.state, "invalid");
+    let broken = failed
+        .authorizations
+        .iter()
+        .find(|a| a.identifier == "broken.example.test")
+        .unwrap();
+    assert_eq!(
+        (broken.challenge.as_str(), broken.state.as_str()),
+        ("http-01", "invalid")
+    );
+    assert!(
+        broken.error.as_deref().unwrap().contains("127.0.0.2"),
+        "{broken:?}"
+    );
+    let fine = failed
+        .authorizations
+        .iter()
+        .find(|a| a.identifier == "fine.example.test")
+        .unwrap();
+    assert_eq!(fine.error, None, "{fine:?}");
     let IssueError::ChallengeFailed(problem) = &err else {
         panic!("expected a challenge failure, got {err:?}");
     };

@@ -285,6 +285,41 @@ pub struct CertificateAcmeStatus {
     /// certificate, and the renewal time picked in its window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ari: Option<AriStatus>,
+    /// The last ACME order for this Certificate as certweave last saw it:
+    /// each name, the challenge tried and the server's error. Present
+    /// while an order is in flight and after one failed; cleared when a
+    /// certificate is issued. (certweave's own field: cert-manager keeps
+    /// this in Order and Challenge resources.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<AcmeOrderStatus>,
+}
+
+/// `status.acme.order`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+pub struct AcmeOrderStatus {
+    /// The order's URL at the ACME server.
+    pub url: String,
+    /// `pending`, `ready`, `processing`, `valid` or `invalid`.
+    pub state: String,
+    /// One entry per name of the order (at most 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorizations: Vec<AcmeAuthorizationStatus>,
+}
+
+/// `status.acme.order.authorizations[]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+pub struct AcmeAuthorizationStatus {
+    /// The name to prove (`www.example.com`, `*.example.com`, an IP).
+    pub identifier: String,
+    /// The challenge tried (`http-01`, `dns-01`); absent when the name was
+    /// already valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// `pending`, `valid`, `invalid`, `expired`, …
+    pub state: String,
+    /// The ACME server's error for this name (cut to 512 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `status.acme.ari`.

@@ -19,8 +19,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::certificate::{
-    AriStatus, Certificate, CertificateAcmeStatus, CertificateCondition, CertificateStatus,
+    AcmeAuthorizationStatus, AcmeOrderStatus, AriStatus, Certificate, CertificateAcmeStatus,
+    CertificateCondition, CertificateStatus,
 };
+use crate::model::{AuthorizationProgress, OrderProgress};
 use crate::store::{
     data_keys, AriState, CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret,
 };
@@ -185,6 +187,24 @@ pub fn state_from_status(status: &CertificateStatus) -> CertificateState {
             .and_then(|c| c.message.clone())
             .or(ready.and_then(|(_, m)| m)),
         order: None,
+        order_progress: status
+            .acme
+            .as_ref()
+            .and_then(|a| a.order.as_ref())
+            .map(|order| OrderProgress {
+                url: order.url.clone(),
+                state: order.state.clone(),
+                authorizations: order
+                    .authorizations
+                    .iter()
+                    .map(|a| AuthorizationProgress {
+                        identifier: a.identifier.clone(),
+                        challenge: a.challenge.clone().unwrap_or_default(),
+                        state: a.state.clone(),
+                        error: a.error.clone(),
+                    })
+                    .collect(),
+            }),
         ari: status
             .acme
             .as_ref()
@@ -255,17 +275,35 @@ pub fn status_from_state(
         last_failure_time: state.last_failure_time.and_then(timestamp),
         next_private_key_secret_name: order_secret,
         next_attempt_time: state.next_attempt.and_then(timestamp),
-        acme: state.ari.as_ref().map(|ari| CertificateAcmeStatus {
-            ari: Some(AriStatus {
-                serial_number: ari.serial.clone(),
-                suggested_window_start: ari.window_start.and_then(timestamp),
-                suggested_window_end: ari.window_end.and_then(timestamp),
-                selected_renewal_time: ari.renewal_time.and_then(timestamp),
-                next_check_time: ari.check_again.and_then(timestamp),
-                explanation_url: ari.explanation_url.clone(),
-            }),
-        }),
+        acme: acme_status(state),
     }
+}
+
+/// `status.acme`, when there is something to say.
+fn acme_status(state: &CertificateState) -> Option<CertificateAcmeStatus> {
+    let ari = state.ari.as_ref().map(|ari| AriStatus {
+        serial_number: ari.serial.clone(),
+        suggested_window_start: ari.window_start.and_then(timestamp),
+        suggested_window_end: ari.window_end.and_then(timestamp),
+        selected_renewal_time: ari.renewal_time.and_then(timestamp),
+        next_check_time: ari.check_again.and_then(timestamp),
+        explanation_url: ari.explanation_url.clone(),
+    });
+    let order = state.order_progress.as_ref().map(|order| AcmeOrderStatus {
+        url: order.url.clone(),
+        state: order.state.clone(),
+        authorizations: order
+            .authorizations
+            .iter()
+            .map(|a| AcmeAuthorizationStatus {
+                identifier: a.identifier.clone(),
+                challenge: (!a.challenge.is_empty()).then(|| a.challenge.clone()),
+                state: a.state.clone(),
+                error: a.error.clone(),
+            })
+            .collect(),
+    });
+    (ari.is_some() || order.is_some()).then_some(CertificateAcmeStatus { ari, order })
 }
 
 impl Store for KubeStore {
@@ -391,12 +429,18 @@ impl Store for KubeStore {
             "lastFailureTime",
             "nextPrivateKeySecretName",
             "nextAttemptTime",
+            "acme",
         ] {
             value
                 .as_object_mut()
                 .expect("status is an object")
                 .entry(field)
                 .or_insert(serde_json::Value::Null);
+        }
+        if let Some(acme) = value["acme"].as_object_mut() {
+            for field in ["ari", "order"] {
+                acme.entry(field).or_insert(serde_json::Value::Null);
+            }
         }
         api.patch_status(
             &certificate.name,

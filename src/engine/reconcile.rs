@@ -17,7 +17,8 @@ use std::time::SystemTime;
 use crate::engine::renewal_info;
 use crate::engine::timing::{backoff, FailureClass, RenewBefore};
 use crate::model::{
-    Bundle, CertificateRequest, IssueError, Issuer, KeyRotation, PrivateKey, RequestOrigin,
+    Bundle, CertificateRequest, Checkpoint, IssueError, Issuer, KeyRotation, OrderProgress,
+    PrivateKey, RequestOrigin,
 };
 use crate::pki::{self, CertInfo};
 use crate::store::{
@@ -273,6 +274,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                     last_failure_time: None,
                     next_attempt: None,
                     order: None,
+                    order_progress: None,
                     ari,
                     ..state.clone()
                 };
@@ -305,9 +307,9 @@ pub async fn reconcile<S: Store, I: Issuer>(
     }
     tracing::info!(certificate = %managed.certificate, %reason, "issuing");
 
-    let result = match issuer {
+    let (result, progress) = match issuer {
         Ok(issuer) => issue_with(store, issuer, managed, secret.as_ref(), &state).await,
-        Err(e) => Err(e),
+        Err(e) => (Err(e), None),
     };
     match result {
         Ok(bundle) => {
@@ -339,6 +341,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
                 ready: true,
                 message: Some(format!("Certificate issued ({reason})")),
                 order: None,
+                order_progress: None,
                 ari: None,
             };
             store.write_state(&managed.certificate, &new_state).await?;
@@ -356,6 +359,9 @@ pub async fn reconcile<S: Store, I: Issuer>(
             let wait = backoff(failure_class(&error), attempts);
             let next = now + wait;
             state.failed_issuance_attempts = attempts;
+            // What this attempt saw of its order; none when it failed
+            // before reaching one.
+            state.order_progress = progress;
             // A transient failure keeps the recorded order so the retry
             // resumes it; any other failure means the order is spent.
             state.order = match failure_class(&error) {
@@ -396,13 +402,39 @@ pub async fn reconcile<S: Store, I: Issuer>(
 }
 
 /// Picks the key (reuse under `rotationPolicy: Never` when it still fits)
-/// and asks the issuer.
+/// and asks the issuer; returns, beside the outcome, the last progress the
+/// issuer reported of its order.
 async fn issue_with<S: Store, I: Issuer>(
     store: &S,
     issuer: &I,
     managed: &Managed,
     secret: Option<&StoredSecret>,
     state: &CertificateState,
+) -> (
+    Result<crate::model::Bundle, IssueError>,
+    Option<OrderProgress>,
+) {
+    let recorded = std::sync::Mutex::new(CertificateState {
+        order_progress: None,
+        ..state.clone()
+    });
+    let result = issue_recording(store, issuer, managed, secret, &recorded).await;
+    let progress = recorded
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .order_progress;
+    (result, progress)
+}
+
+/// [`issue_with`]'s work: what the issuer hands back while it runs is
+/// folded into `recorded` and written, so a restart resumes the order and
+/// `certweave status` shows how it goes.
+async fn issue_recording<S: Store, I: Issuer>(
+    store: &S,
+    issuer: &I,
+    managed: &Managed,
+    secret: Option<&StoredSecret>,
+    recorded: &std::sync::Mutex<CertificateState>,
 ) -> Result<crate::model::Bundle, IssueError> {
     let reusable = match managed.rotation {
         KeyRotation::Never => secret
@@ -422,15 +454,26 @@ async fn issue_with<S: Store, I: Issuer>(
     };
     // An order in flight is recorded before the slow part, so a restart
     // resumes it instead of opening another.
-    let save = |checkpoint: serde_json::Value| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-        let mut recorded = state.clone();
-        recorded.order = Some(checkpoint);
+    let save = |checkpoint: Checkpoint| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        let snapshot = {
+            let mut recorded = recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match checkpoint {
+                Checkpoint::Resume(order) => recorded.order = Some(order),
+                Checkpoint::Progress(progress) => recorded.order_progress = Some(progress),
+            }
+            recorded.clone()
+        };
         Box::pin(async move {
-            if let Err(e) = store.write_state(&managed.certificate, &recorded).await {
+            if let Err(e) = store.write_state(&managed.certificate, &snapshot).await {
                 tracing::warn!(certificate = %managed.certificate, error = %e, "cannot record the order in flight; a restart will open a new one");
             }
         })
     };
+    let resume_from = recorded
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .order
+        .clone();
     // A renewal names the certificate it replaces (ACME renewal
     // information); other issuers ignore it.
     let origin = RequestOrigin {
@@ -440,7 +483,7 @@ async fn issue_with<S: Store, I: Issuer>(
         ..managed.origin.clone()
     };
     issuer
-        .issue_resumable(&managed.request, &key, &origin, state.order.clone(), &save)
+        .issue_resumable(&managed.request, &key, &origin, resume_from, &save)
         .await
 }
 

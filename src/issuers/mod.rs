@@ -10,7 +10,7 @@ pub mod own_ca;
 pub mod selfsigned;
 
 use crate::model::{Bundle, CertificateRequest, PrivateKey};
-pub use crate::model::{IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoint};
+pub use crate::model::{Checkpoint, IssueError, Issuer, Problem, RequestOrigin, SaveCheckpoint};
 
 /// The bundle an in-process issuer returns: the key in the requested
 /// encoding, checked against the request and verified to `ca_pem` before

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::environment::Shared;
+use super::progress::Progress;
 use super::wanted::{depends_on, Wanted};
 use super::watch::SecretStamp;
 use crate::engine::reconcile::{self, ReconcileError};
@@ -32,6 +33,8 @@ pub(super) struct LocalJob {
     /// waiting for a CA issued in the pass is evaluated again); `None` once
     /// the summary line was printed.
     pub(super) initial: std::sync::Mutex<Option<std::collections::HashSet<ObjectKey>>>,
+    /// The progress line of the first pass (in a terminal).
+    pub(super) progress: std::sync::Mutex<Progress>,
 }
 
 impl LocalJob {
@@ -45,9 +48,13 @@ impl LocalJob {
         let mut initial = self.initial.lock().expect("initial lock");
         let Some(left) = initial.as_mut() else { return };
         left.remove(key);
+        let mut progress = self.progress.lock().expect("progress lock");
         if !left.is_empty() {
+            progress.update(left.len());
             return;
         }
+        progress.finish();
+        drop(progress);
         *initial = None;
         drop(initial);
         let store = &self.shared.store;

@@ -15,6 +15,7 @@ pub mod builtin_ca;
 mod environment;
 mod job;
 pub mod manifests;
+mod progress;
 mod wanted;
 mod watch;
 
@@ -126,6 +127,7 @@ pub async fn run(
         stamps: Default::default(),
         triggers,
         initial: std::sync::Mutex::new(Some(keys.iter().cloned().collect())),
+        progress: std::sync::Mutex::new(progress::Progress::new(keys.len())),
     });
     let poller = tokio::spawn(watch_directory(options.clone(), job.clone()));
     // Rebuild the schedule: everything is evaluated now (cheap for valid

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use super::bundle::Bundle;
 use super::key::{KeyError, PrivateKey};
+use super::progress::OrderProgress;
 use super::request::{CertificateRequest, SignedCsr};
 
 /// Who a certificate is for, as the caller knows it. ACME solvers need it:
@@ -208,8 +209,10 @@ pub trait Issuer: Send + Sync {
     /// Issues like [`Issuer::issue`], but resumable across restarts: when
     /// an interrupted attempt left a `checkpoint`, continue from it (the
     /// same ACME order, not a new one); before a slow step that can be
-    /// resumed, hand a new checkpoint to `save` so the caller persists it.
-    /// Issuers with nothing to resume simply issue.
+    /// resumed, hand a new [`Checkpoint::Resume`] to `save` so the caller
+    /// persists it, and report how an order at another party goes with
+    /// [`Checkpoint::Progress`]. Issuers with nothing to resume simply
+    /// issue.
     fn issue_resumable<'a>(
         &'a self,
         request: &'a CertificateRequest,
@@ -252,8 +255,20 @@ pub trait Issuer: Send + Sync {
     }
 }
 
+/// What an issuer hands its caller while an issuance runs (see
+/// [`Issuer::issue_resumable`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checkpoint {
+    /// Where to pick the issuance up after a restart (an ACME order
+    /// record); opaque to the caller, who stores it where private keys
+    /// may be stored.
+    Resume(serde_json::Value),
+    /// How the order in flight is going, for people (`certweave status`).
+    Progress(OrderProgress),
+}
+
 /// Persists an issuer's checkpoint (see [`Issuer::issue_resumable`]).
-pub type SaveCheckpoint<'a> = dyn Fn(serde_json::Value) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>
+pub type SaveCheckpoint<'a> = dyn Fn(Checkpoint) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>
     + Send
     + Sync
     + 'a;

@@ -8,15 +8,18 @@
 pub mod bundle;
 pub mod issuer;
 pub mod key;
+pub mod progress;
 pub mod renew_before;
 pub mod request;
 pub mod subject;
 
 pub use bundle::Bundle;
 pub use issuer::{
-    chain, BoxError, IssueError, Issuer, Problem, RenewalWindow, RequestOrigin, SaveCheckpoint,
+    chain, BoxError, Checkpoint, IssueError, Issuer, Problem, RenewalWindow, RequestOrigin,
+    SaveCheckpoint,
 };
 pub use key::{KeyAlgorithm, KeyEncoding, KeyError, PrivateKey};
+pub use progress::{AuthorizationProgress, OrderProgress};
 pub use renew_before::RenewBefore;
 pub use request::{
     CertificateRequest, IssuerUrls, KeyRotation, KeyUsage, NameConstraints, NameSubtrees,

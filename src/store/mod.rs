@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Bundle;
+use crate::model::{Bundle, OrderProgress};
 
 /// A namespaced name: a Certificate or a Secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -317,6 +317,12 @@ pub struct CertificateState {
     /// The issuer's renewal information about the stored certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ari: Option<AriState>,
+    /// How the last order at the issuer went (ACME: each name, its
+    /// challenge and the server's error), kept after a failure so
+    /// `certweave status` can say which name failed and why; cleared when
+    /// a certificate is issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_progress: Option<OrderProgress>,
 }
 
 /// What the issuer's renewal information (ACME ARI, RFC 9773) said about the

@@ -40,7 +40,8 @@ pub use solvers::{
 };
 
 use crate::model::{
-    Bundle, CertificateRequest, IssueError, Issuer, RenewalWindow, RequestOrigin, SignedCsr,
+    Bundle, CertificateRequest, Checkpoint, IssueError, Issuer, RenewalWindow, RequestOrigin,
+    SaveCheckpoint, SignedCsr,
 };
 use crate::pki::{self, KeyEncoding, PrivateKey};
 use client::{AcmeHttp, TlsSettings};
@@ -237,8 +238,9 @@ impl AcmeIssuer {
         })
     }
 
-    fn driver<'a>(&'a self, session: &'a Session, origin: &'a RequestOrigin) -> Driver<'a> {
+    fn driver<'a, 's>(&'a self, session: &'a Session, origin: &'a RequestOrigin) -> Driver<'a, 's> {
         Driver {
+            report: None,
             origin,
             account: &session.account,
             account_url: &session.info.url,
@@ -301,6 +303,17 @@ impl AcmeIssuer {
         request: &CertificateRequest,
         origin: &RequestOrigin,
     ) -> Result<Bundle, IssueError> {
+        self.resume_reporting(record, request, origin, None).await
+    }
+
+    /// [`AcmeIssuer::resume`], reporting the order's progress to `report`.
+    async fn resume_reporting(
+        &self,
+        record: &OrderRecord,
+        request: &CertificateRequest,
+        origin: &RequestOrigin,
+        report: Option<&SaveCheckpoint<'_>>,
+    ) -> Result<Bundle, IssueError> {
         if !record.matches(request) {
             return Err(IssueError::Config(format!(
                 "the stored order {} is for {:?}, not for {}; discard it and open a new order",
@@ -311,7 +324,10 @@ impl AcmeIssuer {
         }
         let key = PrivateKey::from_pem(&record.private_key)?;
         let session = self.checked_session(record).await?;
-        let driver = self.driver(session, origin);
+        let driver = Driver {
+            report,
+            ..self.driver(session, origin)
+        };
         let mut order = driver.load(record).await?;
         driver.authorize(&mut order).await?;
         let csr = pki::csr_der(request, &key)?;
@@ -437,13 +453,16 @@ impl Issuer for AcmeIssuer {
         key: &'a PrivateKey,
         origin: &'a RequestOrigin,
         checkpoint: Option<serde_json::Value>,
-        save: &'a super::SaveCheckpoint<'a>,
+        save: &'a SaveCheckpoint<'a>,
     ) -> Result<Bundle, IssueError> {
         if let Some(record) = checkpoint.and_then(|c| serde_json::from_value::<OrderRecord>(c).ok())
         {
             if record.matches(request) && record.directory_url == self.config.directory_url {
                 tracing::info!(order = %record.order_url, "resuming the stored ACME order");
-                match self.resume(&record, request, origin).await {
+                match self
+                    .resume_reporting(&record, request, origin, Some(save))
+                    .await
+                {
                     Err(IssueError::Config(reason)) => {
                         tracing::warn!(order = %record.order_url, %reason, "cannot resume the stored order; opening a new one");
                     }
@@ -452,8 +471,12 @@ impl Issuer for AcmeIssuer {
             }
         }
         let record = self.open_order(request, key, origin).await?;
-        save(serde_json::to_value(&record).expect("an order record serialises")).await;
-        self.resume(&record, request, origin).await
+        save(Checkpoint::Resume(
+            serde_json::to_value(&record).expect("an order record serialises"),
+        ))
+        .await;
+        self.resume_reporting(&record, request, origin, Some(save))
+            .await
     }
 
     async fn sign_csr<'a>(

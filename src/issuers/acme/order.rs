@@ -27,7 +27,10 @@ use super::error::{classify, problem};
 use super::http01::ChallengeToken;
 use super::solvers::{Http01Route, Http01Routes, Method};
 use super::{DnsSolver, Solvers};
-use crate::model::{CertificateRequest, IssueError, Problem, RequestOrigin};
+use crate::model::{
+    CertificateRequest, Checkpoint, IssueError, OrderProgress, Problem, RequestOrigin,
+    SaveCheckpoint,
+};
 use crate::pki::{self, CertInfo};
 
 /// An ACME order in flight, as a caller persists it (next to the
@@ -221,8 +224,9 @@ fn identifier_text(id: &Identifier) -> String {
     }
 }
 
-/// Everything the driver needs from the issuer.
-pub(crate) struct Driver<'a> {
+/// Everything the driver needs from the issuer (`'s`: the caller's
+/// progress listener, which may live shorter than the issuer).
+pub(crate) struct Driver<'a, 's> {
     pub account: &'a instant_acme::Account,
     pub account_url: &'a str,
     pub directory_url: &'a str,
@@ -233,9 +237,11 @@ pub(crate) struct Driver<'a> {
     pub origin: &'a RequestOrigin,
     /// The certificate profile asked for in every new order.
     pub profile: Option<&'a str>,
+    /// Where the order's progress is reported, when the caller listens.
+    pub report: Option<&'a SaveCheckpoint<'s>>,
 }
 
-impl Driver<'_> {
+impl Driver<'_, '_> {
     /// Opens a new order for `ids`.
     pub(crate) async fn open(
         &self,
@@ -329,6 +335,7 @@ impl Driver<'_> {
         let started = Instant::now();
         let mut waiting = 0usize;
         let mut refused = None;
+        let mut progress = OrderProgress::new(order.url(), "pending");
         {
             let mut authorizations = order.authorizations();
             while let Some(authz) = authorizations.next().await {
@@ -336,7 +343,10 @@ impl Driver<'_> {
                     authz.map_err(|e| self.fail(e, "fetching an authorization", None))?;
                 let name = authz.identifier().to_string();
                 match authz.status {
-                    AuthorizationStatus::Valid => continue,
+                    AuthorizationStatus::Valid => {
+                        progress.push(&name, "", "valid", None);
+                        continue;
+                    }
                     AuthorizationStatus::Pending => {}
                     other => {
                         return Err(IssueError::Rejected(Problem {
@@ -348,6 +358,7 @@ impl Driver<'_> {
                         }))
                     }
                 }
+                let authz_state = status_name(&authz.status);
                 let method = self.solvers.choose(&name, &self.origin.labels)?;
                 let kind = method.challenge_type();
                 let Some(challenge) = authz.challenge(kind.clone()) else {
@@ -355,6 +366,7 @@ impl Driver<'_> {
                         "the ACME server offers no {kind:?} challenge for {name}"
                     )));
                 };
+                progress.push(&name, challenge_name(&challenge.r#type), &authz_state, None);
                 let token = challenge.token.clone();
                 let key = self.http.key();
                 match method {
@@ -434,6 +446,7 @@ impl Driver<'_> {
         if waiting > 0 {
             tracing::info!(names = waiting, "waiting for the ACME server to validate");
         }
+        self.report(progress).await;
         let mut backoff = Backoff::new(self.polling);
         loop {
             match order.state().status {
@@ -549,6 +562,8 @@ impl Driver<'_> {
     /// something the challenges do not.
     async fn failure(&self, order: &mut Order) -> IssueError {
         let order_problem = order.state().error.as_ref().map(problem);
+        let state = status_name(&order.state().status);
+        let mut progress = OrderProgress::new(order.url(), &state);
         let mut failed = Problem::default();
         let mut names = Vec::new();
         let mut http01_failed = false;
@@ -562,6 +577,19 @@ impl Driver<'_> {
                 }
             }
             let name = authz.identifier().to_string();
+            let tried = authz
+                .challenges
+                .iter()
+                .find(|c| c.error.is_some() || c.status != ChallengeStatus::Pending);
+            progress.push(
+                &name,
+                tried.map_or("", |c| challenge_name(&c.r#type)),
+                &status_name(&authz.status),
+                tried
+                    .and_then(|c| c.error.as_ref())
+                    .map(|e| problem(e).to_string())
+                    .as_deref(),
+            );
             for challenge in &authz.challenges {
                 let Some(error) = &challenge.error else {
                     continue;
@@ -607,8 +635,33 @@ impl Driver<'_> {
         if let Some(why) = unroutable.filter(|_| http01_failed) {
             failed.detail = format!("{} (likely cause: {why})", failed.detail);
         }
+        self.report(progress).await;
         IssueError::ChallengeFailed(failed)
     }
+
+    /// Tells the caller, when it listens, how the order stands.
+    async fn report(&self, progress: OrderProgress) {
+        if let Some(report) = self.report {
+            report(Checkpoint::Progress(progress)).await;
+        }
+    }
+}
+
+/// A challenge type as RFC 8555 names it.
+fn challenge_name(kind: &ChallengeType) -> &str {
+    match kind {
+        ChallengeType::Http01 => "http-01",
+        ChallengeType::Dns01 => "dns-01",
+        ChallengeType::TlsAlpn01 => "tls-alpn-01",
+        ChallengeType::Unknown(other) => other,
+        _ => "other",
+    }
+}
+
+/// An order's or authorization's status as RFC 8555 names it
+/// (`Pending` → `pending`).
+fn status_name(status: &impl std::fmt::Debug) -> String {
+    format!("{status:?}").to_ascii_lowercase()
 }
 
 /// Whether the chain's top certificate is issued by, or is, `common_name`.
