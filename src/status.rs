@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::api::certificate::{AcmeOrderStatus, Certificate, CertificateCondition};
 use crate::api::issuer::{ClusterIssuer, Issuer, IssuerObject};
 use crate::inspect;
+use crate::model::OrderProgress;
 
 /// Most Events shown.
 const MAX_EVENTS: usize = 5;
@@ -392,6 +393,10 @@ pub struct LocalRow {
     pub not_after: String,
     pub renewal_time: String,
     pub message: String,
+    /// Each name whose ACME validation failed in the last order, with the
+    /// challenge type and the server's error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_challenges: Vec<String>,
 }
 
 /// A recorded time, or `-`.
@@ -416,6 +421,19 @@ pub fn local_status(dir: &std::path::Path) -> Result<Vec<LocalRow>, String> {
                 ready: state.ready,
                 not_after: time_or_dash(state.not_after),
                 renewal_time: time_or_dash(state.renewal_time),
+                failed_challenges: state
+                    .order_progress
+                    .iter()
+                    .flat_map(OrderProgress::failed)
+                    .map(|a| {
+                        format!(
+                            "{} ({}): {}",
+                            a.identifier,
+                            a.challenge,
+                            a.error.as_deref().unwrap_or_default()
+                        )
+                    })
+                    .collect(),
                 message: state.message.unwrap_or_default(),
             },
             Ok(None) => continue,
@@ -425,6 +443,7 @@ pub fn local_status(dir: &std::path::Path) -> Result<Vec<LocalRow>, String> {
                 not_after: "-".into(),
                 renewal_time: "-".into(),
                 message: format!("unreadable state: {e}"),
+                failed_challenges: Vec::new(),
             },
         };
         rows.push(row);
@@ -454,6 +473,9 @@ pub fn render_local(rows: &[LocalRow]) -> String {
             r.not_after,
             r.renewal_time
         );
+        for failed in &r.failed_challenges {
+            let _ = writeln!(out, "    {failed}");
+        }
     }
     out
 }
@@ -546,6 +568,7 @@ mod tests {
             not_after: "2027-01-01T00:00:00Z".into(),
             renewal_time: "2026-11-01T00:00:00Z".into(),
             message: "Certificate is up to date".into(),
+            failed_challenges: Vec::new(),
         }];
         let text = render_local(&rows);
         assert!(text.starts_with("CERTIFICATE  READY"), "{text}");

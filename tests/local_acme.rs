@@ -91,6 +91,20 @@ async fn acme_issuance_is_isolated_from_certificates_that_never_validate() {
             .join("tls.crt")
             .exists());
     }
+    // `certweave status --dir` names the failed name, its challenge and
+    // Pebble's error, under the certificate's row.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+        .args(["status", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(
+        table.lines().any(|l| l
+            .starts_with("    bad0.example.test (http-01): urn:ietf:params:acme:error:connection")),
+        "{table}"
+    );
 
     // A new good certificate is issued promptly despite them.
     manifests.push_str(&certificate_yaml("good2"));
