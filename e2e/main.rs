@@ -894,6 +894,43 @@ async fn deleted_secret(e2e: &E2e) {
 /// issued at once.
 async fn renewal(e2e: &E2e) {
     let certificates: Api<Certificate> = e2e.api(NS);
+    // The CA Issuer is created before its CA Certificate: not Ready while
+    // the Secret does not exist, and Ready as soon as the Secret appears,
+    // not at the next periodic recheck (a minute).
+    let issuers: Api<Issuer> = e2e.api(NS);
+    e2e.create(
+        &issuers,
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Issuer",
+            "metadata": {"name": "e2e-ca", "namespace": NS},
+            "spec": {"ca": {"secretName": "e2e-root"}},
+        }),
+    )
+    .await;
+    e2e.eventually(
+        "Issuer e2e/e2e-ca not Ready without its Secret",
+        ISSUER_READY,
+        || {
+            let issuers = issuers.clone();
+            async move {
+                let conditions = issuers
+                    .get("e2e-ca")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .map(|s| s.conditions)
+                    .unwrap_or_default();
+                let text = describe(&conditions);
+                if text.contains("Ready=False") {
+                    Ok(())
+                } else {
+                    Err(text)
+                }
+            }
+        },
+    )
+    .await;
     e2e.create(
         &certificates,
         json!({
@@ -913,39 +950,36 @@ async fn renewal(e2e: &E2e) {
     e2e.certificate_ready("e2e-root", ISSUED).await;
     let root_secret: Api<Secret> = e2e.api(NS);
     let root = data(&root_secret.get("e2e-root").await.unwrap(), "tls.crt").unwrap_or_default();
-
-    let issuers: Api<Issuer> = e2e.api(NS);
-    e2e.create(
-        &issuers,
-        json!({
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "Issuer",
-            "metadata": {"name": "e2e-ca", "namespace": NS},
-            "spec": {"ca": {"secretName": "e2e-root"}},
-        }),
+    let secret_written = Instant::now();
+    e2e.eventually(
+        "Issuer e2e/e2e-ca Ready soon after its CA Secret appeared",
+        Duration::from_secs(15),
+        || {
+            let issuers = issuers.clone();
+            async move {
+                let issuer = issuers
+                    .get_opt("e2e-ca")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the Issuer does not exist")?;
+                let conditions = issuer
+                    .status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default();
+                if is_ready(conditions) {
+                    Ok(())
+                } else {
+                    Err(describe(conditions))
+                }
+            }
+        },
     )
     .await;
-    e2e.eventually("Issuer e2e/e2e-ca Ready", ISSUER_READY, || {
-        let issuers = issuers.clone();
-        async move {
-            let issuer = issuers
-                .get_opt("e2e-ca")
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the Issuer does not exist")?;
-            let conditions = issuer
-                .status
-                .as_ref()
-                .map(|s| s.conditions.as_slice())
-                .unwrap_or_default();
-            if is_ready(conditions) {
-                Ok(())
-            } else {
-                Err(describe(conditions))
-            }
-        }
-    })
-    .await;
+    say(&format!(
+        "[5/{STEPS}] CA Issuer created before its CA Secret: Ready {:?} after the Secret was read",
+        secret_written.elapsed()
+    ));
 
     // Two 2-minute certificates renewed 90 s before expiry: one with the
     // default key rotation (a new key each time), one that keeps its key.

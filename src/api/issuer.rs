@@ -539,6 +539,27 @@ pub enum IssuerConfig<'a> {
 }
 
 impl IssuerSpec {
+    /// The names of the Secrets this issuer reads (CA key pair, ACME
+    /// account key, external account binding key, TSIG keys), in the
+    /// namespace its Secrets live in: a change to one of them may make an
+    /// issuer that is not ready usable.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        let ca = self.ca.iter().map(|ca| ca.secret_name.as_str());
+        let acme = self.acme.iter().flat_map(|acme| {
+            std::iter::once(acme.private_key_secret_ref.name.as_str())
+                .chain(
+                    acme.external_account_binding
+                        .iter()
+                        .map(|eab| eab.key_secret_ref.name.as_str()),
+                )
+                .chain(acme.solvers.iter().filter_map(|solver| {
+                    let rfc2136 = solver.dns01.as_ref()?.rfc2136.as_ref()?;
+                    Some(rfc2136.tsig_secret_secret_ref.as_ref()?.name.as_str())
+                }))
+        });
+        ca.chain(acme)
+    }
+
     /// Exactly one issuer type must be set; ACME needs a server, an account
     /// key Secret and at least one solver.
     pub fn config(&self) -> Result<IssuerConfig<'_>, InvalidField> {

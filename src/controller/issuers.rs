@@ -179,6 +179,11 @@ pub struct Resolved {
 }
 
 impl IssuerResolver {
+    /// Where ClusterIssuer Secrets live: the controller's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     pub fn new(
         client: Client,
         namespace: String,

@@ -274,6 +274,15 @@ pub async fn forward_triggers(
             event = secret_events.next() => match event {
                 Some(Ok(Event::Apply(secret) | Event::InitApply(secret) | Event::Delete(secret))) => {
                     let namespace = secret.namespace().unwrap_or_default();
+                    // An issuer waiting for this Secret (a CA key pair
+                    // issued by a Certificate) is checked now, not at the
+                    // next recheck.
+                    pending_issuers.extend(issuers_reading_secret(
+                        &caches,
+                        resolver.namespace(),
+                        &namespace,
+                        &secret.name_any(),
+                    ));
                     if let Some(certificate) = secret
                         .annotations()
                         .get(secret_annotations::CERTIFICATE_NAME)
@@ -319,6 +328,36 @@ fn issuers(caches: &Caches, unready_only: bool) -> Vec<(Option<String>, String)>
     let mut out = Vec::new();
     select(&caches.issuers, unready_only, &mut out);
     select(&caches.cluster_issuers, unready_only, &mut out);
+    out
+}
+
+/// The Issuers of `namespace`, and the ClusterIssuers when `namespace` is
+/// where their Secrets live (`cluster_namespace`), that read the Secret
+/// `name`.
+fn issuers_reading_secret(
+    caches: &Caches,
+    cluster_namespace: &str,
+    namespace: &str,
+    name: &str,
+) -> Vec<(Option<String>, String)> {
+    let reads = |spec: &crate::api::issuer::IssuerSpec| spec.secret_names().any(|n| n == name);
+    let mut out: Vec<(Option<String>, String)> = caches
+        .issuers
+        .state()
+        .iter()
+        .filter(|i| i.namespace().as_deref() == Some(namespace) && reads(&i.spec))
+        .map(|i| (i.namespace(), i.name_any()))
+        .collect();
+    if namespace == cluster_namespace {
+        out.extend(
+            caches
+                .cluster_issuers
+                .state()
+                .iter()
+                .filter(|i| reads(&i.spec))
+                .map(|i| (None, i.name_any())),
+        );
+    }
     out
 }
 

@@ -79,6 +79,15 @@ pub async fn run(
         return Err(LocalError::NotADirectory(options.dir.clone()));
     }
     let store = Arc::new(FsStore::new(&options.dir));
+    // Files a killed run staged but never renamed: nobody will finish them.
+    let swept = crate::store::files::sweep_stale_temps(&options.dir.join("state"))
+        + crate::store::files::sweep_stale_temps(&options.dir.join("secrets"));
+    if swept > 0 {
+        tracing::info!(
+            files = swept,
+            "removed temporary files left by an earlier run that was killed"
+        );
+    }
     let (builtin, builtin_path) = builtin_ca::load_or_create(&options.dir)?;
     // The webhook's certificate is signed before the CA becomes the issuer
     // of every Certificate without one.

@@ -160,6 +160,58 @@ fn stage(dir: &Path, name: &str, contents: &[u8], mode: u32) -> io::Result<Stage
     ))
 }
 
+/// Removes, under `root` (recursively), the temporary files writers left
+/// behind when they were killed between staging and renaming (`kill -9`,
+/// a power cut): `.<name>.<pid>.<n>.tmp` whose process is gone. A file of
+/// a live process (another certweave writing now) is left alone. Returns
+/// how many were removed.
+pub fn sweep_stale_temps(root: &Path) -> usize {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(temp_owner) else {
+                continue;
+            };
+            if !process_alive(pid) && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// The writer's process id, when `name` is a temporary file of [`stage`].
+fn temp_owner(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let _unique: u64 = parts.next()?.parse().ok()?;
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let _target = parts.next().filter(|t| !t.is_empty())?;
+    Some(pid)
+}
+
+/// Whether process `pid` exists (on systems without `/proc`, every
+/// process is taken to exist, so nothing is removed).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
 /// Makes the renames durable. Best effort: not every filesystem allows
 /// opening a directory.
 fn sync_dir(dir: &Path) {
@@ -176,6 +228,30 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temps_of_dead_writers_are_swept_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("state/certificates/default");
+        fs::create_dir_all(&nested).unwrap();
+        // A process that has exited: its pid names no process now.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = nested.join(format!(".web.json.{dead}.3.tmp"));
+        let live = nested.join(format!(".web.json.{}.4.tmp", std::process::id()));
+        let unrelated = nested.join(".hidden.tmp");
+        let data = nested.join("web.json");
+        for path in [&stale, &live, &unrelated, &data] {
+            fs::write(path, b"x").unwrap();
+        }
+        assert_eq!(sweep_stale_temps(dir.path()), 1);
+        assert!(!stale.exists());
+        assert!(live.exists() && unrelated.exists() && data.exists());
+        assert_eq!(temp_owner(".tls.key.12.0.tmp"), Some(12));
+        assert_eq!(temp_owner(".12.0.tmp"), None);
+        assert_eq!(temp_owner("tls.key"), None);
+    }
 
     fn bundle(ca: Option<&str>) -> Bundle {
         Bundle {
