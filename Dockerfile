@@ -5,8 +5,9 @@
 #   docker build -t certweave/certweave:0.1.0 .
 #
 # Runtime base: the binary is built for x86_64-unknown-linux-gnu, so it links
-# glibc (and libgcc_s for unwinding) dynamically; ring's C and assembly are
-# compiled into the binary and need nothing at run time. distroless
+# glibc (and libgcc_s for unwinding) dynamically; ring's and AWS-LC's C and
+# assembly are compiled into the binary (the builder's gcc is all AWS-LC
+# needs) and need nothing at run time. distroless
 # cc-debian12 is the smallest image with exactly those libraries, from the
 # same Debian release (bookworm, glibc 2.36) as the builder. static-debian12
 # has no glibc and would only fit a musl build.

@@ -35,7 +35,10 @@
 # Usage: benches/controller_memory.sh            (cargo build --release first)
 # Env:   CERTWEAVE_BIN (default target/release/certweave), CERTS=10000,
 #        SECRETS=90000, NAMESPACES=100, CONCURRENCY=24, SAMPLE_SECONDS=30,
-#        SCRAPE_EVERY=10, ISSUE_TIMEOUT=1800 (s per controller),
+#        SCRAPE_EVERY=10, ISSUE_TIMEOUT=1800 (s per controller), KEY=ecdsa
+#        (KEY=default: the Certificates name no privateKey, so RSA-2048 as
+#        cert-manager's default; `CERTS=1000 SECRETS=0 KEY=default
+#        CERT_MANAGER=0` measures the issuance rate key generation allows),
 #        CERT_MANAGER=0 skips cert-manager, CERT_MANAGER_BIN,
 #        CERT_MANAGER_CRDS (a CRD manifest file), KUBE_ASSETS, KUBECTL
 #        (see benches/lib/kube-env.sh), KEEP=1 keeps the work directory.
@@ -48,6 +51,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CERTWEAVE_BIN:-$ROOT/target/release/certweave}
 CERTS=${CERTS:-10000}
 SECRETS=${SECRETS:-90000}
+KEY=${KEY:-ecdsa}
 NAMESPACES=${NAMESPACES:-100}
 CONCURRENCY=${CONCURRENCY:-24}
 SAMPLE_SECONDS=${SAMPLE_SECONDS:-30}
@@ -76,9 +80,10 @@ start_controller() {
     CTL_LOG=$WORK/$1.$2.log
     case $1 in
         certweave)
+            WEBHOOK_PORT=$(kube_free_port)
             RUST_LOG=${RUST_LOG:-warn} "$BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
                 --namespace certweave --identity bench --pod-ip 127.0.0.1 --leader-elect \
-                --webhook-addr 127.0.0.1:0 --solver-addr 127.0.0.1:0 --metrics-addr "127.0.0.1:$port" \
+                --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --solver-addr 127.0.0.1:0 --metrics-addr "127.0.0.1:$port" \
                 >"$CTL_LOG" 2>&1 &
             ;;
         cert-manager)
@@ -118,6 +123,22 @@ sample_rss() {
         sleep 1
     done
     RSS_AVG=$((sum / n)); RSS_MAX=$max
+}
+
+# Admission latency while the controller works (certweave only: its webhook
+# runs in the controller): one Pod review every 10 ms over one connection,
+# from start_probe to stop_probe, which prints "p50 / p99 ms (n, errors)".
+start_probe() {
+    PROBE_OUT=$WORK/$1.probe.json
+    python3 "$ROOT/benches/support/webhook_probe.py" --url "https://127.0.0.1:$WEBHOOK_PORT/mutate" \
+        --review "$ROOT/benches/fixtures/pod-review.json" --out "$PROBE_OUT" >/dev/null 2>&1 &
+    PROBE_PID=$!
+    PIDS+=("$PROBE_PID")
+}
+stop_probe() {
+    kill -TERM "$PROBE_PID" 2>/dev/null || true
+    wait "$PROBE_PID" 2>/dev/null || true
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%s / %s ms (%d reviews, %d errors)" % (d["p50_ms"], d["p99_ms"], d["count"], d["errors"]))' "$PROBE_OUT"
 }
 
 stop_controller() {
@@ -179,8 +200,10 @@ for impl in "${IMPLS[@]}"; do
     T0=$(date +%s.%N)
     wait_ready "$impl"
     R[$impl.idle_ready]=$(elapsed "$T0")
+    [ "$impl" = certweave ] && start_probe idle
     sleep 5
     sample_rss 10
+    [ "$impl" = certweave ] && R[$impl.idle_probe]=$(stop_probe)
     R[$impl.idle_rss]=$RSS_AVG
     R[$impl.idle_hwm]=$(proc_kib "$CTL_PID" VmHWM)
     stop_controller "$impl"
@@ -190,7 +213,7 @@ for impl in "${IMPLS[@]}"; do
     KUBE_TOKEN=$KUBE_TOKEN python3 "$LOADER" preload --server "$KUBE_URL" --cacert "$KUBE_CA" \
         --certs "$CERTS" --secrets "$SECRETS" --namespaces "$NAMESPACES" \
         --ca-cert "$WORK/ca.crt" --ca-key "$WORK/ca.key" --issuer-namespace certweave \
-        --concurrency "$CONCURRENCY" >"$WORK/$impl.preload.json"
+        --concurrency "$CONCURRENCY" --key "$KEY" >"$WORK/$impl.preload.json"
     R[$impl.preload]=$(elapsed "$T0")
     R[$impl.preload_detail]=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("Secrets %s s, Certificates %s s" % (d["secrets_seconds"], d["certificates_seconds"]))' "$WORK/$impl.preload.json")
     R[$impl.secret_bytes]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret_json_bytes"])' "$WORK/$impl.preload.json")
@@ -199,6 +222,7 @@ for impl in "${IMPLS[@]}"; do
     echo "== $impl loaded: issuing $CERTS Certificates"
     start_controller "$impl" loaded
     T0=$(date +%s.%N)
+    [ "$impl" = certweave ] && start_probe loaded
     if ! KUBE_TOKEN=$KUBE_TOKEN python3 "$LOADER" wait-ready --server "$KUBE_URL" --cacert "$KUBE_CA" \
         --count "$CERTS" --timeout "$ISSUE_TIMEOUT" --pid "$CTL_PID" >/dev/null; then
         echo "$impl: not all $CERTS Certificates Ready; the tail of its log:" >&2
@@ -206,6 +230,8 @@ for impl in "${IMPLS[@]}"; do
         exit 1
     fi
     R[$impl.issue]="$(elapsed "$T0") s"
+    R[$impl.rate]=$(awk -v n="$CERTS" -v t="${R[$impl.issue]% s}" 'BEGIN { printf "%.1f/s", n / t }')
+    [ "$impl" = certweave ] && R[$impl.loaded_probe]=$(stop_probe)
     echo "   all Ready after ${R[$impl.issue]}; sampling RSS for ${SAMPLE_SECONDS} s"
     R[$impl.pre_scrape]=$(proc_kib "$CTL_PID" VmRSS)
     sample_rss "$SAMPLE_SECONDS"
@@ -232,6 +258,10 @@ col "idle peak (VmHWM)" "$(kib "${R[certweave.idle_hwm]}")" "$(cm "$(kib "${R[ce
 col "start to ready, empty cluster" "${R[certweave.idle_ready]} s" "$(cm "${R[cert-manager.idle_ready]:-} s")"
 col "preload: $SECRETS Secrets + $CERTS Certificates" "${R[certweave.preload]} s" "$(cm "${R[cert-manager.preload]:-} s")"
 col "start to all $CERTS Certificates Ready" "${R[certweave.issue]}" "$(cm "${R[cert-manager.issue]:-}")"
+col "Certificates Ready per second (key: $KEY)" "${R[certweave.rate]}" "$(cm "${R[cert-manager.rate]:-}")"
+echo "  webhook admission p50 / p99 (certweave, Pod review every 10 ms):"
+echo "    idle:                 ${R[certweave.idle_probe]}"
+echo "    while issuing:        ${R[certweave.loaded_probe]}"
 col "peak RSS over the loaded run (VmHWM)  [goal <= 100 MiB]" "$(kib "${R[certweave.loaded_hwm]}")" "$(cm "$(kib "${R[cert-manager.loaded_hwm]:-0}")")"
 col "RSS once all Ready, before the first scrape" "$(kib "${R[certweave.pre_scrape]}")" "$(cm "$(kib "${R[cert-manager.pre_scrape]:-0}")")"
 col "RSS avg / max of ${SAMPLE_SECONDS} s with /metrics scrapes" "$(kib "${R[certweave.loaded_avg]}") / $(kib "${R[certweave.loaded_max]}")" \

@@ -3,8 +3,12 @@
 //! Groups (criterion ids are `<group>/<algorithm>`):
 //!
 //! - `keygen`: `PrivateKey::generate` — what a certificate with
-//!   `rotationPolicy: Always` pays on every renewal;
-//! - `sign_raw`: one signature over 32 bytes with the key (ring underneath),
+//!   `rotationPolicy: Always` pays on every renewal (RSA from AWS-LC);
+//! - `keygen_portable/rsa2048`: the pure-Rust `rsa` crate's RSA-2048, the
+//!   generator before AWS-LC, as the baseline in the same run;
+//! - `sign_raw`: one signature over 32 bytes with the key (rcgen's backend,
+//!   AWS-LC); `sign_raw_ring/<rsa>`: the same with ring, the signer before
+//!   AWS-LC, as the baseline in the same run;
 //!   the figure `openssl speed` reports, so the two compare directly;
 //! - `selfsigned`: `SelfSignedIssuer::sign` for a single-name certificate:
 //!   build, sign, encode the key as PEM, and check the bundle (parse, key
@@ -25,13 +29,15 @@ use rcgen::SigningKey;
 
 use certweave::issuers::ca::CaIssuer;
 use certweave::issuers::selfsigned::SelfSignedIssuer;
+use certweave::model::key::generate_rsa_pkcs8_portable;
 use certweave::model::CertificateRequest;
 use certweave::pki::{KeyAlgorithm, KeyEncoding, PrivateKey};
 
-const ALGORITHMS: [KeyAlgorithm; 5] = [
+const ALGORITHMS: [KeyAlgorithm; 6] = [
     KeyAlgorithm::EcdsaP256,
     KeyAlgorithm::EcdsaP384,
     KeyAlgorithm::Rsa(2048),
+    KeyAlgorithm::Rsa(3072),
     KeyAlgorithm::Rsa(4096),
     KeyAlgorithm::Ed25519,
 ];
@@ -71,6 +77,16 @@ fn keygen(c: &mut Criterion) {
         });
         group.finish();
     }
+    // The baseline in the same run: RSA-2048 from the pure-Rust `rsa`
+    // crate, certweave's generator before AWS-LC.
+    let mut group = c.benchmark_group("keygen_portable");
+    group.throughput(Throughput::Elements(1));
+    configure_for(&mut group, KeyAlgorithm::Rsa(2048));
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_function("rsa2048", |b| {
+        b.iter(|| black_box(generate_rsa_pkcs8_portable(black_box(2048)).unwrap()))
+    });
+    group.finish();
 }
 
 fn sign_raw(c: &mut Criterion) {
@@ -86,6 +102,41 @@ fn sign_raw(c: &mut Criterion) {
         });
     }
     group.finish();
+    // The baseline in the same run: RSA signatures with ring, certweave's
+    // signer before AWS-LC.
+    let mut group = c.benchmark_group("sign_raw_ring");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(50);
+    group.measurement_time(Duration::from_secs(3));
+    for bits in [2048, 3072, 4096] {
+        let der = ring_pkcs8(&PrivateKey::generate(KeyAlgorithm::Rsa(bits)).unwrap());
+        let key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        let mut signature = vec![0; key.public().modulus_len()];
+        group.bench_function(format!("rsa{bits}"), |b| {
+            b.iter(|| {
+                key.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    black_box(&digest),
+                    &mut signature,
+                )
+                .unwrap();
+                black_box(&signature);
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The key as PKCS#8 DER.
+fn ring_pkcs8(key: &PrivateKey) -> Vec<u8> {
+    use base64::Engine as _;
+    let pem = key.to_pem(KeyEncoding::Pkcs8).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
 }
 
 fn request(alg: KeyAlgorithm) -> CertificateRequest {

@@ -20,8 +20,13 @@
 #   algorithms is a small difference of two large numbers: read those rows
 #   as orders of magnitude only.
 #
-# Needs openssl and python3 (to read criterion's estimates). Prints a table
-# with ratios (certweave / OpenSSL, above 1 means certweave is faster).
+# - RSA against Go's crypto/rsa too (benches/go_rsa, standard library only,
+#   built with the machine's Go when there is one), and against the
+#   pure-Rust `rsa` crate certweave generated RSA keys with before AWS-LC
+#   (criterion's `keygen_portable/rsa2048`).
+#
+# Needs openssl and python3 (to read criterion's estimates). Prints tables
+# with ratios (certweave / peer, above 1 means certweave is faster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +46,7 @@ else
 fi
 
 echo "== openssl speed" >&2
-speed=$(openssl speed -seconds 1 ecdsap256 ecdsap384 rsa2048 rsa4096 ed25519 2>/dev/null)
+speed=$(openssl speed -seconds 1 ecdsap256 ecdsap384 rsa2048 rsa3072 rsa4096 ed25519 2>/dev/null)
 
 # Mean wall time (seconds) of `openssl ARGS` over N runs.
 per_run() {
@@ -111,11 +116,12 @@ C
 if cc -O2 -o "$keys/keygen" "$keys/keygen.c" -lcrypto 2>"$keys/cc.log"; then
   echo "== OpenSSL EVP_PKEY_generate, in process" >&2
   keygen_method="EVP_PKEY_generate in process, system libcrypto"
-  gen=$("$keys/keygen" ecdsa-p256 ecdsa-p384 rsa2048 rsa4096 ed25519)
+  gen=$("$keys/keygen" ecdsa-p256 ecdsa-p384 rsa2048 rsa3072 rsa4096 ed25519)
   pick() { awk -v a="$1" '$1 == a { print $2 }' <<<"$gen"; }
   gen_p256=$(pick ecdsa-p256)
   gen_p384=$(pick ecdsa-p384)
   gen_rsa2048=$(pick rsa2048)
+  gen_rsa3072=$(pick rsa3072)
   gen_rsa4096=$(pick rsa4096)
   gen_ed=$(pick ed25519)
 else
@@ -135,12 +141,21 @@ else
   gen_p384=$(genpkey_cost 60 p384 -algorithm EC -pkeyopt ec_paramgen_curve:P-384)
   gen_ed=$(genpkey_cost 60 ed25519 -algorithm ed25519)
   gen_rsa2048=$(genpkey_cost 20 rsa2048 -algorithm RSA -pkeyopt rsa_keygen_bits:2048)
+  gen_rsa3072=$(genpkey_cost 10 rsa3072 -algorithm RSA -pkeyopt rsa_keygen_bits:3072)
   gen_rsa4096=$(genpkey_cost 8 rsa4096 -algorithm RSA -pkeyopt rsa_keygen_bits:4096)
 fi
 
-CRITERION_DIR="$criterion_dir" SPEED="$speed" KEYGEN_METHOD="$keygen_method" \
+go_rsa=""
+if command -v go >/dev/null; then
+  echo "== Go crypto/rsa ($(go version | cut -d' ' -f3))" >&2
+  go_rsa=$(cd benches/go_rsa && go run main.go 2048 3072 4096)
+else
+  echo "== no go on PATH: the Go columns are left out" >&2
+fi
+
+CRITERION_DIR="$criterion_dir" SPEED="$speed" KEYGEN_METHOD="$keygen_method" GO_RSA="$go_rsa" \
 GEN_P256="$gen_p256" GEN_P384="$gen_p384" GEN_ED="$gen_ed" \
-GEN_RSA2048="$gen_rsa2048" GEN_RSA4096="$gen_rsa4096" python3 - <<'EOF'
+GEN_RSA2048="$gen_rsa2048" GEN_RSA3072="$gen_rsa3072" GEN_RSA4096="$gen_rsa4096" python3 - <<'EOF'
 import json, os, re
 
 crit = os.environ["CRITERION_DIR"]
@@ -162,12 +177,18 @@ algs = [
     ("ecdsa-p256", r"ecdsa \(nistp256\)", "GEN_P256"),
     ("ecdsa-p384", r"ecdsa \(nistp384\)", "GEN_P384"),
     ("rsa2048", r"^rsa 2048 bits", "GEN_RSA2048"),
+    ("rsa3072", r"^rsa 3072 bits", "GEN_RSA3072"),
     ("rsa4096", r"^rsa 4096 bits", "GEN_RSA4096"),
     ("ed25519", r"EdDSA \(Ed25519\)", "GEN_ED"),
 ]
 
+go = {}
+for line in os.environ.get("GO_RSA", "").splitlines():
+    alg, per_key, per_s = line.split()
+    go[alg] = (float(per_key), float(per_s))
+
 print()
-print("Signatures per second (one signature; certweave = ring via rcgen)")
+print("Signatures per second (one signature; certweave = rcgen's backend)")
 print(f"{'algorithm':<12}{'certweave':>12}{'openssl':>12}{'ratio':>8}   {'selfsigned cert/s':>18}{'CA cert/s':>12}")
 for alg, pattern, _ in algs:
     ours = 1 / mean_seconds("sign_raw", alg)
@@ -183,6 +204,30 @@ for alg, _, env in algs:
     ours = mean_seconds("keygen", alg) * 1e3
     theirs = float(os.environ[env]) * 1e3
     print(f"{alg:<12}{ours:>12.3f}{theirs:>12.3f}{theirs / ours:>8.2f}")
+if go:
+    print()
+    print("RSA against Go's crypto/rsa and the pure-Rust rsa crate (certweave's generator before AWS-LC)")
+    print(f"{'algorithm':<12}{'keygen ms':>11}{'go ms':>9}{'ratio':>8}{'sign/s':>10}{'go sign/s':>11}{'ratio':>8}")
+    for alg in ("rsa2048", "rsa3072", "rsa4096"):
+        if alg not in go:
+            continue
+        ours_key = mean_seconds("keygen", alg)
+        ours_sign = 1 / mean_seconds("sign_raw", alg)
+        go_key, go_sign = go[alg]
+        print(f"{alg:<12}{ours_key * 1e3:>11.3f}{go_key * 1e3:>9.3f}{go_key / ours_key:>8.2f}{ours_sign:>10.0f}{go_sign:>11.0f}{ours_sign / go_sign:>8.2f}")
+for alg in ("rsa2048", "rsa3072", "rsa4096"):
+    try:
+        ring_rate = 1 / mean_seconds("sign_raw_ring", alg)
+        ours = 1 / mean_seconds("sign_raw", alg)
+        print(f"{alg} signatures with ring: {ring_rate:.0f}/s; AWS-LC is {ours / ring_rate:.2f}x")
+    except FileNotFoundError:
+        pass
+try:
+    portable = mean_seconds("keygen_portable", "rsa2048")
+    ours = mean_seconds("keygen", "rsa2048")
+    print(f"rsa2048 keygen, pure-Rust rsa crate: {portable * 1e3:.3f} ms per key; AWS-LC is {portable / ours:.2f}x faster")
+except FileNotFoundError:
+    pass
 print()
-print("ratio = certweave throughput / openssl throughput (above 1: certweave is faster)")
+print("ratio = certweave throughput / peer throughput (above 1: certweave is faster)")
 EOF

@@ -10,7 +10,8 @@ bearer token and trusts only the given CA.
     Creates NAMESPACES namespaces team-000.., SECRETS unrelated Opaque Secrets
     of ~1 KiB (768 random bytes, base64) spread over them, and - given the CA
     files - Secret <issuer-namespace>/bench-ca, ClusterIssuer bench-ca
-    (spec.ca) and CERTS Certificates app-NNNNN (ECDSA P-256, one DNS name)
+    (spec.ca) and CERTS Certificates app-NNNNN (ECDSA P-256, or with --key
+    default no privateKey, so RSA-2048; one DNS name)
     issued by it. Prints one JSON line: counts, seconds, bytes.
 
   kube_load.py wait-ready --server URL --cacert F --count N \\
@@ -142,7 +143,8 @@ def preload(args, kube):
                 "metadata": {"name": f"app-{i:05d}", "namespace": ns},
                 "spec": {"secretName": f"app-{i:05d}-tls",
                          "dnsNames": [f"app-{i:05d}.{ns}.example.com"],
-                         "privateKey": {"algorithm": "ECDSA", "size": 256},
+                         **({} if args.key == "default" else
+                            {"privateKey": {"algorithm": "ECDSA", "size": 256}}),
                          "issuerRef": {"name": "bench-ca", "kind": "ClusterIssuer"}}}
 
     def run(what, jobs, total):
@@ -277,6 +279,9 @@ def main():
     parser.add_argument("--ca-key")
     parser.add_argument("--issuer-namespace", default="certweave")
     parser.add_argument("--concurrency", type=int, default=24)
+    parser.add_argument("--key", choices=["ecdsa", "default"], default="ecdsa",
+                        help="ecdsa: privateKey ECDSA P-256; default: no privateKey "
+                             "(RSA-2048, cert-manager's default)")
     parser.add_argument("--count", type=int)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--pid", type=int)

@@ -6,6 +6,7 @@
 //! [`crate::issuers`], and stores the returned [`crate::model::Bundle`]
 //! wherever it keeps certificates.
 
+pub mod keygen;
 pub mod reconcile;
 pub mod renewal;
 pub mod renewal_info;

@@ -445,12 +445,7 @@ async fn issue_recording<S: Store, I: Issuer>(
     };
     let key = match reusable {
         Some(key) => key,
-        None => {
-            let algorithm = managed.request.key_algorithm;
-            tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm))
-                .await
-                .map_err(|e| IssueError::transient_because("key generation task failed", e))??
-        }
+        None => super::keygen::generate(managed.request.key_algorithm).await?,
     };
     // An order in flight is recorded before the slow part, so a restart
     // resumes it instead of opening another.

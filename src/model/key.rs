@@ -1,8 +1,8 @@
 //! Private keys: which algorithms certweave generates, how keys are encoded,
 //! and the key itself.
 //!
-//! Keys are generated in-process (rcgen over ring for ECDSA and Ed25519, the
-//! `rsa` crate for RSA, which ring cannot generate) and held as PKCS#8; they
+//! Keys are generated in-process (rcgen over ring for ECDSA and Ed25519,
+//! AWS-LC for RSA, which ring cannot generate) and held as PKCS#8; they
 //! are encoded as PKCS#8 or, as cert-manager's `PKCS1` encoding does, PKCS#1
 //! for RSA and SEC1 for ECDSA. They live in the leaf layer because the
 //! [`crate::model::Issuer`] trait signs with them.
@@ -119,6 +119,46 @@ impl fmt::Display for KeyEncoding {
     }
 }
 
+/// A new RSA key of `bits` as PKCS#8 DER.
+///
+/// RSA key generation decides how fast a cluster full of certificates with
+/// cert-manager's default key (RSA-2048) is issued, so the sizes AWS-LC
+/// generates (2048, 3072, 4096, 8192) come from AWS-LC: a constant-time
+/// prime search in optimised C and assembly, several times faster than
+/// the pure-Rust `rsa` crate (`benches/pki_vs_openssl.sh` compares both
+/// with OpenSSL and Go). The other sizes cert-manager allows (2048-8192)
+/// come from the `rsa` crate.
+fn generate_rsa_pkcs8(bits: u32) -> Result<Vec<u8>, String> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use aws_lc_rs::rsa::KeySize;
+    let size = match bits {
+        2048 => Some(KeySize::Rsa2048),
+        3072 => Some(KeySize::Rsa3072),
+        4096 => Some(KeySize::Rsa4096),
+        8192 => Some(KeySize::Rsa8192),
+        _ => None,
+    };
+    match size {
+        Some(size) => {
+            let key = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| e.to_string())?;
+            let der: Pkcs8V1Der<'static> = key.as_der().map_err(|e| e.to_string())?;
+            Ok(der.as_ref().to_vec())
+        }
+        None => generate_rsa_pkcs8_portable(bits),
+    }
+}
+
+/// A new RSA key of any size from the pure-Rust `rsa` crate: the sizes
+/// AWS-LC does not generate, and the baseline `benches/pki.rs` measures
+/// AWS-LC against.
+#[doc(hidden)]
+pub fn generate_rsa_pkcs8_portable(bits: u32) -> Result<Vec<u8>, String> {
+    let rsa =
+        rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits as usize).map_err(|e| e.to_string())?;
+    let der = rsa.to_pkcs8_der().map_err(|e| e.to_string())?;
+    Ok(der.as_bytes().to_vec())
+}
+
 /// A private key. Its `Debug` output never contains key material.
 pub struct PrivateKey {
     algorithm: KeyAlgorithm,
@@ -137,11 +177,9 @@ impl PrivateKey {
         let fail = |reason: String| KeyError::Generate { algorithm, reason };
         let key_pair = match algorithm {
             KeyAlgorithm::Rsa(bits) => {
-                let rsa = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits as usize)
-                    .map_err(|e| fail(e.to_string()))?;
-                let der = rsa.to_pkcs8_der().map_err(|e| fail(e.to_string()))?;
+                let der = generate_rsa_pkcs8(bits).map_err(fail)?;
                 KeyPair::from_pkcs8_der_and_sign_algo(
-                    &der.as_bytes().into(),
+                    &der.as_slice().into(),
                     algorithm.signature_algorithm(),
                 )
                 .map_err(|e| fail(e.to_string()))?
