@@ -39,6 +39,7 @@
 #        (KEY=default: the Certificates name no privateKey, so RSA-2048 as
 #        cert-manager's default; `CERTS=1000 SECRETS=0 KEY=default
 #        CERT_MANAGER=0` measures the issuance rate key generation allows),
+#        PROBE=1 (0: no webhook latency probe, which itself takes CPU),
 #        CERT_MANAGER=0 skips cert-manager, CERT_MANAGER_BIN,
 #        CERT_MANAGER_CRDS (a CRD manifest file), KUBE_ASSETS, KUBECTL
 #        (see benches/lib/kube-env.sh), KEEP=1 keeps the work directory.
@@ -52,6 +53,7 @@ BIN=${CERTWEAVE_BIN:-$ROOT/target/release/certweave}
 CERTS=${CERTS:-10000}
 SECRETS=${SECRETS:-90000}
 KEY=${KEY:-ecdsa}
+PROBE=${PROBE:-1}
 NAMESPACES=${NAMESPACES:-100}
 CONCURRENCY=${CONCURRENCY:-24}
 SAMPLE_SECONDS=${SAMPLE_SECONDS:-30}
@@ -129,6 +131,7 @@ sample_rss() {
 # runs in the controller): one Pod review every 10 ms over one connection,
 # from start_probe to stop_probe, which prints "p50 / p99 ms (n, errors)".
 start_probe() {
+    [ "$PROBE" = 1 ] || return 0
     PROBE_OUT=$WORK/$1.probe.json
     python3 "$ROOT/benches/support/webhook_probe.py" --url "https://127.0.0.1:$WEBHOOK_PORT/mutate" \
         --review "$ROOT/benches/fixtures/pod-review.json" --out "$PROBE_OUT" >/dev/null 2>&1 &
@@ -136,6 +139,7 @@ start_probe() {
     PIDS+=("$PROBE_PID")
 }
 stop_probe() {
+    [ "$PROBE" = 1 ] || { echo "not measured (PROBE=0)"; return 0; }
     kill -TERM "$PROBE_PID" 2>/dev/null || true
     wait "$PROBE_PID" 2>/dev/null || true
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%s / %s ms (%d reviews, %d errors)" % (d["p50_ms"], d["p99_ms"], d["count"], d["errors"]))' "$PROBE_OUT"

@@ -508,12 +508,12 @@ async fn bad_inputs_get_clear_answers_and_the_server_stays_up() {
         (
             "garbage",
             b"\x00\xffnot json at all".to_vec(),
-            Expect::Http(400, "not a valid AdmissionReview"),
+            Expect::Http(400, "not a JSON object"),
         ),
         (
             "empty body",
             Vec::new(),
-            Expect::Http(400, "not a valid AdmissionReview"),
+            Expect::Http(400, "the body is empty"),
         ),
         (
             "truncated JSON",
@@ -523,12 +523,12 @@ async fn bad_inputs_get_clear_answers_and_the_server_stays_up() {
         (
             "a JSON array",
             b"[1,2,3]".to_vec(),
-            Expect::Http(400, "not a valid"),
+            Expect::Http(400, "not a JSON object"),
         ),
         (
             "no request",
             br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#.to_vec(),
-            Expect::Http(400, "request is missing"),
+            Expect::Http(400, "request: missing"),
         ),
         (
             "no uid",
@@ -544,6 +544,20 @@ async fn bad_inputs_get_clear_answers_and_the_server_stays_up() {
             "v1beta1 review",
             serde_json::to_vec(&v1beta1).unwrap(),
             Expect::Http(400, "admissionReviewVersions"),
+        ),
+        (
+            "a 1 MiB apiVersion",
+            {
+                let mut v = review_for(&pod(json!({})), "CREATE", "shop");
+                v["apiVersion"] = json!("v".repeat(1 << 20));
+                serde_json::to_vec(&v).unwrap()
+            },
+            Expect::Http(400, "admissionReviewVersions"),
+        ),
+        (
+            "a 1 MiB annotation value",
+            pod_with(json!({"certweave.io/tls-proxy": "8".repeat(1 << 20)})),
+            Expect::Denied("certweave.io/tls-proxy"),
         ),
         (
             "unknown operation",
@@ -758,6 +772,13 @@ async fn bad_inputs_get_clear_answers_and_the_server_stays_up() {
                     message.contains(needle),
                     "{what}: {message:?} should mention {needle:?}"
                 );
+                // Every 400 says how to fix it, and never quotes a body
+                // or a value whole.
+                assert!(
+                    message.contains("; "),
+                    "{what}: {message:?} should say how to fix it"
+                );
+                assert!(message.len() < 4096, "{what}: {} bytes", message.len());
             }
             Expect::Denied(field) => {
                 assert_eq!(status, 200, "{what}: {}", String::from_utf8_lossy(&answer));
@@ -774,6 +795,11 @@ async fn bad_inputs_get_clear_answers_and_the_server_stays_up() {
                     answer.message.contains("; "),
                     "{what}: {:?} should say how to fix it",
                     answer.message
+                );
+                assert!(
+                    answer.message.len() < 4096,
+                    "{what}: a {} byte denial",
+                    answer.message.len()
                 );
             }
         }

@@ -513,11 +513,7 @@ fn subject(spec: &X509Subject, errors: &mut Vec<InvalidField>) -> Subject {
 /// A value quoted in a message, cut so a hostile manifest cannot make the
 /// message large.
 fn truncate(value: &str) -> String {
-    const MAX: usize = 64;
-    match value.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-        None => value.to_owned(),
-    }
+    crate::model::text::cut(value, crate::model::text::QUOTED)
 }
 
 #[cfg(test)]

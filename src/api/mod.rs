@@ -43,10 +43,13 @@ impl InvalidField {
         problem: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
+        // Bounded whatever a value quoted in it made of it: the denial or
+        // condition carrying it, and the log line, stay small.
+        use crate::model::text::{cut, MESSAGE, QUOTED};
         Self {
-            field: field.into(),
-            problem: problem.into(),
-            fix: fix.into(),
+            field: cut(&field.into(), 4 * QUOTED),
+            problem: cut(&problem.into(), MESSAGE),
+            fix: cut(&fix.into(), MESSAGE),
         }
     }
 }

@@ -83,14 +83,7 @@ fn event_name(object: &str, now: std::time::SystemTime) -> String {
 }
 
 fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    crate::model::text::cut_bytes(text, max)
 }
 
 impl EventPublisher {

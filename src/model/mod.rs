@@ -12,6 +12,7 @@ pub mod progress;
 pub mod renew_before;
 pub mod request;
 pub mod subject;
+pub mod text;
 
 pub use bundle::Bundle;
 pub use issuer::{

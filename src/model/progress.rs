@@ -78,12 +78,9 @@ impl OrderProgress {
     }
 }
 
-/// `text`, cut to [`MAX_TEXT`] characters (an ellipsis says it was cut).
+/// A text the server chose, cut to [`MAX_TEXT`] characters.
 fn cut(text: &str) -> String {
-    match text.char_indices().nth(MAX_TEXT) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
+    super::text::cut(text, MAX_TEXT)
 }
 
 #[cfg(test)]

@@ -251,11 +251,7 @@ fn subject(name: &X509Name<'_>) -> Result<Subject, CsrError> {
 
 /// At most 64 characters of something a request said, for messages.
 fn truncate(text: &str) -> String {
-    let mut out: String = text.chars().take(64).collect();
-    if out.len() < text.len() {
-        out.push('…');
-    }
-    out
+    crate::model::text::cut(text, crate::model::text::QUOTED)
 }
 
 #[cfg(test)]

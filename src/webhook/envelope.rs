@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
 use crate::api::annotations as ann;
+use crate::model::text::{cut, MESSAGE, QUOTED};
 
 /// The only review version certweave speaks; the API server sends it when the
 /// webhook is registered with `admissionReviewVersions: [v1]`.
@@ -40,24 +41,47 @@ pub(super) fn decode(body: &[u8]) -> Result<Request<'_>, MalformedReview> {
         Ok(text) => serde_json::from_str(text),
         Err(_) => serde_json::from_slice(body),
     };
-    let envelope = decoded
-        .map_err(|e| MalformedReview(format!("body is not a valid AdmissionReview: {e}")))?;
+    let envelope = decoded.map_err(|e| {
+        let problem = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => "the body is empty".to_owned(),
+            Some(b'{') => format!("the body is not a valid AdmissionReview: {e}"),
+            Some(_) => "the body is not a JSON object".to_owned(),
+        };
+        malformed(&problem, SEND_A_REVIEW)
+    })?;
     if envelope.api_version.as_deref() != Some(REVIEW_API_VERSION)
         || envelope.kind.as_deref() != Some(REVIEW_KIND)
     {
-        return Err(MalformedReview(format!(
-            "expected apiVersion {REVIEW_API_VERSION:?} and kind {REVIEW_KIND:?}, got {:?} and {:?}; register the webhook with admissionReviewVersions: [v1]",
-            envelope.api_version.unwrap_or_default(),
-            envelope.kind.unwrap_or_default()
-        )));
+        return Err(malformed(
+            &format!(
+                "apiVersion and kind: expected {REVIEW_API_VERSION:?} and {REVIEW_KIND:?}, got {:?} and {:?}",
+                cut(&envelope.api_version.unwrap_or_default(), QUOTED),
+                cut(&envelope.kind.unwrap_or_default(), QUOTED)
+            ),
+            "register the webhook with admissionReviewVersions: [v1]",
+        ));
     }
     let request = envelope.request.ok_or_else(|| {
-        MalformedReview("request is missing: the AdmissionReview carries no request".into())
+        malformed(
+            "request: missing, the AdmissionReview carries no request",
+            SEND_A_REVIEW,
+        )
     })?;
     if request.uid.is_empty() {
-        return Err(MalformedReview("request.uid is missing or empty".into()));
+        return Err(malformed(
+            "request.uid: missing or empty",
+            "send the uid the answer must echo, as the API server does",
+        ));
     }
     Ok(request)
+}
+
+/// The fix for a body that is not a review at all.
+const SEND_A_REVIEW: &str = "POST an admission.k8s.io/v1 AdmissionReview with a request, as the API server does for a MutatingWebhookConfiguration with admissionReviewVersions: [v1]";
+
+/// A 400 answer: what is wrong (cut: it may quote the body) and the fix.
+fn malformed(problem: &str, fix: &str) -> MalformedReview {
+    MalformedReview(format!("{}; {fix}", cut(problem, MESSAGE)))
 }
 
 /// The review as decoded: strings are borrowed from the body where they have
