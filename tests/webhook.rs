@@ -459,6 +459,11 @@ async fn things_we_do_not_touch() {
 
 /// A bad input and what must come back: an HTTP status with a JSON error, or
 /// a denial whose message names `field`.
+/// `n` distinct valid host names.
+fn hosts(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("h{i}.example.com")).collect()
+}
+
 enum Expect {
     Http(u16, &'static str),
     Denied(&'static str),
@@ -756,6 +761,46 @@ async fn bad_inputs_get_clear_answers_and_the_server_stays_up() {
             "generateName without secretName",
             review(generate_name_ingress),
             Expect::Denied("spec.tls[0].secretName"),
+        ),
+        (
+            "1,001 rule hosts",
+            review(
+                json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "w", "annotations": {"cert-manager.io/cluster-issuer": "le"}}, "spec": {"rules": hosts(1001).iter().map(|h| json!({"host": h})).collect::<Vec<_>>()}}),
+            ),
+            Expect::Denied("spec.rules"),
+        ),
+        (
+            "101 distinct rule hosts for one certificate",
+            review(
+                json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "w", "annotations": {"cert-manager.io/cluster-issuer": "le"}}, "spec": {"rules": hosts(101).iter().map(|h| json!({"host": h})).collect::<Vec<_>>()}}),
+            ),
+            Expect::Denied("spec.rules"),
+        ),
+        (
+            "101 spec.tls entries",
+            review(ingress(
+                "w",
+                json!({"cert-manager.io/cluster-issuer": "le"}),
+                Some(json!(hosts(101)
+                    .iter()
+                    .map(|h| json!({"hosts": [h]}))
+                    .collect::<Vec<_>>())),
+            )),
+            Expect::Denied("spec.tls"),
+        ),
+        (
+            "101 hosts in one spec.tls entry",
+            review(ingress(
+                "w",
+                json!({"cert-manager.io/cluster-issuer": "le"}),
+                Some(json!([{"hosts": hosts(101)}])),
+            )),
+            Expect::Denied("spec.tls[0].hosts"),
+        ),
+        (
+            "101 Pod DNS names",
+            pod_with(json!({"certweave.io/dns-names": hosts(101).join(",")})),
+            Expect::Denied("certweave.io/dns-names"),
         ),
     ];
     assert!(cases.len() >= 20);

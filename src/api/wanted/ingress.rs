@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::Value;
 
 use super::secret_names::SecretNames;
-use super::WantedCertificate;
+use super::{WantedCertificate, MAX_INGRESS_HOSTS, MAX_NAMES_PER_CERTIFICATE, MAX_TLS_ENTRIES};
 use crate::api::annotations as ann;
 use crate::api::issuer_ref::ISSUER_GROUP;
 use crate::api::names;
@@ -251,6 +251,26 @@ pub enum TlsFill<'a> {
 /// entry with every rule host and `secretName: <name>-tls`; an existing
 /// entry without `secretName` gets one; nothing else is touched.
 pub fn fill_tls<'a>(ingress: &IngressTls<'a>) -> Result<TlsFill<'a>, InvalidField> {
+    if ingress.rule_hosts.len() > MAX_INGRESS_HOSTS {
+        return Err(InvalidField::new(
+            "spec.rules",
+            format!(
+                "{} rules name a host; at most {MAX_INGRESS_HOSTS} are served per Ingress",
+                ingress.rule_hosts.len()
+            ),
+            "split the hosts over several Ingresses",
+        ));
+    }
+    if ingress.tls.len() > MAX_TLS_ENTRIES {
+        return Err(InvalidField::new(
+            "spec.tls",
+            format!(
+                "{} entries; at most {MAX_TLS_ENTRIES} are served per Ingress",
+                ingress.tls.len()
+            ),
+            "group the hosts into fewer entries (up to 100 hosts each), or split the Ingress",
+        ));
+    }
     let mut hosts = Vec::with_capacity(ingress.rule_hosts.len());
     let mut seen = HashSet::with_capacity(ingress.rule_hosts.len());
     for &(i, host) in &ingress.rule_hosts {
@@ -262,6 +282,16 @@ pub fn fill_tls<'a>(ingress: &IngressTls<'a>) -> Result<TlsFill<'a>, InvalidFiel
     if ingress.tls.is_empty() {
         if hosts.is_empty() {
             return Ok(TlsFill::NoHosts);
+        }
+        if hosts.len() > MAX_NAMES_PER_CERTIFICATE {
+            return Err(InvalidField::new(
+                "spec.rules",
+                format!(
+                    "{} distinct hosts would go into one certificate; a certificate holds at most {MAX_NAMES_PER_CERTIFICATE} names",
+                    hosts.len()
+                ),
+                "list spec.tls entries of at most 100 hosts each, each with its own secretName",
+            ));
         }
         let secret_name = SecretNames::new(ingress.name, []).assign(0)?;
         return Ok(TlsFill::NewEntry { hosts, secret_name });
@@ -277,6 +307,16 @@ pub fn fill_tls<'a>(ingress: &IngressTls<'a>) -> Result<TlsFill<'a>, InvalidFiel
                 format!("spec.tls[{index}].hosts"),
                 "the entry lists no hosts",
                 "list the hosts this entry's certificate should cover",
+            ));
+        }
+        if entry.hosts.len() > MAX_NAMES_PER_CERTIFICATE {
+            return Err(InvalidField::new(
+                format!("spec.tls[{index}].hosts"),
+                format!(
+                    "{} hosts; a certificate holds at most {MAX_NAMES_PER_CERTIFICATE} names",
+                    entry.hosts.len()
+                ),
+                "split them over several spec.tls entries, each with its own secretName",
             ));
         }
         for (j, host) in entry.hosts.iter().enumerate() {

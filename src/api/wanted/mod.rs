@@ -14,6 +14,19 @@ pub mod pod;
 pub mod secret_names;
 pub mod workload;
 
+/// Most hosts one Ingress may name in its rules: far above real use, and a
+/// bound on what one object can make the webhook (`failurePolicy: Fail`)
+/// and the controller do.
+pub const MAX_INGRESS_HOSTS: usize = 1000;
+
+/// Most `spec.tls` entries of one Ingress (each may become a Certificate).
+pub const MAX_TLS_ENTRIES: usize = 100;
+
+/// Most DNS names one Certificate made from an annotation may hold: Let's
+/// Encrypt's limit per certificate, so an object that passes admission can
+/// also be issued by a public ACME CA.
+pub const MAX_NAMES_PER_CERTIFICATE: usize = 100;
+
 use super::certificate::{CertificateSpec, IssuerReference};
 use super::issuer_ref::ISSUER_GROUP;
 use super::overrides::CertificateOverrides;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use super::{issuer_reference, WantedCertificate};
+use super::{issuer_reference, WantedCertificate, MAX_NAMES_PER_CERTIFICATE};
 use crate::api::annotations as ann;
 use crate::api::certificate::CertificateSpec;
 use crate::api::names;
@@ -240,7 +240,18 @@ fn parse_list(
 }
 
 fn parse_dns_names(list: &str) -> Result<Vec<String>, InvalidField> {
-    parse_list(list, |name| names::check_dns_name(ann::POD_DNS_NAMES, name))
+    let names = parse_list(list, |name| names::check_dns_name(ann::POD_DNS_NAMES, name))?;
+    if names.len() > MAX_NAMES_PER_CERTIFICATE {
+        return Err(InvalidField::new(
+            ann::POD_DNS_NAMES,
+            format!(
+                "{} names; a certificate holds at most {MAX_NAMES_PER_CERTIFICATE}",
+                names.len()
+            ),
+            "list at most 100 names, or give the Pods behind them separate certificates",
+        ));
+    }
+    Ok(names)
 }
 
 /// Container names; one listed twice must still be mounted only once.

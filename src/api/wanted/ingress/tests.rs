@@ -152,3 +152,63 @@ fn many_hosts_and_entries_cost_linear_time() {
         assert_eq!(certs[0].spec.dns_names.len(), hosts.len());
     }
 }
+
+/// The limits hold at their bound and refuse one past it, on both ways in
+/// (the webhook's JSON and the controller's typed Ingress).
+#[test]
+fn limits_allow_their_bound_and_refuse_one_more() {
+    let ingress = |rules: usize, distinct: usize, tls: Option<Value>| {
+        let rules: Vec<Value> = (0..rules)
+            .map(|i| json!({"host": format!("h{}.example.com", i % distinct)}))
+            .collect();
+        let mut spec = json!({"rules": rules});
+        if let Some(tls) = tls {
+            spec["tls"] = tls;
+        }
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "web", "namespace": "shop",
+                            "annotations": {"cert-manager.io/cluster-issuer": "le"}},
+               "spec": spec})
+    };
+    let hosts = |n: usize| {
+        (0..n)
+            .map(|i| format!("h{i}.example.com"))
+            .collect::<Vec<_>>()
+    };
+    // 100 distinct rule hosts make one certificate of 100 names; 101 do not.
+    let certs = certificates_of(&ingress(100, 100, None)).unwrap();
+    assert_eq!(certs[0].spec.dns_names.len(), MAX_NAMES_PER_CERTIFICATE);
+    let err = certificates_of(&ingress(101, 101, None)).unwrap_err();
+    assert_eq!(err.field, "spec.rules");
+    // 1,000 rule hosts (repeating 10 names) are served; 1,001 are not.
+    assert!(certificates_of(&ingress(MAX_INGRESS_HOSTS, 10, None)).is_ok());
+    let err = certificates_of(&ingress(MAX_INGRESS_HOSTS + 1, 10, None)).unwrap_err();
+    assert_eq!(err.field, "spec.rules");
+    assert!(err.problem.contains("1001"), "{err}");
+    // 100 entries of one host each, and one entry of 100 hosts, are served.
+    let entries = |n: usize| {
+        json!(hosts(n)
+            .iter()
+            .map(|h| json!({"hosts": [h]}))
+            .collect::<Vec<_>>())
+    };
+    assert_eq!(
+        certificates_of(&ingress(1, 1, Some(entries(100))))
+            .unwrap()
+            .len(),
+        100
+    );
+    assert_eq!(
+        certificates_of(&ingress(1, 1, Some(entries(101))))
+            .unwrap_err()
+            .field,
+        "spec.tls"
+    );
+    assert!(certificates_of(&ingress(1, 1, Some(json!([{"hosts": hosts(100)}])))).is_ok());
+    assert_eq!(
+        certificates_of(&ingress(1, 1, Some(json!([{"hosts": hosts(101)}]))))
+            .unwrap_err()
+            .field,
+        "spec.tls[0].hosts"
+    );
+}
