@@ -300,6 +300,9 @@ pub fn fill_tls<'a>(ingress: &IngressTls<'a>) -> Result<TlsFill<'a>, InvalidFiel
         ingress.name,
         ingress.tls.iter().filter_map(|entry| entry.secret_name),
     );
+    // Entries naming the same Secret become one certificate: the names of
+    // all of them count against its limit.
+    let mut per_secret: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut assigned = Vec::new();
     for (index, entry) in ingress.tls.iter().enumerate() {
         if entry.hosts.is_empty() {
@@ -322,7 +325,19 @@ pub fn fill_tls<'a>(ingress: &IngressTls<'a>) -> Result<TlsFill<'a>, InvalidFiel
         for (j, host) in entry.hosts.iter().enumerate() {
             names::check_dns_name(&format!("spec.tls[{index}].hosts[{j}]"), host)?;
         }
-        if entry.secret_name.is_some_and(|s| !s.is_empty()) {
+        if let Some(secret_name) = entry.secret_name.filter(|s| !s.is_empty()) {
+            let shared = per_secret.entry(secret_name).or_default();
+            shared.extend(entry.hosts.iter().copied());
+            if shared.len() > MAX_NAMES_PER_CERTIFICATE {
+                return Err(InvalidField::new(
+                    format!("spec.tls[{index}].hosts"),
+                    format!(
+                        "with the entries before it that name Secret {secret_name:?}, {} distinct hosts go into one certificate; a certificate holds at most {MAX_NAMES_PER_CERTIFICATE} names",
+                        shared.len()
+                    ),
+                    "give some of these entries another secretName",
+                ));
+            }
             continue;
         }
         assigned.push((index, names.assign(index)?));

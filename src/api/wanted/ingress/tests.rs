@@ -137,6 +137,9 @@ fn tls_acme_uses_the_default_issuer_or_asks_for_nothing() {
     ));
 }
 
+/// Objects far past the limits are refused after one look at the list, and
+/// the largest legal one (1,000 rule hosts, 100 entries of 100 hosts) is
+/// served: nothing here is quadratic in the number of hosts or entries.
 #[test]
 fn many_hosts_and_entries_cost_linear_time() {
     let hosts: Vec<String> = (0..20_000).map(|i| format!("h{i}.example.com")).collect();
@@ -145,12 +148,41 @@ fn many_hosts_and_entries_cost_linear_time() {
         .iter()
         .map(|h| json!({"hosts": [h], "secretName": "one"}))
         .collect();
-    for spec in [json!({"rules": rules}), json!({"tls": tls})] {
+    for (spec, field) in [
+        (json!({"rules": rules}), "spec.rules"),
+        (json!({"tls": tls}), "spec.tls"),
+    ] {
         let ingress = json!({"metadata": {"name": "w", "annotations": {"cert-manager.io/issuer": "ca"}}, "spec": spec});
-        let certs = certificates_of(&ingress).unwrap();
-        assert_eq!(certs.len(), 1);
-        assert_eq!(certs[0].spec.dns_names.len(), hosts.len());
+        assert_eq!(certificates_of(&ingress).unwrap_err().field, field);
     }
+    let rules: Vec<Value> = hosts[..MAX_INGRESS_HOSTS]
+        .iter()
+        .map(|h| json!({"host": h}))
+        .collect();
+    let tls: Vec<Value> = hosts[..MAX_TLS_ENTRIES * MAX_NAMES_PER_CERTIFICATE]
+        .chunks(MAX_NAMES_PER_CERTIFICATE)
+        .enumerate()
+        .map(|(i, chunk)| json!({"hosts": chunk, "secretName": format!("s{i}")}))
+        .collect();
+    let ingress = json!({"metadata": {"name": "w", "annotations": {"cert-manager.io/issuer": "ca"}}, "spec": {"rules": rules, "tls": tls}});
+    let certs = certificates_of(&ingress).unwrap();
+    assert_eq!(certs.len(), MAX_TLS_ENTRIES);
+    assert!(certs
+        .iter()
+        .all(|c| c.spec.dns_names.len() == MAX_NAMES_PER_CERTIFICATE));
+}
+
+/// Entries naming one Secret share one certificate: together they may
+/// hold at most 100 names.
+#[test]
+fn entries_sharing_a_secret_share_the_name_limit() {
+    let entry = |from: usize, to: usize| json!({"hosts": (from..to).map(|i| format!("h{i}.example.com")).collect::<Vec<_>>(), "secretName": "shared"});
+    let ingress = |tls: Value| json!({"metadata": {"name": "w", "annotations": {"cert-manager.io/issuer": "ca"}}, "spec": {"tls": tls}});
+    // 60 + 40 names, and repeats, fit; 60 + 41 do not.
+    assert!(certificates_of(&ingress(json!([entry(0, 60), entry(20, 100)]))).is_ok());
+    let err = certificates_of(&ingress(json!([entry(0, 60), entry(40, 101)]))).unwrap_err();
+    assert_eq!(err.field, "spec.tls[1].hosts");
+    assert!(err.problem.contains("shared"), "{err}");
 }
 
 /// The limits hold at their bound and refuse one past it, on both ways in
