@@ -187,3 +187,78 @@ async fn an_order_in_flight_is_resumed_after_sigkill() {
         "the same order {order_url} was resumed:\n{log}"
     );
 }
+
+/// Certificates whose ACME validation hangs (the CA's connection is
+/// accepted and never answered) give their scheduler slot back once their
+/// challenges are presented: with eight of them and `--concurrency 2`, a
+/// SelfSigned certificate added afterwards is still issued at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn validations_that_hang_do_not_hold_up_local_issuers() {
+    let port = free_port();
+    let pebble = Pebble::start(PebbleOptions::http01(port));
+    // Where the stuck names resolve: connections are accepted and held.
+    let hang = std::net::TcpListener::bind(("127.0.0.3", port)).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in hang.incoming().flatten() {
+            held.push(connection);
+        }
+    });
+    const STUCK: usize = 8;
+    for i in 0..STUCK {
+        pebble
+            .add_a(&format!("stuck{i}.example.test"), "127.0.0.3")
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifests = issuer_yaml(&pebble);
+    for i in 0..STUCK {
+        manifests.push_str(&certificate_yaml(&format!("stuck{i}")));
+    }
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let local = Local::start_with(
+        dir.path(),
+        &[
+            "--http01-addr",
+            &format!("127.0.0.1:{port}"),
+            "--concurrency",
+            "2",
+        ],
+    );
+    // Every stuck order has presented its challenges and waits on Pebble.
+    wait_for(
+        "all stuck orders waiting for validation",
+        Duration::from_secs(60),
+        &local,
+        || {
+            (0..STUCK)
+                .all(|i| {
+                    std::fs::read_to_string(
+                        dir.path()
+                            .join(format!("state/certificates/default/stuck{i}.json")),
+                    )
+                    .is_ok_and(|s| s.contains("\"orderProgress\""))
+                })
+                .then_some(())
+        },
+    );
+    manifests.push_str(
+        "---\napiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: self}\nspec: {selfSigned: {}}\n---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: quick}\nspec:\n  secretName: quick-tls\n  dnsNames: [quick.example.test]\n  privateKey: {algorithm: ECDSA}\n  issuerRef: {name: self, kind: ClusterIssuer}\n",
+    );
+    std::fs::write(dir.path().join("certs.yaml"), &manifests).unwrap();
+    let added = Instant::now();
+    wait_for("quick", Duration::from_secs(30), &local, || {
+        leaf(&secret(dir.path(), "quick"))
+    });
+    let took = added.elapsed();
+    eprintln!("quick issued {took:?} after its manifest was written, beside {STUCK} hanging validations (poll interval 250 ms)");
+    assert!(took < Duration::from_secs(2), "quick took {took:?}");
+    let stuck_done = (0..STUCK)
+        .filter(|i| {
+            secret(dir.path(), &format!("stuck{i}"))
+                .join("tls.crt")
+                .exists()
+        })
+        .count();
+    assert_eq!(stuck_done, 0, "a hanging validation cannot have succeeded");
+}

@@ -22,7 +22,7 @@ use crate::api::issuer_ref::ISSUER_GROUP;
 use crate::api::keystores::KeystoreRequest;
 use crate::controller::kube_store::KubeStore;
 use crate::engine::reconcile::{self, Managed, ReconcileError, Step};
-use crate::engine::scheduler::{self, Job, Scheduler, TriggerInbox};
+use crate::engine::scheduler::{self, Job, Scheduler, Slot, TriggerInbox};
 use crate::metrics::ControllerMetrics;
 use crate::model::{IssueError, RequestOrigin};
 use crate::store::keystore::Keystores;
@@ -85,8 +85,9 @@ impl Job for CertificateController {
         &self,
         key: ObjectKey,
         forced: bool,
+        slot: Slot,
     ) -> Result<Option<SystemTime>, ReconcileError> {
-        let step = self.evaluate(&key, forced).await?;
+        let step = self.evaluate(&key, forced, &slot).await?;
         // Deleted while it was evaluated: the watch forgets it.
         Ok(self.exists(&key).then_some(step.next))
     }
@@ -110,6 +111,7 @@ impl CertificateController {
         &self,
         key: &ObjectKey,
         ignore_backoff: bool,
+        slot: &Slot,
     ) -> Result<Step, ReconcileError> {
         let Some(certificate) = self
             .certificates
@@ -206,11 +208,12 @@ impl CertificateController {
             Err(e) => Err(e.duplicate()),
         };
         let started = Instant::now();
-        let step = reconcile::reconcile(
+        let step = reconcile::reconcile_holding(
             &self.store,
             &managed,
             issuer.as_ref().map_err(IssueError::duplicate),
             SystemTime::now(),
+            slot,
         )
         .await?;
         if let (true, Some(request)) = (managed.renew_now, request) {

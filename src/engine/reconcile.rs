@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use crate::engine::renewal_info;
+use crate::engine::scheduler::Slot;
 use crate::engine::timing::{backoff, FailureClass, RenewBefore};
 use crate::model::{
     Bundle, CertificateRequest, Checkpoint, IssueError, Issuer, KeyRotation, OrderProgress,
@@ -216,6 +217,20 @@ pub async fn reconcile<S: Store, I: Issuer>(
     issuer: Result<&I, IssueError>,
     now: SystemTime,
 ) -> Result<Step, ReconcileError> {
+    reconcile_holding(store, managed, issuer, now, &Slot::detached()).await
+}
+
+/// [`reconcile`] for the scheduler: `slot` is released once the issuance
+/// only waits for another party (an ACME order whose challenges are
+/// presented), so that waits do not hold up issuances that need only this
+/// process.
+pub async fn reconcile_holding<S: Store, I: Issuer>(
+    store: &S,
+    managed: &Managed,
+    issuer: Result<&I, IssueError>,
+    now: SystemTime,
+    slot: &Slot,
+) -> Result<Step, ReconcileError> {
     let secret = store.read_secret(&managed.secret).await?;
     let mut state = store
         .read_state(&managed.certificate)
@@ -308,7 +323,7 @@ pub async fn reconcile<S: Store, I: Issuer>(
     tracing::info!(certificate = %managed.certificate, %reason, "issuing");
 
     let (result, progress) = match issuer {
-        Ok(issuer) => issue_with(store, issuer, managed, secret.as_ref(), &state).await,
+        Ok(issuer) => issue_with(store, issuer, managed, secret.as_ref(), &state, slot).await,
         Err(e) => (Err(e), None),
     };
     match result {
@@ -410,6 +425,7 @@ async fn issue_with<S: Store, I: Issuer>(
     managed: &Managed,
     secret: Option<&StoredSecret>,
     state: &CertificateState,
+    slot: &Slot,
 ) -> (
     Result<crate::model::Bundle, IssueError>,
     Option<OrderProgress>,
@@ -418,7 +434,7 @@ async fn issue_with<S: Store, I: Issuer>(
         order_progress: None,
         ..state.clone()
     });
-    let result = issue_recording(store, issuer, managed, secret, &recorded).await;
+    let result = issue_recording(store, issuer, managed, secret, &recorded, slot).await;
     let progress = recorded
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -435,6 +451,7 @@ async fn issue_recording<S: Store, I: Issuer>(
     managed: &Managed,
     secret: Option<&StoredSecret>,
     recorded: &std::sync::Mutex<CertificateState>,
+    slot: &Slot,
 ) -> Result<crate::model::Bundle, IssueError> {
     let reusable = match managed.rotation {
         KeyRotation::Never => secret
@@ -454,7 +471,14 @@ async fn issue_recording<S: Store, I: Issuer>(
             let mut recorded = recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match checkpoint {
                 Checkpoint::Resume(order) => recorded.order = Some(order),
-                Checkpoint::Progress(progress) => recorded.order_progress = Some(progress),
+                Checkpoint::Progress(progress) => {
+                    // Challenges presented: from here on the ACME server
+                    // works, not this process.
+                    if progress.state == "pending" {
+                        slot.release();
+                    }
+                    recorded.order_progress = Some(progress);
+                }
             }
             recorded.clone()
         };

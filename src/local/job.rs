@@ -12,7 +12,7 @@ use super::progress::Progress;
 use super::wanted::{depends_on, Wanted};
 use super::watch::SecretStamp;
 use crate::engine::reconcile::{self, ReconcileError};
-use crate::engine::scheduler::{Job, Trigger, Triggers};
+use crate::engine::scheduler::{Job, Slot, Trigger, Triggers};
 use crate::model::IssueError;
 use crate::store::fs::FsStore;
 use crate::store::ObjectKey;
@@ -90,6 +90,7 @@ impl Job for LocalJob {
         &self,
         key: ObjectKey,
         forced: bool,
+        slot: Slot,
     ) -> Result<Option<SystemTime>, ReconcileError> {
         let Some(item) = self.wanted().get(&key).cloned() else {
             return Ok(None);
@@ -108,11 +109,12 @@ impl Job for LocalJob {
             if forced || renew_now {
                 reconcile::clear_backoff(store, &item.managed.certificate).await?;
             }
-            reconcile::reconcile(
+            reconcile::reconcile_holding(
                 store,
                 &managed,
                 issuer.as_ref().map_err(IssueError::duplicate),
                 SystemTime::now(),
+                &slot,
             )
             .await
         }

@@ -8,7 +8,10 @@
 //! look again. The rules live here once:
 //! - one task owns the queue and wakes at the earliest due time;
 //! - each evaluation runs in its own task, at most `concurrency` at once, so
-//!   a certificate stuck on a slow issuer never holds up the others;
+//!   a certificate stuck on a slow issuer never holds up the others; an
+//!   evaluation that goes on to wait for another party (an ACME server
+//!   validating its challenges) gives its [`Slot`] back, so any number of
+//!   such waits never starve issuers that only need this process's CPU;
 //! - a key is never evaluated twice at once: a trigger for a key in flight
 //!   runs it again right after, once, forced if any of the triggers was;
 //! - a failed store read or write retries after [`STORE_RETRY`];
@@ -90,10 +93,13 @@ pub trait Job: Send + Sync + 'static {
     /// Evaluates `key` once. `forced` asks to ignore a recorded backoff.
     /// Returns when to look at it again, or `None` when the key is gone and
     /// should not be scheduled again.
+    /// `slot` is the evaluation's hold on a concurrency slot: release it
+    /// once the evaluation only waits for another party.
     fn run(
         &self,
         key: Self::Key,
         forced: bool,
+        slot: Slot,
     ) -> impl Future<Output = Result<Option<SystemTime>, Self::Error>> + Send;
 
     /// The number of queued keys changed (a gauge for metrics).
@@ -101,6 +107,43 @@ pub trait Job: Send + Sync + 'static {
 
     /// `key` was forgotten (a [`Trigger::Forget`]): drop what is kept for it.
     fn forgotten(&self, _key: &Self::Key) {}
+}
+
+/// An evaluation's hold on one of the scheduler's concurrency slots.
+///
+/// The slot is held from the start of the evaluation until it finishes or
+/// [`Slot::release`] is called, whichever comes first: an evaluation that
+/// goes on to wait for another party (ACME validation) releases it, and
+/// the scheduler starts another evaluation in its place. The key stays in
+/// flight (never evaluated twice at once) until the evaluation finishes.
+#[derive(Clone, Debug, Default)]
+pub struct Slot(Option<Arc<SlotHold>>);
+
+#[derive(Debug)]
+struct SlotHold {
+    id: u64,
+    released: std::sync::atomic::AtomicBool,
+    tx: mpsc::UnboundedSender<u64>,
+}
+
+impl Slot {
+    /// A slot of no scheduler (a caller evaluating outside one): releasing
+    /// it does nothing.
+    pub fn detached() -> Self {
+        Self(None)
+    }
+
+    /// Gives the slot back; only the first call counts.
+    pub fn release(&self) {
+        if let Some(hold) = &self.0 {
+            if !hold
+                .released
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                let _ = hold.tx.send(hold.id);
+            }
+        }
+    }
 }
 
 /// What to do when an evaluation in flight finishes.
@@ -164,15 +207,20 @@ impl<J: Job> Scheduler<J> {
         }
         let mut forced: HashSet<J::Key> = HashSet::new();
         let mut in_flight: HashMap<J::Key, AfterRun> = HashMap::new();
+        // The evaluations holding a slot, by slot id: at most `concurrency`.
+        let mut holding: HashSet<u64> = HashSet::new();
+        let mut next_slot = 0u64;
+        let (released_tx, mut released_rx) = mpsc::unbounded_channel::<u64>();
         type Done<J> = (
             <J as Job>::Key,
+            u64,
             Result<Option<SystemTime>, <J as Job>::Error>,
         );
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done<J>>();
         tokio::pin!(shutdown);
         loop {
             let now = SystemTime::now();
-            while in_flight.len() < self.concurrency {
+            while holding.len() < self.concurrency {
                 let Some(key) = queue.pop_due(now) else { break };
                 if let Some(after) = in_flight.get_mut(&key) {
                     *after = AfterRun::RunAgain;
@@ -180,11 +228,19 @@ impl<J: Job> Scheduler<J> {
                 }
                 let force = forced.remove(&key);
                 in_flight.insert(key.clone(), AfterRun::Reschedule);
+                let id = next_slot;
+                next_slot += 1;
+                holding.insert(id);
+                let slot = Slot(Some(Arc::new(SlotHold {
+                    id,
+                    released: Default::default(),
+                    tx: released_tx.clone(),
+                })));
                 let job = self.job.clone();
                 let done = done_tx.clone();
                 tokio::spawn(async move {
-                    let result = job.run(key.clone(), force).await;
-                    let _ = done.send((key, result));
+                    let result = job.run(key.clone(), force, slot).await;
+                    let _ = done.send((key, id, result));
                 });
             }
             self.job.queue_depth(queue.len());
@@ -209,7 +265,11 @@ impl<J: Job> Scheduler<J> {
                         self.job.forgotten(&key);
                     }
                 },
-                Some((key, result)) = done_rx.recv() => {
+                Some(id) = released_rx.recv() => {
+                    holding.remove(&id);
+                }
+                Some((key, id, result)) = done_rx.recv() => {
+                    holding.remove(&id);
                     let after = in_flight.remove(&key).unwrap_or(AfterRun::Reschedule);
                     let next = match result {
                         Ok(next) => next,
@@ -236,7 +296,7 @@ impl<J: Job> Scheduler<J> {
         let deadline = tokio::time::Instant::now() + self.drain;
         while !in_flight.is_empty() {
             match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-                Ok(Some((key, _))) => {
+                Ok(Some((key, _, _))) => {
                     in_flight.remove(&key);
                 }
                 _ => break,

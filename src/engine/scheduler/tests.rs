@@ -31,6 +31,9 @@ struct TestJob {
     forgotten: Mutex<Vec<&'static str>>,
     running: std::sync::atomic::AtomicUsize,
     most_running: std::sync::atomic::AtomicUsize,
+    /// Keys whose evaluation releases its slot first (it then waits for
+    /// another party: its gate).
+    waiting: Mutex<Vec<&'static str>>,
 }
 
 impl TestJob {
@@ -53,11 +56,20 @@ impl Job for TestJob {
     type Key = &'static str;
     type Error = String;
 
-    async fn run(&self, key: &'static str, forced: bool) -> Result<Option<SystemTime>, String> {
+    async fn run(
+        &self,
+        key: &'static str,
+        forced: bool,
+        slot: Slot,
+    ) -> Result<Option<SystemTime>, String> {
         use std::sync::atomic::Ordering::SeqCst;
         let running = self.running.fetch_add(1, SeqCst) + 1;
         self.most_running.fetch_max(running, SeqCst);
         self.runs.lock().unwrap().push(Run { key, forced });
+        if self.waiting.lock().unwrap().contains(&key) {
+            // Waits for another party from here on.
+            slot.release();
+        }
         let gate = self.gated.lock().unwrap().get(key).cloned();
         if let Some(gate) = gate {
             gate.acquire().await.unwrap().forget();
@@ -168,6 +180,51 @@ async fn no_more_than_concurrency_evaluations_run_at_once() {
     assert_eq!(most, 2);
     let _ = running.stop.send(());
     running.task.await.unwrap();
+}
+
+/// Evaluations that wait for another party give their slot back: with one
+/// slot and five such waits in flight, a sixth key still runs at once; the
+/// waiting keys stay in flight (a trigger for one runs it again after, not
+/// beside, the first evaluation).
+#[tokio::test]
+async fn waits_for_another_party_do_not_hold_a_slot() {
+    let job = TestJob::default();
+    let waiting = ["w1", "w2", "w3", "w4", "w5"];
+    job.waiting.lock().unwrap().extend(waiting);
+    let gates: Vec<_> = waiting.iter().map(|k| job.gate(k)).collect();
+    let local = job.gate("local");
+    let mut keys = waiting.to_vec();
+    keys.push("local");
+    let running = start(job, 1, &keys);
+    until("the local issuance started beside five waits", || {
+        running.job.keys_run().contains(&"local")
+    })
+    .await;
+    local.add_permits(1);
+    running.triggers.send(Trigger::Touch("w1"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let w1_runs = running
+        .job
+        .keys_run()
+        .iter()
+        .filter(|k| **k == "w1")
+        .count();
+    assert_eq!(w1_runs, 1, "w1 ran twice at once");
+    for gate in &gates {
+        gate.add_permits(2);
+    }
+    until("w1 ran again after its wait", || {
+        running
+            .job
+            .keys_run()
+            .iter()
+            .filter(|k| **k == "w1")
+            .count()
+            == 2
+    })
+    .await;
+    let _ = running.stop.send(());
+    assert_eq!(running.task.await.unwrap(), 0);
 }
 
 #[tokio::test]
