@@ -467,6 +467,7 @@ async fn issue_recording<S: Store, I: Issuer>(
     // An order in flight is recorded before the slow part, so a restart
     // resumes it instead of opening another.
     let save = |checkpoint: Checkpoint| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        let resumable = matches!(checkpoint, Checkpoint::Resume(_));
         let snapshot = {
             let mut recorded = recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match checkpoint {
@@ -483,8 +484,14 @@ async fn issue_recording<S: Store, I: Issuer>(
             recorded.clone()
         };
         Box::pin(async move {
-            if let Err(e) = store.write_state(&managed.certificate, &snapshot).await {
-                tracing::warn!(certificate = %managed.certificate, error = %e, "cannot record the order in flight; a restart will open a new one");
+            match store.write_state(&managed.certificate, &snapshot).await {
+                Ok(()) => {}
+                Err(e) if resumable => {
+                    tracing::warn!(certificate = %managed.certificate, error = %e, "cannot record the order in flight; a restart will open a new one");
+                }
+                Err(e) => {
+                    tracing::warn!(certificate = %managed.certificate, error = %e, "cannot record how the order goes; the status shows an older report");
+                }
             }
         })
     };
