@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use certweave::api::certificate::{Certificate, CertificateCondition};
-use certweave::api::issuer::{ClusterIssuer, Issuer};
+use certweave::api::issuer::{ClusterIssuer, Issuer, IssuerObject};
 use certweave::model::CertificateRequest;
 use certweave::pki::{check_bundle, verify_chain_to_root, CertInfo};
 use chart::Helm;
@@ -908,29 +908,7 @@ async fn renewal(e2e: &E2e) {
         }),
     )
     .await;
-    e2e.eventually(
-        "Issuer e2e/e2e-ca not Ready without its Secret",
-        ISSUER_READY,
-        || {
-            let issuers = issuers.clone();
-            async move {
-                let conditions = issuers
-                    .get("e2e-ca")
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .status
-                    .map(|s| s.conditions)
-                    .unwrap_or_default();
-                let text = describe(&conditions);
-                if text.contains("Ready=False") {
-                    Ok(())
-                } else {
-                    Err(text)
-                }
-            }
-        },
-    )
-    .await;
+    issuer_readiness(e2e, &issuers, "e2e-ca", Readiness::NotReady, ISSUER_READY).await;
     e2e.create(
         &certificates,
         json!({
@@ -951,29 +929,13 @@ async fn renewal(e2e: &E2e) {
     let root_secret: Api<Secret> = e2e.api(NS);
     let root = data(&root_secret.get("e2e-root").await.unwrap(), "tls.crt").unwrap_or_default();
     let secret_written = Instant::now();
-    e2e.eventually(
-        "Issuer e2e/e2e-ca Ready soon after its CA Secret appeared",
+    // Well inside the one-minute recheck: the Secret's change did it.
+    issuer_readiness(
+        e2e,
+        &issuers,
+        "e2e-ca",
+        Readiness::Ready,
         Duration::from_secs(15),
-        || {
-            let issuers = issuers.clone();
-            async move {
-                let issuer = issuers
-                    .get_opt("e2e-ca")
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("the Issuer does not exist")?;
-                let conditions = issuer
-                    .status
-                    .as_ref()
-                    .map(|s| s.conditions.as_slice())
-                    .unwrap_or_default();
-                if is_ready(conditions) {
-                    Ok(())
-                } else {
-                    Err(describe(conditions))
-                }
-            }
-        },
     )
     .await;
     say(&format!(
@@ -1087,23 +1049,55 @@ async fn renewal(e2e: &E2e) {
 
 async fn cluster_issuer_ready(e2e: &E2e, name: &str) {
     let issuers: Api<ClusterIssuer> = Api::all(e2e.client.clone());
-    e2e.eventually(&format!("ClusterIssuer {name} Ready"), ISSUER_READY, || {
-        let issuers = issuers.clone();
+    issuer_readiness(e2e, &issuers, name, Readiness::Ready, ISSUER_READY).await;
+}
+
+/// What [`issuer_readiness`] waits for.
+#[derive(Clone, Copy, PartialEq)]
+enum Readiness {
+    Ready,
+    /// Checked and found not ready (`Ready=False`).
+    NotReady,
+}
+
+/// Waits until the Issuer or ClusterIssuer `name` of `api` is Ready, or
+/// was checked and found not Ready, failing after `timeout`.
+async fn issuer_readiness<K>(
+    e2e: &E2e,
+    api: &Api<K>,
+    name: &str,
+    want: Readiness,
+    timeout: Duration,
+) where
+    K: IssuerObject + DeserializeOwned + std::fmt::Debug,
+{
+    let what = match want {
+        Readiness::Ready => "Ready",
+        Readiness::NotReady => "Ready=False",
+    };
+    e2e.eventually(&format!("{} {name} {what}", K::KIND), timeout, || {
+        let api = api.clone();
         async move {
-            let issuer = issuers
+            let issuer = api
                 .get_opt(name)
                 .await
                 .map_err(|e| e.to_string())?
-                .ok_or("the ClusterIssuer does not exist")?;
-            let conditions = issuer
-                .status
-                .as_ref()
-                .map(|s| s.conditions.as_slice())
-                .unwrap_or_default();
-            if is_ready(conditions) {
+                .ok_or("the issuer does not exist")?;
+            let reached = match want {
+                Readiness::Ready => issuer.is_ready(),
+                Readiness::NotReady => issuer
+                    .ready_condition()
+                    .is_some_and(|c| c.status == "False"),
+            };
+            if reached {
                 Ok(())
             } else {
-                Err(describe(conditions))
+                Err(describe(
+                    issuer
+                        .issuer_status()
+                        .map(|s| s.conditions.as_slice())
+                        .unwrap_or_default(),
+                ))
             }
         }
     })
