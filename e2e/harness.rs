@@ -440,6 +440,27 @@ impl Controller {
         solver_port: u16,
         serving: Serving,
     ) -> Self {
+        Self::start_in(
+            cluster,
+            kubeconfig,
+            solver_port,
+            serving,
+            CONTROLLER_NAMESPACE,
+            &[],
+        )
+        .await
+    }
+
+    /// Starts the controller in `namespace` (`--namespace`) with `extra`
+    /// arguments.
+    pub async fn start_in(
+        cluster: &Cluster,
+        kubeconfig: &Path,
+        solver_port: u16,
+        serving: Serving,
+        namespace: &str,
+        extra: &[&str],
+    ) -> Self {
         let dir = cluster.dir();
         let ca = TestCa::new("certweave e2e webhook CA");
         let mut serving_args = Vec::new();
@@ -464,7 +485,8 @@ impl Controller {
                 .arg("controller")
                 .arg("--kubeconfig")
                 .arg(kubeconfig)
-                .args(["--namespace", CONTROLLER_NAMESPACE])
+                .args(["--namespace", namespace])
+                .args(extra)
                 .args(["--webhook-addr", &webhook_addr])
                 .args(["--metrics-addr", &metrics_addr])
                 .args(["--solver-addr", &format!("127.0.0.1:{solver_port}")])

@@ -20,6 +20,7 @@ mod conformance;
 mod gateway;
 mod harness;
 mod keystores;
+mod scoped;
 
 use std::future::Future;
 use std::io::Write;
@@ -51,7 +52,7 @@ const ACME_ISSUER: &str = "letsencrypt-staging";
 const SELF_SIGNED: &str = "selfsigned";
 
 /// The numbered steps of [`end_to_end`].
-const STEPS: u32 = 11;
+const STEPS: u32 = 12;
 
 const ISSUER_READY: Duration = Duration::from_secs(60);
 const ISSUED: Duration = Duration::from_secs(90);
@@ -133,6 +134,12 @@ async fn end_to_end() {
         11,
         "kubectl apply --server-side -k webhook-config/",
         plain_manifests(&e2e),
+    )
+    .await;
+    step(
+        12,
+        "namespace-scoped install: --watch-namespaces, Roles only, no cluster-wide Secret access",
+        scoped::namespace_scoped(&mut e2e),
     )
     .await;
     say(&format!("all steps passed in {:?}", started.elapsed()));
@@ -485,27 +492,41 @@ impl E2e {
 
     /// Waits until the Certificate `name` is Ready.
     async fn certificate_ready(&self, name: &str, timeout: Duration) -> Certificate {
-        let api: Api<Certificate> = self.api(NS);
-        self.eventually(&format!("Certificate {NS}/{name} Ready"), timeout, || {
-            let api = api.clone();
-            async move {
-                let certificate = api
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("the Certificate does not exist")?;
-                let conditions = certificate
-                    .status
-                    .as_ref()
-                    .map(|s| s.conditions.as_slice())
-                    .unwrap_or_default();
-                if is_ready(conditions) {
-                    Ok(certificate)
-                } else {
-                    Err(describe(conditions))
+        self.certificate_ready_in(NS, name, timeout).await
+    }
+
+    /// Waits until the Certificate `namespace/name` is Ready.
+    async fn certificate_ready_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Certificate {
+        let api: Api<Certificate> = self.api(namespace);
+        self.eventually(
+            &format!("Certificate {namespace}/{name} Ready"),
+            timeout,
+            || {
+                let api = api.clone();
+                async move {
+                    let certificate = api
+                        .get_opt(name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or("the Certificate does not exist")?;
+                    let conditions = certificate
+                        .status
+                        .as_ref()
+                        .map(|s| s.conditions.as_slice())
+                        .unwrap_or_default();
+                    if is_ready(conditions) {
+                        Ok(certificate)
+                    } else {
+                        Err(describe(conditions))
+                    }
                 }
-            }
-        })
+            },
+        )
         .await
     }
 

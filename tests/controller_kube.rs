@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use certweave::api::certificate::{Certificate, CertificateSpec, IssuerReference};
 use certweave::controller::kube_store::KubeStore;
+use certweave::controller::scope::ScopedCache;
 use certweave::engine::reconcile::{reconcile, Managed, ReconcileError};
 use certweave::engine::timing::RenewBefore;
 use certweave::issuers::acme::account::load_or_create_key;
@@ -525,12 +526,12 @@ fn ingress(uid: &str, annotations: Value) -> k8s_openapi::api::networking::v1::I
     .unwrap()
 }
 
-fn cache_of(certificates: Vec<Certificate>) -> kube::runtime::reflector::Store<Certificate> {
+fn cache_of(certificates: Vec<Certificate>) -> ScopedCache<Certificate> {
     let (reader, mut writer) = kube::runtime::reflector::store::<Certificate>();
     for c in certificates {
         writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(c));
     }
-    reader
+    reader.into()
 }
 
 fn owned_certificate(name: &str, owner_uid: Option<&str>) -> Certificate {
@@ -860,6 +861,7 @@ async fn replicas_racing_to_create_the_serving_secret_use_the_winner() {
         webhook_secret_name: "certweave-webhook-tls".into(),
         concurrency: 4,
         auto_approve: true,
+        scope: Default::default(),
     };
     let winner = plan(
         None,
@@ -893,4 +895,36 @@ async fn replicas_racing_to_create_the_serving_secret_use_the_winner() {
         used, winner,
         "the other replica's certificate is served, not replaced"
     );
+}
+
+#[tokio::test]
+async fn a_namespace_scoped_store_lists_each_namespace_and_nothing_else() {
+    use certweave::controller::scope::WatchScope;
+    use certweave::store::Store;
+    let (client, mut server) = client();
+    let scope = WatchScope::namespaces(&["team-b", "team-a"], "certweave").unwrap();
+    let store = KubeStore::new(client).within(scope);
+    let task = tokio::spawn(async move { store.list_states().await });
+    let listed = |namespace: &str| {
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateList", "metadata": {},
+               "items": [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                          "metadata": {"name": "web", "namespace": namespace},
+                          "spec": {"secretName": "web-tls", "issuerRef": {"name": "ca"}},
+                          "status": {"revision": 2}}]})
+    };
+    // Sorted, the controller's own namespace included; never the
+    // cluster-wide path /apis/cert-manager.io/v1/certificates.
+    for namespace in ["certweave", "team-a", "team-b"] {
+        server
+            .expect(
+                "GET",
+                &format!("/apis/cert-manager.io/v1/namespaces/{namespace}/certificates"),
+                200,
+                listed(namespace),
+            )
+            .await;
+    }
+    let states = task.await.unwrap().unwrap();
+    let keys: Vec<String> = states.iter().map(|(key, _)| key.to_string()).collect();
+    assert_eq!(keys, ["certweave/web", "team-a/web", "team-b/web"]);
 }

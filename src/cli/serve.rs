@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use certweave::controller::scope::WatchScope;
 use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
 use certweave::webhook::server::{
     ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
@@ -69,6 +70,13 @@ pub struct ControllerArgs {
     /// condition instead.
     #[arg(long)]
     disable_auto_approval: bool,
+    /// Watch, read and write only in these namespaces (comma separated)
+    /// and the controller's own (--namespace), so Roles in them are all
+    /// it needs instead of cluster-wide Secret access; ClusterIssuers then
+    /// read their Secrets from --namespace. Default: every namespace.
+    /// Example: --watch-namespaces team-a,team-b
+    #[arg(long, value_name = "NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
     #[command(flatten)]
     mutation: MutationArgs,
 }
@@ -78,6 +86,7 @@ pub fn controller(args: ControllerArgs) -> ExitCode {
 }
 
 fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+    let scope = WatchScope::namespaces(&args.watch_namespaces, &args.namespace)?;
     let (runtime, shutdown) = runtime()?;
     let identity = args.identity.unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -103,6 +112,7 @@ fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             webhook_secret_name: args.webhook_secret_name,
             concurrency: args.concurrency,
             auto_approve: !args.disable_auto_approval,
+            scope,
         },
         shutdown,
     ))?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -24,6 +24,7 @@ use serde_json::json;
 
 use super::events::EventPublisher;
 use super::issuers::IssuerResolver;
+use super::scope::{namespaced_or_all, WatchScope};
 use crate::api::certificate::CertificateCondition;
 use crate::api::certificate_request::{
     condition, is_for_certweave, reason, CertificateRequest, CertificateRequestStatus,
@@ -46,6 +47,8 @@ pub struct RequestSigner {
     pub events: EventPublisher,
     /// Approve requests for certweave's issuers (the default).
     pub auto_approve: bool,
+    /// The namespaces whose requests are signed.
+    pub scope: WatchScope,
 }
 
 /// Failures of one reconcile: the status could not be written.
@@ -64,14 +67,22 @@ impl RequestSigner {
         concurrency: usize,
         stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     ) {
-        let api: Api<CertificateRequest> = Api::all(self.client.clone());
         let concurrency = u16::try_from(concurrency.max(1)).unwrap_or(u16::MAX);
-        Controller::new(api, watcher::Config::default())
-            .with_config(ControllerConfig::default().concurrency(concurrency))
-            .graceful_shutdown_on(stop)
-            .run(reconcile, error_policy, self)
-            .for_each(|_| std::future::ready(()))
-            .await;
+        let stop = stop.shared();
+        // One controller per watched namespace (one in all for the whole
+        // cluster): a controller's cache holds a single listing.
+        let controllers = self
+            .scope
+            .apis(|ns| namespaced_or_all::<CertificateRequest>(&self.client, ns))
+            .into_iter()
+            .map(|(_, api)| {
+                Controller::new(api, watcher::Config::default())
+                    .with_config(ControllerConfig::default().concurrency(concurrency))
+                    .graceful_shutdown_on(stop.clone())
+                    .run(reconcile, error_policy, self.clone())
+                    .for_each(|_| std::future::ready(()))
+            });
+        futures_util::future::join_all(controllers).await;
     }
 }
 

@@ -9,8 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::controller::scope::ScopedCache;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::reflector::{ObjectRef, Store as Cache};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use crate::api::acme_settings::SecretValues;
@@ -40,7 +41,7 @@ pub type Trigger = scheduler::Trigger<ObjectKey>;
 pub struct CertificateController {
     pub store: KubeStore,
     pub resolver: Arc<IssuerResolver>,
-    pub certificates: Cache<Certificate>,
+    pub certificates: ScopedCache<Certificate>,
     pub metrics: ControllerMetrics,
     pub events: EventPublisher,
     pub concurrency: usize,

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::reflector::Store as Cache;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
@@ -23,6 +22,7 @@ use super::owned::{delete_certificate, owned_by, sync_owned, Owner};
 use crate::api::annotations::{HTTP01_PARENT_REF_KIND, HTTP01_PARENT_REF_NAME};
 use crate::api::certificate::Certificate;
 use crate::api::wanted::gateway::{certificates_for_gateway_json, GATEWAY_GROUP, GATEWAY_VERSION};
+use crate::controller::scope::{ScopedCache, WatchScope};
 
 /// Field manager of Certificates made for Gateways.
 pub const GATEWAY_SHIM_MANAGER: &str = "certweave-gateway-shim";
@@ -46,7 +46,8 @@ async fn discover(client: &Client, kind: &str) -> Option<ApiResource> {
 /// Runs the shim for `kind` (one of [`LISTENER_KINDS`]) until `stop`.
 pub async fn run(
     client: Client,
-    certificates: Cache<Certificate>,
+    scope: WatchScope,
+    certificates: ScopedCache<Certificate>,
     events: EventPublisher,
     kind: &'static str,
     stop: impl std::future::Future<Output = ()>,
@@ -67,11 +68,15 @@ pub async fn run(
         }
     };
     tracing::info!("Gateway API {kind} found: Certificates for annotated {kind}s are on");
-    let gateways = watcher::watcher(
-        Api::<DynamicObject>::all_with(client.clone(), &resource),
-        watcher::Config::default(),
-    )
-    .default_backoff();
+    let gateways = scope
+        .watch(
+            |ns| match ns {
+                Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
+                None => Api::<DynamicObject>::all_with(client.clone(), &resource),
+            },
+            watcher::Config::default(),
+        )
+        .default_backoff();
     let mut gateways = std::pin::pin!(gateways);
     // (uid, generation) whose skipped listeners were reported.
     let mut reported: HashSet<(String, i64)> = HashSet::new();
@@ -100,7 +105,7 @@ pub async fn run(
 
 async fn apply_gateway(
     client: &Client,
-    certificates: &Cache<Certificate>,
+    certificates: &ScopedCache<Certificate>,
     events: &EventPublisher,
     resource: &ApiResource,
     gateway: &DynamicObject,

@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::controller::scope::ScopedCache;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{ObjectRef, Store as Cache};
+use kube::runtime::reflector::ObjectRef;
 use kube::Client;
 
 use crate::api::certificate::CertificateCondition;
@@ -164,8 +165,8 @@ impl IssuerEnvironment for ClusterEnvironment {
 pub struct IssuerResolver {
     /// The controller's namespace: where ClusterIssuer Secrets live.
     namespace: String,
-    issuers: Cache<Issuer>,
-    cluster_issuers: Cache<ClusterIssuer>,
+    issuers: ScopedCache<Issuer>,
+    cluster_issuers: ScopedCache<ClusterIssuer>,
     env: ClusterEnvironment,
     builder: IssuerBuilder,
 }
@@ -187,8 +188,8 @@ impl IssuerResolver {
     pub fn new(
         client: Client,
         namespace: String,
-        issuers: Cache<Issuer>,
-        cluster_issuers: Cache<ClusterIssuer>,
+        issuers: ScopedCache<Issuer>,
+        cluster_issuers: ScopedCache<ClusterIssuer>,
         http01: Http01Solver,
         routes: Option<Arc<dyn Http01Routes>>,
     ) -> Self {
@@ -207,7 +208,10 @@ impl IssuerResolver {
 
     /// Finds the issuer `reference` names for a Certificate in `namespace`.
     pub fn find(&self, namespace: &str, reference: &IssuerRef) -> Result<Resolved, IssueError> {
-        fn spec_of<K: IssuerObject>(cache: &Cache<K>, at: ObjectRef<K>) -> Option<IssuerSpec> {
+        fn spec_of<K: IssuerObject>(
+            cache: &ScopedCache<K>,
+            at: ObjectRef<K>,
+        ) -> Option<IssuerSpec> {
             cache.get(&at).map(|issuer| issuer.issuer_spec().clone())
         }
         let name = &reference.name;

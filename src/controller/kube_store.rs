@@ -22,6 +22,7 @@ use crate::api::certificate::{
     AcmeAuthorizationStatus, AcmeOrderStatus, AriStatus, Certificate, CertificateAcmeStatus,
     CertificateCondition, CertificateStatus,
 };
+use crate::controller::scope::{namespaced_or_all, WatchScope};
 use crate::model::{AuthorizationProgress, OrderProgress};
 use crate::store::{
     data_keys, AriState, CertificateState, ObjectKey, SecretWrite, Store, StoreError, StoredSecret,
@@ -41,11 +42,21 @@ const ORDER_KEY: &str = "order.json";
 #[derive(Clone)]
 pub struct KubeStore {
     client: Client,
+    scope: WatchScope,
 }
 
 impl KubeStore {
+    /// A store over every namespace.
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            scope: WatchScope::Cluster,
+        }
+    }
+
+    /// The same store, confined to `scope` where it lists.
+    pub fn within(self, scope: WatchScope) -> Self {
+        Self { scope, ..self }
     }
 
     /// The string values of a Secret that certweave does not manage (a
@@ -453,13 +464,18 @@ impl Store for KubeStore {
     }
 
     async fn list_states(&self) -> Result<Vec<(ObjectKey, CertificateState)>, StoreError> {
-        let all: Api<Certificate> = Api::all(self.client.clone());
-        let list = all
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| api_error("Certificates", e))?;
-        Ok(list
-            .items
+        let mut items = Vec::new();
+        for (_, api) in self
+            .scope
+            .apis(|ns| namespaced_or_all::<Certificate>(&self.client, ns))
+        {
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| api_error("Certificates", e))?;
+            items.extend(list.items);
+        }
+        Ok(items
             .iter()
             .filter_map(|c| {
                 let status = c.status.as_ref()?;

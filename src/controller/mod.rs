@@ -22,6 +22,7 @@ pub mod issuers;
 pub mod kube_store;
 pub mod leader;
 pub mod owned;
+pub mod scope;
 pub mod watch;
 pub mod webhook_cert;
 
@@ -65,6 +66,8 @@ pub struct ControllerOptions {
     pub concurrency: usize,
     /// Approve CertificateRequests for certweave's issuers.
     pub auto_approve: bool,
+    /// The namespaces watched, read and written (`--watch-namespaces`).
+    pub scope: scope::WatchScope,
 }
 
 /// Why the controller stopped.
@@ -106,7 +109,7 @@ pub async fn run(
     let ready = health::Readiness::default();
 
     // Caches, on every replica: readiness means they are synced.
-    let caches = watch::Caches::start(client.clone(), ready.clone());
+    let caches = watch::Caches::start(client.clone(), &options.scope, ready.clone());
 
     let http01 = Http01Solver::new();
     let solver =
@@ -234,7 +237,7 @@ async fn lead(
     caches.wait_synced().await;
     let (trigger_tx, trigger_rx) = crate::engine::scheduler::triggers();
     let controller = Arc::new(certificates::CertificateController {
-        store: KubeStore::new(client.clone()),
+        store: KubeStore::new(client.clone()).within(caches.scope.clone()),
         resolver: resolver.clone(),
         certificates: caches.certificates.clone(),
         metrics,
@@ -247,6 +250,7 @@ async fn lead(
         resolver: resolver.clone(),
         events: events.clone(),
         auto_approve: options.auto_approve,
+        scope: caches.scope.clone(),
     });
     let mut tasks = vec![
         tokio::spawn(signer.run(options.concurrency, lost())),
@@ -260,6 +264,7 @@ async fn lead(
         )),
         tokio::spawn(owned::run(
             client.clone(),
+            caches.scope.clone(),
             caches.certificates.clone(),
             options.mutation.clone(),
             lost(),
@@ -268,6 +273,7 @@ async fn lead(
     for kind in gateway_shim::LISTENER_KINDS {
         tasks.push(tokio::spawn(gateway_shim::run(
             client.clone(),
+            caches.scope.clone(),
             caches.certificates.clone(),
             events.clone(),
             kind,

@@ -16,13 +16,14 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, Store as Cache};
+use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::annotations::{HTTP01_EDIT_IN_PLACE, HTTP01_OVERRIDE_INGRESS_NAME, POD_INJECTED};
 use crate::api::certificate::Certificate;
+use crate::controller::scope::{namespaced_or_all, ScopedCache, WatchScope};
 use crate::store::ObjectKey;
 use crate::webhook::MutationConfig;
 
@@ -45,25 +46,23 @@ pub const POD_CERTIFICATE_GRACE: Duration = Duration::from_secs(300);
 /// Runs the Ingress shim and Pod certificates until `stop`.
 pub async fn run(
     client: Client,
-    certificates: Cache<Certificate>,
+    scope: WatchScope,
+    certificates: ScopedCache<Certificate>,
     mutation: MutationConfig,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let ingresses = watcher::watcher(
-        Api::<Ingress>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff();
-    let (pods, pods_writer) = reflector::store::<PartialObjectMeta<Pod>>();
-    let pod_events = reflector::reflector(
-        pods_writer,
-        watcher::watcher(
-            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
-            watcher::Config::default().labels(&format!("{POD_INJECTED}=true")),
+    let ingresses = scope
+        .watch(
+            |ns| namespaced_or_all::<Ingress>(&client, ns),
+            watcher::Config::default(),
         )
-        .modify(|pod| pod.metadata.managed_fields = None),
-    )
-    .default_backoff();
+        .default_backoff();
+    let (pods, pod_events) = scope.reflect(
+        |ns| namespaced_or_all::<PartialObjectMeta<Pod>>(&client, ns),
+        watcher::Config::default().labels(&format!("{POD_INJECTED}=true")),
+        |pod| pod.metadata.managed_fields = None,
+    );
+    let pod_events = pod_events.default_backoff();
     let mut ingresses = std::pin::pin!(ingresses);
     let mut pod_events = std::pin::pin!(pod_events);
     let mut unused_since: HashMap<ObjectKey, Instant> = HashMap::new();
@@ -108,7 +107,11 @@ pub async fn run(
 }
 
 /// Certificates owned by the object with `uid`.
-pub fn owned_by(certificates: &Cache<Certificate>, namespace: &str, uid: &str) -> Vec<ObjectKey> {
+pub fn owned_by(
+    certificates: &ScopedCache<Certificate>,
+    namespace: &str,
+    uid: &str,
+) -> Vec<ObjectKey> {
     certificates
         .state()
         .iter()
@@ -122,7 +125,7 @@ pub fn owned_by(certificates: &Cache<Certificate>, namespace: &str, uid: &str) -
 /// those it no longer asks for.
 pub async fn apply_ingress(
     client: &Client,
-    certificates: &Cache<Certificate>,
+    certificates: &ScopedCache<Certificate>,
     ingress: &Ingress,
     mutation: &MutationConfig,
 ) {
@@ -176,7 +179,7 @@ pub struct Owner<'a> {
 /// no longer wants: the Ingress and Gateway shims alike.
 pub async fn sync_owned(
     client: &Client,
-    certificates: &Cache<Certificate>,
+    certificates: &ScopedCache<Certificate>,
     owner: &Owner<'_>,
     wanted: &[WantedCertificate],
     annotations: BTreeMap<String, String>,
@@ -223,7 +226,7 @@ pub async fn sync_owned(
 /// Creates the Certificate an annotated Pod asks for, if missing.
 pub async fn apply_pod(
     client: &Client,
-    certificates: &Cache<Certificate>,
+    certificates: &ScopedCache<Certificate>,
     pod: &PartialObjectMeta<Pod>,
 ) {
     let namespace = pod.namespace().unwrap_or_default();

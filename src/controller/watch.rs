@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, Store as Cache};
+use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
@@ -29,6 +29,7 @@ use crate::store::ObjectKey;
 use super::certificates::{key_of, Trigger};
 use super::health::Readiness;
 use super::issuers::{self, IssuerResolver};
+use super::scope::{namespaced_or_all, ScopedCache, WatchScope};
 use crate::engine::scheduler::Triggers;
 
 /// A change seen in a cache.
@@ -55,9 +56,11 @@ pub enum Change {
 /// The caches every replica keeps, and the stream of their changes.
 #[derive(Clone)]
 pub struct Caches {
-    pub certificates: Cache<Certificate>,
-    pub issuers: Cache<Issuer>,
-    pub cluster_issuers: Cache<ClusterIssuer>,
+    pub certificates: ScopedCache<Certificate>,
+    pub issuers: ScopedCache<Issuer>,
+    pub cluster_issuers: ScopedCache<ClusterIssuer>,
+    /// The namespaces the caches cover.
+    pub scope: WatchScope,
     changes: broadcast::Sender<Change>,
     /// True once all three caches have listed. Waiters share this rather
     /// than each awaiting `Store::wait_until_ready`: a store's readiness
@@ -67,11 +70,13 @@ pub struct Caches {
 }
 
 impl Caches {
-    /// Starts the watches; `ready` is set once all have listed.
-    pub fn start(client: Client, ready: Readiness) -> Self {
+    /// Starts the watches over `scope` (ClusterIssuers: always cluster
+    /// wide); `ready` is set once all have listed.
+    pub fn start(client: Client, scope: &WatchScope, ready: Readiness) -> Self {
         let (changes, _) = broadcast::channel(4096);
         let certificates = spawn_reflector(
-            Api::<Certificate>::all(client.clone()),
+            scope,
+            |ns| namespaced_or_all(&client, ns),
             changes.clone(),
             |c: &Certificate, deleted| Change::Certificate {
                 key: key_of(c),
@@ -81,7 +86,8 @@ impl Caches {
             },
         );
         let issuers = spawn_reflector(
-            Api::<Issuer>::all(client.clone()),
+            scope,
+            |ns| namespaced_or_all(&client, ns),
             changes.clone(),
             |i: &Issuer, _| Change::Issuer {
                 namespace: i.namespace(),
@@ -90,7 +96,8 @@ impl Caches {
             },
         );
         let cluster_issuers = spawn_reflector(
-            Api::<ClusterIssuer>::all(client),
+            &WatchScope::Cluster,
+            |_| Api::<ClusterIssuer>::all(client.clone()),
             changes.clone(),
             |i: &ClusterIssuer, _| Change::Issuer {
                 namespace: None,
@@ -106,9 +113,9 @@ impl Caches {
         );
         // The only waiter on the stores themselves.
         tokio::spawn(async move {
-            let _ = stores.0.wait_until_ready().await;
-            let _ = stores.1.wait_until_ready().await;
-            let _ = stores.2.wait_until_ready().await;
+            stores.0.wait_until_ready().await;
+            stores.1.wait_until_ready().await;
+            stores.2.wait_until_ready().await;
             tracing::info!("caches synced");
             ready.set_ready();
             let _ = synced_tx.send(true);
@@ -117,6 +124,7 @@ impl Caches {
             certificates,
             issuers,
             cluster_issuers,
+            scope: scope.clone(),
             changes,
             synced,
         }
@@ -132,10 +140,11 @@ impl Caches {
 }
 
 fn spawn_reflector<K>(
-    api: Api<K>,
+    scope: &WatchScope,
+    api: impl Fn(Option<&str>) -> Api<K>,
     changes: broadcast::Sender<Change>,
     change: impl Fn(&K, bool) -> Change + Send + 'static,
-) -> Cache<K>
+) -> ScopedCache<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -145,12 +154,12 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
     // managedFields are never read and, with server-side apply, are often
     // the largest part of an object: not caching them saves memory.
-    let objects = watcher::watcher(api, watcher::Config::default())
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None);
-    let stream = reflector::reflector(writer, objects).default_backoff();
+    let (reader, stream) = scope.reflect(api, watcher::Config::default(), |object: &mut K| {
+        object.meta_mut().managed_fields = None
+    });
+    let stream = stream.default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -207,12 +216,13 @@ pub async fn forward_triggers(
         .collect();
     // Every issuer's status is checked once on gaining leadership.
     let mut pending_issuers: Vec<(Option<String>, String)> = all_issuers(&caches);
-    let secrets = Api::<PartialObjectMeta<Secret>>::all(client.clone());
-    let secret_events = watcher::watcher(
-        secrets,
-        watcher::Config::default().labels(&format!("{MANAGED_SECRET_LABEL}=true")),
-    )
-    .default_backoff();
+    let secret_events = caches
+        .scope
+        .watch(
+            |ns| namespaced_or_all::<PartialObjectMeta<Secret>>(&client, ns),
+            watcher::Config::default().labels(&format!("{MANAGED_SECRET_LABEL}=true")),
+        )
+        .default_backoff();
     let mut secret_events = std::pin::pin!(secret_events);
     // Issuers that are not ready (an ACME server down, a CA Secret not yet
     // created) are checked again, as their spec may not change.
@@ -313,7 +323,7 @@ fn all_issuers(caches: &Caches) -> Vec<(Option<String>, String)> {
 /// those whose `Ready` condition is not True.
 fn issuers(caches: &Caches, unready_only: bool) -> Vec<(Option<String>, String)> {
     fn select<K: IssuerObject>(
-        cache: &Cache<K>,
+        cache: &ScopedCache<K>,
         unready_only: bool,
         out: &mut Vec<(Option<String>, String)>,
     ) {
@@ -382,7 +392,7 @@ async fn check_issuer(
 ) {
     /// The reference, `Ready` condition and generation of a cached issuer.
     fn cached<K: IssuerObject>(
-        cache: &Cache<K>,
+        cache: &ScopedCache<K>,
         at: reflector::ObjectRef<K>,
     ) -> Option<(IssuerRef, Option<CertificateCondition>, Option<i64>)> {
         let issuer = cache.get(&at)?;

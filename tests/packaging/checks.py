@@ -140,7 +140,9 @@ def _container_port(container, port):
     raise AssertionError(f"container {container['name']}: no port named {port}")
 
 
-def check_deployment(docs, *, replicas: int | None = None, leader_elect: bool | None = None) -> dict:
+def check_deployment(
+    docs, *, replicas: int | None = None, leader_elect: bool | None = None, watch_namespaces=()
+) -> dict:
     dep = one(docs, "Deployment")
     name = ident(dep)
     spec = dep["spec"]
@@ -194,10 +196,14 @@ def check_deployment(docs, *, replicas: int | None = None, leader_elect: bool | 
         "--log-format", "--webhook-addr", "--metrics-addr", "--solver-addr", "--namespace",
         "--leader-elect", "--webhook-service-name", "--webhook-config-name",
         "--webhook-secret-name", "--tls-cert-file", "--tls-key-file", "--proxy-image",
-        "--default-issuer",
+        "--default-issuer", "--watch-namespaces",
     }
     assert set(flags) <= known, f"{name}: unknown flags {set(flags) - known}"
     assert ("--tls-cert-file" in flags) == ("--tls-key-file" in flags), f"{name}: TLS file flags come in pairs"
+    if watch_namespaces:
+        assert flags.get("--watch-namespaces") == ",".join(watch_namespaces), f"{name}: --watch-namespaces"
+    else:
+        assert "--watch-namespaces" not in flags, f"{name}: --watch-namespaces in a cluster-wide install"
     if "--tls-cert-file" in flags:
         mounted = [p for p in mounts if flags["--tls-cert-file"].startswith(p + "/")]
         assert mounted and "secret" in vols[mounts[mounted[0]]], f"{name}: TLS files come from a Secret"
@@ -274,6 +280,19 @@ EXPECTED_CLUSTER_VERBS = {
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): {"get", "patch"},
 }
 EXPECTED_ROLE_VERBS = {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}}
+# What stays in the ClusterRole of a namespace-scoped install
+# (watchNamespaces): the cluster-scoped kinds. Everything else in
+# EXPECTED_CLUSTER_VERBS moves into a Role per namespace.
+CLUSTER_SCOPED = {
+    ("cert-manager.io", "clusterissuers"),
+    ("cert-manager.io", "clusterissuers/status"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+}
+# Kinds no ClusterRole of a namespace-scoped install may grant anything on.
+NEVER_CLUSTER_WIDE_WHEN_SCOPED = {
+    ("", "secrets"), ("networking.k8s.io", "ingresses"), ("", "services"),
+    ("discovery.k8s.io", "endpointslices"), ("", "pods"),
+}
 
 
 def _effective(rules):
@@ -289,9 +308,28 @@ def _effective(rules):
     return verbs
 
 
-def check_rbac(docs, *, webhook_config_name: str, namespace: str, service_account: str) -> None:
+def _check_binding(b, *, ref_kind: str, ref_name: str, namespace: str, service_account: str) -> None:
+    assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": ref_kind, "name": ref_name}, ident(b)
+    assert b["subjects"] == [
+        {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
+    ], ident(b)
+
+
+def check_rbac(
+    docs, *, webhook_config_name: str, namespace: str, service_account: str, watch_namespaces=()
+) -> None:
+    """RBAC of a cluster-wide install, or with `watch_namespaces` of a
+    namespace-scoped one: the ClusterRole keeps the cluster-scoped kinds
+    and a Role + RoleBinding named like it grants the rest in each watched
+    namespace and the release namespace."""
     cr = one(docs, "ClusterRole")
-    assert _effective(cr["rules"]) == EXPECTED_CLUSTER_VERBS, (
+    if watch_namespaces:
+        broad = set(_effective(cr["rules"])) & NEVER_CLUSTER_WIDE_WHEN_SCOPED
+        assert not broad, f"namespace-scoped install: ClusterRole grants {sorted(broad)}"
+        expected_cluster = {k: v for k, v in EXPECTED_CLUSTER_VERBS.items() if k in CLUSTER_SCOPED}
+    else:
+        expected_cluster = EXPECTED_CLUSTER_VERBS
+    assert _effective(cr["rules"]) == expected_cluster, (
         f"ClusterRole verbs differ: {_effective(cr['rules'])}"
     )
     # Writes to webhook configurations only on ours.
@@ -304,20 +342,37 @@ def check_rbac(docs, *, webhook_config_name: str, namespace: str, service_accoun
                 )
         elif rule.get("resourceNames"):
             raise AssertionError(f"unexpected resourceNames in {rule}")
-    role = one(docs, "Role")
+    name = cr["metadata"]["name"]
+    scoped_roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == name]
+    scoped_bindings = [b for b in by_kind(docs, "RoleBinding") if b["metadata"]["name"] == name]
+    want = sorted({namespace, *watch_namespaces}) if watch_namespaces else []
+    assert sorted(r["metadata"]["namespace"] for r in scoped_roles) == want, (
+        f"Roles {name}: {[ident(r) for r in scoped_roles]}, expected one in each of {want}"
+    )
+    assert sorted(b["metadata"]["namespace"] for b in scoped_bindings) == want, (
+        f"RoleBindings {name}: {[ident(b) for b in scoped_bindings]}, expected one in each of {want}"
+    )
+    expected_namespaced = {k: v for k, v in EXPECTED_CLUSTER_VERBS.items() if k not in CLUSTER_SCOPED}
+    for r in scoped_roles:
+        assert _effective(r["rules"]) == expected_namespaced, f"{ident(r)} verbs: {_effective(r['rules'])}"
+        assert not any(rule.get("resourceNames") for rule in r["rules"]), f"{ident(r)}: unexpected resourceNames"
+    for b in scoped_bindings:
+        _check_binding(b, ref_kind="Role", ref_name=name, namespace=namespace, service_account=service_account)
+
+    role = one([r for r in by_kind(docs, "Role") if r not in scoped_roles], "Role")
     assert role["metadata"]["namespace"] == namespace, "the leader-election Role is in the release namespace"
     assert _effective(role["rules"]) == EXPECTED_ROLE_VERBS, f"Role verbs: {_effective(role['rules'])}"
     for rule in role["rules"]:
         if set(rule["verbs"]) - {"create"}:
             assert rule.get("resourceNames") == ["certweave-controller"], f"Lease rule {rule}"
-    for kind, ref_kind, ref in (("ClusterRoleBinding", "ClusterRole", cr), ("RoleBinding", "Role", role)):
-        b = one(docs, kind)
-        assert b["roleRef"] == {
-            "apiGroup": "rbac.authorization.k8s.io", "kind": ref_kind, "name": ref["metadata"]["name"]
-        }, kind
-        assert b["subjects"] == [
-            {"kind": "ServiceAccount", "name": service_account, "namespace": namespace}
-        ], kind
+    leader_binding = one([b for b in by_kind(docs, "RoleBinding") if b not in scoped_bindings], "RoleBinding")
+    for b, ref_kind, ref in (
+        (one(docs, "ClusterRoleBinding"), "ClusterRole", cr),
+        (leader_binding, "Role", role),
+    ):
+        _check_binding(
+            b, ref_kind=ref_kind, ref_name=ref["metadata"]["name"], namespace=namespace, service_account=service_account
+        )
     sa = one(docs, "ServiceAccount")
     assert sa["metadata"]["name"] == service_account and sa["metadata"]["namespace"] == namespace
 
@@ -370,7 +425,11 @@ def check_webhook_config(
     opt_out: bool = True,
     match_conditions: bool = True,
     ca_bundle: str | None = None,
+    watch_namespaces=(),
 ) -> dict:
+    """With `watch_namespaces` (a namespace-scoped install) the Ingress,
+    Gateway and Pod webhooks select those namespaces minus the excluded
+    ones (`In`) instead of every namespace but the excluded (`NotIn`)."""
     mwc = one(docs, "MutatingWebhookConfiguration")
     hooks = {w["name"]: w for w in mwc["webhooks"]}
     assert set(hooks) == {
@@ -435,10 +494,15 @@ def check_webhook_config(
         exprs = w["namespaceSelector"]["matchExpressions"]
         assert not w["namespaceSelector"].get("matchLabels"), name
         assert len(exprs) == 1 and exprs[0]["key"] == "kubernetes.io/metadata.name", f"{name}: namespaceSelector"
-        assert exprs[0]["operator"] == "NotIn", f"{name}: namespaceSelector operator"
-        assert set(exprs[0]["values"]) == {"kube-system", namespace, *extra_excluded}, (
-            f"{name}: excluded namespaces {exprs[0]['values']}"
-        )
+        excluded = {"kube-system", namespace, *extra_excluded}
+        if watch_namespaces:
+            assert exprs[0]["operator"] == "In", f"{name}: namespaceSelector operator"
+            assert exprs[0]["values"] == [n for n in watch_namespaces if n not in excluded], (
+                f"{name}: selected namespaces {exprs[0]['values']}"
+            )
+        else:
+            assert exprs[0]["operator"] == "NotIn", f"{name}: namespaceSelector operator"
+            assert set(exprs[0]["values"]) == excluded, f"{name}: excluded namespaces {exprs[0]['values']}"
         if opt_out:
             assert w["objectSelector"] == {
                 "matchExpressions": [{"key": "certweave.io/ignore", "operator": "NotIn", "values": ["true"]}]

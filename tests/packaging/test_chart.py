@@ -46,6 +46,11 @@ def test_schema_is_valid_and_accepts_the_defaults_and_ci_values():
         {"issuers": {"letsencrypt": {"email": "not-an-address"}}},
         {"image": {"digest": "sha256:abc"}},
         {"logFormat": "yaml"},
+        {"watchNamespaces": ["Bad_NS"]},
+        {"watchNamespaces": ["team-a", "team-a"]},
+        {"watchNamespaces": ["a" * 64]},
+        {"watchNamespaces": [f"ns-{i}" for i in range(65)]},
+        {"watchNamespaces": "team-a,team-b"},
     ],
 )
 def test_schema_refuses(patch):

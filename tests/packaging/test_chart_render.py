@@ -35,6 +35,11 @@ EXPECT = {
                      match_conditions=False),
         kinds=set(),
     ),
+    "namespaced-values.yaml": dict(
+        fullname="certweave", replicas=2, leader=True, sa="certweave", watch=("team-a", "team-b"),
+        webhook=dict(watch_namespaces=("team-a", "team-b")),
+        kinds={"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "MutatingWebhookConfiguration"},
+    ),
 }
 
 @pytest.fixture(autouse=True)
@@ -68,7 +73,8 @@ def test_render(rendered, values_file):
     checks.check_crd_typed(docs)
     assert len(skipped) == sum(1 for d in docs if checks.group_of(d) in checks.CRD_GROUPS)
 
-    dep = checks.check_deployment(docs, replicas=exp["replicas"], leader_elect=exp["leader"])
+    watch = exp.get("watch", ())
+    dep = checks.check_deployment(docs, replicas=exp["replicas"], leader_elect=exp["leader"], watch_namespaces=watch)
     checks.check_pdb(docs, dep)
     checks.check_services(docs, dep)
     service = f"{exp['fullname']}-webhook"
@@ -77,7 +83,9 @@ def test_render(rendered, values_file):
     mwc = checks.check_webhook_config(docs, namespace=NAMESPACE, service_name=service, ca_bundle=ca, **exp["webhook"])
     assert mwc["metadata"]["name"] == config_name
     checks.check_names(docs, mwc=mwc, webhook_service=service)
-    checks.check_rbac(docs, webhook_config_name=config_name, namespace=NAMESPACE, service_account=exp["sa"])
+    checks.check_rbac(
+        docs, webhook_config_name=config_name, namespace=NAMESPACE, service_account=exp["sa"], watch_namespaces=watch
+    )
     assert checks.rbac_comment_problems(out["rbac.yaml"]) == []
     for d in docs:
         named_by_values = d["metadata"]["name"] in (exp["sa"], config_name)
@@ -148,6 +156,46 @@ def test_issuers_only_when_enabled(rendered):
     assert "--default-issuer=ClusterIssuer/letsencrypt-prod" in c["args"]
 
 
+def test_namespaced_install_confines_certweave(rendered):
+    """watchNamespaces: nothing namespaced stays cluster-wide, the release
+    namespace gets a Role too (the webhook serving Secret and ClusterIssuer
+    Secrets live there), and the webhook leaves other namespaces alone."""
+    out = rendered["namespaced-values.yaml"]
+    docs = [d for _, d in helmrender.documents(out)]
+    cr = checks.one(docs, "ClusterRole")
+    granted = {r for rule in cr["rules"] for r in rule["resources"]}
+    assert granted == {"clusterissuers", "clusterissuers/status", "mutatingwebhookconfigurations"}
+    roles = {
+        r["metadata"]["namespace"]: r for r in checks.by_kind(docs, "Role") if r["metadata"]["name"] == "certweave"
+    }
+    assert set(roles) == {"team-a", "team-b", NAMESPACE}
+    assert "secrets" in {r for rule in roles[NAMESPACE]["rules"] for r in rule["resources"]}
+    assert any(r["metadata"]["name"] == "certweave-leader-election" for r in checks.by_kind(docs, "Role"))
+    # The rule text is shared with the cluster-wide ClusterRole: same rules
+    # there, except that ClusterIssuers are added to the issuer rules.
+    default_docs = [d for _, d in helmrender.documents(rendered["default-values.yaml"])]
+    wide = checks.one(default_docs, "ClusterRole")["rules"]
+
+    def namespaced(rule):
+        return {**rule, "resources": [r for r in rule["resources"] if not r.startswith("clusterissuers")]}
+
+    assert [namespaced(r) for r in wide if "mutatingwebhookconfigurations" not in r["resources"]] == (
+        roles["team-a"]["rules"]
+    )
+    # A release-namespace entry in watchNamespaces is not rendered twice.
+    again = [d for _, d in helmrender.documents(helmrender.render({"watchNamespaces": ["team-a", NAMESPACE]}))]
+    checks.check_rbac(
+        again, webhook_config_name="certweave", namespace=NAMESPACE, service_account="certweave",
+        watch_namespaces=("team-a", NAMESPACE),
+    )
+    c = checks.one(again, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert f"--watch-namespaces=team-a,{NAMESPACE}" in c["args"]
+    hooks = checks.one(again, "MutatingWebhookConfiguration")["webhooks"]
+    for w in hooks:
+        if "namespaceSelector" in w:
+            assert w["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a"], w["name"]
+
+
 @pytest.mark.parametrize(
     "values, needle",
     [
@@ -159,6 +207,11 @@ def test_issuers_only_when_enabled(rendered):
         ({"replicas": 3}, "replicas"),
         ({"defaultIssuer": "letsencrypt"}, "defaultIssuer"),
         ({"runAsUser": 0}, "runAsUser"),
+        ({"watchNamespaces": ["Bad_NS"]}, "watchNamespaces"),
+        ({"watchNamespaces": ["team-a", "team-a"]}, "watchNamespaces"),
+        # Only excluded namespaces: the webhook would select none.
+        ({"watchNamespaces": ["kube-system", NAMESPACE]}, "watchNamespaces"),
+        ({"watchNamespaces": ["team-a"], "webhook": {"excludeNamespaces": ["team-a"]}}, "watchNamespaces"),
     ],
 )
 def test_bad_values_are_refused(values, needle):

@@ -62,3 +62,28 @@ app.kubernetes.io/part-of: certweave
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/*
+namespaceSelector of the Ingress, Gateway and Pod webhooks; takes a dict:
+excluded (never mutated) and selected (watchNamespaces minus excluded;
+empty in a cluster-wide install, which selects every namespace but the
+excluded ones).
+*/}}
+{{- define "certweave.webhookNamespaceSelector" -}}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      {{- if .selected }}
+      operator: In
+      values:
+        {{- range .selected }}
+        - {{ . | quote }}
+        {{- end }}
+      {{- else }}
+      operator: NotIn
+      values:
+        {{- range .excluded }}
+        - {{ . | quote }}
+        {{- end }}
+      {{- end }}
+{{- end }}
