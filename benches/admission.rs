@@ -20,7 +20,13 @@
 //! fastest batch, so other processes on a shared machine disturb it less
 //! than they disturb criterion's wall-clock figures.
 //!
-//! Run: `cargo bench --bench admission` (add `-- --quick` for a short run).
+//! Last, hostile sizes (10k/100k rule hosts, 4k/20k `spec.tls` entries,
+//! 10k/100k hosts in one entry or Pod dns-names): milliseconds per review
+//! and the cost per name against the smaller size, which stays flat when
+//! the work is linear.
+//!
+//! Run: `cargo bench --bench admission` (add `-- --quick` for a short run;
+//! `-- --quick none` skips criterion's groups and prints the tables only).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -29,6 +35,9 @@ use criterion::{Criterion, Throughput};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 use serde_json::Value;
+
+#[path = "../tests/support/hostile.rs"]
+mod hostile;
 
 use certweave::webhook::admission::{review, Verdict};
 use certweave::webhook::{ingress, pod, MutationConfig};
@@ -361,6 +370,57 @@ fn print_table(config: &MutationConfig, quick: bool) {
     );
 }
 
+/// Hostile sizes: the review's cost per name must not grow with the
+/// number of names (each is refused past its limit after one pass).
+fn print_scaling(config: &MutationConfig, quick: bool) {
+    use hostile::Shape;
+    let runs = if quick { 3 } else { 7 };
+    let cases: [(Shape, [usize; 2]); 4] = [
+        (Shape::RuleHosts, [10_000, 100_000]),
+        (Shape::TlsEntries, [4_000, 20_000]),
+        (Shape::EntryHosts, [10_000, 100_000]),
+        (Shape::PodDnsNames, [10_000, 100_000]),
+    ];
+    println!();
+    println!(
+        "hostile reviews: thread CPU time, least of {runs} runs (goal: linear, cost per name flat)"
+    );
+    println!();
+    println!(
+        "{:<30} {:>8} {:>10} {:>11} {:>9} {:>12}",
+        "list", "names", "bytes", "ms/review", "ns/name", "vs smaller"
+    );
+    for (shape, sizes) in cases {
+        let mut smaller: Option<f64> = None;
+        for n in sizes {
+            let body = hostile::review(shape, n);
+            let reviewed = review(&body, config).expect("well-formed");
+            assert!(
+                reviewed.denial.is_some(),
+                "{} beyond the limit is refused",
+                shape.label()
+            );
+            let ns = hostile::least_cpu_ns(runs, || {
+                black_box(review(black_box(&body), config).unwrap());
+            }) as f64;
+            let per_name = ns / n as f64;
+            let versus = smaller
+                .map(|s| format!("{:.2}x/name", per_name / s))
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{:<30} {:>8} {:>10} {:>11.2} {:>9.0} {:>12}",
+                shape.label(),
+                n,
+                body.len(),
+                ns / 1e6,
+                per_name,
+                versus
+            );
+            smaller = Some(per_name);
+        }
+    }
+}
+
 fn main() {
     let config = MutationConfig::default();
     // Fail fast, before any timing, if a fixture stopped being patched.
@@ -408,5 +468,6 @@ fn main() {
 
     if !listing && !test_mode {
         print_table(&config, quick);
+        print_scaling(&config, quick);
     }
 }

@@ -21,6 +21,9 @@ use certweave::webhook::ingress::mutate_ingress;
 use certweave::webhook::patch;
 use certweave::webhook::pod::{mutate_pod, ProxyPorts, PROXY_CONTAINER, VOLUME_NAME};
 use certweave::webhook::{MutationConfig, MutationResult};
+#[path = "support/hostile.rs"]
+mod hostile;
+
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde_json::{json, Map, Value};
@@ -1666,4 +1669,41 @@ fn ingress_secret_names_skip_taken_ones() {
         .map(|e| e["secretName"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 4, "{names:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Cost: a review of n names costs O(n), whatever list grows.
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..config() })]
+
+    /// Eight times the names costs about eight times the CPU (the bound,
+    /// 24×, is three times linear; quadratic work would be 64×, the cubic
+    /// Secret naming this guards against far more). Thread CPU time, the
+    /// least of five runs, so other work on the machine does not count.
+    #[test]
+    fn review_cost_is_linear_in_the_number_of_names(
+        shape in prop::sample::select(hostile::Shape::ALL.to_vec()),
+        n in 1_000usize..2_500,
+    ) {
+        let config = MutationConfig::default();
+        let cost = |n: usize| {
+            let body = hostile::review(shape, n);
+            let reviewed = review(&body, &config).expect("a well-formed review");
+            prop_assert!(reviewed.denial.is_some(), "{} past the limit is refused", shape.label());
+            Ok(hostile::least_cpu_ns(5, || {
+                std::hint::black_box(review(std::hint::black_box(&body), &config).unwrap());
+            }))
+        };
+        let small = cost(n)?.max(1);
+        let large = cost(8 * n)?;
+        let ratio = large as f64 / small as f64;
+        prop_assert!(
+            ratio < 24.0,
+            "{}: {n} names {small} ns, {} names {large} ns: {ratio:.1}x for 8x the input",
+            shape.label(),
+            8 * n
+        );
+    }
 }

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use certweave::api::IssuerRef;
 use certweave::webhook::MutationConfig;
 use common::{review_for, Answer, RunningWebhook};
+
+#[path = "support/hostile.rs"]
+mod hostile;
 use serde_json::{json, Value};
 
 fn pod(annotations: Value) -> Value {
@@ -909,8 +912,16 @@ async fn stalled_clients_are_timed_out() {
 async fn tls_connect(
     hook: &RunningWebhook,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tls_connect_to(hook.addr, &hook.pki.ca_pem).await
+}
+
+/// An HTTP/1.1 TLS connection to `addr`, trusting `ca_pem`.
+async fn tls_connect_to(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(hook.pki.ca_pem.as_bytes()) {
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
     let mut config = rustls::ClientConfig::builder_with_provider(certweave::tls::provider())
@@ -920,7 +931,7 @@ async fn tls_connect(
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(hook.addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     connector
         .connect(
             rustls::pki_types::ServerName::try_from("localhost").unwrap(),
@@ -1023,6 +1034,7 @@ async fn refuses_to_start_without_a_valid_certificate() {
         mutation: MutationConfig::default(),
         reload_interval: Duration::from_secs(1),
         client_timeout: Duration::from_secs(1),
+        review_deadline: certweave::webhook::server::REVIEW_DEADLINE,
     };
     let err = certweave::webhook::server::WebhookServer::bind(options("missing.crt", "tls.key"))
         .await
@@ -1039,4 +1051,184 @@ async fn refuses_to_start_without_a_valid_certificate() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("no PEM certificate"), "{err}");
+}
+
+/// The largest Ingress the limits allow: 1,000 rule hosts, 100 `spec.tls`
+/// entries of 10 hosts each, no secretName (so the webhook names them).
+fn largest_legal_ingress() -> Value {
+    let hosts = hosts(1000);
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+           "metadata": {"name": "big", "annotations": {"cert-manager.io/cluster-issuer": "le"}},
+           "spec": {"rules": hosts.iter().map(|h| json!({"host": h})).collect::<Vec<_>>(),
+                    "tls": hosts.chunks(10).map(|c| json!({"hosts": c})).collect::<Vec<_>>()}})
+}
+
+#[tokio::test]
+async fn large_reviews_are_evaluated_off_the_connection_threads_and_health_stays_up() {
+    let hook = RunningWebhook::start(MutationConfig::default()).await;
+    let client = hook.http2();
+    let legal =
+        serde_json::to_vec(&review_for(&largest_legal_ingress(), "CREATE", "shop")).unwrap();
+    assert!(
+        legal.len() > certweave::webhook::server::INLINE_REVIEW_BYTES,
+        "the case must take the large-review path ({} bytes)",
+        legal.len()
+    );
+    // 20,000 hosts (about 1 MB): refused after one pass over the list.
+    let hostile = serde_json::to_vec(&review_for(
+        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {"name": "w", "annotations": {"cert-manager.io/cluster-issuer": "le"}},
+                "spec": {"rules": hosts(20_000).iter().map(|h| json!({"host": h})).collect::<Vec<_>>()}}),
+        "CREATE",
+        "shop",
+    ))
+    .unwrap();
+    let mut flood = Vec::new();
+    for _ in 0..8 {
+        let (client, hook_url, body) = (client.clone(), hook.url("/mutate"), hostile.clone());
+        flood.push(tokio::spawn(async move {
+            let response = client.post(hook_url).body(body).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap())
+        }));
+    }
+    let health = client.get(hook.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "/healthz answers while large reviews run"
+    );
+    let (status, body, _) = post(&client, &hook, legal).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer = Answer::parse(&body);
+    assert!(answer.allowed, "{}", answer.message);
+    let mutated = answer.apply(&largest_legal_ingress());
+    let entries = mutated["spec"]["tls"].as_array().unwrap();
+    assert_eq!(entries.len(), 100);
+    assert!(entries.iter().all(|e| e["secretName"].is_string()));
+    for task in flood {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200);
+        let answer = Answer::parse(&body);
+        assert!(
+            !answer.allowed && answer.message.contains("spec.rules"),
+            "{}",
+            answer.message
+        );
+        assert!(body.len() < 4096, "the denial does not echo the hosts");
+    }
+}
+
+#[tokio::test]
+async fn a_review_not_evaluated_within_its_deadline_is_answered_503() {
+    let hook = RunningWebhook::start_with(
+        MutationConfig::default(),
+        Duration::from_millis(100),
+        Duration::ZERO,
+    )
+    .await;
+    let client = hook.http1();
+    let large =
+        serde_json::to_vec(&review_for(&largest_legal_ingress(), "CREATE", "shop")).unwrap();
+    let (status, body, _) = post(&client, &hook, large).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("not evaluated within") && text.contains("retry"),
+        "{text}"
+    );
+    // Small reviews are evaluated where they arrive, without a deadline.
+    let small = ingress("w", json!({"cert-manager.io/cluster-issuer": "le"}), None);
+    let answer = admit(&client, &hook, &review_for(&small, "CREATE", "shop")).await;
+    assert!(answer.allowed);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_within_its_drain_timeout_whatever_is_in_flight() {
+    use tokio::io::AsyncWriteExt;
+    let pki = common::TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write_leaf(dir.path());
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_certweave"))
+        .arg("webhook")
+        .args(["--addr", &addr.to_string()])
+        .arg("--tls-cert-file")
+        .arg(dir.path().join("tls.crt"))
+        .arg("--tls-key-file")
+        .arg(dir.path().join("tls.key"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("https://localhost:{}{path}", addr.port());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(url("/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the webhook never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // In flight: a review whose body never finishes, and a stream of large
+    // hostile reviews.
+    let mut stalled = tls_connect_to(addr, &pki.ca_pem).await;
+    stalled
+        .write_all(
+            b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+              content-length: 1000000\r\n\r\n{\"kind\":",
+        )
+        .await
+        .unwrap();
+    stalled.flush().await.unwrap();
+    let hostile = hostile::review(hostile::Shape::RuleHosts, 50_000);
+    let flood: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url, body) = (client.clone(), url("/mutate"), hostile.clone());
+            tokio::spawn(async move {
+                loop {
+                    if client.post(&url).body(body.clone()).send().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let sent = Instant::now();
+    let drain = certweave::webhook::server::CLIENT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < drain + Duration::from_secs(5),
+            "still running {:?} after SIGTERM (drain timeout {drain:?})",
+            sent.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    for task in flood {
+        task.abort();
+    }
+    drop(stalled);
 }

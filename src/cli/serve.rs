@@ -9,7 +9,7 @@ use clap::Args;
 use certweave::controller::scope::WatchScope;
 use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
 use certweave::webhook::server::{
-    ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
+    ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL, REVIEW_DEADLINE,
 };
 
 use super::{exit_runtime, runtime, MutationArgs};
@@ -148,6 +148,7 @@ fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
             mutation: args.mutation.into_config(),
             reload_interval: DEFAULT_RELOAD_INTERVAL,
             client_timeout: CLIENT_TIMEOUT,
+            review_deadline: REVIEW_DEADLINE,
         })
         .await?;
         tracing::info!(addr = %server.local_addr()?, "webhook serving");

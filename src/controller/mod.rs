@@ -38,7 +38,7 @@ use crate::controller::kube_store::KubeStore;
 use crate::issuers::acme::Http01Solver;
 use crate::metrics::ControllerMetrics;
 use crate::webhook::server::{
-    ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL,
+    ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL, REVIEW_DEADLINE,
 };
 use crate::webhook::MutationConfig;
 
@@ -137,6 +137,7 @@ pub async fn run(
         mutation: options.mutation.clone(),
         reload_interval: DEFAULT_RELOAD_INTERVAL,
         client_timeout: CLIENT_TIMEOUT,
+        review_deadline: REVIEW_DEADLINE,
     })
     .await?;
     let webhook_metrics = server.metrics();

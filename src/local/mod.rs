@@ -176,6 +176,7 @@ async fn start_webhook(
             mutation: options.mutation.clone(),
             reload_interval: crate::webhook::server::DEFAULT_RELOAD_INTERVAL,
             client_timeout: crate::webhook::server::CLIENT_TIMEOUT,
+            review_deadline: crate::webhook::server::REVIEW_DEADLINE,
         })
         .await?;
     tracing::info!(%addr, "webhook serving with a certificate from the built-in CA");

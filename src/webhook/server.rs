@@ -21,6 +21,7 @@ use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use super::admission::{self, review};
 use super::MutationConfig;
@@ -37,6 +38,15 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 4096;
 /// How often the serving certificate files are checked for changes.
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+/// Reviews up to this size are evaluated where they are received (a few
+/// hundred microseconds at most); larger ones go to the blocking pool, so
+/// a big object never holds up the connection threads that answer
+/// `/healthz` and every other review.
+pub const INLINE_REVIEW_BYTES: usize = 32 * 1024;
+/// A review not evaluated within this is answered 503, and the API server
+/// applies the webhook's failurePolicy: well inside the API server's own
+/// timeout (the chart's `webhook.timeoutSeconds`, 10 s by default).
+pub const REVIEW_DEADLINE: Duration = Duration::from_secs(2);
 /// Concurrent HTTP/2 streams per connection: the API server sends its
 /// reviews over a few long-lived connections.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -51,6 +61,8 @@ pub struct ServeOptions {
     pub reload_interval: Duration,
     /// Deadline for each stage a client controls; [`CLIENT_TIMEOUT`] in production.
     pub client_timeout: Duration,
+    /// Deadline for evaluating one review; [`REVIEW_DEADLINE`] in production.
+    pub review_deadline: Duration,
 }
 
 /// Why the server could not start.
@@ -67,6 +79,10 @@ struct AppState {
     mutation: MutationConfig,
     metrics: WebhookMetrics,
     client_timeout: Duration,
+    review_deadline: Duration,
+    /// Large reviews evaluated at once: one per core, so a flood of them
+    /// queues instead of taking every blocking thread.
+    large_reviews: Arc<Semaphore>,
 }
 
 /// A bound, not yet running webhook server.
@@ -103,7 +119,12 @@ impl WebhookServer {
             counters: None,
         };
         let metrics = WebhookMetrics::new();
-        let app = router(options.mutation, metrics.clone(), options.client_timeout);
+        let app = router(
+            options.mutation,
+            metrics.clone(),
+            options.client_timeout,
+            options.review_deadline,
+        );
         Ok(Self {
             server: TlsServer::new(listener, config, settings),
             cert,
@@ -164,11 +185,15 @@ pub fn router(
     mutation: MutationConfig,
     metrics: WebhookMetrics,
     client_timeout: Duration,
+    review_deadline: Duration,
 ) -> Router {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state = Arc::new(AppState {
         mutation,
         metrics,
         client_timeout,
+        review_deadline,
+        large_reviews: Arc::new(Semaphore::new(cores)),
     });
     Router::new()
         .route("/mutate", post(mutate))
@@ -254,7 +279,25 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
     };
 
     let started = Instant::now();
-    match review(&bytes, &state.mutation) {
+    let outcome = if bytes.len() <= INLINE_REVIEW_BYTES {
+        review(&bytes, &state.mutation)
+    } else {
+        match review_off_thread(&state, bytes).await {
+            Some(outcome) => outcome,
+            None => {
+                return http_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "deadline",
+                    &format!(
+                        "the review was not evaluated within {:?}; the webhook is busy with \
+                         other large objects: retry, or split the object",
+                        state.review_deadline
+                    ),
+                )
+            }
+        }
+    };
+    match outcome {
         Ok(reviewed) => {
             let kind = reviewed.kind.as_str();
             metrics
@@ -277,6 +320,30 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
         }
         Err(malformed) => http_error(StatusCode::BAD_REQUEST, "malformed", &malformed.0),
     }
+}
+
+/// Evaluates a large review on the blocking pool; `None` if it was not
+/// done within the deadline (waiting for a turn included). A review past
+/// its deadline still runs to its end — every mutation is linear in its
+/// input and bounded by [`MAX_BODY_BYTES`] — but nobody waits for it.
+async fn review_off_thread(
+    state: &Arc<AppState>,
+    bytes: axum::body::Bytes,
+) -> Option<Result<admission::Reviewed, admission::MalformedReview>> {
+    let deadline = tokio::time::Instant::now() + state.review_deadline;
+    let turn = tokio::time::timeout_at(deadline, state.large_reviews.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()?;
+    let mutation = state.mutation.clone();
+    let evaluation = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        review(&bytes, &mutation)
+    });
+    tokio::time::timeout_at(deadline, evaluation)
+        .await
+        .ok()?
+        .ok()
 }
 
 const TOO_LARGE: &str = "request body exceeds 3 MiB; AdmissionReviews are never this large";

@@ -67,6 +67,20 @@ impl RunningWebhook {
     }
 
     pub async fn start_with_reload(mutation: MutationConfig, reload_interval: Duration) -> Self {
+        Self::start_with(
+            mutation,
+            reload_interval,
+            certweave::webhook::server::REVIEW_DEADLINE,
+        )
+        .await
+    }
+
+    /// Starts a webhook that gives each review `review_deadline`.
+    pub async fn start_with(
+        mutation: MutationConfig,
+        reload_interval: Duration,
+        review_deadline: Duration,
+    ) -> Self {
         let pki = TestPki::new();
         let dir = tempfile::tempdir().unwrap();
         pki.write_leaf(dir.path());
@@ -77,6 +91,7 @@ impl RunningWebhook {
             mutation,
             reload_interval,
             client_timeout: Duration::from_secs(2),
+            review_deadline,
         })
         .await
         .unwrap();
