@@ -468,6 +468,11 @@ impl AcmeHttp {
                 && fresh.is_some()
                 && is_bad_nonce_body(&body)
             {
+                tracing::debug!(
+                    url,
+                    attempt,
+                    "badNonce: signing again with the server's fresh nonce"
+                );
                 attempt += 1;
                 nonce = fresh;
                 continue;
