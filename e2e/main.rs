@@ -19,6 +19,7 @@ mod chart;
 mod conformance;
 mod gateway;
 mod harness;
+mod isolation;
 mod keystores;
 mod scoped;
 
@@ -690,6 +691,7 @@ async fn acme_certificate(e2e: &E2e) {
         ));
     }
     acme_server_features::renewal_information_and_profiles(e2e).await;
+    isolation::hanging_validations_do_not_delay_other_issuers(e2e).await;
 }
 
 /// Step 2: the webhook fills in `spec.tls`; the ingress shim makes a
