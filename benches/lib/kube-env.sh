@@ -129,23 +129,8 @@ start_kube() {
 
   port=$(kube_free_port)
   KUBE_URL=https://127.0.0.1:$port
-  "$KUBE_ASSETS/kube-apiserver" --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
-    --secure-port="$port" --tls-cert-file="$KUBE_DIR/apiserver.crt" \
-    --tls-private-key-file="$KUBE_DIR/apiserver.key" --token-auth-file="$KUBE_DIR/tokens.csv" \
-    --authorization-mode=RBAC --service-account-issuer="$KUBE_URL" \
-    --service-account-key-file="$KUBE_DIR/service-account.key" \
-    --service-account-signing-key-file="$KUBE_DIR/service-account.key" \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount --cert-dir="$KUBE_DIR/apiserver-certs" \
-    >"$KUBE_DIR/apiserver.log" 2>&1 &
-  APISERVER_PID=$!
-  PIDS+=("$APISERVER_PID")
-  kube_wait_url "$KUBE_URL/readyz" 120 "$APISERVER_PID" || {
-    echo "error: kube-apiserver not ready after 120 s" >&2
-    tail -n 30 "$KUBE_DIR/apiserver.log" >&2
-    exit 1
-  }
+  KUBE_ETCD_URL=http://127.0.0.1:$etcd_port
+  start_apiserver
 
   KUBECONFIG_FILE=$WORK/kubeconfig
   cat >"$KUBECONFIG_FILE" <<EOF
@@ -167,6 +152,37 @@ contexts:
     cluster: bench
     user: admin
 EOF
+}
+
+# Starts kube-apiserver (again) on KUBE_URL against the running etcd and
+# waits for /readyz: after `restart_apiserver`, the same cluster.
+start_apiserver() {
+  "$KUBE_ASSETS/kube-apiserver" --etcd-servers="$KUBE_ETCD_URL" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+    --secure-port="${KUBE_URL##*:}" --tls-cert-file="$KUBE_DIR/apiserver.crt" \
+    --tls-private-key-file="$KUBE_DIR/apiserver.key" --token-auth-file="$KUBE_DIR/tokens.csv" \
+    --authorization-mode=RBAC --service-account-issuer="$KUBE_URL" \
+    --service-account-key-file="$KUBE_DIR/service-account.key" \
+    --service-account-signing-key-file="$KUBE_DIR/service-account.key" \
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+    --disable-admission-plugins=ServiceAccount --cert-dir="$KUBE_DIR/apiserver-certs" \
+    >>"$KUBE_DIR/apiserver.log" 2>&1 &
+  APISERVER_PID=$!
+  PIDS+=("$APISERVER_PID")
+  kube_wait_url "$KUBE_URL/readyz" 120 "$APISERVER_PID" || {
+    echo "error: kube-apiserver not ready after 120 s" >&2
+    tail -n 30 "$KUBE_DIR/apiserver.log" >&2
+    exit 1
+  }
+}
+
+# Stops kube-apiserver alone (etcd and its data stay) and starts it again.
+restart_apiserver() {
+  kill "$APISERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$APISERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$APISERVER_PID" 2>/dev/null || true
+  wait "$APISERVER_PID" 2>/dev/null || true
+  start_apiserver
 }
 
 # Stops kube-apiserver, then etcd, and deletes the cluster's data.
