@@ -97,6 +97,18 @@ impl Job for CertificateController {
         self.metrics.queue_depth.set(depth as i64);
     }
 
+    fn group(&self, key: &ObjectKey) -> Option<String> {
+        let certificate = self
+            .certificates
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+        let reference = &certificate.spec.issuer_ref;
+        Some(crate::engine::reconcile::issuer_group(
+            reference.kind.as_deref().unwrap_or("Issuer"),
+            &key.namespace,
+            &reference.name,
+        ))
+    }
+
     fn forgotten(&self, key: &ObjectKey) {
         self.renewals_done
             .lock()

@@ -69,6 +69,27 @@ pub struct Managed {
     pub renew_now: bool,
 }
 
+impl Managed {
+    /// The scheduler group of this certificate: its issuer.
+    pub fn issuer_group(&self) -> String {
+        issuer_group(
+            &self.issuer_kind,
+            &self.certificate.namespace,
+            &self.issuer_name,
+        )
+    }
+}
+
+/// One issuer's name for the scheduler's per-group share of slots
+/// ([`crate::engine::scheduler::Job::group`]): `Issuer/<namespace>/<name>`
+/// or `ClusterIssuer/<name>`.
+pub fn issuer_group(kind: &str, certificate_namespace: &str, name: &str) -> String {
+    match kind {
+        "ClusterIssuer" => format!("ClusterIssuer/{name}"),
+        _ => format!("Issuer/{certificate_namespace}/{name}"),
+    }
+}
+
 /// What the stored Secret is worth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evaluation {

@@ -86,6 +86,10 @@ impl Job for LocalJob {
     type Key = ObjectKey;
     type Error = ReconcileError;
 
+    fn group(&self, key: &ObjectKey) -> Option<String> {
+        Some(self.wanted().get(key)?.managed.issuer_group())
+    }
+
     async fn run(
         &self,
         key: ObjectKey,

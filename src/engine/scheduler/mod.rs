@@ -12,6 +12,11 @@
 //!   evaluation that goes on to wait for another party (an ACME server
 //!   validating its challenges) gives its [`Slot`] back, so any number of
 //!   such waits never starve issuers that only need this process's CPU;
+//! - one issuer never takes every slot while another issuer's key is due:
+//!   keys of the same [`Job::group`] hold at most three quarters of the
+//!   slots (at least one) when other groups have work; with nobody else
+//!   waiting, a group may use them all (a burst of one issuer is not
+//!   slowed down);
 //! - a key is never evaluated twice at once: a trigger for a key in flight
 //!   runs it again right after, once, forced if any of the triggers was;
 //! - a failed store read or write retries after [`STORE_RETRY`];
@@ -36,6 +41,10 @@ pub const STORE_RETRY: Duration = Duration::from_secs(30);
 
 /// How long evaluations in flight may take to finish on shutdown.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(20);
+
+/// How many due keys of groups at their share one dispatch looks past to
+/// find another group's key.
+const HOLD_BACK_LOOKAHEAD: usize = 256;
 
 /// With nothing queued, how long the scheduler sleeps before looking again.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
@@ -107,6 +116,12 @@ pub trait Job: Send + Sync + 'static {
 
     /// `key` was forgotten (a [`Trigger::Forget`]): drop what is kept for it.
     fn forgotten(&self, _key: &Self::Key) {}
+
+    /// Which group `key` belongs to for the per-group share of slots: its
+    /// issuer (`None`: no group, never held back).
+    fn group(&self, _key: &Self::Key) -> Option<String> {
+        None
+    }
 }
 
 /// An evaluation's hold on one of the scheduler's concurrency slots.
@@ -157,6 +172,12 @@ enum AfterRun {
     Drop,
 }
 
+/// The slots one group may hold while keys of other groups are due:
+/// three quarters of `concurrency`, at least one.
+pub fn group_share(concurrency: usize) -> usize {
+    (concurrency * 3 / 4).max(1)
+}
+
 /// Runs a [`Job`] over a queue of keys.
 pub struct Scheduler<J: Job> {
     job: Arc<J>,
@@ -166,7 +187,8 @@ pub struct Scheduler<J: Job> {
 }
 
 impl<J: Job> Scheduler<J> {
-    /// At most `concurrency` evaluations run at once (at least one).
+    /// At most `concurrency` evaluations run at once (at least one); one
+    /// group holds at most [`group_share`] of them while others wait.
     pub fn new(job: Arc<J>, concurrency: usize) -> Self {
         Self {
             job,
@@ -207,8 +229,12 @@ impl<J: Job> Scheduler<J> {
         }
         let mut forced: HashSet<J::Key> = HashSet::new();
         let mut in_flight: HashMap<J::Key, AfterRun> = HashMap::new();
-        // The evaluations holding a slot, by slot id: at most `concurrency`.
-        let mut holding: HashSet<u64> = HashSet::new();
+        // The evaluations holding a slot, by slot id (with their group): at
+        // most `concurrency`.
+        let mut holding: HashMap<u64, Option<String>> = HashMap::new();
+        // Slots held per group.
+        let mut group_load: HashMap<String, usize> = HashMap::new();
+        let share = group_share(self.concurrency);
         let mut next_slot = 0u64;
         let (released_tx, mut released_rx) = mpsc::unbounded_channel::<u64>();
         type Done<J> = (
@@ -217,31 +243,78 @@ impl<J: Job> Scheduler<J> {
             Result<Option<SystemTime>, <J as Job>::Error>,
         );
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done<J>>();
+        let free_slot = |holding: &mut HashMap<u64, Option<String>>,
+                         group_load: &mut HashMap<String, usize>,
+                         id: u64| {
+            if let Some(Some(group)) = holding.remove(&id) {
+                if let Some(load) = group_load.get_mut(&group) {
+                    *load -= 1;
+                    if *load == 0 {
+                        group_load.remove(&group);
+                    }
+                }
+            }
+        };
         tokio::pin!(shutdown);
         loop {
             let now = SystemTime::now();
+            // Due keys of a group at its share wait here while other
+            // groups' keys are started; they get the slots left over.
+            let mut held_back: Vec<(J::Key, Option<String>)> = Vec::new();
+            let mut start =
+                |key: J::Key,
+                 group: Option<String>,
+                 holding: &mut HashMap<u64, Option<String>>,
+                 group_load: &mut HashMap<String, usize>,
+                 in_flight: &mut HashMap<J::Key, AfterRun>| {
+                    let force = forced.remove(&key);
+                    in_flight.insert(key.clone(), AfterRun::Reschedule);
+                    let id = next_slot;
+                    next_slot += 1;
+                    if let Some(group) = &group {
+                        *group_load.entry(group.clone()).or_default() += 1;
+                    }
+                    holding.insert(id, group);
+                    let slot = Slot(Some(Arc::new(SlotHold {
+                        id,
+                        released: Default::default(),
+                        tx: released_tx.clone(),
+                    })));
+                    let job = self.job.clone();
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        let result = job.run(key.clone(), force, slot).await;
+                        let _ = done.send((key, id, result));
+                    });
+                };
             while holding.len() < self.concurrency {
                 let Some(key) = queue.pop_due(now) else { break };
                 if let Some(after) = in_flight.get_mut(&key) {
                     *after = AfterRun::RunAgain;
                     continue;
                 }
-                let force = forced.remove(&key);
-                in_flight.insert(key.clone(), AfterRun::Reschedule);
-                let id = next_slot;
-                next_slot += 1;
-                holding.insert(id);
-                let slot = Slot(Some(Arc::new(SlotHold {
-                    id,
-                    released: Default::default(),
-                    tx: released_tx.clone(),
-                })));
-                let job = self.job.clone();
-                let done = done_tx.clone();
-                tokio::spawn(async move {
-                    let result = job.run(key.clone(), force, slot).await;
-                    let _ = done.send((key, id, result));
-                });
+                let group = self.job.group(&key);
+                let at_share = group
+                    .as_ref()
+                    .is_some_and(|g| group_load.get(g).copied().unwrap_or(0) >= share);
+                if at_share {
+                    held_back.push((key, group));
+                    // Look this far past one group's burst, no further:
+                    // each wake-up costs at most this many queue moves.
+                    if held_back.len() >= HOLD_BACK_LOOKAHEAD {
+                        break;
+                    }
+                    continue;
+                }
+                start(key, group, &mut holding, &mut group_load, &mut in_flight);
+            }
+            // Nobody else wanted the slots left: work is conserved.
+            for (key, group) in held_back {
+                if holding.len() < self.concurrency {
+                    start(key, group, &mut holding, &mut group_load, &mut in_flight);
+                } else {
+                    queue.schedule(key, now);
+                }
             }
             self.job.queue_depth(queue.len());
             let until_due = queue
@@ -266,10 +339,10 @@ impl<J: Job> Scheduler<J> {
                     }
                 },
                 Some(id) = released_rx.recv() => {
-                    holding.remove(&id);
+                    free_slot(&mut holding, &mut group_load, id);
                 }
                 Some((key, id, result)) = done_rx.recv() => {
-                    holding.remove(&id);
+                    free_slot(&mut holding, &mut group_load, id);
                     let after = in_flight.remove(&key).unwrap_or(AfterRun::Reschedule);
                     let next = match result {
                         Ok(next) => next,

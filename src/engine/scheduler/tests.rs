@@ -34,6 +34,8 @@ struct TestJob {
     /// Keys whose evaluation releases its slot first (it then waits for
     /// another party: its gate).
     waiting: Mutex<Vec<&'static str>>,
+    /// The group of each key (its issuer); none by default.
+    groups: Mutex<HashMap<&'static str, &'static str>>,
 }
 
 impl TestJob {
@@ -94,6 +96,10 @@ impl Job for TestJob {
 
     fn forgotten(&self, key: &&'static str) {
         self.forgotten.lock().unwrap().push(key);
+    }
+
+    fn group(&self, key: &&'static str) -> Option<String> {
+        self.groups.lock().unwrap().get(key).map(|g| g.to_string())
     }
 }
 
@@ -356,4 +362,62 @@ async fn shutdown_drains_what_finishes_in_time_and_reports_the_rest() {
         "the stuck evaluation is reported, the quick one drained"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// One issuer's burst leaves a slot for another issuer's key: with four
+/// slots, the six keys of group "ca" due first take three (their share),
+/// and the "acme" key due after them gets the fourth.
+#[tokio::test]
+async fn one_group_leaves_a_slot_for_another_while_it_waits() {
+    assert_eq!(group_share(4), 3);
+    let job = TestJob::default();
+    let burst = ["ca1", "ca2", "ca3", "ca4", "ca5", "ca6"];
+    let gates: Vec<_> = burst.iter().map(|k| job.gate(k)).collect();
+    let other = job.gate("other");
+    job.groups
+        .lock()
+        .unwrap()
+        .extend(burst.iter().map(|k| (*k, "ca")).chain([("other", "acme")]));
+    let mut keys = burst.to_vec();
+    keys.push("other");
+    let running = start(job, 4, &keys);
+    until("four evaluations started", || running.job.runs().len() == 4).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = running.job.keys_run();
+    assert_eq!(
+        started,
+        ["ca1", "ca2", "ca3", "other"],
+        "ca4 waits for its share"
+    );
+    for gate in gates.iter().chain([&other]) {
+        gate.add_permits(1);
+    }
+    until("all seven ran", || running.job.runs().len() == 7).await;
+    let _ = running.stop.send(());
+    running.task.await.unwrap();
+}
+
+/// With no other group waiting, one group uses every slot.
+#[tokio::test]
+async fn one_group_alone_uses_every_slot() {
+    let job = TestJob::default();
+    let burst = ["ca1", "ca2", "ca3", "ca4", "ca5", "ca6"];
+    let gates: Vec<_> = burst.iter().map(|k| job.gate(k)).collect();
+    job.groups
+        .lock()
+        .unwrap()
+        .extend(burst.iter().map(|k| (*k, "ca")));
+    let running = start(job, 4, &burst);
+    until("four evaluations started", || running.job.runs().len() == 4).await;
+    for gate in &gates {
+        gate.add_permits(1);
+    }
+    until("all six ran", || running.job.runs().len() == 6).await;
+    let most = running
+        .job
+        .most_running
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(most, 4);
+    let _ = running.stop.send(());
+    running.task.await.unwrap();
 }
