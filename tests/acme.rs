@@ -659,6 +659,69 @@ async fn an_order_is_resumed_from_its_record_after_a_restart() {
     assert!(err.to_string().contains("open a new order"), "{err}");
 }
 
+/// A crash while the CA validates: the stored order failed because no
+/// process answered its challenge. Resuming it opens one new order at
+/// once (not a failure with an hour's backoff), and that one is issued.
+#[tokio::test]
+async fn an_order_that_failed_while_nobody_answered_is_replaced_when_resumed() {
+    let (pebble, solver, server) = http01_setup(|_| {}).await;
+    let port = server.local_addr().port();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("account.key");
+    let request = CertificateRequest::for_dns_names(["crash.example.test"]);
+    let before = issuer(
+        config(&pebble),
+        Arc::new(FileKeyStore::new(&key_file)),
+        http01(&solver),
+    );
+    let record = before
+        .open_order(&request, &key(), &RequestOrigin::default())
+        .await
+        .unwrap();
+    // The process is gone: nothing answers on the solver port.
+    drop(server);
+    let failed = before
+        .authorize(&record, &RequestOrigin::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(failed, IssueError::ChallengeFailed(_)), "{failed}");
+
+    // The restarted process resumes from the stored record.
+    let _server = bind_again(&solver, port).await;
+    let after = issuer(
+        config(&pebble),
+        Arc::new(FileKeyStore::new(&key_file)),
+        http01(&solver),
+    );
+    let told = std::sync::Mutex::new(Vec::new());
+    let save = |checkpoint: Checkpoint| -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        told.lock().unwrap().push(checkpoint);
+        Box::pin(async {})
+    };
+    let bundle = after
+        .issue_resumable(
+            &request,
+            &key(),
+            &RequestOrigin::default(),
+            Some(serde_json::to_value(&record).unwrap()),
+            &save,
+        )
+        .await
+        .unwrap();
+    assert_good(&bundle, &request, &pebble.root(0).await);
+    let new_orders: Vec<String> = told
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| match c {
+            Checkpoint::Resume(value) => Some(value["orderUrl"].as_str().unwrap_or("").to_owned()),
+            Checkpoint::Progress(_) => None,
+        })
+        .collect();
+    assert_eq!(new_orders.len(), 1, "exactly one new order: {new_orders:?}");
+    assert_ne!(new_orders[0], record.order_url);
+}
+
 async fn bind_again(solver: &Http01Solver, port: u16) -> Http01Server {
     for _ in 0..100 {
         if let Ok(server) = solver

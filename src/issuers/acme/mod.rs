@@ -446,7 +446,8 @@ impl Issuer for AcmeIssuer {
     /// Resumes the order of a stored [`OrderRecord`] when there is one for
     /// this request; otherwise opens an order, saves its record, and drives
     /// it. A stored order this issuer can no longer use (another directory
-    /// or account, other names) is dropped for a new one.
+    /// or account, other names), or one whose validation failed before it
+    /// was resumed, is dropped for a new one.
     async fn issue_resumable<'a>(
         &'a self,
         request: &'a CertificateRequest,
@@ -465,6 +466,13 @@ impl Issuer for AcmeIssuer {
                 {
                     Err(IssueError::Config(reason)) => {
                         tracing::warn!(order = %record.order_url, %reason, "cannot resume the stored order; opening a new one");
+                    }
+                    // Validated while no process answered its challenges
+                    // (a restart, a crash): the dead order says nothing
+                    // about the names. One new order tells; if it fails
+                    // too, that failure counts.
+                    Err(IssueError::ChallengeFailed(problem)) => {
+                        tracing::warn!(order = %record.order_url, error = %problem, "the stored order failed validation before it was resumed (its challenges may have gone unanswered during a restart); opening a new one");
                     }
                     other => return other,
                 }
