@@ -19,7 +19,7 @@ use certweave::api::{InvalidField, IssuerKind, IssuerRef};
 use certweave::webhook::admission::review;
 use certweave::webhook::ingress::mutate_ingress;
 use certweave::webhook::patch;
-use certweave::webhook::pod::{mutate_pod, ProxyPorts, PROXY_CONTAINER, VOLUME_NAME};
+use certweave::webhook::pod::{mutate_pod, ProxyMode, ProxyPorts, PROXY_CONTAINER, VOLUME_NAME};
 use certweave::webhook::{MutationConfig, MutationResult};
 #[path = "support/hostile.rs"]
 mod hostile;
@@ -300,13 +300,17 @@ proptest! {
             let e = parsed.unwrap_err();
             prop_assert_eq!(e.field, ann::POD_TLS_PROXY);
         } else {
-            prop_assert_eq!(parsed, Ok(ProxyPorts { listen: a, upstream: b }));
+            prop_assert_eq!(parsed, Ok(ProxyPorts { listen: a, upstream: b, mode: ProxyMode::Http }));
+            let tcp = ProxyPorts::parse(&format!("{text}/tcp"));
+            prop_assert_eq!(tcp, Ok(ProxyPorts { listen: a, upstream: b, mode: ProxyMode::Tcp }));
         }
         let bad = [
             format!("0:{b}"),
             format!("{a}:0"),
             format!("{a}"),
             format!("{}:{b}", u32::from(a) + 65_536),
+            format!("{a}:{b}/udp"),
+            format!("{a}:{b}/"),
         ];
         for text in bad {
             let e = ProxyPorts::parse(&text).unwrap_err();

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use certweave::proxy::{Proxy, ProxyMetrics, ProxyOptions, UpstreamProtocol};
+use certweave::proxy::{Proxy, ProxyMetrics, ProxyMode, ProxyOptions, UpstreamProtocol};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -1154,4 +1154,243 @@ fn the_binary_exits_2_on_an_unusable_client_ca() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--client-ca"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------
+// TCP mode
+
+/// A TCP upstream that speaks first (as databases do): it greets, reads
+/// until the client half-closes, answers with the byte count and closes.
+struct TcpUpstream {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl TcpUpstream {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    conn.write_all(b"hello\n").await.unwrap();
+                    let mut received = Vec::new();
+                    if conn.read_to_end(&mut received).await.is_err() {
+                        return;
+                    }
+                    let answer =
+                        format!("got {} bytes, {:08x}", received.len(), checksum(&received));
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        Self { addr, accepted }
+    }
+}
+
+fn checksum(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0u32, |sum, b| sum.rotate_left(5) ^ u32::from(*b))
+}
+
+async fn start_tcp_proxy(
+    cert_dir: &Path,
+    upstream: SocketAddr,
+    client_ca: Option<PathBuf>,
+) -> RunningProxy {
+    let mut options = ProxyOptions::new("127.0.0.1:0".parse().unwrap(), upstream, cert_dir);
+    options.mode = ProxyMode::Tcp;
+    options.health_addr = "127.0.0.1:0".parse().unwrap();
+    options.client_ca = client_ca;
+    options.reload_interval = Duration::from_millis(20);
+    options.drain_timeout = Duration::from_secs(2);
+    let proxy = start_proxy_with(options).await;
+    proxy.wait_ready().await;
+    proxy
+}
+
+/// One exchange over TLS: read the greeting, send `payload`, half-close,
+/// read the answer to the end.
+async fn tcp_exchange(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    payload: &[u8],
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tls_connect(addr, config).await?;
+    let mut greeting = [0u8; 6];
+    stream.read_exact(&mut greeting).await?;
+    assert_eq!(&greeting, b"hello\n", "the upstream speaks first");
+    stream.write_all(payload).await?;
+    stream.shutdown().await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    Ok(answer)
+}
+
+#[tokio::test]
+async fn tcp_mode_pipes_bytes_both_ways_and_passes_half_close_on() {
+    let pki = Pki::new("test CA");
+    let mut volume = SecretVolume::new();
+    volume.project_bundle(&pki.server("server"));
+    let upstream = TcpUpstream::start().await;
+    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
+    let config = client_config(&pki.ca_pem, &[], None);
+    let payload: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let answer = tcp_exchange(proxy.addr, config.clone(), &payload)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        format!("got 1048576 bytes, {:08x}", checksum(&payload))
+    );
+    // Many at once, each on its own upstream connection.
+    let mut tasks = Vec::new();
+    for i in 0..20usize {
+        let (addr, config) = (proxy.addr, config.clone());
+        tasks.push(tokio::spawn(async move {
+            let payload = vec![i as u8; 1000 + i];
+            let answer = tcp_exchange(addr, config, &payload).await.unwrap();
+            assert_eq!(
+                answer,
+                format!("got {} bytes, {:08x}", payload.len(), checksum(&payload))
+            );
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(upstream.accepted.load(Ordering::SeqCst), 21);
+    eventually("every tunnel closed", || async {
+        proxy.metrics.open_tunnels.get() == 0
+    })
+    .await;
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_mode_refuses_clients_without_a_certificate_of_the_client_ca() {
+    let pki = Pki::new("test CA");
+    let clients = Pki::new("client CA");
+    let mut volume = SecretVolume::new();
+    volume.project_bundle(&pki.server("server"));
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("client-ca.pem");
+    std::fs::write(&ca_file, &clients.ca_pem).unwrap();
+    let upstream = TcpUpstream::start().await;
+    let proxy = start_tcp_proxy(volume.path(), upstream.addr, Some(ca_file)).await;
+
+    let anonymous = tcp_exchange(proxy.addr, client_config(&pki.ca_pem, &[], None), b"x").await;
+    assert!(
+        anonymous.is_err(),
+        "a client without a certificate was served: {anonymous:?}"
+    );
+    let stranger = Pki::new("stranger CA").client("mallory");
+    let foreign = tcp_exchange(
+        proxy.addr,
+        client_config(&pki.ca_pem, &[], Some(&stranger)),
+        b"x",
+    )
+    .await;
+    assert!(
+        foreign.is_err(),
+        "a client of another CA was served: {foreign:?}"
+    );
+    assert_eq!(
+        upstream.accepted.load(Ordering::SeqCst),
+        0,
+        "refused clients never reach the upstream"
+    );
+    let alice = clients.client("alice");
+    let answer = tcp_exchange(
+        proxy.addr,
+        client_config(&pki.ca_pem, &[], Some(&alice)),
+        b"ping",
+    )
+    .await
+    .unwrap();
+    assert!(answer.starts_with("got 4 bytes"), "{answer}");
+    assert!(proxy.metrics.handshake_errors.get() >= 2);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_mode_serves_a_rotated_certificate_and_keeps_open_tunnels() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new("test CA");
+    let mut volume = SecretVolume::new();
+    let first = pki.server("first");
+    volume.project_bundle(&first);
+    let upstream = TcpUpstream::start().await;
+    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
+    let config = client_config(&pki.ca_pem, &[], None);
+    let mut open = tls_connect(proxy.addr, config.clone()).await.unwrap();
+    assert_eq!(served_cert(&open), first.der);
+    let mut greeting = [0u8; 6];
+    open.read_exact(&mut greeting).await.unwrap();
+
+    let second = pki.server("second");
+    volume.project_bundle(&second);
+    eventually("new connections get the new certificate", || async {
+        served_cert(&tls_connect(proxy.addr, config.clone()).await.unwrap()) == second.der
+    })
+    .await;
+    // The tunnel opened before the rotation still carries bytes.
+    open.write_all(b"after rotation").await.unwrap();
+    open.shutdown().await.unwrap();
+    let mut answer = String::new();
+    open.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("got 14 bytes"), "{answer}");
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_mode_drains_open_tunnels_then_closes_them_and_counts_unreachable_upstreams() {
+    use tokio::io::AsyncReadExt;
+    let pki = Pki::new("test CA");
+    let mut volume = SecretVolume::new();
+    volume.project_bundle(&pki.server("server"));
+    let upstream = TcpUpstream::start().await;
+    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
+    let config = client_config(&pki.ca_pem, &[], None);
+    // A tunnel that never ends on its own (the client never half-closes).
+    let mut idle = tls_connect(proxy.addr, config.clone()).await.unwrap();
+    let mut greeting = [0u8; 6];
+    idle.read_exact(&mut greeting).await.unwrap();
+    eventually("the tunnel is counted", || async {
+        proxy.metrics.open_tunnels.get() == 1
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    proxy.stop().await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) - Duration::from_millis(100),
+        "shutdown waited {waited:?} for the open tunnel (drain timeout 2 s)"
+    );
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(DEADLINE, idle.read_to_end(&mut rest)).await;
+    assert!(end.is_ok(), "the tunnel was closed at the end of the drain");
+
+    // Nothing listens upstream: the client is closed and it is counted.
+    let nowhere = free_port();
+    let proxy = start_tcp_proxy(volume.path(), nowhere, None).await;
+    let mut stream = tls_connect(proxy.addr, config).await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok() && buf.is_empty(),
+        "closed without data: {read:?}"
+    );
+    eventually("the failure is counted", || async {
+        proxy.metrics.upstream_errors.get() == 1
+    })
+    .await;
+    proxy.stop().await;
 }

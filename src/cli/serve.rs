@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use certweave::controller::scope::WatchScope;
-use certweave::proxy::{Proxy, ProxyError, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR};
+use certweave::proxy::{
+    Proxy, ProxyError, ProxyMode, ProxyOptions, UpstreamProtocol, DEFAULT_HEALTH_ADDR,
+};
 use certweave::webhook::server::{
     ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL, REVIEW_DEADLINE,
 };
@@ -163,9 +165,16 @@ pub struct ProxyArgs {
     /// Address for TLS clients.
     #[arg(long, value_name = "ADDR")]
     listen: SocketAddr,
-    /// The plain HTTP application to forward to.
+    /// The application to forward to, in plain text (HTTP, or any TCP
+    /// protocol with --mode tcp).
     #[arg(long, value_name = "ADDR")]
     upstream: SocketAddr,
+    /// http: forward HTTP/1.1 and HTTP/2 requests (X-Forwarded-* added);
+    /// tcp: pipe the decrypted bytes of each connection to the upstream,
+    /// for a database or message broker, e.g.
+    /// --mode tcp --listen 0.0.0.0:5433 --upstream 127.0.0.1:5432
+    #[arg(long, value_name = "MODE", default_value = "http")]
+    mode: ProxyMode,
     /// Directory holding tls.crt and tls.key (a mounted kubernetes.io/tls
     /// Secret); watched for rotations.
     #[arg(long, value_name = "DIR")]
@@ -176,8 +185,9 @@ pub struct ProxyArgs {
     /// Plain HTTP address for /healthz, /readyz and /metrics.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_HEALTH_ADDR)]
     health_addr: SocketAddr,
-    /// HTTP version spoken to the upstream: auto (HTTP/1.1; h2c for HTTP/2
-    /// clients when the upstream answers HTTP/2), http1, or http2 (h2c).
+    /// HTTP version spoken to the upstream in HTTP mode: auto (HTTP/1.1;
+    /// h2c for HTTP/2 clients when the upstream answers HTTP/2), http1, or
+    /// http2 (h2c).
     #[arg(long, value_name = "PROTOCOL", default_value = "auto")]
     upstream_protocol: UpstreamProtocol,
     /// Seconds to wait for open connections on SIGTERM before closing them.
@@ -193,6 +203,7 @@ pub fn proxy(args: ProxyArgs) -> ExitCode {
     let mut options = ProxyOptions::new(args.listen, args.upstream, args.cert_dir);
     options.client_ca = args.client_ca;
     options.health_addr = args.health_addr;
+    options.mode = args.mode;
     options.upstream_protocol = args.upstream_protocol;
     options.drain_timeout = std::time::Duration::from_secs(args.drain_timeout);
     runtime.block_on(async {

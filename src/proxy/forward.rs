@@ -19,6 +19,7 @@ use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify};
 
 use super::headers::{set_forwarded, strip_hop_by_hop, upgrade_protocol};
@@ -182,8 +183,24 @@ fn plain(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
     response
 }
 
-/// Upgraded connections in flight, so shutdown can wait for them and, past
-/// its deadline, close them.
+/// Both-way copy until done, or until `close` is set.
+async fn pipe_until_closed<C, U>(mut client: C, mut upstream: U, mut close: watch::Receiver<bool>)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::select! {
+        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "tunnel ended with an error");
+            }
+        }
+        _ = close.wait_for(|close| *close) => {}
+    }
+}
+
+/// Upgraded connections and TCP-mode connections in flight, so shutdown
+/// can wait for them and, past its deadline, close them.
 #[derive(Debug)]
 pub(crate) struct Tunnels {
     open: Arc<AtomicUsize>,
@@ -217,7 +234,9 @@ impl Drop for TunnelGuard {
 }
 
 impl Tunnels {
-    fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, metrics: ProxyMetrics) {
+    /// Counts a tunnel as open until the guard drops; the receiver says
+    /// when every tunnel must close.
+    fn track(&self, metrics: ProxyMetrics) -> (TunnelGuard, watch::Receiver<bool>) {
         self.open.fetch_add(1, Ordering::AcqRel);
         metrics.open_tunnels.inc();
         let guard = TunnelGuard {
@@ -225,7 +244,11 @@ impl Tunnels {
             changed: self.changed.clone(),
             metrics,
         };
-        let mut close = self.close.subscribe();
+        (guard, self.close.subscribe())
+    }
+
+    fn spawn(&self, client: OnUpgrade, upstream: OnUpgrade, metrics: ProxyMetrics) {
+        let (guard, close) = self.track(metrics);
         tokio::spawn(async move {
             let _guard = guard;
             let (client, upstream) = match tokio::try_join!(client, upstream) {
@@ -235,17 +258,20 @@ impl Tunnels {
                     return;
                 }
             };
-            let mut client = TokioIo::new(client);
-            let mut upstream = TokioIo::new(upstream);
-            tokio::select! {
-                result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "upgraded connection ended with an error");
-                    }
-                }
-                _ = close.wait_for(|close| *close) => {}
-            }
+            pipe_until_closed(TokioIo::new(client), TokioIo::new(upstream), close).await;
         });
+    }
+
+    /// Copies both ways between `client` and `upstream` (each side's end of
+    /// stream is passed on as a half-close) until both are done or every
+    /// tunnel is closed; counted as an open tunnel meanwhile.
+    pub(crate) async fn pipe<C, U>(&self, client: C, upstream: U, metrics: ProxyMetrics)
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+        U: AsyncRead + AsyncWrite + Unpin,
+    {
+        let (_guard, close) = self.track(metrics);
+        pipe_until_closed(client, upstream, close).await;
     }
 
     /// How many tunnels are open.

@@ -18,6 +18,7 @@
 //!   previous bundle keeps serving) and connections are accepted by
 //!   [`crate::tls::serve`], as the webhook's are.
 //! - `forward`: one request to the upstream and back; upgrades as tunnels.
+//! - `tcp`: TCP mode (`--mode tcp`): each connection piped to the upstream.
 //! - `headers`: hop-by-hop headers and `X-Forwarded-*`.
 //! - [`upstream`]: which HTTP version the upstream gets, and the pools.
 //! - `health`: `/healthz`, `/readyz`, `/metrics` on a plain port.
@@ -36,14 +37,17 @@ mod headers;
 mod health;
 pub mod metrics;
 mod server;
+mod tcp;
 mod tls_config;
 pub mod upstream;
 
+pub use crate::api::wanted::pod::{ProxyMode, UnknownProxyMode};
 pub use forward::ProxyBody;
 pub use metrics::ProxyMetrics;
 pub use server::{
     Proxy, HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, MAX_CONCURRENT_STREAMS, MAX_CONNECTIONS,
 };
+pub use tcp::UPSTREAM_CONNECT_TIMEOUT;
 pub use tls_config::ClientCaError;
 pub use upstream::UpstreamProtocol;
 
@@ -71,7 +75,9 @@ pub struct ProxyOptions {
     pub client_ca: Option<PathBuf>,
     /// Plain HTTP listener for probes and metrics.
     pub health_addr: SocketAddr,
-    /// HTTP version spoken to the upstream.
+    /// HTTP (requests forwarded, headers added) or TCP (bytes piped).
+    pub mode: ProxyMode,
+    /// HTTP version spoken to the upstream (HTTP mode).
     pub upstream_protocol: UpstreamProtocol,
     /// How often the certificate directory is checked.
     pub reload_interval: Duration,
@@ -91,6 +97,7 @@ impl ProxyOptions {
             health_addr: DEFAULT_HEALTH_ADDR
                 .parse()
                 .expect("the default health address parses"),
+            mode: ProxyMode::Http,
             upstream_protocol: UpstreamProtocol::Auto,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,

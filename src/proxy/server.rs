@@ -22,7 +22,7 @@ use super::forward::Forwarder;
 use super::health::{self, Readiness};
 use super::tls_config;
 use super::upstream::Upstream;
-use super::{ProxyError, ProxyMetrics, ProxyOptions};
+use super::{tcp, ProxyError, ProxyMetrics, ProxyMode, ProxyOptions};
 use crate::store::files::{CERT_FILE, KEY_FILE};
 use crate::tls::serve::{ConnectionCounters, Settings, Threads, TlsServer};
 use crate::tls::{ReloadOutcome, ReloadingCert};
@@ -49,6 +49,8 @@ pub struct Proxy {
     metrics: ProxyMetrics,
     reload_interval: Duration,
     drain_timeout: Duration,
+    mode: ProxyMode,
+    upstream: SocketAddr,
 }
 
 impl Proxy {
@@ -93,6 +95,8 @@ impl Proxy {
             metrics,
             reload_interval: options.reload_interval,
             drain_timeout: options.drain_timeout,
+            mode: options.mode,
+            upstream: options.upstream,
         })
     }
 
@@ -145,16 +149,27 @@ impl Proxy {
         };
         if loaded {
             self.readiness.accepting.store(true, Ordering::Release);
-            tracing::info!(listen = %self.server.local_addr()?, "proxy accepting TLS connections");
+            tracing::info!(listen = %self.server.local_addr()?, mode = self.mode.as_str(), "proxy accepting TLS connections");
             let forwarder = self.forwarder.clone();
-            let make_service = move |peer| {
-                let forwarder = forwarder.clone();
-                service_fn(move |req| {
-                    let forwarder = forwarder.clone();
-                    async move { forwarder.forward(peer, req).await }
-                })
+            let draining = match self.mode {
+                ProxyMode::Http => {
+                    let make_service = move |peer| {
+                        let forwarder = forwarder.clone();
+                        service_fn(move |req| {
+                            let forwarder = forwarder.clone();
+                            async move { forwarder.forward(peer, req).await }
+                        })
+                    };
+                    self.server.serve_until(make_service, &mut shutdown).await?
+                }
+                ProxyMode::Tcp => {
+                    let (upstream, metrics) = (self.upstream, self.metrics.clone());
+                    let pipe = move |client, peer| {
+                        tcp::pipe(client, peer, upstream, forwarder.clone(), metrics.clone())
+                    };
+                    self.server.serve_streams_until(pipe, &mut shutdown).await?
+                }
             };
-            let draining = self.server.serve_until(make_service, &mut shutdown).await?;
             self.readiness.accepting.store(false, Ordering::Release);
             tracing::info!(
                 connections = self.metrics.open_connections.get(),

@@ -33,6 +33,7 @@ use prometheus::{IntCounter, IntGauge};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::workers::Workers;
@@ -121,24 +122,59 @@ impl TlsServer {
             Threads::Runtime => ConnExecutor::Runtime,
             Threads::PerCore { .. } => ConnExecutor::CurrentThread,
         };
-        let shared = Arc::new(Shared {
+        let http = Arc::new(Http {
+            handshake: self.handshake(),
             builder: connection_builder(&self.settings, executor),
-            acceptor: self.acceptor,
-            handshake_timeout: self.settings.handshake_timeout,
             upgrades: self.settings.upgrades,
-            handshake_errors: self
+            make_service,
+        });
+        self.accept_until(http, shutdown).await
+    }
+
+    /// Hands every connection, once its TLS handshake is done, to `handle`
+    /// with its peer (TCP mode: no HTTP), until `shutdown` completes; then
+    /// closes the listener. `handle` owns the stream: graceful shutdown
+    /// does not track it, so the caller waits for what it handles itself.
+    pub async fn serve_streams_until<H, F>(
+        self,
+        handle: H,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<Draining>
+    where
+        H: Fn(TlsStream<TcpStream>, SocketAddr) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let streams = Arc::new(Streams {
+            handshake: self.handshake(),
+            handle,
+        });
+        self.accept_until(streams, shutdown).await
+    }
+
+    fn handshake(&self) -> Handshake {
+        Handshake {
+            acceptor: self.acceptor.clone(),
+            timeout: self.settings.handshake_timeout,
+            errors: self
                 .settings
                 .counters
                 .as_ref()
                 .map(|c| c.handshake_errors.clone()),
-            make_service,
-        });
+        }
+    }
+
+    /// The accept loop, for either kind of connection.
+    async fn accept_until<C: ServeConnection>(
+        self,
+        serving: Arc<C>,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<Draining> {
         let mut workers = match self.settings.threads {
             Threads::Runtime => None,
             Threads::PerCore { name } => {
-                let shared = shared.clone();
+                let serving = serving.clone();
                 Some(Workers::spawn(name, worker_count(), move |accepted| {
-                    shared.clone().serve_handed_over(accepted)
+                    serve_handed_over(serving.clone(), accepted)
                 })?)
             }
         };
@@ -169,10 +205,10 @@ impl TlsServer {
             };
             let watcher = graceful.watcher();
             let Some(workers) = workers.as_mut() else {
-                let shared = shared.clone();
+                let serving = serving.clone();
                 tokio::spawn(async move {
                     let _held = held;
-                    shared.serve(tcp, peer, watcher).await;
+                    serving.serve(tcp, peer, watcher).await;
                 });
                 continue;
             };
@@ -260,19 +296,67 @@ struct HandedOver {
     watcher: Watcher,
 }
 
-/// What every connection of one server is served with.
-struct Shared<M> {
+/// The TLS handshake of every connection of one server.
+#[derive(Clone)]
+struct Handshake {
     acceptor: TlsAcceptor,
+    timeout: Duration,
+    errors: Option<IntCounter>,
+}
+
+impl Handshake {
+    /// The handshake within its deadline; `None` (counted, logged at debug)
+    /// when it fails or times out.
+    async fn complete(&self, tcp: TcpStream, peer: SocketAddr) -> Option<TlsStream<TcpStream>> {
+        let failed = match tokio::time::timeout(self.timeout, self.acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => return Some(stream),
+            Ok(Err(e)) => format!("TLS handshake failed: {e}"),
+            Err(_) => "TLS handshake timed out".to_owned(),
+        };
+        if let Some(errors) = &self.errors {
+            errors.inc();
+        }
+        tracing::debug!(%peer, "{failed}");
+        None
+    }
+}
+
+/// How one kind of server serves an accepted connection.
+trait ServeConnection: Send + Sync + 'static {
+    fn serve(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        watcher: Watcher,
+    ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// Runs on a worker thread: registers the connection with its runtime,
+/// then serves it.
+async fn serve_handed_over<C: ServeConnection>(serving: Arc<C>, handed: HandedOver) {
+    let HandedOver {
+        tcp,
+        peer,
+        held: _held,
+        watcher,
+    } = handed;
+    match TcpStream::from_std(tcp) {
+        Ok(tcp) => serving.serve(tcp, peer, watcher).await,
+        Err(e) => tracing::warn!(%peer, error = %e, "cannot register the connection"),
+    }
+}
+
+/// HTTP on every connection of one server.
+struct Http<M> {
+    handshake: Handshake,
     builder: auto::Builder<ConnExecutor>,
-    handshake_timeout: Duration,
     upgrades: bool,
-    handshake_errors: Option<IntCounter>,
     make_service: M,
 }
 
-impl<M, S, B> Shared<M>
+impl<M, S, B> ServeConnection for Http<M>
 where
-    M: Fn(SocketAddr) -> S,
+    M: Fn(SocketAddr) -> S + Send + Sync + 'static,
     S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -280,38 +364,12 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    /// Runs on a worker thread: registers the connection with its runtime,
-    /// then serves it.
-    async fn serve_handed_over(self: Arc<Self>, handed: HandedOver) {
-        let HandedOver {
-            tcp,
-            peer,
-            held: _held,
-            watcher,
-        } = handed;
-        match TcpStream::from_std(tcp) {
-            Ok(tcp) => self.serve(tcp, peer, watcher).await,
-            Err(e) => tracing::warn!(%peer, error = %e, "cannot register the connection"),
-        }
-    }
-
     /// The TLS handshake, then HTTP until the client or a graceful
     /// shutdown ends the connection.
-    async fn serve(&self, tcp: TcpStream, peer: SocketAddr, watcher: Watcher) {
-        let stream =
-            match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    self.handshake_failed();
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    self.handshake_failed();
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+    async fn serve(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, watcher: Watcher) {
+        let Some(stream) = self.handshake.complete(tcp, peer).await else {
+            return;
+        };
         let service = (self.make_service)(peer);
         let io = TokioIo::new(stream);
         let ended = if self.upgrades {
@@ -325,10 +383,22 @@ where
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }
+}
 
-    fn handshake_failed(&self) {
-        if let Some(errors) = &self.handshake_errors {
-            errors.inc();
+/// The bare TLS stream of every connection, for a handler of its own.
+struct Streams<H> {
+    handshake: Handshake,
+    handle: H,
+}
+
+impl<H, F> ServeConnection for Streams<H>
+where
+    H: Fn(TlsStream<TcpStream>, SocketAddr) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    async fn serve(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, _watcher: Watcher) {
+        if let Some(stream) = self.handshake.complete(tcp, peer).await {
+            (self.handle)(stream, peer).await;
         }
     }
 }

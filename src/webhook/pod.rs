@@ -14,7 +14,7 @@ use super::{MutationConfig, MutationOutcome, MutationResult};
 use crate::api::annotations as ann;
 use crate::api::object::{self, StringMap};
 use crate::api::wanted::pod::TRIGGERS;
-pub use crate::api::wanted::pod::{PodCertificateRequest, ProxyPorts};
+pub use crate::api::wanted::pod::{PodCertificateRequest, ProxyMode, ProxyPorts};
 use crate::api::InvalidField;
 
 /// Name of the Pod volume holding the certificate Secret.

@@ -10,7 +10,7 @@ use super::pod::write_mount;
 use super::MutationConfig;
 use crate::api::annotations as ann;
 use crate::api::object;
-use crate::api::wanted::pod::ProxyPorts;
+use crate::api::wanted::pod::{ProxyMode, ProxyPorts};
 use crate::api::InvalidField;
 
 /// Name of the injected sidecar container.
@@ -92,6 +92,9 @@ pub(super) fn write_proxy_container(
     port(out, ports.upstream);
     out.extend_from_slice(b"\",\"--cert-dir\",");
     write_json_str(out, mount_path);
+    if ports.mode == ProxyMode::Tcp {
+        out.extend_from_slice(b",\"--mode\",\"tcp\"");
+    }
     out.push(b']');
     out.extend_from_slice(args_to_port.as_bytes());
     port(out, ports.listen);
@@ -172,6 +175,7 @@ mod tests {
         let ports = ProxyPorts {
             listen: 8443,
             upstream: 8080,
+            mode: ProxyMode::Http,
         };
         let mut json = Vec::new();
         write_proxy_container(&mut json, &MutationConfig::default(), ports, "/tls");
@@ -201,5 +205,33 @@ mod tests {
             ])
         );
         assert_eq!(container["volumeMounts"], json!([mount]));
+    }
+
+    #[test]
+    fn a_tcp_sidecar_is_told_its_mode() {
+        let ports = ProxyPorts::parse("5433:5432/tcp").unwrap();
+        let mut json = Vec::new();
+        write_proxy_container(&mut json, &MutationConfig::default(), ports, "/tls");
+        let container: Value = serde_json::from_slice(&json).expect("the sidecar is JSON");
+        assert_eq!(
+            container["args"],
+            json!([
+                "proxy",
+                "--listen",
+                "0.0.0.0:5433",
+                "--upstream",
+                "127.0.0.1:5432",
+                "--cert-dir",
+                "/tls",
+                "--mode",
+                "tcp"
+            ])
+        );
+        assert_eq!(container["ports"][0]["containerPort"], 5433);
+        let refused = ProxyPorts::parse("5433:5432/udp").unwrap_err();
+        assert!(
+            refused.problem.contains("udp") && refused.fix.contains("/tcp"),
+            "{refused:?}"
+        );
     }
 }

@@ -19,25 +19,77 @@ use crate::api::{InvalidField, IssuerKind, IssuerRef};
 /// The annotations that make a Pod ours.
 pub const TRIGGERS: [&str; 2] = [ann::POD_ISSUER, ann::POD_CLUSTER_ISSUER];
 
-/// The ports of the TLS sidecar: it listens on `listen` in the Pod and
-/// forwards plain traffic to `127.0.0.1:upstream`.
+/// What the TLS sidecar (`certweave proxy --mode`) does with a client's
+/// connection once TLS is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// HTTP/1.1 and HTTP/2: each request forwarded, `X-Forwarded-*` added.
+    #[default]
+    Http,
+    /// Any protocol (a database, a message broker): the decrypted bytes
+    /// piped to one upstream connection.
+    Tcp,
+}
+
+/// An unknown proxy mode.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown proxy mode {0:?}; expected http or tcp")]
+pub struct UnknownProxyMode(String);
+
+impl std::str::FromStr for ProxyMode {
+    type Err = UnknownProxyMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "http" => Ok(Self::Http),
+            "tcp" => Ok(Self::Tcp),
+            _ => Err(UnknownProxyMode(crate::model::text::cut(
+                s,
+                crate::model::text::QUOTED,
+            ))),
+        }
+    }
+}
+
+impl ProxyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// The TLS sidecar: it listens on `listen` in the Pod and forwards the
+/// decrypted traffic to `127.0.0.1:upstream`, as HTTP or as plain TCP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProxyPorts {
     pub listen: u16,
     pub upstream: u16,
+    pub mode: ProxyMode,
 }
 
 impl ProxyPorts {
-    /// Parses `"LISTEN:UPSTREAM"`, e.g. `"8443:8080"`.
+    /// Parses `"LISTEN:UPSTREAM"` (HTTP, e.g. `"8443:8080"`) or
+    /// `"LISTEN:UPSTREAM/MODE"` with MODE `http` or `tcp` (e.g.
+    /// `"5433:5432/tcp"` in front of a database).
     pub fn parse(value: &str) -> Result<Self, InvalidField> {
         let bad = |problem: String| {
             InvalidField::new(
                 ann::POD_TLS_PROXY,
                 problem,
-                "write \"LISTEN:UPSTREAM\" with two different ports 1-65535, e.g. \"8443:8080\"",
+                "write \"LISTEN:UPSTREAM\" with two different ports 1-65535, e.g. \"8443:8080\", \
+                 and \"/tcp\" after them for an upstream that does not speak HTTP, e.g. \"5433:5432/tcp\"",
             )
         };
-        let (listen, upstream) = value
+        let (ports, mode) = match value.rsplit_once('/') {
+            Some((ports, mode)) => (
+                ports,
+                mode.parse::<ProxyMode>().map_err(|e| bad(e.to_string()))?,
+            ),
+            None => (value, ProxyMode::Http),
+        };
+        let (listen, upstream) = ports
             .split_once(':')
             .ok_or_else(|| bad(format!("{value:?} is not of the form LISTEN:UPSTREAM")))?;
         let port = |s: &str| -> Result<u16, InvalidField> {
@@ -49,6 +101,7 @@ impl ProxyPorts {
         let ports = ProxyPorts {
             listen: port(listen)?,
             upstream: port(upstream)?,
+            mode,
         };
         if ports.listen == ports.upstream {
             return Err(bad(format!(
