@@ -14,7 +14,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 
 use super::events::{EventPublisher, EventType};
@@ -68,15 +67,13 @@ pub async fn run(
         }
     };
     tracing::info!("Gateway API {kind} found: Certificates for annotated {kind}s are on");
-    let gateways = scope
-        .watch(
-            |ns| match ns {
-                Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
-                None => Api::<DynamicObject>::all_with(client.clone(), &resource),
-            },
-            watcher::Config::default(),
-        )
-        .default_backoff();
+    let gateways = scope.watch(
+        |ns| match ns {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
+            None => Api::<DynamicObject>::all_with(client.clone(), &resource),
+        },
+        watcher::Config::default(),
+    );
     let mut gateways = std::pin::pin!(gateways);
     // (uid, generation) whose skipped listeners were reported.
     let mut reported: HashSet<(String, i64)> = HashSet::new();

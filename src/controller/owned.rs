@@ -18,7 +18,6 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::annotations::{HTTP01_EDIT_IN_PLACE, HTTP01_OVERRIDE_INGRESS_NAME, POD_INJECTED};
@@ -51,18 +50,15 @@ pub async fn run(
     mutation: MutationConfig,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let ingresses = scope
-        .watch(
-            |ns| namespaced_or_all::<Ingress>(&client, ns),
-            watcher::Config::default(),
-        )
-        .default_backoff();
+    let ingresses = scope.watch(
+        |ns| namespaced_or_all::<Ingress>(&client, ns),
+        watcher::Config::default(),
+    );
     let (pods, pod_events) = scope.reflect(
         |ns| namespaced_or_all::<PartialObjectMeta<Pod>>(&client, ns),
         watcher::Config::default().labels(&format!("{POD_INJECTED}=true")),
         |pod| pod.metadata.managed_fields = None,
     );
-    let pod_events = pod_events.default_backoff();
     let mut ingresses = std::pin::pin!(ingresses);
     let mut pod_events = std::pin::pin!(pod_events);
     let mut unused_since: HashMap<ObjectKey, Instant> = HashMap::new();

@@ -17,6 +17,7 @@ use kube::api::Api;
 use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, Lookup, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 
@@ -108,7 +109,9 @@ impl WatchScope {
     /// The events of every watched namespace, in one stream. Each
     /// namespace lists on its own: `Init`/`InitDone` come once per
     /// namespace, so the stream suits consumers that act per object, not
-    /// a single reflector (use [`WatchScope::reflect`] for a cache).
+    /// a single reflector (use [`WatchScope::reflect`] for a cache). Each
+    /// namespace's watch backs off on its own after an error (kube's
+    /// default backoff), so one failing namespace never pauses the others.
     pub fn watch<K>(
         &self,
         api: impl Fn(Option<&str>) -> Api<K>,
@@ -117,17 +120,18 @@ impl WatchScope {
     where
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     {
-        stream::select_all(
-            self.apis(api)
-                .into_iter()
-                .map(|(_, api)| watcher::watcher(api, config.clone()).boxed()),
-        )
+        stream::select_all(self.apis(api).into_iter().map(|(_, api)| {
+            watcher::watcher(api, config.clone())
+                .default_backoff()
+                .boxed()
+        }))
         .boxed()
     }
 
     /// A cache of `K` over every watched namespace and the stream of its
-    /// events; the cache is filled as the stream is polled. `strip` trims
-    /// each object before it is cached.
+    /// events (each namespace backing off on its own, as in
+    /// [`WatchScope::watch`]); the cache is filled as the stream is polled.
+    /// `strip` trims each object before it is cached.
     pub fn reflect<K>(
         &self,
         api: impl Fn(Option<&str>) -> Api<K>,
@@ -147,7 +151,11 @@ impl WatchScope {
             let (reader, writer) = reflector::store::<K>();
             let events = watcher::watcher(api, config.clone())
                 .map(move |event| event.map(|event| event.modify(strip)));
-            streams.push(reflector::reflector(writer, events).boxed());
+            streams.push(
+                reflector::reflector(writer, events)
+                    .default_backoff()
+                    .boxed(),
+            );
             parts.push((namespace, reader));
         }
         (

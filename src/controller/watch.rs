@@ -14,7 +14,6 @@ use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::broadcast;
 
@@ -159,7 +158,6 @@ where
     let (reader, stream) = scope.reflect(api, watcher::Config::default(), |object: &mut K| {
         object.meta_mut().managed_fields = None
     });
-    let stream = stream.default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -216,13 +214,10 @@ pub async fn forward_triggers(
         .collect();
     // Every issuer's status is checked once on gaining leadership.
     let mut pending_issuers: Vec<(Option<String>, String)> = all_issuers(&caches);
-    let secret_events = caches
-        .scope
-        .watch(
-            |ns| namespaced_or_all::<PartialObjectMeta<Secret>>(&client, ns),
-            watcher::Config::default().labels(&format!("{MANAGED_SECRET_LABEL}=true")),
-        )
-        .default_backoff();
+    let secret_events = caches.scope.watch(
+        |ns| namespaced_or_all::<PartialObjectMeta<Secret>>(&client, ns),
+        watcher::Config::default().labels(&format!("{MANAGED_SECRET_LABEL}=true")),
+    );
     let mut secret_events = std::pin::pin!(secret_events);
     // Issuers that are not ready (an ACME server down, a CA Secret not yet
     // created) are checked again, as their spec may not change.
