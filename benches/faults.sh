@@ -53,12 +53,21 @@ kc create namespace certweave >/dev/null
 
 # ctl_start IDENTITY SOLVER_ADDR: a controller in the background; CTL_PID.
 ctl_start() {
-  RUST_LOG=${RUST_LOG:-info} "$CERTWEAVE_BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
-    --namespace certweave --identity "$1" --pod-ip 127.0.0.1 --leader-elect \
-    --webhook-addr "127.0.0.1:$(kube_free_port)" --metrics-addr "127.0.0.1:$(kube_free_port)" \
-    --solver-addr "$2" >>"$WORK/controller.$1.log" 2>&1 &
+  # Ports first: a kill right after the start must hit the controller, not
+  # the shell still working out its arguments.
+  local webhook_port metrics_port
+  webhook_port=$(kube_free_port)
+  metrics_port=$(kube_free_port)
+  exec_controller "$1" "$2" "$webhook_port" "$metrics_port" &
   CTL_PID=$!
   PIDS+=("$CTL_PID")
+}
+
+exec_controller() {
+  RUST_LOG=${RUST_LOG:-info} exec "$CERTWEAVE_BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
+    --namespace certweave --identity "$1" --pod-ip 127.0.0.1 --leader-elect \
+    --webhook-addr "127.0.0.1:$3" --metrics-addr "127.0.0.1:$4" \
+    --solver-addr "$2" >>"$WORK/controller.$1.log" 2>&1
 }
 
 kill9() { kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
