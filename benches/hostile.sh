@@ -27,7 +27,7 @@ echo "== 1. admission cost by size (goal: linear, cost per name flat)"
 cargo bench --quiet --bench admission -- --quick none 2>/dev/null | sed -n '/^hostile reviews/,$p'
 
 echo
-echo "== 2. isolation in local: 8 hanging validations, --concurrency 2 (goal: ≤ 1 s)"
+echo "== 2. isolation in local: 60 hanging validations, --concurrency 2 (goal: ≤ 1 s)"
 cargo test --quiet --test local_acme validations_that_hang_do_not_hold_up_local_issuers \
   -- --nocapture 2>&1 | grep -E '^quick issued|test result'
 echo "   (the controller's figure, 60 hanging validations and --concurrency 16:"

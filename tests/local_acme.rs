@@ -190,7 +190,7 @@ async fn an_order_in_flight_is_resumed_after_sigkill() {
 
 /// Certificates whose ACME validation hangs (the CA's connection is
 /// accepted and never answered) give their scheduler slot back once their
-/// challenges are presented: with eight of them and `--concurrency 2`, a
+/// challenges are presented: with sixty of them and `--concurrency 2`, a
 /// SelfSigned certificate added afterwards is still issued at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn validations_that_hang_do_not_hold_up_local_issuers() {
@@ -204,7 +204,7 @@ async fn validations_that_hang_do_not_hold_up_local_issuers() {
             held.push(connection);
         }
     });
-    const STUCK: usize = 8;
+    const STUCK: usize = 60;
     for i in 0..STUCK {
         pebble
             .add_a(&format!("stuck{i}.example.test"), "127.0.0.3")
