@@ -1394,3 +1394,63 @@ async fn tcp_mode_drains_open_tunnels_then_closes_them_and_counts_unreachable_up
     .await;
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn tcp_mode_offers_no_application_protocol() {
+    let pki = Pki::new("test CA");
+    let mut volume = SecretVolume::new();
+    volume.project_bundle(&pki.server("server"));
+    let upstream = TcpUpstream::start().await;
+    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
+    let stream = tls_connect(
+        proxy.addr,
+        client_config(&pki.ca_pem, &[b"h2", b"http/1.1"], None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stream.get_ref().1.alpn_protocol(),
+        None,
+        "a TCP-mode proxy cannot know the upstream speaks HTTP"
+    );
+    proxy.stop().await;
+}
+
+/// Two Host lines are refused (RFC 9112 §3.2), so the application never
+/// reads another host than the proxy did; an absolute-form target's
+/// authority wins over Host (found by fuzz/fuzz_targets/proxy_headers.rs).
+#[tokio::test]
+async fn host_headers_are_one_and_the_one_the_proxy_used() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = Fixture::new(false).await;
+    let exchange = |request: &'static [u8]| {
+        let config = fx.config(&[b"http/1.1"]);
+        let addr = fx.proxy.addr;
+        async move {
+            let mut stream = tls_connect(addr, config).await.unwrap();
+            stream.write_all(request).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        }
+    };
+    let before = fx.upstream.state.requests.load(Ordering::SeqCst);
+    let twice = exchange(
+        b"GET /echo HTTP/1.1\r\nHost: a.example.com\r\nHost: b.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(twice.starts_with("HTTP/1.1 400"), "{twice}");
+    assert!(twice.contains("more than one Host header"), "{twice}");
+    assert_eq!(
+        fx.upstream.state.requests.load(Ordering::SeqCst),
+        before,
+        "never forwarded"
+    );
+    let absolute = exchange(
+        b"GET http://a.example.com/echo HTTP/1.1\r\nHost: b.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(absolute.starts_with("HTTP/1.1 200"), "{absolute}");
+    assert!(absolute.contains("host: a.example.com"), "{absolute}");
+    assert!(!absolute.contains("b.example.com"), "{absolute}");
+}

@@ -64,6 +64,14 @@ impl Forwarder {
                 "certweave proxy: CONNECT is not forwarded\n",
             ));
         }
+        // RFC 9112 §3.2: two Host lines are refused, so the application can
+        // never read another host than the proxy did.
+        if req.headers().get_all(HOST).iter().nth(1).is_some() {
+            return Ok(plain(
+                StatusCode::BAD_REQUEST,
+                "certweave proxy: more than one Host header; send exactly one\n",
+            ));
+        }
         let upgrade = if client_version == Version::HTTP_11 {
             upgrade_protocol(req.headers())
         } else {
@@ -100,10 +108,10 @@ impl Forwarder {
             parts.headers.remove(HOST);
             parts.version = Version::HTTP_2;
         } else {
-            if !parts.headers.contains_key(HOST) {
-                if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                    parts.headers.insert(HOST, host);
-                }
+            // The authority the proxy went by: for an absolute-form target
+            // that is the target's, whatever Host said (RFC 9112 §3.2.2).
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(HOST, host);
             }
             parts.version = Version::HTTP_11;
         }

@@ -62,7 +62,12 @@ impl Proxy {
             &options.cert_dir.join(CERT_FILE),
             &options.cert_dir.join(KEY_FILE),
         );
-        let config = tls_config::server_config(certs.clone(), options.client_ca.as_deref())?;
+        let mut config = tls_config::server_config(certs.clone(), options.client_ca.as_deref())?;
+        if options.mode == ProxyMode::Tcp {
+            // The upstream's protocol is unknown: offering h2 or http/1.1
+            // would have clients speak one the upstream may not.
+            config.alpn_protocols.clear();
+        }
         let listener = bind(options.listen, "--listen").await?;
         let health_listener = bind(options.health_addr, "--health-addr").await?;
         let upstream = Upstream::new(options.upstream, options.upstream_protocol);
