@@ -138,24 +138,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -addext keyUsage=critical,keyCertSign,cRLSign \
   -keyout "$WORK/root.key" -out "$WORK/root.crt" 2>/dev/null
 kc create secret tls root -n certweave --cert "$WORK/root.crt" --key "$WORK/root.key" >/dev/null
-kc apply --server-side -f - >/dev/null <<EOF
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: ca}
-spec: {ca: {secretName: root}}
----
-apiVersion: cert-manager.io/v1
-kind: ClusterIssuer
-metadata: {name: pebble}
-spec:
-  acme:
-    server: $DIRECTORY
-    email: ops@example.test
-    caBundle: $(base64 -w0 "$WORK/ca.pem")
-    privateKeySecretRef: {name: pebble-account}
-    solvers:
-    - http01: {ingress: {ingressClassName: nginx}}
-EOF
+{
+  printf 'apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: ca}\nspec: {ca: {secretName: root}}\n---\n'
+  pebble_cluster_issuer
+} | kc apply --server-side -f - >/dev/null
 
 # --- A: kill -9 during ACME orders -----------------------------------------
 echo "== A: $N_ACME ACME Certificates, the controller killed -9 $KILLS times" >&2

@@ -54,6 +54,16 @@ valid_count() {
   echo "$ok"
 }
 
+# certificates_yaml PREFIX NAMESPACE: N ECDSA Certificates <PREFIX><i> for
+# <PREFIX><i>.example.test from the ClusterIssuer pebble, as YAML.
+certificates_yaml() {
+  local i
+  for i in $(seq 1 "$N"); do
+    printf -- '---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: %s%s, namespace: %s}\nspec:\n  secretName: %s%s\n  dnsNames: [%s%s.example.test]\n  privateKey: {algorithm: ECDSA}\n  issuerRef: {name: pebble, kind: ClusterIssuer}\n' \
+      "$1" "$i" "$2" "$1" "$i" "$1" "$i"
+  done
+}
+
 ROWS=()
 # row NAME WRITTEN ORDERS ISSUED SECONDS
 row() {
@@ -89,11 +99,8 @@ echo "== certweave local: $N certificates" >&2
 LOCAL=$WORK/local
 mkdir -p "$LOCAL"
 {
-  printf 'apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: pebble}\nspec:\n  acme:\n    server: %s\n    email: ops@example.test\n    caBundle: %s\n    privateKeySecretRef: {name: pebble-account}\n    solvers:\n    - http01: {ingress: {ingressClassName: nginx}}\n' \
-    "$DIRECTORY" "$(base64 -w0 "$WORK/ca.pem")"
-  for i in $(seq 1 "$N"); do
-    printf -- '---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: local%s}\nspec:\n  secretName: local%s\n  dnsNames: [local%s.example.test]\n  privateKey: {algorithm: ECDSA}\n  issuerRef: {name: pebble, kind: ClusterIssuer}\n' "$i" "$i" "$i"
-  done
+  pebble_cluster_issuer
+  certificates_yaml local default
 } >"$LOCAL/certs.yaml"
 orders0=$(orders_so_far)
 issued0=$(issued_so_far)
@@ -127,11 +134,8 @@ if [ "${CONTROLLER:-1}" != 0 ] && [ -x "${KUBE_ASSETS:-}/kube-apiserver" ]; then
   issued0=$(issued_so_far)
   start=$(now_ms)
   {
-    printf 'apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: pebble}\nspec:\n  acme:\n    server: %s\n    email: ops@example.test\n    caBundle: %s\n    privateKeySecretRef: {name: pebble-account}\n    solvers:\n    - http01: {ingress: {ingressClassName: nginx}}\n' \
-      "$DIRECTORY" "$(base64 -w0 "$WORK/ca.pem")"
-    for i in $(seq 1 "$N"); do
-      printf -- '---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: ctl%s, namespace: storm}\nspec:\n  secretName: ctl%s\n  dnsNames: [ctl%s.example.test]\n  privateKey: {algorithm: ECDSA}\n  issuerRef: {name: pebble, kind: ClusterIssuer}\n' "$i" "$i" "$i"
-    done
+    pebble_cluster_issuer
+    certificates_yaml ctl storm
   } | kc apply --server-side -f - >/dev/null
   ready=0
   for _ in $(seq 1 600); do

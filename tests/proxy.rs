@@ -1215,6 +1215,47 @@ async fn start_tcp_proxy(
     proxy
 }
 
+/// A TCP-mode proxy with its certificate volume and upstream.
+struct TcpFixture {
+    pki: Pki,
+    first: Bundle,
+    volume: SecretVolume,
+    upstream: TcpUpstream,
+    proxy: RunningProxy,
+}
+
+impl TcpFixture {
+    async fn new(client_ca: Option<PathBuf>) -> Self {
+        let pki = Pki::new("test CA");
+        let mut volume = SecretVolume::new();
+        let first = pki.server("first");
+        volume.project_bundle(&first);
+        let upstream = TcpUpstream::start().await;
+        let proxy = start_tcp_proxy(volume.path(), upstream.addr, client_ca).await;
+        Self {
+            pki,
+            first,
+            volume,
+            upstream,
+            proxy,
+        }
+    }
+
+    /// A client trusting the proxy's CA, offering `alpn`, without a
+    /// certificate of its own.
+    fn config(&self, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+        client_config(&self.pki.ca_pem, alpn, None)
+    }
+}
+
+/// Reads the upstream's greeting (it speaks first).
+async fn read_greeting(stream: &mut TlsStream<TcpStream>) {
+    use tokio::io::AsyncReadExt;
+    let mut greeting = [0u8; 6];
+    stream.read_exact(&mut greeting).await.unwrap();
+    assert_eq!(&greeting, b"hello\n", "the upstream speaks first");
+}
+
 /// One exchange over TLS: read the greeting, send `payload`, half-close,
 /// read the answer to the end.
 async fn tcp_exchange(
@@ -1236,14 +1277,10 @@ async fn tcp_exchange(
 
 #[tokio::test]
 async fn tcp_mode_pipes_bytes_both_ways_and_passes_half_close_on() {
-    let pki = Pki::new("test CA");
-    let mut volume = SecretVolume::new();
-    volume.project_bundle(&pki.server("server"));
-    let upstream = TcpUpstream::start().await;
-    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
-    let config = client_config(&pki.ca_pem, &[], None);
+    let fx = TcpFixture::new(None).await;
+    let config = fx.config(&[]);
     let payload: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
-    let answer = tcp_exchange(proxy.addr, config.clone(), &payload)
+    let answer = tcp_exchange(fx.proxy.addr, config.clone(), &payload)
         .await
         .unwrap();
     assert_eq!(
@@ -1253,7 +1290,7 @@ async fn tcp_mode_pipes_bytes_both_ways_and_passes_half_close_on() {
     // Many at once, each on its own upstream connection.
     let mut tasks = Vec::new();
     for i in 0..20usize {
-        let (addr, config) = (proxy.addr, config.clone());
+        let (addr, config) = (fx.proxy.addr, config.clone());
         tasks.push(tokio::spawn(async move {
             let payload = vec![i as u8; 1000 + i];
             let answer = tcp_exchange(addr, config, &payload).await.unwrap();
@@ -1266,34 +1303,31 @@ async fn tcp_mode_pipes_bytes_both_ways_and_passes_half_close_on() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(upstream.accepted.load(Ordering::SeqCst), 21);
+    assert_eq!(fx.upstream.accepted.load(Ordering::SeqCst), 21);
     eventually("every tunnel closed", || async {
-        proxy.metrics.open_tunnels.get() == 0
+        fx.proxy.metrics.open_tunnels.get() == 0
     })
     .await;
-    proxy.stop().await;
+    fx.proxy.stop().await;
 }
 
 #[tokio::test]
 async fn tcp_mode_refuses_clients_without_a_certificate_of_the_client_ca() {
-    let pki = Pki::new("test CA");
     let clients = Pki::new("client CA");
-    let mut volume = SecretVolume::new();
-    volume.project_bundle(&pki.server("server"));
     let ca_dir = tempfile::tempdir().unwrap();
     let ca_file = ca_dir.path().join("client-ca.pem");
     std::fs::write(&ca_file, &clients.ca_pem).unwrap();
-    let upstream = TcpUpstream::start().await;
-    let proxy = start_tcp_proxy(volume.path(), upstream.addr, Some(ca_file)).await;
+    let fx = TcpFixture::new(Some(ca_file)).await;
+    let pki = &fx.pki;
 
-    let anonymous = tcp_exchange(proxy.addr, client_config(&pki.ca_pem, &[], None), b"x").await;
+    let anonymous = tcp_exchange(fx.proxy.addr, client_config(&pki.ca_pem, &[], None), b"x").await;
     assert!(
         anonymous.is_err(),
         "a client without a certificate was served: {anonymous:?}"
     );
     let stranger = Pki::new("stranger CA").client("mallory");
     let foreign = tcp_exchange(
-        proxy.addr,
+        fx.proxy.addr,
         client_config(&pki.ca_pem, &[], Some(&stranger)),
         b"x",
     )
@@ -1303,42 +1337,36 @@ async fn tcp_mode_refuses_clients_without_a_certificate_of_the_client_ca() {
         "a client of another CA was served: {foreign:?}"
     );
     assert_eq!(
-        upstream.accepted.load(Ordering::SeqCst),
+        fx.upstream.accepted.load(Ordering::SeqCst),
         0,
         "refused clients never reach the upstream"
     );
     let alice = clients.client("alice");
     let answer = tcp_exchange(
-        proxy.addr,
+        fx.proxy.addr,
         client_config(&pki.ca_pem, &[], Some(&alice)),
         b"ping",
     )
     .await
     .unwrap();
     assert!(answer.starts_with("got 4 bytes"), "{answer}");
-    assert!(proxy.metrics.handshake_errors.get() >= 2);
-    proxy.stop().await;
+    assert!(fx.proxy.metrics.handshake_errors.get() >= 2);
+    fx.proxy.stop().await;
 }
 
 #[tokio::test]
 async fn tcp_mode_serves_a_rotated_certificate_and_keeps_open_tunnels() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let pki = Pki::new("test CA");
-    let mut volume = SecretVolume::new();
-    let first = pki.server("first");
-    volume.project_bundle(&first);
-    let upstream = TcpUpstream::start().await;
-    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
-    let config = client_config(&pki.ca_pem, &[], None);
-    let mut open = tls_connect(proxy.addr, config.clone()).await.unwrap();
-    assert_eq!(served_cert(&open), first.der);
-    let mut greeting = [0u8; 6];
-    open.read_exact(&mut greeting).await.unwrap();
+    let mut fx = TcpFixture::new(None).await;
+    let config = fx.config(&[]);
+    let mut open = tls_connect(fx.proxy.addr, config.clone()).await.unwrap();
+    assert_eq!(served_cert(&open), fx.first.der);
+    read_greeting(&mut open).await;
 
-    let second = pki.server("second");
-    volume.project_bundle(&second);
+    let second = fx.pki.server("second");
+    fx.volume.project_bundle(&second);
     eventually("new connections get the new certificate", || async {
-        served_cert(&tls_connect(proxy.addr, config.clone()).await.unwrap()) == second.der
+        served_cert(&tls_connect(fx.proxy.addr, config.clone()).await.unwrap()) == second.der
     })
     .await;
     // The tunnel opened before the rotation still carries bytes.
@@ -1347,28 +1375,23 @@ async fn tcp_mode_serves_a_rotated_certificate_and_keeps_open_tunnels() {
     let mut answer = String::new();
     open.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("got 14 bytes"), "{answer}");
-    proxy.stop().await;
+    fx.proxy.stop().await;
 }
 
 #[tokio::test]
 async fn tcp_mode_drains_open_tunnels_then_closes_them_and_counts_unreachable_upstreams() {
     use tokio::io::AsyncReadExt;
-    let pki = Pki::new("test CA");
-    let mut volume = SecretVolume::new();
-    volume.project_bundle(&pki.server("server"));
-    let upstream = TcpUpstream::start().await;
-    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
-    let config = client_config(&pki.ca_pem, &[], None);
+    let fx = TcpFixture::new(None).await;
+    let config = fx.config(&[]);
     // A tunnel that never ends on its own (the client never half-closes).
-    let mut idle = tls_connect(proxy.addr, config.clone()).await.unwrap();
-    let mut greeting = [0u8; 6];
-    idle.read_exact(&mut greeting).await.unwrap();
+    let mut idle = tls_connect(fx.proxy.addr, config.clone()).await.unwrap();
+    read_greeting(&mut idle).await;
     eventually("the tunnel is counted", || async {
-        proxy.metrics.open_tunnels.get() == 1
+        fx.proxy.metrics.open_tunnels.get() == 1
     })
     .await;
     let started = tokio::time::Instant::now();
-    proxy.stop().await;
+    fx.proxy.stop().await;
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_secs(2) - Duration::from_millis(100),
@@ -1380,7 +1403,7 @@ async fn tcp_mode_drains_open_tunnels_then_closes_them_and_counts_unreachable_up
 
     // Nothing listens upstream: the client is closed and it is counted.
     let nowhere = free_port();
-    let proxy = start_tcp_proxy(volume.path(), nowhere, None).await;
+    let proxy = start_tcp_proxy(fx.volume.path(), nowhere, None).await;
     let mut stream = tls_connect(proxy.addr, config).await.unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut buf)).await;
@@ -1397,23 +1420,16 @@ async fn tcp_mode_drains_open_tunnels_then_closes_them_and_counts_unreachable_up
 
 #[tokio::test]
 async fn tcp_mode_offers_no_application_protocol() {
-    let pki = Pki::new("test CA");
-    let mut volume = SecretVolume::new();
-    volume.project_bundle(&pki.server("server"));
-    let upstream = TcpUpstream::start().await;
-    let proxy = start_tcp_proxy(volume.path(), upstream.addr, None).await;
-    let stream = tls_connect(
-        proxy.addr,
-        client_config(&pki.ca_pem, &[b"h2", b"http/1.1"], None),
-    )
-    .await
-    .unwrap();
+    let fx = TcpFixture::new(None).await;
+    let stream = tls_connect(fx.proxy.addr, fx.config(&[b"h2", b"http/1.1"]))
+        .await
+        .unwrap();
     assert_eq!(
         stream.get_ref().1.alpn_protocol(),
         None,
         "a TCP-mode proxy cannot know the upstream speaks HTTP"
     );
-    proxy.stop().await;
+    fx.proxy.stop().await;
 }
 
 /// Two Host lines are refused (RFC 9112 §3.2), so the application never

@@ -81,6 +81,24 @@ JSON
   DIRECTORY="https://127.0.0.1:$acme_port/dir"
 }
 
+# The ClusterIssuer `pebble` for this Pebble (HTTP-01, account key in the
+# Secret pebble-account), as YAML on stdout.
+pebble_cluster_issuer() {
+  cat <<YAML
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: pebble}
+spec:
+  acme:
+    server: $DIRECTORY
+    email: ops@example.test
+    caBundle: $(base64 -w0 "$WORK/ca.pem")
+    privateKeySecretRef: {name: pebble-account}
+    solvers:
+    - http01: {ingress: {ingressClassName: nginx}}
+YAML
+}
+
 lego_issue() {
   LEGO_CA_CERTIFICATES="$WORK/ca.pem" timeout 60 lego --accept-tos \
     --email bench@example.test --server "$DIRECTORY" --path "$WORK/lego" \
