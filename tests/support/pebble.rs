@@ -324,6 +324,33 @@ impl Pebble {
         assert!(response.status().is_success(), "{}", response.status());
     }
 
+    /// The management URL of Pebble's own pebble-challtestsrv, when it has
+    /// one (not when it resolves through another server): a stand-in for a
+    /// DNS provider's API can publish what it is given through it, so
+    /// Pebble's validation sees the records.
+    pub fn challtestsrv_management(&self) -> Option<String> {
+        self.challtestsrv_management.clone()
+    }
+
+    /// Adds TXT `value` at `fqdn` (no trailing dot needed) in Pebble's
+    /// challtestsrv, beside any value already there.
+    pub async fn set_txt(&self, fqdn: &str, value: &str) {
+        let management = self
+            .challtestsrv_management
+            .as_ref()
+            .expect("set_txt needs Pebble's own challtestsrv");
+        set_txt(management, fqdn, value).await;
+    }
+
+    /// Removes every TXT value at `fqdn` from Pebble's challtestsrv.
+    pub async fn clear_txt(&self, fqdn: &str) {
+        let management = self
+            .challtestsrv_management
+            .as_ref()
+            .expect("clear_txt needs Pebble's own challtestsrv");
+        clear_txt(management, fqdn).await;
+    }
+
     /// An instant-acme view of an existing account, signing with the
     /// account's P-256 key through instant-acme's own code: an independent
     /// look at what the server holds.
@@ -421,4 +448,29 @@ impl HttpClient for ReqwestTransport {
             ))
         })
     }
+}
+
+/// challtestsrv's `/set-txt` at `management`: adds TXT `value` at `fqdn`.
+pub async fn set_txt(management: &str, fqdn: &str, value: &str) {
+    let host = format!("{}.", fqdn.trim_end_matches('.'));
+    let response = reqwest::Client::new()
+        .post(format!("{management}/set-txt"))
+        .json(&serde_json::json!({"host": host, "value": value}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+/// challtestsrv's `/clear-txt` at `management`: removes every TXT value at
+/// `fqdn`.
+pub async fn clear_txt(management: &str, fqdn: &str) {
+    let host = format!("{}.", fqdn.trim_end_matches('.'));
+    let response = reqwest::Client::new()
+        .post(format!("{management}/clear-txt"))
+        .json(&serde_json::json!({"host": host}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
 }

@@ -69,6 +69,11 @@ impl std::fmt::Debug for Trust {
 pub(crate) struct TlsSettings(Arc<rustls::ClientConfig>);
 
 impl TlsSettings {
+    /// The rustls configuration, for other clients that trust the same.
+    pub(crate) fn client_config(&self) -> &Arc<rustls::ClientConfig> {
+        &self.0
+    }
+
     pub(crate) fn new(trust: &Trust) -> Result<Self, IssueError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())

@@ -7,7 +7,8 @@
 //!   reused; cert-manager's RSA keys keep working) and its signatures;
 //! - [`client`]: the HTTPS transport (trust, JWS signing, response hints);
 //! - [`order`]: one order's record, challenges, polling and finalization;
-//! - [`http01`]: the shared HTTP-01 server; [`dns01`]: RFC 2136 updates;
+//! - [`http01`]: the shared HTTP-01 server; [`dns`]: DNS-01 records,
+//!   whoever hosts the zone ([`dns01`]: RFC 2136 updates);
 //! - `error`: ACME failures as [`IssueError`]s the renewal queue acts on.
 //!
 //! An order can be driven in one call ([`Issuer::issue`]) or in steps that
@@ -18,14 +19,13 @@
 
 pub mod account;
 pub mod client;
+pub mod dns;
 pub mod dns01;
 mod error;
 pub mod http01;
 pub mod order;
 pub mod solvers;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -33,6 +33,7 @@ use tokio::sync::OnceCell;
 
 pub use account::{AccountInfo, AccountKey, AccountKeyStore, FileKeyStore, MemoryKeyStore};
 pub use client::{ExternalAccountBinding, Trust};
+pub use dns::{DnsSolver, SolverFuture, TxtRecord};
 pub use http01::{Http01Server, Http01Solver};
 pub use order::{OrderRecord, Polling};
 pub use solvers::{
@@ -91,26 +92,21 @@ impl AcmeConfig {
     }
 }
 
-/// The future a [`DnsSolver`] returns.
-pub type SolverFuture<'a> = Pin<Box<dyn Future<Output = Result<(), IssueError>> + Send + 'a>>;
-
-/// Publishes DNS-01 TXT records. A trait so the order driver does not
-/// depend on how records get into DNS (RFC 2136 today).
-pub trait DnsSolver: Send + Sync {
-    /// Adds TXT `value` at `fqdn` (`_acme-challenge.example.com`) and
-    /// returns once the authoritative server answers it.
-    fn present<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a>;
-    /// Removes exactly that TXT record.
-    fn cleanup<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a>;
-}
-
 impl DnsSolver for dns01::Rfc2136Solver {
-    fn present<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a> {
-        Box::pin(dns01::Rfc2136Solver::present(self, fqdn, value))
+    fn present<'a>(&'a self, record: &'a TxtRecord) -> SolverFuture<'a> {
+        Box::pin(dns01::Rfc2136Solver::present(
+            self,
+            &record.fqdn,
+            &record.value,
+        ))
     }
 
-    fn cleanup<'a>(&'a self, fqdn: &'a str, value: &'a str) -> SolverFuture<'a> {
-        Box::pin(dns01::Rfc2136Solver::cleanup(self, fqdn, value))
+    fn cleanup<'a>(&'a self, record: &'a TxtRecord) -> SolverFuture<'a> {
+        Box::pin(dns01::Rfc2136Solver::cleanup(
+            self,
+            &record.fqdn,
+            &record.value,
+        ))
     }
 }
 

@@ -26,7 +26,7 @@ use super::client::AcmeHttp;
 use super::error::{classify, problem};
 use super::http01::ChallengeToken;
 use super::solvers::{Http01Route, Http01Routes, Method};
-use super::{DnsSolver, Solvers};
+use super::{DnsSolver, Solvers, TxtRecord};
 use crate::model::{
     CertificateRequest, Checkpoint, IssueError, OrderProgress, Problem, RequestOrigin,
     SaveCheckpoint,
@@ -390,16 +390,12 @@ impl Driver<'_, '_> {
                         }
                     }
                     Method::Dns01(solver) => {
-                        let domain = name.strip_prefix("*.").unwrap_or(&name);
-                        let fqdn = format!("_acme-challenge.{domain}");
-                        let value = key.dns01_value(&token);
-                        tracing::info!(%fqdn, "adding the DNS-01 record");
+                        let record = TxtRecord::new(&name, key.dns01_value(&token));
+                        tracing::info!(fqdn = %record.fqdn, "adding the DNS-01 record");
                         // Recorded first: a present that fails half-way
                         // is cleaned up too.
-                        presented
-                            .records
-                            .push((solver.clone(), fqdn.clone(), value.clone()));
-                        solver.present(&fqdn, &value).await?;
+                        presented.records.push((solver.clone(), record.clone()));
+                        solver.present(&record).await?;
                     }
                 }
                 // A challenge the server is already validating (a resumed
@@ -702,7 +698,7 @@ type OpenRoute = (
 #[derive(Default)]
 struct Presented {
     tokens: Vec<ChallengeToken>,
-    records: Vec<(Arc<dyn DnsSolver>, String, String)>,
+    records: Vec<(Arc<dyn DnsSolver>, TxtRecord)>,
     routes: Vec<OpenRoute>,
 }
 
@@ -730,9 +726,10 @@ impl Drop for Presented {
     }
 }
 
-async fn cleanup(records: Vec<(Arc<dyn DnsSolver>, String, String)>, routes: Vec<OpenRoute>) {
-    for (dns, fqdn, value) in records {
-        match dns.cleanup(&fqdn, &value).await {
+async fn cleanup(records: Vec<(Arc<dyn DnsSolver>, TxtRecord)>, routes: Vec<OpenRoute>) {
+    for (dns, record) in records {
+        let fqdn = &record.fqdn;
+        match dns.cleanup(&record).await {
             Ok(()) => tracing::debug!(%fqdn, "removed the DNS-01 record"),
             Err(e) => tracing::warn!(%fqdn, error = %e, "could not remove the DNS-01 record"),
         }

@@ -226,13 +226,14 @@ impl Solvers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::issuers::acme::TxtRecord;
 
     struct NoDns;
     impl DnsSolver for NoDns {
-        fn present<'a>(&'a self, _: &'a str, _: &'a str) -> SolverFuture<'a> {
+        fn present<'a>(&'a self, _: &'a TxtRecord) -> SolverFuture<'a> {
             Box::pin(async { Ok(()) })
         }
-        fn cleanup<'a>(&'a self, _: &'a str, _: &'a str) -> SolverFuture<'a> {
+        fn cleanup<'a>(&'a self, _: &'a TxtRecord) -> SolverFuture<'a> {
             Box::pin(async { Ok(()) })
         }
     }

@@ -1,0 +1,1 @@
+//! acme-dns: `dns01.acmeDNS`.

@@ -1,0 +1,1 @@
+//! AWS request signing and credentials for Route53.

@@ -1,0 +1,1 @@
+//! Cloudflare: `dns01.cloudflare`.

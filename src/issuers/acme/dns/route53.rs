@@ -1,0 +1,1 @@
+//! Route53: `dns01.route53`.

@@ -1,0 +1,1 @@
+//! cert-manager external DNS-01 solvers: `dns01.webhook`.
