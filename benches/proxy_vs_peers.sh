@@ -13,6 +13,11 @@
 #   CERTWEAVE_BIN       the binary to test (default target/release/certweave,
 #                       built with `nice cargo build --release` if missing)
 #   SKIP_GHOSTUNNEL=1   leave ghostunnel out
+#   BASELINE_BIN        another certweave binary (e.g. one built from the
+#                       previous commit) run as "certweave-base" beside the
+#                       others, so a change to the proxy is measured against
+#                       what it replaces in the same run; not a peer in the
+#                       summary, which gains a "certweave / baseline" column
 #   ONLY                comma-separated row names to run (e.g. h1-ka-100,
 #                       tcp-ka-100; names as in the summary); default all
 #   GHOSTUNNEL_VERSION  the ghostunnel module version built when ghostunnel
@@ -324,7 +329,9 @@ launch() { # launch NAME CMD...
 start_certweave() {
   local -a mode=()
   [[ $3 == tcp ]] && mode=(--mode tcp)
-  launch "$1" env RUST_LOG=warn "$CERTWEAVE_BIN" proxy --listen "127.0.0.1:$2" --upstream "127.0.0.1:$UP" \
+  local bin=$CERTWEAVE_BIN
+  [[ $1 == certweave-base* ]] && bin=$BASELINE_BIN
+  launch "$1" env RUST_LOG=warn "$bin" proxy --listen "127.0.0.1:$2" --upstream "127.0.0.1:$UP" \
     "${mode[@]}" --cert-dir "$TLS" --health-addr "127.0.0.1:$(free_port)"
 }
 
@@ -445,6 +452,11 @@ if [[ -n $GHOSTUNNEL ]]; then
   HTTP_SET+=(ghostunnel)
   TCP_SET+=(ghostunnel-tcp)
 fi
+if [[ -n ${BASELINE_BIN:-} ]]; then
+  [[ -x $BASELINE_BIN ]] || { echo "error: BASELINE_BIN $BASELINE_BIN is not an executable" >&2; exit 2; }
+  HTTP_SET+=(certweave-base)
+  TCP_SET+=(certweave-base-tcp)
+fi
 
 start_instance() { # start_instance NAME KIND MODE
   local port
@@ -453,9 +465,12 @@ start_instance() { # start_instance NAME KIND MODE
   KIND[$1]=$2 MODE[$1]=$3 PORT[$1]=$port PID[$1]=$LAST_PID
   ready "$1" "$port" "$LAST_PID"
 }
-for name in certweave haproxy nginx; do start_instance "$name" "$name" http; done
-for name in certweave haproxy nginx; do
-  if [[ " ${TCP_SET[*]} " == *" $name-tcp "* ]]; then start_instance "$name-tcp" "$name" tcp; fi
+for name in certweave certweave-base haproxy nginx; do
+  [[ " ${HTTP_SET[*]} " == *" $name "* ]] || continue
+  start_instance "$name" "${name%-base}" http
+done
+for name in certweave certweave-base haproxy nginx; do
+  if [[ " ${TCP_SET[*]} " == *" $name-tcp "* ]]; then start_instance "$name-tcp" "${name%-base}" tcp; fi
 done
 if [[ -n $GHOSTUNNEL ]]; then
   start_instance ghostunnel ghostunnel tcp
@@ -470,6 +485,7 @@ if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
   echo "   latency percentiles, the 1-connection rows and CPU % will be noisy"
 fi
 echo "   certweave $("$CERTWEAVE_BIN" --version 2>/dev/null | head -1) ($CERTWEAVE_BIN)"
+[[ -n ${BASELINE_BIN:-} ]] && echo "   certweave-base $("$BASELINE_BIN" --version 2>/dev/null | head -1) ($BASELINE_BIN)"
 echo "   $(haproxy -v | head -1 | cut -d' ' -f1-3); $(nginx -v 2>&1 | cut -d' ' -f3)${GHOSTUNNEL:+; ghostunnel ($GHOSTUNNEL)}"
 echo "   negotiated with an OpenSSL 3 client (as wrk/h2load use):"
 for name in "${HTTP_SET[@]}" certweave-tcp haproxy-tcp nginx-tcp; do
@@ -645,12 +661,16 @@ awk -F'\t' '{ printf "   %-15s %10.1f %14.1f %18.1f\n", $1, $2 / 1024, $3 / 1024
 
 echo
 echo "== summary: certweave / best peer (req/s: higher is better; CPU/req, PSS: lower is better)"
-printf '   %-15s %10s %-28s %8s %10s %-28s %7s\n' "" "req/s" "  best peer" "ratio" "CPU us/req" "  best peer" "ratio"
+printf '   %-15s %10s %-28s %8s %10s %-28s %7s' "" "req/s" "  best peer" "ratio" "CPU us/req" "  best peer" "ratio"
+[[ -n ${BASELINE_BIN:-} ]] && printf '  %s' "vs baseline: req/s, CPU/req"
+echo
 awk -F'\t' '
   function cw_name(row) { return row ~ /^tcp/ ? "certweave-tcp" : "certweave" }
+  function base_name(row) { return row ~ /^tcp/ ? "certweave-base-tcp" : "certweave-base" }
   { rows[$1] = 1; order[$1] = order[$1] ? order[$1] : ++nrows; rowname[order[$1]] = $1
     if ($2 ~ /^direct/) next
     if ($2 == cw_name($1)) { cw_rps[$1] = $3; cw_cpu[$1] = $6; cw_pct[$1] = $7; next }
+    if ($2 == base_name($1)) { base_rps[$1] = $3; base_cpu[$1] = $6; next }
     if (!($1 in best_rps) || $3 > best_rps[$1]) { best_rps[$1] = $3; best_rps_n[$1] = $2 }
     if ($6 != "-" && (!($1 in best_cpu) || $6 + 0 < best_cpu[$1] + 0)) { best_cpu[$1] = $6; best_cpu_n[$1] = $2 } }
   END {
@@ -658,8 +678,10 @@ awk -F'\t' '
       rr = best_rps[r] > 0 ? cw_rps[r] / best_rps[r] : 0
       cr = best_cpu[r] > 0 ? cw_cpu[r] / best_cpu[r] : 0
       mark = (cw_pct[r] + 0 < 90) ? "*" : " "; if (mark == "*") nstar++
-      printf "   %-15s %10d   %-26s %6.2fx%s %10s   %-26s %6.2fx\n", r, cw_rps[r], sprintf("%s %d", best_rps_n[r], best_rps[r]), rr, mark,
+      printf "   %-15s %10d   %-26s %6.2fx%s %10s   %-26s %6.2fx", r, cw_rps[r], sprintf("%s %d", best_rps_n[r], best_rps[r]), rr, mark,
         cw_cpu[r], sprintf("%s %s", best_cpu_n[r], best_cpu[r]), cr
+      if (base_rps[r] > 0) printf "  %6.2fx %6.2fx", cw_rps[r] / base_rps[r], (base_cpu[r] > 0 ? cw_cpu[r] / base_cpu[r] : 0)
+      printf "\n"
       kind = (r ~ /new|resumed/) ? "hs" : "rps"
       if (kind == "rps") { nr++; if (rr >= 1.0) okr++; if (!wr || rr < wrv) { wr = r; wrv = rr } }
       else { nh++; if (rr >= 1.0) okh++; if (!wh || rr < whv) { wh = r; whv = rr } }

@@ -19,6 +19,22 @@ pub fn multi_thread() -> Result<Runtime, RuntimeError> {
         .map_err(RuntimeError)
 }
 
+/// The runtime for a process that serves one connection's work at a time
+/// on whatever cores it may use: single-threaded when that is one core (a
+/// sidecar under a one-CPU limit; [`std::thread::available_parallelism`]
+/// counts the cgroup quota), where a work-stealing pool of one only adds
+/// cross-thread wake-ups and costs measurably more CPU per request; else
+/// [`multi_thread`].
+pub fn sized_to_cores() -> Result<Runtime, RuntimeError> {
+    match std::thread::available_parallelism() {
+        Ok(cores) if cores.get() == 1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(RuntimeError),
+        _ => multi_thread(),
+    }
+}
+
 /// Completes on SIGTERM (how Kubernetes stops a Pod) or Ctrl-C. The SIGTERM
 /// handler is installed when this is called, not when the future is first
 /// polled, so a SIGTERM that arrives while the process is still starting

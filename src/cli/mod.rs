@@ -48,9 +48,18 @@ pub fn runtime() -> anyhow::Result<(
     tokio::runtime::Runtime,
     impl std::future::Future<Output = ()> + Send + 'static,
 )> {
-    let runtime = certweave::runtime::multi_thread()?;
+    Ok(with_signal(certweave::runtime::multi_thread()?))
+}
+
+/// `runtime` with its shutdown signal.
+pub fn with_signal(
+    runtime: tokio::runtime::Runtime,
+) -> (
+    tokio::runtime::Runtime,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let shutdown = certweave::runtime::shutdown_signal(&runtime);
-    Ok((runtime, shutdown))
+    (runtime, shutdown)
 }
 
 /// Exit 0, or 1 with the error and its causes on stderr.

@@ -14,7 +14,7 @@ use certweave::webhook::server::{
     ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL, REVIEW_DEADLINE,
 };
 
-use super::{exit_runtime, runtime, MutationArgs};
+use super::{exit_runtime, runtime, with_signal, MutationArgs};
 
 #[derive(Args)]
 pub struct ControllerArgs {
@@ -196,9 +196,9 @@ pub struct ProxyArgs {
 }
 
 pub fn proxy(args: ProxyArgs) -> ExitCode {
-    let (runtime, shutdown) = match runtime() {
-        Ok(started) => started,
-        Err(e) => return exit_runtime(Err(e)),
+    let (runtime, shutdown) = match certweave::runtime::sized_to_cores() {
+        Ok(runtime) => with_signal(runtime),
+        Err(e) => return exit_runtime(Err(e.into())),
     };
     let mut options = ProxyOptions::new(args.listen, args.upstream, args.cert_dir);
     options.client_ca = args.client_ca;

@@ -12,19 +12,23 @@
 
 use std::net::IpAddr;
 
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, TE, UPGRADE};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE,
+    TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 
-/// Headers that never cross the proxy as they are.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Headers that never cross the proxy as they are. Typed names, not
+/// strings: a string would be parsed and hashed on every request.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -53,6 +57,13 @@ pub(crate) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 /// header names. `TE: trailers` is kept: gRPC needs it end to end and it is
 /// the only `TE` value HTTP/2 allows.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages (every HTTP/2 one) carry none of them: one look at each
+    // name settles that without a hash lookup per listed header. Headers
+    // that `Connection` names need no look of their own: without a
+    // `Connection` header there are none.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let keep_te = headers
         .get(TE)
         .and_then(|v| v.to_str().ok())
@@ -67,7 +78,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if keep_te {
@@ -127,6 +138,23 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["content-type"], "text/plain");
+    }
+
+    #[test]
+    fn leaves_end_to_end_headers_alone() {
+        let pairs = [
+            ("content-type", "text/plain"),
+            ("x-keep-alive-ish", "1"),
+            ("accept", "*/*"),
+            ("accept", "text/html"),
+        ];
+        let mut h = map(&pairs);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, map(&pairs));
+        // A custom hop-by-hop name is found among standard ones too.
+        let mut h = map(&[("accept", "*/*"), ("proxy-connection", "keep-alive")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, map(&[("accept", "*/*")]));
     }
 
     #[test]
