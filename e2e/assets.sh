@@ -4,7 +4,7 @@
 # cache folder outside target/ that later runs reuse:
 #
 #   $CACHE/k8s/<version>/{kube-apiserver,etcd}   a KUBEBUILDER_ASSETS folder
-#   $CACHE/bin/{pebble,pebble-challtestsrv,helm,kubectl}  links to the above
+#   $CACHE/bin/{pebble,pebble-challtestsrv,acme-dns,helm,kubectl}  links to the above
 #
 #   bash e2e/assets.sh            # builds what is missing, prints build times
 #   bash e2e/assets.sh --print    # prints the shell exports for the tests
@@ -161,5 +161,54 @@ build "kubectl v$newest" "$CACHE/k8s/$newest/kubectl" build_kube_cmd "$newest" k
 ln -sfn "$CACHE/k8s/$newest/kubectl" "$CACHE/bin/kubectl"
 tool pebble "$PEBBLE_VERSION" github.com/letsencrypt/pebble/v2/cmd/pebble
 tool pebble-challtestsrv "$PEBBLE_VERSION" github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
+# acme-dns for the acmeDNS DNS-01 tests: 0.7.2 is the newest release the
+# module proxy serves (later tags are not semantic versions). It predates Go
+# modules, and `go install pkg@version` also asks the proxy for a version
+# list it does not serve, so a throwaway module pins its dependencies (the
+# newest that build it) and builds it; its SQLite driver needs cgo (a C
+# compiler).
+ACME_DNS_VERSION="${CERTWEAVE_E2E_ACME_DNS_VERSION:-0.7.2}"
+build_acme_dns() {
+  local out="$1" dir="$CACHE/work/acme-dns-$ACME_DNS_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir"
+  printf '%s\n' \
+    'module certweave.test/acme-dns-assets' '' 'go 1.22' '' 'require (' \
+    "	github.com/joohoi/acme-dns v$ACME_DNS_VERSION" \
+    '	github.com/BurntSushi/toml v1.6.0' \
+    '	github.com/google/uuid v1.6.0' \
+    '	github.com/julienschmidt/httprouter v1.3.0' \
+    '	github.com/lib/pq v1.12.3' \
+    '	github.com/mattn/go-sqlite3 v1.14.53' \
+    '	github.com/miekg/dns v1.1.73' \
+    '	github.com/rs/cors v1.11.1' \
+    '	github.com/sirupsen/logrus v1.10.2' \
+    '	golang.org/x/crypto v0.59.0' \
+    ')' >"$dir/go.mod"
+  (
+    cd "$dir"
+    CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o "$out.partial" github.com/joohoi/acme-dns
+    mv "$out.partial" "$out"
+  )
+}
+mkdir -p "$CACHE/tools/acme-dns-$ACME_DNS_VERSION"
+build "acme-dns v$ACME_DNS_VERSION" "$CACHE/tools/acme-dns-$ACME_DNS_VERSION/acme-dns" build_acme_dns "$CACHE/tools/acme-dns-$ACME_DNS_VERSION/acme-dns"
+ln -sfn "$CACHE/tools/acme-dns-$ACME_DNS_VERSION/acme-dns" "$CACHE/bin/acme-dns"
 tool helm "$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+# moto, a local AWS emulator (Route53 and STS for the Route53 DNS-01 tests),
+# is a Python package: installed from PyPI into its own virtualenv, then a
+# small launcher is written last, so a cut install leaves no launcher that a
+# later run would take for complete.
+MOTO_VERSION="${CERTWEAVE_E2E_MOTO_VERSION:-5.2.6}"
+build_moto() {
+  local dir="$1"
+  command -v python3 >/dev/null || { echo "e2e/assets.sh: python3 is not installed; it runs moto for the Route53 tests" >&2; exit 1; }
+  rm -rf "$dir/venv" && mkdir -p "$dir"
+  python3 -m venv "$dir/venv"
+  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  printf '#!/bin/sh\nexec "%s/venv/bin/moto_server" "$@"\n' "$dir" >"$dir/moto_server.partial"
+  chmod +x "$dir/moto_server.partial"
+  mv "$dir/moto_server.partial" "$dir/moto_server"
+}
+build "moto v$MOTO_VERSION" "$CACHE/tools/moto-$MOTO_VERSION/moto_server" build_moto "$CACHE/tools/moto-$MOTO_VERSION"
+ln -sfn "$CACHE/tools/moto-$MOTO_VERSION/moto_server" "$CACHE/bin/moto_server"
 echo "assets: ready in $((SECONDS - total_start)) s"

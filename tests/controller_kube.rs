@@ -862,6 +862,8 @@ async fn replicas_racing_to_create_the_serving_secret_use_the_winner() {
         concurrency: 4,
         auto_approve: true,
         scope: Default::default(),
+        dns_checks: Default::default(),
+        ambient_credentials: Default::default(),
     };
     let winner = plan(
         None,

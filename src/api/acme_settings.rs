@@ -7,13 +7,12 @@
 //! lives or how HTTP-01 is served: those differ between the two callers.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use super::dns01_settings::{self, Dns01Context, SecretReader};
 use crate::api::issuer::{AcmeIssuer as AcmeSpec, SecretKeySelector};
-use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
 use crate::issuers::acme::{
-    AcmeConfig, DnsSolver, ExternalAccountBinding, GatewayParent, Http01Route, RuleMethod,
-    SolverRule, SolverSelector, Trust,
+    AcmeConfig, ExternalAccountBinding, GatewayParent, Http01Route, RuleMethod, SolverRule,
+    SolverSelector, Trust,
 };
 use crate::model::IssueError;
 use crate::store::ObjectKey;
@@ -32,48 +31,34 @@ pub struct AcmeSettings {
 }
 
 /// The Secrets (and keys) `acme` reads besides its account key: the EAB
-/// HMAC key and TSIG secrets. Fetch these before [`acme_settings`].
+/// HMAC key and the DNS-01 providers' credentials. Fetch these before [`acme_settings`].
 pub fn referenced_secrets(acme: &AcmeSpec) -> Vec<(SecretKeySelector, &'static str)> {
     let mut out = Vec::new();
     if let Some(eab) = &acme.external_account_binding {
         out.push((eab.key_secret_ref.clone(), "secret"));
     }
-    for solver in &acme.solvers {
-        if let Some(selector) = solver
-            .dns01
-            .as_ref()
-            .and_then(|d| d.rfc2136.as_ref())
-            .and_then(|r| r.tsig_secret_secret_ref.as_ref())
-        {
-            out.push((selector.clone(), "tsig-secret-key"));
+    for dns01 in acme.solvers.iter().filter_map(|s| s.dns01.as_ref()) {
+        for secret in dns01.secrets() {
+            out.push((secret.selector.clone(), secret.default_key));
         }
     }
     out
 }
 
 /// Interprets `acme`. `id` names the issuer in messages (`ClusterIssuer
-/// le`); Secrets are looked up in `namespace`.
+/// le`); Secrets are looked up in `namespace`; `dns` is what the process
+/// decides about DNS-01 solvers.
 pub fn acme_settings(
     id: &str,
     acme: &AcmeSpec,
     namespace: &str,
     secrets: &SecretValues,
+    dns: &Dns01Context,
 ) -> Result<AcmeSettings, IssueError> {
-    let secret_value = |selector: &SecretKeySelector, default_key: &str, what: &str| {
-        let key = ObjectKey::new(namespace, selector.name.clone());
-        let field = selector
-            .key
-            .clone()
-            .unwrap_or_else(|| default_key.to_owned());
-        secrets
-            .get(&key)
-            .and_then(|values| values.get(&field))
-            .cloned()
-            .ok_or_else(|| {
-                IssueError::Config(format!(
-                    "{id}: {what} is read from Secret {key} key {field:?}, which does not exist; create the Secret with that key"
-                ))
-            })
+    let reader = SecretReader {
+        id,
+        namespace,
+        secrets,
     };
     let mut config = AcmeConfig::new(acme.server.clone());
     config.email = acme.email.clone();
@@ -98,7 +83,7 @@ pub fn acme_settings(
         Trust::PublicRoots
     };
     if let Some(eab) = &acme.external_account_binding {
-        let hmac = secret_value(
+        let hmac = reader.value(
             &eab.key_secret_ref,
             "secret",
             "the external account binding key",
@@ -162,43 +147,17 @@ pub fn acme_settings(
             });
             continue;
         }
-        let Some(rfc2136) = solver.dns01.as_ref().and_then(|d| d.rfc2136.as_ref()) else {
+        let Some(dns01) = &solver.dns01 else {
             return Err(IssueError::Config(format!(
-                "{id}: spec.acme.solvers[{i}] has neither http01 nor dns01.rfc2136; certweave solves HTTP-01 and RFC 2136 DNS-01 challenges"
+                "{id}: spec.acme.solvers[{i}] has neither http01 nor dns01"
             )));
         };
-        let nameserver = if rfc2136.nameserver.contains(':') {
-            rfc2136.nameserver.clone()
-        } else {
-            format!("{}:53", rfc2136.nameserver)
-        };
-        let nameserver = nameserver.parse().map_err(|_| {
-            IssueError::Config(format!(
-                "{id}: spec.acme.solvers[{i}].dns01.rfc2136.nameserver {:?} is not an IP:PORT address",
-                rfc2136.nameserver
-            ))
-        })?;
-        let secret = match &rfc2136.tsig_secret_secret_ref {
-            Some(selector) => secret_value(selector, "tsig-secret-key", "the TSIG secret")?,
-            None => String::new(),
-        };
-        let algorithm = rfc2136
-            .tsig_algorithm
-            .as_deref()
-            .unwrap_or("HMACSHA256")
-            .parse()
-            .map_err(|e| {
-                IssueError::Config(format!(
-                    "{id}: spec.acme.solvers[{i}].dns01.rfc2136.tsigAlgorithm: {e}"
-                ))
-            })?;
-        let dns: Arc<dyn DnsSolver> = Arc::new(Rfc2136Solver::new(Rfc2136Config {
-            nameserver,
-            tsig_key_name: rfc2136.tsig_key_name.clone().unwrap_or_default(),
-            tsig_secret: secret,
-            tsig_algorithm: algorithm,
-            tcp: rfc2136.protocol.as_deref() == Some("TCP"),
-        })?);
+        let dns = dns01_settings::dns01_solver(
+            &format!("spec.acme.solvers[{i}].dns01"),
+            dns01,
+            &reader,
+            dns,
+        )?;
         rules.push(SolverRule {
             selector,
             method: RuleMethod::Dns01(dns),

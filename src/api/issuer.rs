@@ -359,12 +359,13 @@ pub struct IngressTemplateMetadata {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// DNS-01 providers; certweave speaks RFC 2136 only.
+/// DNS-01 providers: exactly one of `rfc2136`, `route53`, `cloudflare`,
+/// `acmeDNS` or `webhook` (cert-manager's others are refused by name).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "has(self.rfc2136)",
-        "message": "spec.acme.solvers[].dns01: no supported provider is configured; certweave solves DNS-01 with rfc2136 only"
+        "rule": "[has(self.rfc2136), has(self.route53), has(self.cloudflare), has(self.acmeDNS), has(self.webhook)].filter(p, p).size() == 1",
+        "message": "spec.acme.solvers[].dns01: configure exactly one DNS-01 provider: rfc2136, route53, cloudflare, acmeDNS or webhook"
     }
 ]))]
 #[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[].dns01", issuer_fields::DNS01))]
@@ -372,14 +373,21 @@ pub struct IngressTemplateMetadata {
 pub struct Dns01Solver {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rfc2136: Option<Rfc2136Solver>,
-    /// `None` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route53: Option<Route53Solver>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudflare: Option<CloudflareSolver>,
+    #[serde(default, rename = "acmeDNS", skip_serializing_if = "Option::is_none")]
+    pub acme_dns: Option<AcmeDnsSolver>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSolver>,
+    /// `None` (default): the record goes at `_acme-challenge.<name>`.
+    /// `Follow`: when that name is a CNAME (delegated to another zone), the
+    /// record goes where the CNAME chain ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["None", "Follow"]))]
     pub cname_strategy: Option<String>,
     /// cert-manager's other providers, refused by name.
-    #[serde(default, rename = "acmeDNS", skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "issuer_fields::open_object")]
-    pub acme_dns: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "issuer_fields::open_object")]
     pub akamai: Option<serde_json::Value>,
@@ -391,16 +399,271 @@ pub struct Dns01Solver {
     pub cloud_dns: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "issuer_fields::open_object")]
-    pub cloudflare: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "issuer_fields::open_object")]
     pub digitalocean: Option<serde_json::Value>,
+}
+
+/// A Secret key a DNS-01 provider reads, with the key used when the
+/// selector names none and what it holds (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSecret<'a> {
+    pub selector: &'a SecretKeySelector,
+    pub default_key: &'static str,
+    pub what: &'static str,
+}
+
+impl Dns01Solver {
+    /// Every Secret key the configured provider reads: the one list both
+    /// the Secret watch and the settings are built from.
+    pub fn secrets(&self) -> Vec<ProviderSecret<'_>> {
+        let rfc2136 = self.rfc2136.as_ref();
+        let route53 = self.route53.as_ref();
+        let cloudflare = self.cloudflare.as_ref();
+        let candidates = [
+            (
+                rfc2136.and_then(|r| r.tsig_secret_secret_ref.as_ref()),
+                "tsig-secret-key",
+                "the TSIG secret",
+            ),
+            (
+                route53.and_then(|r| r.access_key_id_secret_ref.as_ref()),
+                "access-key-id",
+                "the Route53 access key ID",
+            ),
+            (
+                route53.and_then(|r| r.secret_access_key_secret_ref.as_ref()),
+                "secret-access-key",
+                "the Route53 secret access key",
+            ),
+            (
+                cloudflare.and_then(|c| c.api_token_secret_ref.as_ref()),
+                "api-token",
+                "the Cloudflare API token",
+            ),
+            (
+                cloudflare.and_then(|c| c.api_key_secret_ref.as_ref()),
+                "api-key",
+                "the Cloudflare API key",
+            ),
+            (
+                self.acme_dns.as_ref().map(|a| &a.account_secret_ref),
+                "acmedns.json",
+                "the acme-dns account map",
+            ),
+        ];
+        candidates
+            .into_iter()
+            .filter_map(|(selector, default_key, what)| {
+                Some(ProviderSecret {
+                    selector: selector?,
+                    default_key,
+                    what,
+                })
+            })
+            .collect()
+    }
+
+    /// What the CRD's rules say, for `certweave local` (no API server in
+    /// front of it): one provider, and each provider's fields consistent.
+    pub fn check(&self, path: &str) -> Result<(), InvalidField> {
+        let providers = [
+            self.rfc2136.is_some(),
+            self.route53.is_some(),
+            self.cloudflare.is_some(),
+            self.acme_dns.is_some(),
+            self.webhook.is_some(),
+        ];
+        let set = providers.iter().filter(|p| **p).count();
+        if set != 1 {
+            return Err(InvalidField::new(
+                path,
+                format!("{set} DNS-01 providers are configured"),
+                "configure exactly one of rfc2136, route53, cloudflare, acmeDNS or webhook",
+            ));
+        }
+        if let Some(route53) = &self.route53 {
+            let path = format!("{path}.route53");
+            if route53.auth.is_some() {
+                return Err(InvalidField::new(
+                    format!("{path}.auth"),
+                    "service-account token authentication is not supported by certweave yet",
+                    "give accessKeyIDSecretRef and secretAccessKeySecretRef, a role, or ambient credentials (ClusterIssuers)",
+                ));
+            }
+            if route53.access_key_id.is_some() && route53.access_key_id_secret_ref.is_some() {
+                return Err(InvalidField::new(
+                    path,
+                    "accessKeyID and accessKeyIDSecretRef are both set",
+                    "keep one",
+                ));
+            }
+            let has_id =
+                route53.access_key_id.is_some() || route53.access_key_id_secret_ref.is_some();
+            if has_id != route53.secret_access_key_secret_ref.is_some() {
+                return Err(InvalidField::new(
+                    path,
+                    "an access key needs both its ID and its secret",
+                    "give accessKeyID (or accessKeyIDSecretRef) and secretAccessKeySecretRef, or neither for ambient credentials",
+                ));
+            }
+        }
+        if let Some(cloudflare) = &self.cloudflare {
+            let path = format!("{path}.cloudflare");
+            if cloudflare.api_token_secret_ref.is_some() == cloudflare.api_key_secret_ref.is_some()
+            {
+                return Err(InvalidField::new(
+                    path,
+                    "exactly one of apiTokenSecretRef and apiKeySecretRef must be set",
+                    "set apiTokenSecretRef (a token with Zone:Read and DNS:Edit), or apiKeySecretRef with email",
+                ));
+            }
+            if cloudflare.api_key_secret_ref.is_some() && cloudflare.email.is_none() {
+                return Err(InvalidField::new(
+                    format!("{path}.email"),
+                    "the global API key (apiKeySecretRef) needs the account's email",
+                    "set email, or use apiTokenSecretRef instead",
+                ));
+            }
+        }
+        if let Some(acme_dns) = &self.acme_dns {
+            if !(acme_dns.host.starts_with("https://") || acme_dns.host.starts_with("http://")) {
+                return Err(InvalidField::new(
+                    format!("{path}.acmeDNS.host"),
+                    format!(
+                        "{:?} is not a URL",
+                        crate::model::text::cut(&acme_dns.host, crate::model::text::QUOTED)
+                    ),
+                    "give the acme-dns server's API URL, e.g. https://auth.acme-dns.io",
+                ));
+            }
+        }
+        if let Some(webhook) = &self.webhook {
+            if webhook.group_name.trim().is_empty() || webhook.solver_name.trim().is_empty() {
+                return Err(InvalidField::new(
+                    format!("{path}.webhook"),
+                    "groupName and solverName must both be set",
+                    "copy them from the solver's installation instructions",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `cnameStrategy: Follow` is set.
+    pub fn follows_cnames(&self) -> bool {
+        self.cname_strategy.as_deref() == Some("Follow")
+    }
+}
+
+/// `route53`: TXT records through the Route53 API.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.auth)",
+        "message": "spec.acme.solvers[].dns01.route53.auth: service-account token authentication is not supported by certweave yet; give accessKeyIDSecretRef and secretAccessKeySecretRef, a role, or ambient credentials (ClusterIssuers)"
+    },
+    {
+        "rule": "!(has(self.accessKeyID) && has(self.accessKeyIDSecretRef))",
+        "message": "spec.acme.solvers[].dns01.route53: accessKeyID and accessKeyIDSecretRef are both set; keep one"
+    },
+    {
+        "rule": "(has(self.accessKeyID) || has(self.accessKeyIDSecretRef)) == has(self.secretAccessKeySecretRef)",
+        "message": "spec.acme.solvers[].dns01.route53: an access key needs both its ID (accessKeyID or accessKeyIDSecretRef) and secretAccessKeySecretRef; give both, or neither for ambient credentials"
+    }
+]))]
+#[serde(rename_all = "camelCase")]
+pub struct Route53Solver {
+    /// The AWS region of the API calls (Route53 is global; STS is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The hosted zone to write to; looked up from the name when absent.
+    #[serde(
+        default,
+        rename = "hostedZoneID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub hosted_zone_id: Option<String>,
+    /// The access key ID, inline (it is not a secret by itself).
+    #[serde(
+        default,
+        rename = "accessKeyID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_key_id: Option<String>,
+    /// The access key ID from a Secret (key `access-key-id` if not given).
+    #[serde(
+        default,
+        rename = "accessKeyIDSecretRef",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_key_id_secret_ref: Option<SecretKeySelector>,
+    /// The secret access key (key `secret-access-key` if not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_secret_ref: Option<SecretKeySelector>,
+    /// An IAM role ARN to assume (STS AssumeRole) with those credentials
+    /// or the ambient ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// cert-manager's service-account token authentication, refused by
+    /// name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "issuer_fields::open_object")]
-    pub route53: Option<serde_json::Value>,
+    pub auth: Option<serde_json::Value>,
+}
+
+/// `cloudflare`: TXT records through the Cloudflare API v4.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "has(self.apiTokenSecretRef) != has(self.apiKeySecretRef)",
+        "message": "spec.acme.solvers[].dns01.cloudflare: set exactly one of apiTokenSecretRef (recommended) or apiKeySecretRef with email"
+    },
+    {
+        "rule": "!has(self.apiKeySecretRef) || has(self.email)",
+        "message": "spec.acme.solvers[].dns01.cloudflare.email: the global API key (apiKeySecretRef) needs the account's email"
+    }
+]))]
+#[serde(rename_all = "camelCase")]
+pub struct CloudflareSolver {
+    /// The account's email, with the global API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A scoped API token (Zone:Read, DNS:Edit), key `api-token` if not
+    /// given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token_secret_ref: Option<SecretKeySelector>,
+    /// The global API key, key `api-key` if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeySelector>,
+}
+
+/// `acmeDNS`: records through an acme-dns server, to which each name's
+/// `_acme-challenge` is delegated by a CNAME.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeDnsSolver {
+    /// The acme-dns server's API URL.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// The JSON account map acme-dns's `/register` answers, by domain
+    /// (key `acmedns.json` if not given).
+    pub account_secret_ref: SecretKeySelector,
+}
+
+/// `webhook`: a cert-manager external DNS-01 solver, called through the
+/// API server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSolver {
+    /// The API group the solver serves (its APIService).
+    #[schemars(length(min = 1))]
+    pub group_name: String,
+    /// The solver's name within that group.
+    #[schemars(length(min = 1))]
+    pub solver_name: String,
+    /// Passed to the solver verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "issuer_fields::open_object")]
-    pub webhook: Option<serde_json::Value>,
+    pub config: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
@@ -552,10 +815,13 @@ impl IssuerSpec {
                         .iter()
                         .map(|eab| eab.key_secret_ref.name.as_str()),
                 )
-                .chain(acme.solvers.iter().filter_map(|solver| {
-                    let rfc2136 = solver.dns01.as_ref()?.rfc2136.as_ref()?;
-                    Some(rfc2136.tsig_secret_secret_ref.as_ref()?.name.as_str())
-                }))
+                .chain(
+                    acme.solvers
+                        .iter()
+                        .filter_map(|solver| solver.dns01.as_ref())
+                        .flat_map(|dns01| dns01.secrets())
+                        .map(|secret| secret.selector.name.as_str()),
+                )
         });
         ca.chain(acme)
     }
@@ -634,13 +900,7 @@ impl IssuerSpec {
                     }
                 }
                 if let Some(dns01) = &solver.dns01 {
-                    if dns01.rfc2136.is_none() {
-                        return Err(InvalidField::new(
-                            format!("spec.acme.solvers[{i}].dns01"),
-                            "no supported provider is configured",
-                            "configure dns01.rfc2136 (the only DNS-01 provider certweave speaks)",
-                        ));
-                    }
+                    dns01.check(&format!("spec.acme.solvers[{i}].dns01"))?;
                 }
             }
             return Ok(IssuerConfig::Acme(acme));

@@ -15,7 +15,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::acme_settings::{self, SecretValues};
+use super::dns01_settings::Dns01Context;
 use super::issuer::{AcmeIssuer as AcmeSpec, IssuerConfig, IssuerSpec, SecretKeySelector};
+use crate::issuers::acme::dns::check::DnsChecks;
+use crate::issuers::acme::dns::webhook::WebhookTransport;
 use crate::issuers::acme::{AccountKeyStore, AcmeIssuer, Http01Routes, Http01Solver, Solvers};
 use crate::issuers::any::AnyIssuer;
 use crate::issuers::ca::CaIssuer;
@@ -52,6 +55,12 @@ pub trait IssuerEnvironment: Send + Sync {
 
     /// The HTTP-01 solver, asked for only when an issuer solves HTTP-01.
     fn http01(&self) -> EnvFuture<'_, Http01Setup>;
+
+    /// How cert-manager's external DNS-01 solvers (`dns01.webhook`) are
+    /// reached: through the API server, so only where there is one.
+    fn dns01_webhook(&self) -> Option<Arc<dyn WebhookTransport>> {
+        None
+    }
 }
 
 /// Logged-in ACME issuers by issuer id, with the spec they were built from.
@@ -61,6 +70,7 @@ type AcmeSessions = HashMap<String, (IssuerSpec, Arc<AcmeIssuer>)>;
 #[derive(Default)]
 pub struct IssuerBuilder {
     acme: tokio::sync::Mutex<AcmeSessions>,
+    dns_checks: Arc<DnsChecks>,
 }
 
 impl IssuerBuilder {
@@ -68,16 +78,25 @@ impl IssuerBuilder {
         Self::default()
     }
 
+    /// Checks DNS-01 records with `checks` (the process's
+    /// `--dns01-recursive-nameservers[-only]`).
+    pub fn with_dns_checks(mut self, checks: DnsChecks) -> Self {
+        self.dns_checks = Arc::new(checks);
+        self
+    }
+
     /// The issuer `spec` describes, with its Secrets and solvers from `env`.
     /// `id` ("Issuer ns/name", "ClusterIssuer name") names it in messages
     /// and keys the session cache; `secret_namespace` is where its Secrets
-    /// live.
+    /// live; `ambient_credentials` says whether its DNS-01 provider may
+    /// use the process's own cloud credentials when the spec names none.
     pub async fn build(
         &self,
         env: &impl IssuerEnvironment,
         id: &str,
         spec: &IssuerSpec,
         secret_namespace: &str,
+        ambient_credentials: bool,
     ) -> Result<AnyIssuer, IssueError> {
         match spec
             .config()
@@ -111,7 +130,13 @@ impl IssuerBuilder {
                         return Ok(AnyIssuer::Acme(issuer.clone()));
                     }
                 }
-                let issuer = Arc::new(acme_issuer(env, id, acme, secret_namespace).await?);
+                let dns = Dns01Context {
+                    checks: self.dns_checks.clone(),
+                    webhook: env.dns01_webhook(),
+                    ambient_credentials,
+                    resource_namespace: secret_namespace.to_owned(),
+                };
+                let issuer = Arc::new(acme_issuer(env, id, acme, secret_namespace, &dns).await?);
                 sessions.insert(id.to_owned(), (spec.clone(), issuer.clone()));
                 Ok(AnyIssuer::Acme(issuer))
             }
@@ -124,6 +149,7 @@ async fn acme_issuer(
     id: &str,
     acme: &AcmeSpec,
     namespace: &str,
+    dns: &Dns01Context,
 ) -> Result<AcmeIssuer, IssueError> {
     let mut secrets = SecretValues::new();
     for (selector, _) in acme_settings::referenced_secrets(acme) {
@@ -132,7 +158,7 @@ async fn acme_issuer(
             secrets.insert(key, values);
         }
     }
-    let settings = acme_settings::acme_settings(id, acme, namespace, &secrets)?;
+    let settings = acme_settings::acme_settings(id, acme, namespace, &secrets, dns)?;
     let mut solvers = Solvers {
         rules: settings.rules,
         ..Default::default()

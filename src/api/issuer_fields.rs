@@ -29,7 +29,7 @@ fn absent(value: Option<&Value>) -> bool {
     value.is_none()
 }
 
-const DNS_PROVIDER: &str = "not supported by certweave yet: certweave solves DNS-01 with rfc2136 (a TSIG-signed dynamic update to the zone's primary server); use an rfc2136 solver";
+const DNS_PROVIDER: &str = "not supported by certweave yet: certweave solves DNS-01 with rfc2136, route53, cloudflare, acmeDNS, or a cert-manager webhook solver (the community's solvers for other providers work unchanged)";
 
 /// Fields of `spec`.
 pub const SPEC: &[Refused] = &[
@@ -98,18 +98,6 @@ pub const HTTP01_INGRESS: &[Refused] = &[
 /// Fields of `spec.acme.solvers[].dns01`.
 pub const DNS01: &[Refused] = &[
     Refused {
-        name: "cnameStrategy",
-        accept: Some("!has(self.cnameStrategy) || self.cnameStrategy == 'None'"),
-        accepts: |v| v.is_none_or(|v| v == "None"),
-        message: "Follow is not supported by certweave yet: the record is written at _acme-challenge.<name> itself; remove it or set None",
-    },
-    Refused {
-        name: "acmeDNS",
-        accept: None,
-        accepts: absent,
-        message: DNS_PROVIDER,
-    },
-    Refused {
         name: "akamai",
         accept: None,
         accepts: absent,
@@ -128,25 +116,7 @@ pub const DNS01: &[Refused] = &[
         message: DNS_PROVIDER,
     },
     Refused {
-        name: "cloudflare",
-        accept: None,
-        accepts: absent,
-        message: DNS_PROVIDER,
-    },
-    Refused {
         name: "digitalocean",
-        accept: None,
-        accepts: absent,
-        message: DNS_PROVIDER,
-    },
-    Refused {
-        name: "route53",
-        accept: None,
-        accepts: absent,
-        message: DNS_PROVIDER,
-    },
-    Refused {
-        name: "webhook",
         accept: None,
         accepts: absent,
         message: DNS_PROVIDER,
@@ -240,24 +210,17 @@ mod tests {
     #[test]
     fn a_rule_and_its_check_agree() {
         let rules = rules("spec.acme.solvers[].dns01", DNS01);
-        assert_eq!(
-            rules[0]["rule"],
-            "!has(self.cnameStrategy) || self.cnameStrategy == 'None'"
-        );
-        assert_eq!(rules[1]["rule"], "!has(self.acmeDNS)");
-        assert!(rules[1]["message"]
+        assert_eq!(rules[0]["rule"], "!has(self.akamai)");
+        assert!(rules[0]["message"]
             .as_str()
             .unwrap()
-            .starts_with("spec.acme.solvers[].dns01.acmeDNS: not supported by certweave"));
+            .starts_with("spec.acme.solvers[].dns01.akamai: not supported by certweave"));
 
-        let dns01 = serde_json::json!({"cnameStrategy": "None", "rfc2136": {}});
+        let dns01 = serde_json::json!({"cnameStrategy": "Follow", "route53": {}});
         assert!(check("spec.acme.solvers[0].dns01", &dns01, DNS01).is_ok());
-        let follow = serde_json::json!({"cnameStrategy": "Follow"});
-        let err = check("spec.acme.solvers[3].dns01", &follow, DNS01).unwrap_err();
-        assert_eq!(err.field, "spec.acme.solvers[3].dns01.cnameStrategy");
-        let route53 = serde_json::json!({"route53": {"region": "eu-west-1"}});
-        let err = check("spec.acme.solvers[0].dns01", &route53, DNS01).unwrap_err();
-        assert_eq!(err.field, "spec.acme.solvers[0].dns01.route53");
-        assert!(err.problem.contains("rfc2136"), "{}", err.problem);
+        let azure = serde_json::json!({"azureDNS": {"subscriptionID": "x"}});
+        let err = check("spec.acme.solvers[3].dns01", &azure, DNS01).unwrap_err();
+        assert_eq!(err.field, "spec.acme.solvers[3].dns01.azureDNS");
+        assert!(err.problem.contains("webhook solver"), "{}", err.problem);
     }
 }

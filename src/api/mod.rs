@@ -9,6 +9,7 @@ pub mod annotations;
 pub mod certificate;
 pub mod certificate_fields;
 pub mod certificate_request;
+pub mod dns01_settings;
 pub mod duration;
 pub mod issuer;
 pub mod issuer_builder;

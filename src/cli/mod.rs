@@ -10,6 +10,7 @@ use certweave::api::IssuerRef;
 use certweave::webhook::{MutationConfig, DEFAULT_PROXY_IMAGE};
 
 pub mod cluster;
+pub mod dns01;
 pub mod inject;
 pub mod inspect;
 pub mod issue;

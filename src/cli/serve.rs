@@ -14,6 +14,7 @@ use certweave::webhook::server::{
     ServeOptions, WebhookServer, CLIENT_TIMEOUT, DEFAULT_RELOAD_INTERVAL, REVIEW_DEADLINE,
 };
 
+use super::dns01::Dns01Args;
 use super::{exit_runtime, runtime, with_signal, MutationArgs};
 
 #[derive(Args)]
@@ -80,6 +81,18 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "NAMESPACES", value_delimiter = ',')]
     watch_namespaces: Vec<String>,
     #[command(flatten)]
+    dns01: Dns01Args,
+    /// Let Issuers' DNS-01 providers use the controller's own cloud
+    /// credentials (environment, Pod role) when their spec names none.
+    /// Off by default: whoever may create an Issuer would act with the
+    /// controller's identity.
+    #[arg(long)]
+    issuer_ambient_credentials: bool,
+    /// Let ClusterIssuers' DNS-01 providers use the controller's own cloud
+    /// credentials when their spec names none.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    cluster_issuer_ambient_credentials: bool,
+    #[command(flatten)]
     mutation: MutationArgs,
 }
 
@@ -115,6 +128,11 @@ fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             concurrency: args.concurrency,
             auto_approve: !args.disable_auto_approval,
             scope,
+            dns_checks: args.dns01.checks(),
+            ambient_credentials: certweave::controller::issuers::AmbientCredentials {
+                cluster_issuers: args.cluster_issuer_ambient_credentials,
+                issuers: args.issuer_ambient_credentials,
+            },
         },
         shutdown,
     ))?;
@@ -249,6 +267,8 @@ pub struct LocalArgs {
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     #[command(flatten)]
+    dns01: Dns01Args,
+    #[command(flatten)]
     mutation: MutationArgs,
 }
 
@@ -275,6 +295,7 @@ fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             concurrency: args.concurrency,
             poll_interval: std::time::Duration::from_millis(250),
             mutation: args.mutation.into_config(),
+            dns_checks: args.dns01.checks(),
         },
         shutdown,
     ))?;

@@ -26,7 +26,10 @@ use crate::api::issuer_builder::{
     EnvFuture, Http01Setup, IssuerBuilder, IssuerEnvironment, SecretData,
 };
 use crate::api::{IssuerKind, IssuerRef};
+use crate::controller::dns_webhook::KubeWebhookTransport;
 use crate::issuers::acme::account::{SaveOutcome, StoreFuture};
+use crate::issuers::acme::dns::check::DnsChecks;
+use crate::issuers::acme::dns::webhook::WebhookTransport;
 use crate::issuers::acme::{AccountKeyStore, Http01Routes, Http01Solver};
 use crate::issuers::any::AnyIssuer;
 use crate::model::IssueError;
@@ -158,6 +161,10 @@ impl IssuerEnvironment for ClusterEnvironment {
             })
         })
     }
+
+    fn dns01_webhook(&self) -> Option<Arc<dyn WebhookTransport>> {
+        Some(Arc::new(KubeWebhookTransport::new(self.client.clone())))
+    }
 }
 
 /// Turns issuer references into issuers, from the cached Issuers and
@@ -169,6 +176,28 @@ pub struct IssuerResolver {
     cluster_issuers: ScopedCache<ClusterIssuer>,
     env: ClusterEnvironment,
     builder: IssuerBuilder,
+    ambient: AmbientCredentials,
+}
+
+/// Which issuers' DNS-01 providers may use the controller's own cloud
+/// credentials (its environment, its Pod's role) when their spec names
+/// none: cert-manager's `--cluster-issuer-ambient-credentials` (default
+/// on) and `--issuer-ambient-credentials` (default off, since anyone who
+/// may create an Issuer in their namespace would otherwise act with the
+/// controller's cloud identity).
+#[derive(Debug, Clone, Copy)]
+pub struct AmbientCredentials {
+    pub cluster_issuers: bool,
+    pub issuers: bool,
+}
+
+impl Default for AmbientCredentials {
+    fn default() -> Self {
+        Self {
+            cluster_issuers: true,
+            issuers: false,
+        }
+    }
 }
 
 /// A resolved issuer, with the id used in messages and the namespace its
@@ -177,6 +206,9 @@ pub struct Resolved {
     pub id: String,
     pub spec: IssuerSpec,
     pub secret_namespace: String,
+    /// Whether its DNS-01 provider may use the controller's own cloud
+    /// credentials when its spec names none.
+    pub ambient_credentials: bool,
 }
 
 impl IssuerResolver {
@@ -203,7 +235,16 @@ impl IssuerResolver {
                 routes,
             },
             builder: IssuerBuilder::new(),
+            ambient: AmbientCredentials::default(),
         }
+    }
+
+    /// Checks DNS-01 records with `checks`, and lets issuers use ambient
+    /// credentials as `ambient` says.
+    pub fn with_dns01(mut self, checks: DnsChecks, ambient: AmbientCredentials) -> Self {
+        self.builder = self.builder.with_dns_checks(checks);
+        self.ambient = ambient;
+        self
     }
 
     /// Finds the issuer `reference` names for a Certificate in `namespace`.
@@ -215,18 +256,20 @@ impl IssuerResolver {
             cache.get(&at).map(|issuer| issuer.issuer_spec().clone())
         }
         let name = &reference.name;
-        let (spec, id, secret_namespace, advice) = match reference.kind {
+        let (spec, id, secret_namespace, advice, ambient_credentials) = match reference.kind {
             IssuerKind::Issuer => (
                 spec_of(&self.issuers, ObjectRef::new(name).within(namespace)),
                 format!("Issuer {namespace}/{name}"),
                 namespace,
                 "create it (an Issuer serves only Certificates in its own namespace; use a ClusterIssuer to serve all)",
+                self.ambient.issuers,
             ),
             IssuerKind::ClusterIssuer => (
                 spec_of(&self.cluster_issuers, ObjectRef::new(name)),
                 format!("ClusterIssuer {name}"),
                 self.namespace.as_str(),
                 "create it",
+                self.ambient.cluster_issuers,
             ),
         };
         let spec =
@@ -235,6 +278,7 @@ impl IssuerResolver {
             id,
             spec,
             secret_namespace: secret_namespace.to_owned(),
+            ambient_credentials,
         })
     }
 
@@ -246,6 +290,7 @@ impl IssuerResolver {
                 &resolved.id,
                 &resolved.spec,
                 &resolved.secret_namespace,
+                resolved.ambient_credentials,
             )
             .await
     }

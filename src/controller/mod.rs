@@ -15,6 +15,7 @@
 pub mod certificate_requests;
 pub mod certificates;
 pub mod challenges;
+pub mod dns_webhook;
 pub mod events;
 pub mod gateway_shim;
 pub mod health;
@@ -68,6 +69,11 @@ pub struct ControllerOptions {
     pub auto_approve: bool,
     /// The namespaces watched, read and written (`--watch-namespaces`).
     pub scope: scope::WatchScope,
+    /// How DNS-01 records are found and checked
+    /// (`--dns01-recursive-nameservers[-only]`).
+    pub dns_checks: crate::issuers::acme::dns::check::DnsChecks,
+    /// Which issuers may use the controller's own cloud credentials.
+    pub ambient_credentials: issuers::AmbientCredentials,
 }
 
 /// Why the controller stopped.
@@ -158,18 +164,22 @@ pub async fn run(
     })?;
 
     let events = events::EventPublisher::new(client.clone(), options.identity.clone());
-    let resolver = Arc::new(issuers::IssuerResolver::new(
-        client.clone(),
-        options.namespace.clone(),
-        caches.issuers.clone(),
-        caches.cluster_issuers.clone(),
-        http01.clone(),
-        Some(Arc::new(challenges::KubeRoutes::new(
+    let resolver = Arc::new(
+        issuers::IssuerResolver::new(
             client.clone(),
-            solver.local_addr().port(),
-            options.pod_ip.clone(),
-        )) as Arc<dyn crate::issuers::acme::Http01Routes>),
-    ));
+            options.namespace.clone(),
+            caches.issuers.clone(),
+            caches.cluster_issuers.clone(),
+            http01.clone(),
+            Some(Arc::new(challenges::KubeRoutes::new(
+                client.clone(),
+                solver.local_addr().port(),
+                options.pod_ip.clone(),
+            ))
+                as Arc<dyn crate::issuers::acme::Http01Routes>),
+        )
+        .with_dns01(options.dns_checks.clone(), options.ambient_credentials),
+    );
 
     let leadership = leader::Leadership::start(&client, &options, metrics.clone(), stopped()).await;
     let options = Arc::new(options);

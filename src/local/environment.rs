@@ -47,7 +47,11 @@ impl Shared {
                     shared: self,
                     manifests: secrets,
                 };
-                self.builder.build(&env, id, spec, secret_namespace).await
+                // The directory's owner runs this with their own
+                // credentials: any issuer may use them.
+                self.builder
+                    .build(&env, id, spec, secret_namespace, true)
+                    .await
             }
         }
     }

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::api::issuer_builder::IssuerBuilder;
 use crate::engine::scheduler::{self, Scheduler};
+use crate::issuers::acme::dns::check::DnsChecks;
 use crate::issuers::acme::Http01Solver;
 use crate::issuers::own_ca;
 use crate::model::IssueError;
@@ -55,6 +56,8 @@ pub struct LocalOptions {
     /// How often the directory is checked for edited manifests.
     pub poll_interval: Duration,
     pub mutation: MutationConfig,
+    /// How DNS-01 records are found and checked.
+    pub dns_checks: DnsChecks,
 }
 
 /// Why `certweave local` stopped.
@@ -110,7 +113,7 @@ pub async fn run(
         http01_addr: options.http01_addr,
         http01: Http01Solver::new(),
         http01_server: tokio::sync::OnceCell::new(),
-        builder: IssuerBuilder::new(),
+        builder: IssuerBuilder::new().with_dns_checks(options.dns_checks.clone()),
     });
     tracing::info!(ca = %builtin_path.display(), dir = %options.dir.display(), "certweave local starting");
 

@@ -12,6 +12,12 @@
 //! authoritative server. Tests read the zone back with `dig`, independently
 //! of the DNS library under test.
 //!
+//! [`Bind9::start_with`] adds to that: records in `example.test.` (a
+//! delegating `_acme-challenge` CNAME) and zones forwarded to another
+//! server (acme-dns), for which recursion is turned on with caching off, so
+//! a resolver asking through this server always sees the other server's
+//! latest answer.
+//!
 //! `named` comes from Debian's `bind9` package and `dig` from
 //! `bind9-dnsutils`; `.ci/test.sh` installs both. When they are missing the
 //! harness fails loudly rather than skipping, so a green run always means
@@ -58,17 +64,32 @@ pub struct Bind9 {
 
 const ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha512"];
 
+/// Additions to the default server, for [`Bind9::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Bind9Extras {
+    /// Lines appended to the `example.test.` zone file, in zone-file syntax
+    /// (`_acme-challenge IN CNAME x.auth.acme-dns.test.`).
+    pub example_records: Vec<String>,
+    /// Zones (`auth.acme-dns.test.`) answered by forwarding to a server.
+    pub forward_zones: Vec<(String, SocketAddr)>,
+}
+
 impl Bind9 {
     /// Starts `named` and returns once it answers queries. Panics with the
     /// install command when BIND9 is missing, and with named's own log when
     /// it does not start.
     pub fn start() -> Self {
+        Self::start_with(Bind9Extras::default())
+    }
+
+    /// [`Bind9::start`] with `extras` in its configuration.
+    pub fn start_with(extras: Bind9Extras) -> Self {
         let named = find_named();
         let mut last_error = String::new();
         // The free port is found by binding and releasing it, so another
         // process may take it in between: try a few ports before giving up.
         for _ in 0..3 {
-            match Self::try_start(&named) {
+            match Self::try_start(&named, &extras) {
                 Ok(server) => return server,
                 Err(e) => last_error = e,
             }
@@ -76,7 +97,7 @@ impl Bind9 {
         panic!("named did not start:\n{last_error}");
     }
 
-    fn try_start(named: &Path) -> Result<Self, String> {
+    fn try_start(named: &Path, extras: &Bind9Extras) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
         let keys: Vec<TsigKey> = ALGORITHMS
@@ -89,12 +110,19 @@ impl Bind9 {
             .collect();
         let zone = "example.test.".to_owned();
         let locked_zone = "locked.test.".to_owned();
-        write_zone(dir.path(), &zone);
+        write_zone_with(dir.path(), &zone, &extras.example_records);
         write_zone(dir.path(), &locked_zone);
         let conf = dir.path().join("named.conf");
         std::fs::write(
             &conf,
-            named_conf(dir.path(), port, &keys, &zone, &locked_zone),
+            named_conf(
+                dir.path(),
+                port,
+                &keys,
+                &zone,
+                &locked_zone,
+                &extras.forward_zones,
+            ),
         )
         .map_err(|e| e.to_string())?;
 
@@ -289,18 +317,39 @@ fn random_secret(algorithm: &str) -> String {
 }
 
 fn write_zone(dir: &Path, zone: &str) {
-    let text = format!(
+    write_zone_with(dir, zone, &[]);
+}
+
+fn write_zone_with(dir: &Path, zone: &str, extra: &[String]) {
+    let mut text = format!(
         "$TTL 300\n\
          @ IN SOA ns1.{zone} hostmaster.{zone} 1 3600 600 86400 60\n\
          @ IN NS ns1.{zone}\n\
          ns1 IN A 127.0.0.1\n\
          www IN A 127.0.0.1\n"
     );
+    for line in extra {
+        text.push_str(line);
+        text.push('\n');
+    }
     std::fs::write(dir.join(format!("{zone}zone")), text).expect("write zone file");
 }
 
-fn named_conf(dir: &Path, port: u16, keys: &[TsigKey], zone: &str, locked: &str) -> String {
+fn named_conf(
+    dir: &Path,
+    port: u16,
+    keys: &[TsigKey],
+    zone: &str,
+    locked: &str,
+    forward_zones: &[(String, SocketAddr)],
+) -> String {
     let d = dir.display();
+    // Forwarding needs recursion; loopback clients only, nothing cached.
+    let recursion = if forward_zones.is_empty() {
+        "recursion no;".to_owned()
+    } else {
+        "recursion yes;\n    allow-recursion { 127.0.0.1; };\n    max-cache-ttl 0;\n    max-ncache-ttl 0;".to_owned()
+    };
     let mut conf = format!(
         r#"options {{
     directory "{d}";
@@ -309,7 +358,7 @@ fn named_conf(dir: &Path, port: u16, keys: &[TsigKey], zone: &str, locked: &str)
     managed-keys-directory "{d}";
     listen-on port {port} {{ 127.0.0.1; }};
     listen-on-v6 {{ none; }};
-    recursion no;
+    {recursion}
     dnssec-validation no;
     notify no;
     allow-transfer {{ none; }};
@@ -339,5 +388,12 @@ logging {{
     conf.push_str(&format!(
         "zone \"{locked}\" {{ type primary; file \"{d}/{locked}zone\"; allow-update {{ none; }}; }};\n"
     ));
+    for (name, server) in forward_zones {
+        conf.push_str(&format!(
+            "zone \"{name}\" {{ type forward; forward only; forwarders {{ {} port {}; }}; }};\n",
+            server.ip(),
+            server.port()
+        ));
+    }
     conf
 }

@@ -27,7 +27,7 @@
 //! this module's value. The secret is never logged nor shown by `Debug`.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -35,12 +35,9 @@ use base64::Engine;
 use hickory_proto::op::{update_message, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as HickoryTsigAlgorithm, TsigError};
 use hickory_proto::rr::rdata::TXT;
-use hickory_proto::rr::{
-    DNSClass, Name, RData, Record, RecordSet, RecordType, TSigVerifier, TSigner,
-};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordSet, RecordType, TSigVerifier, TSigner};
 
+use super::dns::wire::{self, parse_fqdn, soa_owner, txt_value};
 use crate::model::IssueError;
 
 /// TTL of the challenge record: short, so a resolver that cached a failed
@@ -345,7 +342,18 @@ impl Rfc2136Solver {
                 {
                     return Ok(());
                 }
-                Ok(_) => {}
+                Ok(answer) => {
+                    if let Some(target) = answer.answers.iter().find_map(|record| match &record.data {
+                        RData::CNAME(target) if record.name == *name => Some(target.0.clone()),
+                        _ => None,
+                    }) {
+                        return Err(IssueError::Config(format!(
+                            "{name} is a CNAME to {target}, so {} keeps the TXT record beside it unanswered; \
+                             set `cnameStrategy: Follow` on the DNS-01 solver to put the record at the CNAME's target",
+                            self.nameserver
+                        )));
+                    }
+                }
                 Err(IssueError::Transient(reason)) => last_failure = Some(reason),
                 Err(other) => return Err(other),
             }
@@ -385,14 +393,14 @@ impl Rfc2136Solver {
         let request = message
             .to_vec()
             .map_err(|e| IssueError::config_because("cannot encode the DNS message", e))?;
-        let mut bytes = if self.tcp {
-            self.send_tcp(&request, message.id).await?
-        } else {
-            self.send_udp(&request, message.id).await?
-        };
-        if !self.tcp && Message::from_vec(&bytes).is_ok_and(|m| m.truncation) {
-            bytes = self.send_tcp(&request, message.id).await?;
-        }
+        let bytes = wire::exchange(
+            self.nameserver,
+            &request,
+            message.id,
+            self.tcp,
+            self.query_timeout,
+        )
+        .await?;
         let answer = Message::from_vec(&bytes).map_err(|e| {
             IssueError::Transient(format!("unreadable answer from {}: {e}", self.nameserver))
         })?;
@@ -450,81 +458,6 @@ impl Rfc2136Solver {
         }
         Ok(())
     }
-
-    /// One request over UDP, retried on silence (each try waits twice as
-    /// long), on a socket connected to the server so only its datagrams are
-    /// read. Returns the raw answer.
-    async fn send_udp(&self, request: &[u8], id: u16) -> Result<Vec<u8>, IssueError> {
-        let unreachable = |e: std::io::Error| {
-            IssueError::transient_because(format!("cannot reach DNS server {}", self.nameserver), e)
-        };
-        let local: SocketAddr = if self.nameserver.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let socket = UdpSocket::bind(local).await.map_err(unreachable)?;
-        socket.connect(self.nameserver).await.map_err(unreachable)?;
-        let mut buf = vec![0u8; 65535];
-        let mut wait = self.query_timeout / 2;
-        let mut waited = Duration::ZERO;
-        for _ in 0..3 {
-            socket.send(request).await.map_err(unreachable)?;
-            let until = tokio::time::Instant::now() + wait;
-            loop {
-                match tokio::time::timeout_at(until, socket.recv(&mut buf)).await {
-                    Err(_) => break,
-                    Ok(Err(e)) => return Err(unreachable(e)),
-                    // Stray datagrams (a late answer to an earlier try has the
-                    // same id and is as good) are skipped by id.
-                    Ok(Ok(len)) if len >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id => {
-                        return Ok(buf[..len].to_vec())
-                    }
-                    Ok(Ok(_)) => continue,
-                }
-            }
-            waited += wait;
-            wait *= 2;
-        }
-        Err(IssueError::Transient(format!(
-            "no answer from DNS server {} after 3 tries over {:.1}s",
-            self.nameserver,
-            waited.as_secs_f64()
-        )))
-    }
-
-    /// One request over TCP (RFC 1035 §4.2.2 length-prefixed), for answers
-    /// too large for UDP.
-    async fn send_tcp(&self, request: &[u8], id: u16) -> Result<Vec<u8>, IssueError> {
-        let fail = |e: std::io::Error| {
-            IssueError::transient_because(format!("DNS over TCP to {} failed", self.nameserver), e)
-        };
-        let exchange = async {
-            let mut stream = TcpStream::connect(self.nameserver).await?;
-            let len = u16::try_from(request.len())
-                .map_err(|_| std::io::Error::other("request too large"))?;
-            let mut framed = Vec::with_capacity(request.len() + 2);
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(request);
-            stream.write_all(&framed).await?;
-            loop {
-                let len = stream.read_u16().await? as usize;
-                let mut answer = vec![0u8; len];
-                stream.read_exact(&mut answer).await?;
-                if len >= 2 && u16::from_be_bytes([answer[0], answer[1]]) == id {
-                    return Ok(answer);
-                }
-            }
-        };
-        match tokio::time::timeout(self.query_timeout * 2, exchange).await {
-            Ok(result) => result.map_err(fail),
-            Err(_) => Err(IssueError::Transient(format!(
-                "no answer from DNS server {} over TCP within {}s",
-                self.nameserver,
-                (self.query_timeout * 2).as_secs()
-            ))),
-        }
-    }
 }
 
 /// Decodes the base64 secret, with or without padding, ignoring the line
@@ -546,38 +479,10 @@ fn decode_secret(secret: &str) -> Result<Vec<u8>, IssueError> {
         })
 }
 
-/// `name`, absolute (the trailing dot optional).
-fn parse_fqdn(fqdn: &str) -> Result<Name, IssueError> {
-    let mut name = Name::from_ascii(fqdn.trim())
-        .map_err(|e| IssueError::Config(format!("{fqdn:?} is not a valid DNS name: {e}")))?;
-    if name.is_root() {
-        return Err(IssueError::Config(
-            "cannot present a DNS-01 record at the root".into(),
-        ));
-    }
-    name.set_fqdn(true);
-    Ok(name)
-}
-
 /// TXT character-strings hold at most 255 bytes; longer values are split
 /// and read back joined (RFC 7208 §3.3 style).
 fn txt_rdata(value: &str) -> TXT {
     TXT::from_bytes(value.as_bytes().chunks(255).collect())
-}
-
-fn txt_value(txt: &TXT) -> Vec<u8> {
-    txt.txt_data
-        .iter()
-        .flat_map(|s| s.iter().copied())
-        .collect()
-}
-
-/// The owner of an SOA record in `records` that encloses `name`.
-fn soa_owner(records: &[Record], name: &Name) -> Option<Name> {
-    records
-        .iter()
-        .find(|r| r.record_type() == RecordType::SOA && r.name.zone_of(name))
-        .map(|r| r.name.clone())
 }
 
 fn rcode_name(code: ResponseCode) -> String {

@@ -82,16 +82,12 @@ impl ApiResponse {
 /// `text` cut to a few hundred characters on one line.
 pub fn excerpt(text: &str) -> String {
     let one_line: String = text
+        .trim()
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
         .take(EXCERPT_CHARS + 1)
+        .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if one_line.chars().count() > EXCERPT_CHARS {
-        let cut: String = one_line.chars().take(EXCERPT_CHARS).collect();
-        format!("{}…", cut.trim_end())
-    } else {
-        one_line.trim().to_owned()
-    }
+    crate::model::text::cut(&one_line, EXCERPT_CHARS)
 }
 
 /// `uri` without its query and user info: safe to show.

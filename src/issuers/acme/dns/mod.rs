@@ -17,9 +17,11 @@
 pub mod acme_dns;
 pub mod api;
 pub(crate) mod aws;
+pub mod check;
 pub mod cloudflare;
 pub mod route53;
 pub mod webhook;
+pub(crate) mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
