@@ -461,6 +461,29 @@ impl Controller {
         namespace: &str,
         extra: &[&str],
     ) -> Self {
+        Self::start_with_env(
+            cluster,
+            kubeconfig,
+            solver_port,
+            serving,
+            namespace,
+            extra,
+            &[],
+        )
+        .await
+    }
+
+    /// [`Controller::start_in`] with `env` added to the process's
+    /// environment (e.g. `AWS_ENDPOINT_URL`).
+    pub async fn start_with_env(
+        cluster: &Cluster,
+        kubeconfig: &Path,
+        solver_port: u16,
+        serving: Serving,
+        namespace: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = cluster.dir();
         let ca = TestCa::new("certweave e2e webhook CA");
         let mut serving_args = Vec::new();
@@ -495,6 +518,7 @@ impl Controller {
                 // without endpoints; Pebble reaches --solver-addr directly.
                 .args(["--identity", "certweave-e2e", "--pod-ip", "127.0.0.1"])
                 .arg("--leader-elect")
+                .envs(env.iter().copied())
                 .env("RUST_LOG", "certweave=debug,info")
                 .env_remove("KUBECONFIG")
                 .env_remove("POD_NAMESPACE"),

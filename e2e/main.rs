@@ -10,6 +10,8 @@
 mod bind9;
 #[path = "../tests/support/crd_cases.rs"]
 mod crd_cases;
+#[path = "../tests/support/moto.rs"]
+mod moto;
 #[path = "../tests/support/pebble.rs"]
 mod pebble;
 
@@ -21,6 +23,7 @@ mod gateway;
 mod harness;
 mod isolation;
 mod keystores;
+mod route53;
 mod scoped;
 
 use std::future::Future;
@@ -53,7 +56,7 @@ const ACME_ISSUER: &str = "letsencrypt-staging";
 const SELF_SIGNED: &str = "selfsigned";
 
 /// The numbered steps of [`end_to_end`].
-const STEPS: u32 = 12;
+const STEPS: u32 = 13;
 
 const ISSUER_READY: Duration = Duration::from_secs(60);
 const ISSUED: Duration = Duration::from_secs(90);
@@ -126,19 +129,25 @@ async fn end_to_end() {
     e2e.check_events().await;
     step(
         9,
+        "DNS-01 through Route53 (moto): wildcard issued, records cleaned up, misconfiguration named",
+        route53::route53(&mut e2e),
+    )
+    .await;
+    step(
+        10,
         "self-managed webhook serving certificate and caBundle",
         e2e.self_managed_serving_certificate(),
     )
     .await;
-    step(10, "helm upgrade and helm uninstall", chart_lifecycle(&e2e)).await;
+    step(11, "helm upgrade and helm uninstall", chart_lifecycle(&e2e)).await;
     step(
-        11,
+        12,
         "kubectl apply --server-side -k webhook-config/",
         plain_manifests(&e2e),
     )
     .await;
     step(
-        12,
+        13,
         "namespace-scoped install: --watch-namespaces, Roles only, no cluster-wide Secret access",
         scoped::namespace_scoped(&mut e2e),
     )
@@ -348,7 +357,7 @@ impl E2e {
             .collect()
     }
 
-    /// Step 9: the controller as the chart runs it by default, without
+    /// Step 10: the controller as the chart runs it by default, without
     /// serving-certificate files: restarted so, it creates its CA and
     /// serving certificate in Secret `certweave-webhook-tls` and, as the
     /// leader, patches that CA into every webhook of the chart's
@@ -412,7 +421,7 @@ impl E2e {
         let leaf = check_tls_secret(&secret, &["certweave-webhook.certweave.svc"], &ca)
             .unwrap_or_else(|e| self.fail(&format!("Secret certweave/certweave-webhook-tls: {e}")));
         say(&format!(
-            "[9/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
+            "[10/{STEPS}] serving certificate for {:?}, its CA in every caBundle",
             leaf.dns_names
         ));
     }
@@ -1512,7 +1521,7 @@ async fn conformance(e2e: &E2e) {
     keystores::keystores(e2e).await;
 }
 
-/// Step 10: `helm upgrade` applies a change of values (the
+/// Step 11: `helm upgrade` applies a change of values (the
 /// PodDisruptionBudget off, a NetworkPolicy on) without leaving the
 /// removed object behind, and `helm uninstall` removes every object of the
 /// release (CRDs excepted, as Helm keeps a chart's `crds/`).
@@ -1555,12 +1564,12 @@ async fn chart_lifecycle(e2e: &E2e) {
         e2e.fail(&format!("helm uninstall left objects behind: {left:?}"));
     }
     say(&format!(
-        "[10/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
+        "[11/{STEPS}] {} objects installed, upgraded and uninstalled, none left",
         before.len()
     ));
 }
 
-/// Step 11: the plain manifests install with `kubectl apply --server-side
+/// Step 12: the plain manifests install with `kubectl apply --server-side
 /// -k` into the same API server (after the release is gone), hold the
 /// same objects as the chart, and `kubectl delete -k` removes them all.
 async fn plain_manifests(e2e: &E2e) {
@@ -1599,7 +1608,7 @@ async fn plain_manifests(e2e: &E2e) {
         ));
     }
     say(&format!(
-        "[11/{STEPS}] {} objects applied server-side and deleted",
+        "[12/{STEPS}] {} objects applied server-side and deleted",
         applied.len()
     ));
 }

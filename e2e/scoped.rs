@@ -1,4 +1,4 @@
-//! Step 12: certweave confined to some namespaces. The chart installed
+//! Step 13: certweave confined to some namespaces. The chart installed
 //! with `watchNamespaces` grants Roles in those namespaces (and its own)
 //! and no cluster-wide access to Secrets, Ingresses or Services; the
 //! controller, run with that ServiceAccount and `--watch-namespaces`,
@@ -222,7 +222,7 @@ pub async fn namespace_scoped(e2e: &mut E2e) {
         e2e.fail(&e);
     }
     say(&format!(
-        "[12/{STEPS}] {judged} access reviews as expected, no ClusterRole grants Secrets; \
+        "[13/{STEPS}] {judged} access reviews as expected, no ClusterRole grants Secrets; \
          issued in {WATCHED} from a ClusterIssuer with its CA in {RELEASE_NS}; \
          {UNWATCHED} untouched; 0 forbidden requests"
     ));

@@ -364,8 +364,8 @@ pub struct IngressTemplateMetadata {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[schemars(extend("x-kubernetes-validations" = [
     {
-        "rule": "[has(self.rfc2136), has(self.route53), has(self.cloudflare), has(self.acmeDNS), has(self.webhook)].filter(p, p).size() == 1",
-        "message": "spec.acme.solvers[].dns01: configure exactly one DNS-01 provider: rfc2136, route53, cloudflare, acmeDNS or webhook"
+        "rule": "(has(self.rfc2136) ? 1 : 0) + (has(self.route53) ? 1 : 0) + (has(self.cloudflare) ? 1 : 0) + (has(self.acmeDNS) ? 1 : 0) + (has(self.webhook) ? 1 : 0) == 1",
+        "message": "spec.acme.solvers[].dns01: exactly one DNS-01 provider must be configured; keep one of rfc2136, route53, cloudflare, acmeDNS or webhook"
     }
 ]))]
 #[schemars(transform = |s: &mut schemars::Schema| issuer_fields::add_rules(s, "spec.acme.solvers[].dns01", issuer_fields::DNS01))]
@@ -615,11 +615,11 @@ pub struct Route53Solver {
 #[schemars(extend("x-kubernetes-validations" = [
     {
         "rule": "has(self.apiTokenSecretRef) != has(self.apiKeySecretRef)",
-        "message": "spec.acme.solvers[].dns01.cloudflare: set exactly one of apiTokenSecretRef (recommended) or apiKeySecretRef with email"
+        "message": "spec.acme.solvers[].dns01.cloudflare: set exactly one of apiTokenSecretRef (recommended) or apiKeySecretRef with email; remove the other"
     },
     {
         "rule": "!has(self.apiKeySecretRef) || has(self.email)",
-        "message": "spec.acme.solvers[].dns01.cloudflare.email: the global API key (apiKeySecretRef) needs the account's email"
+        "message": "spec.acme.solvers[].dns01.cloudflare.email: the global API key (apiKeySecretRef) needs the account's email; set email, or use an API token (apiTokenSecretRef)"
     }
 ]))]
 #[serde(rename_all = "camelCase")]

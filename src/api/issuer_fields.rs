@@ -29,7 +29,7 @@ fn absent(value: Option<&Value>) -> bool {
     value.is_none()
 }
 
-const DNS_PROVIDER: &str = "not supported by certweave yet: certweave solves DNS-01 with rfc2136, route53, cloudflare, acmeDNS, or a cert-manager webhook solver (the community's solvers for other providers work unchanged)";
+const DNS_PROVIDER: &str = "not supported by certweave yet; use rfc2136, route53, cloudflare or acmeDNS, or the provider's cert-manager webhook solver (the community's solvers work unchanged)";
 
 /// Fields of `spec`.
 pub const SPEC: &[Refused] = &[

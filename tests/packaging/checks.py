@@ -196,7 +196,10 @@ def check_deployment(
         "--log-format", "--webhook-addr", "--metrics-addr", "--solver-addr", "--namespace",
         "--leader-elect", "--webhook-service-name", "--webhook-config-name",
         "--webhook-secret-name", "--tls-cert-file", "--tls-key-file", "--proxy-image",
-        "--default-issuer", "--watch-namespaces",
+        "--default-issuer", "--watch-namespaces", "--disable-auto-approval",
+        "--dns01-recursive-nameservers", "--dns01-recursive-nameservers-only",
+        "--dns01-propagation-timeout", "--cluster-issuer-ambient-credentials",
+        "--issuer-ambient-credentials",
     }
     assert set(flags) <= known, f"{name}: unknown flags {set(flags) - known}"
     assert ("--tls-cert-file" in flags) == ("--tls-key-file" in flags), f"{name}: TLS file flags come in pairs"

@@ -35,5 +35,6 @@ def test_refusals_name_the_field(report, kind):
 def test_refused_subtrees_are_refused_not_kept(report):
     """A field inside a refused provider is refused, not "kept as given"."""
     rows = {path: status for path, status, _ in report["Issuer"]}
-    assert rows["spec.acme.solvers[].dns01.route53.region"] == "refused"
+    assert rows["spec.acme.solvers[].dns01.akamai.serviceConsumerDomain"] == "refused"
+    assert rows["spec.acme.solvers[].dns01.route53.region"] == "implemented"
     assert rows["spec.vault.server"] == "refused"

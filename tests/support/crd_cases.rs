@@ -347,9 +347,18 @@ pub fn refused_cluster_issuers() -> Vec<Refused> {
             "spec.acme.solvers[0].http01.ingress",
         ),
         (
-            // A cert-manager provider certweave lacks: pruned to `dns01: {}`.
             cluster_issuer_with(|s| s["acme"]["solvers"] = json!([{"dns01": {}}])),
-            "spec.acme.solvers[].dns01",
+            "spec.acme.solvers[].dns01: exactly one DNS-01 provider must be configured",
+            "spec.acme.solvers[0].dns01",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] = json!([{"dns01": {
+                    "rfc2136": {"nameserver": "10.0.0.53"},
+                    "cloudflare": {"apiTokenSecretRef": {"name": "cf", "key": "token"}},
+                }}])
+            }),
+            "spec.acme.solvers[].dns01: exactly one DNS-01 provider must be configured",
             "spec.acme.solvers[0].dns01",
         ),
         // cert-manager fields certweave does not implement: refused by name.
@@ -363,20 +372,32 @@ pub fn refused_cluster_issuers() -> Vec<Refused> {
         ),
         (
             cluster_issuer_with(|s| {
-                s["acme"]["solvers"] = json!([{"dns01": {"route53": {"region": "eu-west-1"}}}])
+                s["acme"]["solvers"] = json!([{"dns01": {"akamai": {
+                    "serviceConsumerDomain": "akab.example", "clientTokenSecretRef": {"name": "a", "key": "t"}}}}])
             }),
-            "spec.acme.solvers[].dns01.route53: not supported by certweave",
-            "spec.acme.solvers[0].dns01.route53",
+            "spec.acme.solvers[].dns01.akamai: not supported by certweave yet",
+            "spec.acme.solvers[0].dns01.akamai",
         ),
         (
             cluster_issuer_with(|s| {
-                s["acme"]["solvers"] = json!([{"dns01": {
-                    "cnameStrategy": "Follow",
-                    "rfc2136": {"nameserver": "10.0.0.53"},
-                }}])
+                s["acme"]["solvers"] = json!([{"dns01": {"route53": {
+                    "region": "eu-west-1",
+                    "auth": {"kubernetes": {"serviceAccountRef": {"name": "certweave"}}},
+                }}}])
             }),
-            "spec.acme.solvers[].dns01.cnameStrategy: Follow is not supported by certweave",
-            "spec.acme.solvers[0].dns01.cnameStrategy",
+            "spec.acme.solvers[].dns01.route53.auth: service-account token authentication is not supported",
+            "spec.acme.solvers[0].dns01.route53.auth",
+        ),
+        (
+            cluster_issuer_with(|s| {
+                s["acme"]["solvers"] = json!([{"dns01": {"cloudflare": {
+                    "email": "ops@example.com",
+                    "apiTokenSecretRef": {"name": "cf", "key": "token"},
+                    "apiKeySecretRef": {"name": "cf", "key": "key"},
+                }}}])
+            }),
+            "spec.acme.solvers[].dns01.cloudflare: set exactly one of apiTokenSecretRef",
+            "spec.acme.solvers[0].dns01.cloudflare",
         ),
         (
             cluster_issuer_with(|s| {
@@ -428,6 +449,32 @@ pub fn accepted_cluster_issuers() -> Vec<Value> {
                 {"http01": {"ingress": {"class": "traefik"}}},
                 {"http01": {"ingress": {"name": "web"}}},
                 {"http01": {}},
+            ])
+        }),
+        // cert-manager's documented DNS-01 providers, as its docs show them.
+        cluster_issuer_with(|s| {
+            s["acme"]["solvers"] = json!([
+                {"selector": {"dnsZones": ["aws.example.com"]},
+                 "dns01": {"cnameStrategy": "Follow", "route53": {
+                    "region": "eu-central-1",
+                    "hostedZoneID": "DIKER8JEXAMPLE",
+                    "accessKeyIDSecretRef": {"name": "prod-route53-credentials-secret", "key": "access-key-id"},
+                    "secretAccessKeySecretRef": {"name": "prod-route53-credentials-secret", "key": "secret-access-key"},
+                    "role": "arn:aws:iam::YYYYYYYYYYYY:role/dns-manager"}}},
+                {"selector": {"dnsZones": ["ambient.example.com"]},
+                 "dns01": {"route53": {"region": "us-east-1"}}},
+                {"selector": {"dnsZones": ["cf.example.com"]},
+                 "dns01": {"cloudflare": {"apiTokenSecretRef": {"name": "cloudflare-api-token-secret", "key": "api-token"}}}},
+                {"selector": {"dnsZones": ["cfkey.example.com"]},
+                 "dns01": {"cloudflare": {"email": "my-cloudflare-acc@example.com",
+                    "apiKeySecretRef": {"name": "cloudflare-api-key-secret", "key": "api-key"}}}},
+                {"selector": {"dnsZones": ["acmedns.example.com"]},
+                 "dns01": {"acmeDNS": {"host": "https://acme.example.com",
+                    "accountSecretRef": {"name": "acme-dns", "key": "acmedns.json"}}}},
+                {"selector": {"dnsZones": ["hetzner.example.com"]},
+                 "dns01": {"webhook": {"groupName": "acme.example.com", "solverName": "hetzner",
+                    "config": {"secretName": "hetzner-secret", "zoneName": "example.com",
+                               "apiUrl": "https://dns.hetzner.com/api/v1"}}}},
             ])
         }),
         cluster_issuer_with(|s| s["acme"]["server"] = json!("http://127.0.0.1:14000/dir")),

@@ -72,6 +72,9 @@ pub struct Pebble {
     pub tls_ca_pem: String,
     pub tls_ca_file: PathBuf,
     pub http01_port: u16,
+    /// The DNS server Pebble resolves through (its challtestsrv's, unless
+    /// [`PebbleOptions::dns_server`] named another).
+    pub dns_server: SocketAddr,
     challtestsrv_management: Option<String>,
 }
 
@@ -241,6 +244,7 @@ impl Pebble {
             tls_ca_pem: ca_cert.pem(),
             tls_ca_file,
             http01_port: options.http01_port,
+            dns_server,
             challtestsrv_management,
             children,
             dir,
