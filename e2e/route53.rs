@@ -34,11 +34,17 @@ pub async fn route53(e2e: &mut E2e) {
     let moto = Arc::new(Moto::start(pebble::free_port()));
     let zone_id = moto.create_zone(ZONE, false).await;
     let dns_pebble = Pebble::start(PebbleOptions::http01(pebble::free_port()));
-    let mirror = tokio::spawn(mirror(
-        moto.clone(),
-        zone_id.clone(),
+    let mirror = pebble::mirror_txt(
         dns_pebble.challtestsrv_management().unwrap(),
-    ));
+        CHALLENGE.into(),
+        {
+            let (moto, zone_id) = (moto.clone(), zone_id.clone());
+            move || {
+                let (moto, zone_id) = (moto.clone(), zone_id.clone());
+                async move { moto.txt(&zone_id, CHALLENGE).await }
+            }
+        },
+    );
 
     // The controller as the chart runs it, plus the Route53 endpoint and
     // the DNS server to check records through.
@@ -232,22 +238,4 @@ pub async fn route53(e2e: &mut E2e) {
         leaf.dns_names,
         events.len()
     ));
-}
-
-/// Copies the TXT values moto holds at [`CHALLENGE`] into challtestsrv
-/// whenever they change, until aborted.
-async fn mirror(moto: Arc<Moto>, zone_id: String, challtestsrv: String) {
-    let mut mirrored: Vec<String> = Vec::new();
-    loop {
-        let mut values = moto.txt(&zone_id, CHALLENGE).await;
-        values.sort();
-        if values != mirrored {
-            pebble::clear_txt(&challtestsrv, CHALLENGE).await;
-            for value in &values {
-                pebble::set_txt(&challtestsrv, CHALLENGE, value.trim_matches('"')).await;
-            }
-            mirrored = values;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

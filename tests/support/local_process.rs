@@ -20,6 +20,11 @@ impl Local {
     }
 
     pub fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// [`Local::start_with`] with `env` added to the process's environment.
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let log = dir.join(format!(
             "local-{}.log",
             SystemTime::now()
@@ -31,6 +36,7 @@ impl Local {
             .args(["local", "--dir"])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

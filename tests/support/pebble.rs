@@ -478,3 +478,31 @@ pub async fn clear_txt(management: &str, fqdn: &str) {
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
 }
+
+/// Copies the TXT values `read` returns for `fqdn` into challtestsrv at
+/// `management` whenever they change, every 200 ms until the task is
+/// aborted: for DNS providers that serve no DNS themselves (moto's
+/// Route53), so that what Pebble validates is exactly what the provider
+/// holds. `read` gives values as the provider spells them; surrounding
+/// quotes are dropped.
+pub fn mirror_txt<F, Fut>(management: String, fqdn: String, read: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<String>> + Send,
+{
+    tokio::spawn(async move {
+        let mut mirrored: Vec<String> = Vec::new();
+        loop {
+            let mut values = read().await;
+            values.sort();
+            if values != mirrored {
+                clear_txt(&management, &fqdn).await;
+                for value in &values {
+                    set_txt(&management, &fqdn, value.trim_matches('"')).await;
+                }
+                mirrored = values;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+}
