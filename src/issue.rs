@@ -5,11 +5,17 @@
 //! issuer checked the chain against the key and the requested names, and
 //! each atomically; when anything fails, nothing is written.
 
+mod dns01;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver, TsigAlgorithm};
+pub use dns01::{
+    resolve_dns_server, Dns01Choice, Dns01Flags, Dns01Provider, EnvLookup, CLOUDFLARE_API_KEY_ENV,
+    CLOUDFLARE_API_TOKEN_ENV,
+};
+
 use crate::issuers::acme::{
     AcmeConfig, AcmeIssuer, ExternalAccountBinding, FileKeyStore, Http01Solver, Solvers, Trust,
 };
@@ -37,8 +43,8 @@ pub struct AcmeChoice {
     pub account_key_file: PathBuf,
     /// Where the built-in HTTP-01 server listens, if HTTP-01 is used.
     pub http01_addr: Option<SocketAddr>,
-    /// The RFC 2136 server for DNS-01, if DNS-01 is used.
-    pub dns01: Option<Rfc2136Config>,
+    /// The DNS-01 provider and self-check, if DNS-01 is used.
+    pub dns01: Option<Dns01Choice>,
 }
 
 /// Which issuer signs a one-off certificate (`--issuer`). Not
@@ -71,11 +77,7 @@ pub struct IssueFlags {
     pub preferred_chain: Option<String>,
     pub acme_profile: Option<String>,
     pub http01_addr: Option<SocketAddr>,
-    pub dns01_rfc2136: Option<String>,
-    pub tsig_key_name: Option<String>,
-    pub tsig_secret: Option<String>,
-    pub tsig_algorithm: TsigAlgorithm,
-    pub dns01_tcp: bool,
+    pub dns01: Dns01Flags,
     pub ca_cert: Option<PathBuf>,
     pub ca_key: Option<PathBuf>,
 }
@@ -164,9 +166,17 @@ async fn issue_acme(
     key: &PrivateKey,
 ) -> Result<Bundle, IssueCommandError> {
     let dns01 = match acme.dns01 {
-        Some(config) => {
-            let solver = Rfc2136Solver::new(config).map_err(|e| explain(e, None))?;
-            Some(Arc::new(solver) as Arc<dyn crate::issuers::acme::DnsSolver>)
+        Some(choice) => {
+            let named = choice.named;
+            Some(choice.solver().map_err(|e| match e {
+                // The provider's settings are the flags': a usage error.
+                // RFC 2136's errors name their flags already, as before
+                // --dns01-provider existed.
+                IssueError::Config(problem) if named != Dns01Provider::Rfc2136 => {
+                    IssueCommandError::Input(format!("--dns01-provider {named}: {problem}"))
+                }
+                e => explain(e, None),
+            })?)
         }
         None => None,
     };
@@ -255,7 +265,15 @@ impl IssueFlags {
     /// other (a flag for another issuer is refused, not ignored); `Err` is a
     /// usage error (exit 2) naming the flag.
     pub async fn into_options(self) -> Result<IssueOptions, String> {
+        self.into_options_with_env(&|name| std::env::var(name).ok())
+            .await
+    }
+
+    /// [`Self::into_options`] with `env` as the environment secrets are
+    /// read from.
+    pub async fn into_options_with_env(self, env: EnvLookup<'_>) -> Result<IssueOptions, String> {
         let args = self;
+        let dns_names = args.dns_names.clone();
         let mut request = CertificateRequest::for_dns_names(args.dns_names);
         request.key_algorithm = args.key_algorithm;
         // A flag for another issuer is a mistake worth pointing out, not
@@ -286,8 +304,8 @@ impl IssueFlags {
             ),
             ("--http01-addr", args.http01_addr.is_some(), IssueWith::Acme),
             (
-                "--dns01-rfc2136",
-                args.dns01_rfc2136.is_some(),
+                args.dns01.first_given().unwrap_or_default(),
+                args.dns01.first_given().is_some(),
                 IssueWith::Acme,
             ),
             ("--ca-cert", args.ca_cert.is_some(), IssueWith::Ca),
@@ -341,18 +359,7 @@ impl IssueFlags {
                             .map_err(|e| format!("--eab-hmac-key: {e}"))?,
                     );
                 }
-                let dns01 = match args.dns01_rfc2136 {
-                    Some(server) => Some(Rfc2136Config {
-                        nameserver: resolve_dns_server(&server).await?,
-                        tsig_key_name: args.tsig_key_name.unwrap_or_default(),
-                        tsig_secret: args.tsig_secret.ok_or(
-                            "--dns01-rfc2136 needs --tsig-secret (or CERTWEAVE_TSIG_SECRET)",
-                        )?,
-                        tsig_algorithm: args.tsig_algorithm,
-                        tcp: args.dns01_tcp,
-                    }),
-                    None => None,
-                };
+                let dns01 = args.dns01.choose(&dns_names, env).await?;
                 let http01_addr = match (args.http01_addr, &dns01) {
                     (Some(addr), _) => Some(addr),
                     (None, None) => Some(SocketAddr::from(([0, 0, 0, 0], 80))),
@@ -372,29 +379,4 @@ impl IssueFlags {
             out_dir: args.out,
         })
     }
-}
-
-/// `--dns01-rfc2136 HOST[:PORT]` (port 53 by default) to one socket
-/// address; `Err` is a usage error naming the flag.
-pub async fn resolve_dns_server(server: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = server.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    let with_port = if server
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        server.to_owned()
-    } else {
-        format!("{server}:53")
-    };
-    let mut addresses = tokio::net::lookup_host(&with_port)
-        .await
-        .map_err(|e| format!("--dns01-rfc2136 {server}: cannot resolve: {e}"))?;
-    addresses
-        .next()
-        .ok_or_else(|| format!("--dns01-rfc2136 {server}: the name has no address"))
 }

@@ -183,14 +183,32 @@ enum Command {
     /// ACME: the account key (--account-key) is created if missing and
     /// reused afterwards; cert-manager's RSA account keys work too. Names
     /// are validated over HTTP-01 by a built-in listener (--http01-addr,
-    /// default 0.0.0.0:80 when no DNS-01 server is given) or over DNS-01
-    /// by RFC 2136 updates (--dns01-rfc2136); wildcards need DNS-01.
+    /// default 0.0.0.0:80 when DNS-01 is not used) or over DNS-01
+    /// (--dns01-provider route53, cloudflare, acmedns or rfc2136);
+    /// wildcards need DNS-01. DNS-01 secrets come from the environment or
+    /// files, never from the command line.
     ///
     /// Examples:
     ///   certweave issue --dns-name example.com --dns-name www.example.com \
     ///     --acme-directory https://acme-v02.api.letsencrypt.org/directory \
     ///     --email ops@example.com --account-key /var/lib/certweave/account.key \
     ///     --out /etc/tls/example
+    ///   AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... certweave issue \
+    ///     --dns-name example.com --dns-name '*.example.com' \
+    ///     --acme-directory https://acme-v02.api.letsencrypt.org/directory \
+    ///     --account-key account.key --out ./tls \
+    ///     --dns01-provider route53 --route53-hosted-zone-id Z0123456789ABC
+    ///   CLOUDFLARE_API_TOKEN=... certweave issue --dns-name '*.example.com' \
+    ///     --acme-directory https://acme-v02.api.letsencrypt.org/directory \
+    ///     --account-key account.key --out ./tls --dns01-provider cloudflare
+    ///   certweave issue --dns-name '*.example.com' \
+    ///     --acme-directory https://acme-v02.api.letsencrypt.org/directory \
+    ///     --account-key account.key --out ./tls --dns01-provider acmedns \
+    ///     --acme-dns-host https://auth.acme-dns.io --acme-dns-account-file acmedns.json
+    ///   CERTWEAVE_TSIG_SECRET=... certweave issue --dns-name '*.example.com' \
+    ///     --acme-directory https://acme-v02.api.letsencrypt.org/directory \
+    ///     --account-key account.key --out ./tls \
+    ///     --dns01-rfc2136 ns1.example.com --tsig-key-name certweave
     ///   certweave issue --issuer ca --ca-cert ca.crt --ca-key ca.key \
     ///     --dns-name api.internal --out ./api
     #[command(verbatim_doc_comment)]

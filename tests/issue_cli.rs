@@ -4,12 +4,15 @@
 
 #[path = "support/bind9.rs"]
 mod bind9;
+#[path = "support/moto.rs"]
+mod moto;
 #[path = "support/pebble.rs"]
 mod pebble;
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use certweave::issuers::selfsigned::SelfSignedIssuer;
@@ -273,6 +276,109 @@ async fn dns01_flags_issue_a_wildcard_and_a_wrong_tsig_secret_is_explained() {
     assert_nothing_written(&out);
 }
 
+/// `--dns01-provider route53` end to end, credentials and endpoint from
+/// the environment as a user would set them: moto holds the zone; it
+/// serves no DNS, so its TXT records at the challenge name are mirrored
+/// into the challtestsrv Pebble resolves through, and the self-check asks
+/// there too (`--dns01-recursive-nameservers-only`). Without credentials
+/// in the environment the command is refused, naming the variables.
+#[tokio::test(flavor = "multi_thread")]
+async fn dns01_provider_route53_issues_a_wildcard_with_the_environments_aws_credentials() {
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    const CHALLENGE: &str = "_acme-challenge.r53.example.test";
+    let moto = Arc::new(moto::Moto::start(pebble::free_port()));
+    let zone = moto.create_zone("r53.example.test", false).await;
+    let pebble = Pebble::start(PebbleOptions::http01(pebble::free_port()));
+    let mirror = pebble::mirror_txt(
+        pebble.challtestsrv_management().unwrap(),
+        CHALLENGE.into(),
+        {
+            let (moto, zone) = (moto.clone(), zone.clone());
+            move || {
+                let (moto, zone) = (moto.clone(), zone.clone());
+                async move { moto.txt(&zone, CHALLENGE).await }
+            }
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let account_key = dir.path().join("account.key");
+    let nameserver = pebble.dns_server.to_string();
+    let run = |out: &Path, aws: &[(&str, &str)]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_certweave"));
+        command
+            .args([
+                "issue",
+                "--dns-name",
+                "r53.example.test",
+                "--dns-name",
+                "*.r53.example.test",
+                "--acme-directory",
+                &pebble.directory_url,
+                "--acme-ca-bundle",
+                pebble.tls_ca_file.to_str().unwrap(),
+                "--account-key",
+                account_key.to_str().unwrap(),
+                "--dns01-provider",
+                "route53",
+                "--route53-hosted-zone-id",
+                &format!("/hostedzone/{zone}"),
+                "--dns01-recursive-nameservers",
+                &nameserver,
+                "--dns01-recursive-nameservers-only",
+                "--dns01-propagation-timeout",
+                "30",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .env("RUST_LOG", "info");
+        // Only what the test gives: no AWS settings of whoever runs it.
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("AWS_")) {
+            command.env_remove(name);
+        }
+        command.envs(aws.iter().copied());
+        command.output()
+    };
+
+    let out = dir.path().join("tls");
+    let output = run(
+        &out,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+        ],
+    )
+    .await
+    .unwrap();
+    mirror.abort();
+    let text = stderr(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+    assert_bundle(
+        &out,
+        &["r53.example.test", "*.r53.example.test"],
+        &pebble.root(0).await,
+    );
+    assert!(
+        moto.txt(&zone, CHALLENGE).await.is_empty(),
+        "challenge records left in Route53"
+    );
+
+    let out = dir.path().join("no-credentials");
+    let output = run(&out, &[("AWS_ENDPOINT_URL", &moto.endpoint)])
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(
+        text.contains("--dns01-provider route53:")
+            && text.contains("AWS_ACCESS_KEY_ID")
+            && text.contains("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        "{text}"
+    );
+    assert_nothing_written(&out);
+}
+
 #[test]
 fn selfsigned_issues_with_every_key_algorithm() {
     let dir = tempfile::tempdir().unwrap();
@@ -449,6 +555,54 @@ fn usage_errors_exit_2_and_name_the_flag() {
                 out_arg,
             ],
             "--ca-key only applies to --issuer ca",
+        ),
+        (
+            vec![
+                "issue",
+                "--dns-name",
+                "a.test",
+                "--acme-directory",
+                "https://127.0.0.1:9/dir",
+                "--account-key",
+                "/nonexistent/account.key",
+                "--dns01-provider",
+                "rfc2136",
+                "--out",
+                out_arg,
+            ],
+            "--dns01-provider rfc2136 needs --dns01-rfc2136 SERVER",
+        ),
+        (
+            vec![
+                "issue",
+                "--dns-name",
+                "a.test",
+                "--acme-directory",
+                "https://127.0.0.1:9/dir",
+                "--account-key",
+                "/nonexistent/account.key",
+                "--dns01-provider",
+                "acmedns",
+                "--route53-role",
+                "arn:aws:iam::123456789012:role/dns01",
+                "--out",
+                out_arg,
+            ],
+            "--route53-role only applies to --dns01-provider route53, not acmedns",
+        ),
+        (
+            vec![
+                "issue",
+                "--issuer",
+                "selfsigned",
+                "--dns01-provider",
+                "cloudflare",
+                "--dns-name",
+                "a.test",
+                "--out",
+                out_arg,
+            ],
+            "--dns01-provider only applies to --issuer acme",
         ),
     ] {
         let output = certweave(&args);

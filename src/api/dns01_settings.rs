@@ -1,6 +1,7 @@
 //! From a `solvers[].dns01` block to the engine's DNS-01 solver: the
-//! provider, with CNAME following and the self-check around it
-//! ([`CheckedSolver`]). Shared by `certweave local` and the controller
+//! provider's settings as a [`DnsProvider`], which builds it and wraps it
+//! with CNAME following and the self-check ([`CheckedSolver`]) as it does
+//! for `certweave issue`. Shared by `certweave local` and the controller
 //! through [`super::acme_settings`].
 //!
 //! Credentials come from the Secrets the caller read ([`SecretReader`]);
@@ -17,15 +18,14 @@ use super::issuer::{
     Rfc2136Solver as Rfc2136Spec, Route53Solver as Route53Spec, SecretKeySelector,
     WebhookSolver as WebhookSpec,
 };
-use crate::issuers::acme::dns::acme_dns::{parse_accounts, AcmeDnsConfig, AcmeDnsSolver};
+use crate::issuers::acme::dns::acme_dns::{parse_accounts, AcmeDnsConfig};
 use crate::issuers::acme::dns::api::excerpt;
 use crate::issuers::acme::dns::check::{CheckedSolver, DnsChecks};
-use crate::issuers::acme::dns::cloudflare::{CloudflareAuth, CloudflareConfig, CloudflareSolver};
-use crate::issuers::acme::dns::route53::{
-    AwsCredentials, Route53Config, Route53Credentials, Route53Solver,
-};
+use crate::issuers::acme::dns::cloudflare::{CloudflareAuth, CloudflareConfig};
+use crate::issuers::acme::dns::provider::DnsProvider;
+use crate::issuers::acme::dns::route53::{AwsCredentials, Route53Config, Route53Credentials};
 use crate::issuers::acme::dns::webhook::{WebhookConfig, WebhookSolver, WebhookTransport};
-use crate::issuers::acme::dns01::{Rfc2136Config, Rfc2136Solver};
+use crate::issuers::acme::dns01::Rfc2136Config;
 use crate::issuers::acme::DnsSolver;
 use crate::model::IssueError;
 use crate::store::ObjectKey;
@@ -106,41 +106,44 @@ pub fn dns01_solver(
         id: secrets.id,
         path: format!("{path}.{field}"),
     };
-    // RFC 2136 checks the record on the primary server it updated; the
-    // recursive self-check is added when nameservers are given for it.
-    // Hosted providers answer before their nameservers serve the record,
-    // so the self-check always runs for them.
-    let (provider, self_check): (Arc<dyn DnsSolver>, bool) = if let Some(rfc2136) = &spec.rfc2136 {
+    let (provider, field) = if let Some(rfc2136) = &spec.rfc2136 {
         (
             rfc2136_provider(rfc2136, secrets, at("rfc2136"))?,
-            !context.checks.recursive_nameservers.is_empty(),
+            "rfc2136",
         )
     } else if let Some(route53) = &spec.route53 {
         (
             route53_provider(route53, secrets, context, at("route53"))?,
-            true,
+            "route53",
         )
     } else if let Some(cloudflare) = &spec.cloudflare {
         (
             cloudflare_provider(cloudflare, secrets, at("cloudflare"))?,
-            true,
+            "cloudflare",
         )
     } else if let Some(acme_dns) = &spec.acme_dns {
-        (acme_dns_provider(acme_dns, secrets, at("acmeDNS"))?, true)
+        (
+            acme_dns_provider(acme_dns, secrets, at("acmeDNS"))?,
+            "acmeDNS",
+        )
     } else if let Some(webhook) = &spec.webhook {
-        (webhook_provider(webhook, context, at("webhook"))?, true)
+        // Like the hosted providers, webhook solvers answer before the
+        // record is served: always self-checked.
+        return Ok(Arc::new(CheckedSolver::new(
+            webhook_provider(webhook, context, at("webhook"))?,
+            context.checks.clone(),
+            spec.follows_cnames(),
+            true,
+        )));
     } else {
         return Err(IssueError::Config(format!(
             "{}: {path}: no DNS-01 provider is configured; configure one of rfc2136, route53, cloudflare, acmeDNS or webhook",
             secrets.id
         )));
     };
-    Ok(Arc::new(CheckedSolver::new(
-        provider,
-        context.checks.clone(),
-        spec.follows_cnames(),
-        self_check,
-    )))
+    provider
+        .checked(context.checks.clone(), spec.follows_cnames())
+        .map_err(|e| at(field).wrap(e))
 }
 
 /// Names a field of the issuer in configuration errors.
@@ -167,7 +170,7 @@ fn rfc2136_provider(
     spec: &Rfc2136Spec,
     secrets: &SecretReader<'_>,
     at: Field<'_>,
-) -> Result<Arc<dyn DnsSolver>, IssueError> {
+) -> Result<DnsProvider, IssueError> {
     let nameserver = if spec.nameserver.contains(':') {
         spec.nameserver.clone()
     } else {
@@ -189,15 +192,13 @@ fn rfc2136_provider(
         .unwrap_or("HMACSHA256")
         .parse()
         .map_err(|e| at.error(format_args!("tsigAlgorithm: {e}")))?;
-    let solver = Rfc2136Solver::new(Rfc2136Config {
+    Ok(DnsProvider::Rfc2136(Rfc2136Config {
         nameserver,
         tsig_key_name: spec.tsig_key_name.clone().unwrap_or_default(),
         tsig_secret: secret,
         tsig_algorithm: algorithm,
         tcp: spec.protocol.as_deref() == Some("TCP"),
-    })
-    .map_err(|e| at.wrap(e))?;
-    Ok(Arc::new(solver))
+    }))
 }
 
 fn route53_provider(
@@ -205,7 +206,7 @@ fn route53_provider(
     secrets: &SecretReader<'_>,
     context: &Dns01Context,
     at: Field<'_>,
-) -> Result<Arc<dyn DnsSolver>, IssueError> {
+) -> Result<DnsProvider, IssueError> {
     let key_id = match (&spec.access_key_id, &spec.access_key_id_secret_ref) {
         (Some(inline), _) => Some(inline.clone()),
         (None, Some(selector)) => {
@@ -240,15 +241,14 @@ fn route53_provider(
     let mut config = Route53Config::new(spec.region.as_deref().unwrap_or(""), credentials);
     config.hosted_zone_id = spec.hosted_zone_id.clone().filter(|id| !id.is_empty());
     config.role = spec.role.clone().filter(|role| !role.is_empty());
-    let solver = Route53Solver::new(config).map_err(|e| at.wrap(e))?;
-    Ok(Arc::new(solver))
+    Ok(DnsProvider::Route53(config))
 }
 
 fn cloudflare_provider(
     spec: &CloudflareSpec,
     secrets: &SecretReader<'_>,
     at: Field<'_>,
-) -> Result<Arc<dyn DnsSolver>, IssueError> {
+) -> Result<DnsProvider, IssueError> {
     let auth =
         match (&spec.api_token_secret_ref, &spec.api_key_secret_ref) {
             (Some(token), None) => CloudflareAuth::ApiToken(secrets.value(
@@ -271,27 +271,24 @@ fn cloudflare_provider(
                 "set exactly one of apiTokenSecretRef (recommended) or apiKeySecretRef with email",
             )),
         };
-    let solver = CloudflareSolver::new(CloudflareConfig::new(auth)).map_err(|e| at.wrap(e))?;
-    Ok(Arc::new(solver))
+    Ok(DnsProvider::Cloudflare(CloudflareConfig::new(auth)))
 }
 
 fn acme_dns_provider(
     spec: &AcmeDnsSpec,
     secrets: &SecretReader<'_>,
     at: Field<'_>,
-) -> Result<Arc<dyn DnsSolver>, IssueError> {
+) -> Result<DnsProvider, IssueError> {
     let json = secrets.value(
         &spec.account_secret_ref,
         "acmedns.json",
         "the acme-dns account map",
     )?;
     let accounts = parse_accounts(json.as_bytes()).map_err(|e| at.wrap(e))?;
-    let solver = AcmeDnsSolver::new(AcmeDnsConfig {
+    Ok(DnsProvider::AcmeDns(AcmeDnsConfig {
         host: spec.host.clone(),
         accounts,
-    })
-    .map_err(|e| at.wrap(e))?;
-    Ok(Arc::new(solver))
+    }))
 }
 
 fn webhook_provider(

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use certweave::issue::{IssueFlags, IssueWith};
+use certweave::issue::{Dns01Flags, Dns01Provider, IssueFlags, IssueWith};
 use certweave::issuers::acme::dns01::TsigAlgorithm;
 use certweave::pki::KeyAlgorithm;
 
+use super::dns01::Dns01Args;
 use super::exit_runtime;
 
 #[derive(Args)]
@@ -66,8 +67,16 @@ pub struct IssueArgs {
     /// port 80 of every name.
     #[arg(long, value_name = "ADDR")]
     http01_addr: Option<SocketAddr>,
+    /// Validate over DNS-01 through this provider: it publishes the
+    /// _acme-challenge TXT records (wildcards need DNS-01). Secrets come
+    /// from the environment or files, never from the command line; see
+    /// each provider's flags below. Example: --dns01-provider cloudflare
+    #[arg(long, value_enum, value_name = "PROVIDER")]
+    dns01_provider: Option<Dns01Provider>,
     /// DNS server (HOST[:PORT], default port 53) that accepts RFC 2136
-    /// updates for the names' zones: enables DNS-01.
+    /// updates for the names' zones: enables DNS-01 (--dns01-provider
+    /// rfc2136). Example: CERTWEAVE_TSIG_SECRET=... certweave issue ...
+    /// --dns01-rfc2136 ns1.example.com --tsig-key-name certweave
     #[arg(
         long = "dns01-rfc2136",
         value_name = "SERVER",
@@ -97,6 +106,16 @@ pub struct IssueArgs {
     /// firewalls that take updates over TCP); UDP by default.
     #[arg(long, requires = "dns01_rfc2136")]
     dns01_tcp: bool,
+    #[command(flatten)]
+    hosted_dns01: Box<HostedDns01Args>,
+    #[command(flatten)]
+    dns01_checks: Dns01Args,
+    /// Put the TXT record where a CNAME at `_acme-challenge.<name>` leads
+    /// (the challenge delegated to another zone), as an Issuer's
+    /// `cnameStrategy: Follow`. Without it such a CNAME is an error that
+    /// says to add this flag.
+    #[arg(long)]
+    dns01_follow_cnames: bool,
     /// CA certificate (PEM) for --issuer ca.
     #[arg(long, value_name = "FILE", required_if_eq("issuer", "ca"))]
     ca_cert: Option<PathBuf>,
@@ -105,9 +124,70 @@ pub struct IssueArgs {
     ca_key: Option<PathBuf>,
 }
 
+/// The flags of the hosted DNS-01 providers (`--dns01-provider route53,
+/// cloudflare, acmedns`); their secrets are read from the environment or
+/// files, never from argv. Boxed in [`IssueArgs`]: the flags are many and
+/// the command enum stays small.
+#[derive(Args)]
+struct HostedDns01Args {
+    /// Route53: AWS region, for STS (--route53-role) and the partition
+    /// (aws-cn, aws-us-gov); Route53 itself is global. Default:
+    /// AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1. Credentials
+    /// are the environment's: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+    /// (with AWS_SESSION_TOKEN), else AWS_WEB_IDENTITY_TOKEN_FILE with
+    /// AWS_ROLE_ARN; AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_ROUTE_53,
+    /// AWS_ENDPOINT_URL_STS) for a Route53-compatible API. Example:
+    /// AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... certweave issue ...
+    /// --dns01-provider route53 --route53-region eu-west-1
+    #[arg(long, value_name = "REGION")]
+    route53_region: Option<String>,
+    /// Route53: the hosted zone to write to (Z0123..., with or without
+    /// /hostedzone/); default: the deepest public zone holding the name,
+    /// which needs route53:ListHostedZonesByName.
+    #[arg(long, value_name = "ID")]
+    route53_hosted_zone_id: Option<String>,
+    /// Route53: IAM role to assume with STS before changing records.
+    /// Example: --route53-role arn:aws:iam::123456789012:role/dns01
+    #[arg(long, value_name = "ARN")]
+    route53_role: Option<String>,
+    /// Cloudflare: file holding an API token (Zone:Read and DNS:Edit on
+    /// the zones), instead of the CLOUDFLARE_API_TOKEN environment
+    /// variable; a trailing newline is ignored. Examples:
+    /// CLOUDFLARE_API_TOKEN=... certweave issue ... --dns01-provider
+    /// cloudflare, or --dns01-provider cloudflare
+    /// --cloudflare-api-token-file /run/secrets/cloudflare-token
+    #[arg(long, value_name = "FILE")]
+    cloudflare_api_token_file: Option<PathBuf>,
+    /// Cloudflare: the account's email, for the global API key
+    /// (CLOUDFLARE_API_KEY or --cloudflare-api-key-file); not used with a
+    /// token.
+    #[arg(long, value_name = "EMAIL")]
+    cloudflare_email: Option<String>,
+    /// Cloudflare: file holding the global API key, instead of the
+    /// CLOUDFLARE_API_KEY environment variable (with --cloudflare-email).
+    /// A token is better: it can be limited to the zones.
+    #[arg(long, value_name = "FILE")]
+    cloudflare_api_key_file: Option<PathBuf>,
+    /// Cloudflare: API base URL, for a proxy or a test server. Default:
+    /// https://api.cloudflare.com/client/v4
+    #[arg(long, value_name = "URL")]
+    cloudflare_api_url: Option<String>,
+    /// acme-dns: the server's API URL. Example: --dns01-provider acmedns
+    /// --acme-dns-host https://auth.acme-dns.io --acme-dns-account-file
+    /// acmedns.json
+    #[arg(long, value_name = "URL")]
+    acme_dns_host: Option<String>,
+    /// acme-dns: JSON file of accounts by domain, as cert-manager's
+    /// acmedns.json: {"example.com": what POST /register answered}; each
+    /// _acme-challenge.DOMAIN is a CNAME to its account's fulldomain.
+    #[arg(long, value_name = "FILE")]
+    acme_dns_account_file: Option<PathBuf>,
+}
+
 impl IssueArgs {
     /// The flags as the library takes them.
     fn into_flags(self) -> IssueFlags {
+        let hosted = *self.hosted_dns01;
         IssueFlags {
             dns_names: self.dns_names,
             out: self.out,
@@ -123,11 +203,25 @@ impl IssueArgs {
             preferred_chain: self.preferred_chain,
             acme_profile: self.acme_profile,
             http01_addr: self.http01_addr,
-            dns01_rfc2136: self.dns01_rfc2136,
-            tsig_key_name: self.tsig_key_name,
-            tsig_secret: self.tsig_secret,
-            tsig_algorithm: self.tsig_algorithm,
-            dns01_tcp: self.dns01_tcp,
+            dns01: Dns01Flags {
+                provider: self.dns01_provider,
+                rfc2136: self.dns01_rfc2136,
+                tsig_key_name: self.tsig_key_name,
+                tsig_secret: self.tsig_secret,
+                tsig_algorithm: self.tsig_algorithm,
+                tcp: self.dns01_tcp,
+                route53_region: hosted.route53_region,
+                route53_hosted_zone_id: hosted.route53_hosted_zone_id,
+                route53_role: hosted.route53_role,
+                cloudflare_api_token_file: hosted.cloudflare_api_token_file,
+                cloudflare_email: hosted.cloudflare_email,
+                cloudflare_api_key_file: hosted.cloudflare_api_key_file,
+                cloudflare_api_url: hosted.cloudflare_api_url,
+                acme_dns_host: hosted.acme_dns_host,
+                acme_dns_account_file: hosted.acme_dns_account_file,
+                checks: self.dns01_checks.checks(),
+                follow_cnames: self.dns01_follow_cnames,
+            },
             ca_cert: self.ca_cert,
             ca_key: self.ca_key,
         }

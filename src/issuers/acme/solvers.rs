@@ -207,8 +207,9 @@ impl Solvers {
             (_, Some(dns)) if wildcard => Ok(Method::Dns01(dns)),
             (_, None) if wildcard => Err(IssueError::Config(format!(
                 "{name} is a wildcard name, and wildcards can only be validated with DNS-01; \
-                 configure an RFC 2136 DNS-01 solver (--dns01-rfc2136 SERVER --tsig-key-name \
-                 --tsig-secret) or list the names without the wildcard"
+                 configure a DNS-01 solver (--dns01-provider route53, cloudflare or acmedns, \
+                 or --dns01-rfc2136 SERVER --tsig-key-name with CERTWEAVE_TSIG_SECRET) or list \
+                 the names without the wildcard"
             ))),
             (Some(http), _) => Ok(Method::Http01(http, None)),
             (None, Some(_)) if is_ip => Err(IssueError::Config(format!(
@@ -217,7 +218,7 @@ impl Solvers {
             ))),
             (None, Some(dns)) => Ok(Method::Dns01(dns)),
             (None, None) => Err(IssueError::Config(
-                "no ACME challenge solver is configured: give an HTTP-01 address or an RFC 2136 DNS-01 server".into(),
+                "no ACME challenge solver is configured: give an HTTP-01 address or a DNS-01 provider".into(),
             )),
         }
     }

@@ -193,6 +193,28 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// The account for `domain` (without `*.` or a trailing dot): its own key,
+/// else the key with `*.`, compared without case or trailing dots. Shared
+/// with `certweave issue`, which checks every name has one before it asks
+/// the CA for anything.
+pub fn account_for<'a>(
+    accounts: &'a BTreeMap<String, AcmeDnsAccount>,
+    domain: &str,
+) -> Option<&'a AcmeDnsAccount> {
+    let domain = domain.trim_end_matches('.');
+    let wildcard = format!("*.{domain}");
+    accounts
+        .get(domain)
+        .or_else(|| accounts.get(&wildcard))
+        .or_else(|| {
+            accounts.iter().find_map(|(key, account)| {
+                let key = key.trim_end_matches('.');
+                (key.eq_ignore_ascii_case(domain) || key.eq_ignore_ascii_case(&wildcard))
+                    .then_some(account)
+            })
+        })
+}
+
 /// cert-manager's `dns01.acmeDNS` block with its Secret read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcmeDnsConfig {
@@ -254,25 +276,14 @@ impl AcmeDnsSolver {
     /// The account for `domain`: its own key, or the key with `*.`.
     fn account(&self, domain: &str) -> Result<&AcmeDnsAccount, IssueError> {
         let domain = domain.trim_end_matches('.');
-        let wildcard = format!("*.{domain}");
-        self.accounts
-            .get(domain)
-            .or_else(|| self.accounts.get(&wildcard))
-            .or_else(|| {
-                self.accounts.iter().find_map(|(key, account)| {
-                    let key = key.trim_end_matches('.');
-                    (key.eq_ignore_ascii_case(domain) || key.eq_ignore_ascii_case(&wildcard))
-                        .then_some(account)
-                })
-            })
-            .ok_or_else(|| {
-                IssueError::Config(format!(
-                    "the acme-dns account Secret has no account for {domain}: register one with \
-                     the acme-dns server (POST /register), add the answer under the key \
-                     {domain:?} (without \"*.\", also for a wildcard), and point \
-                     _acme-challenge.{domain} at its fulldomain with a CNAME"
-                ))
-            })
+        account_for(&self.accounts, domain).ok_or_else(|| {
+            IssueError::Config(format!(
+                "the acme-dns account Secret has no account for {domain}: register one with \
+                 the acme-dns server (POST /register), add the answer under the key \
+                 {domain:?} (without \"*.\", also for a wildcard), and point \
+                 _acme-challenge.{domain} at its fulldomain with a CNAME"
+            ))
+        })
     }
 
     /// Sets `record.value` as the newest TXT value of the subdomain of

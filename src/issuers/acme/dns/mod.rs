@@ -12,13 +12,16 @@
 //!
 //! Where the record goes (a delegated `_acme-challenge` CNAME followed) and
 //! whether the world can see it yet are the same question for every
-//! provider, so they are answered once, around the provider.
+//! provider, so they are answered once, around the provider ([`check`]);
+//! [`provider`] builds a provider from its settings and wraps it, for
+//! Issuers and `certweave issue` alike.
 
 pub mod acme_dns;
 pub mod api;
 pub(crate) mod aws;
 pub mod check;
 pub mod cloudflare;
+pub mod provider;
 pub mod route53;
 pub mod webhook;
 pub(crate) mod wire;

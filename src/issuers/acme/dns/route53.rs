@@ -306,17 +306,10 @@ impl Route53Solver {
                 region.clone()
             },
         };
-        let hosted_zone_id = config
-            .hosted_zone_id
-            .map(|id| bare_id(id.trim(), "/hostedzone/").to_owned())
-            .filter(|id| !id.is_empty());
-        if let Some(id) = &hosted_zone_id {
-            if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(IssueError::Config(format!(
-                    "Route53 hostedZoneID {id:?} is not a hosted zone ID (letters and digits, like Z0123456789ABCDEFGHIJ)"
-                )));
-            }
-        }
+        let hosted_zone_id = match &config.hosted_zone_id {
+            Some(id) => check_hosted_zone_id(id, "hostedZoneID")?,
+            None => None,
+        };
         let client = ApiClient::shared();
         Ok(Self {
             credentials: CredentialProvider::new(client.clone(), source, role, sts),
@@ -460,7 +453,7 @@ impl Route53Solver {
             )
         };
         Err(IssueError::Config(format!(
-            "no public Route53 hosted zone holds {name} for the {}: tried {}{private}; create the zone in this account, or give hostedZoneID",
+            "no public Route53 hosted zone holds {name} for the {}: tried {}{private}; create the zone in this account, or give hostedZoneID (certweave issue: --route53-hosted-zone-id)",
             self.credentials.describe(),
             tried.join(", ")
         )))
@@ -608,7 +601,7 @@ impl Route53Solver {
             if let Some(error) = aws::parse_error(&response.body) {
                 if error.code == "NoSuchHostedZone" {
                     return Err(IssueError::Config(format!(
-                        "{what}: {}; check hostedZoneID, and that the zone is in the account of the {}",
+                        "{what}: {}; check hostedZoneID (certweave issue: --route53-hosted-zone-id), and that the zone is in the account of the {}",
                         api::excerpt(&error.message),
                         self.credentials.describe()
                     )));
@@ -663,11 +656,28 @@ fn ambient_source(lookup: impl Fn(&str) -> Option<String>) -> Result<CredentialS
         });
     }
     Err(IssueError::Config(
-        "Route53 has no keys and no ambient AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run under an EKS service account with an IAM role (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN), or give accessKeyID and secretAccessKeySecretRef; instance profiles and shared credential files are not read".into(),
+        "Route53 has no keys and no ambient AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run under an EKS service account with an IAM role (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN); instance profiles and shared credential files are not read (an Issuer may name its own keys instead: accessKeyID and secretAccessKeySecretRef)".into(),
     ))
 }
 
-fn check_role_arn(arn: &str, what: &str) -> Result<(), IssueError> {
+/// `hostedZoneID` as Route53 takes it: without `/hostedzone/`, `None`
+/// when empty; `what` names the setting in the error (a field, a flag).
+pub fn check_hosted_zone_id(id: &str, what: &str) -> Result<Option<String>, IssueError> {
+    let id = bare_id(id.trim(), "/hostedzone/");
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(IssueError::Config(format!(
+            "Route53 {what} {id:?} is not a hosted zone ID (letters and digits, like Z0123456789ABCDEFGHIJ)"
+        )));
+    }
+    Ok(Some(id.to_owned()))
+}
+
+/// Checks that `arn` names an IAM role; `what` names the setting in the
+/// error (a field, a flag, an environment variable).
+pub fn check_role_arn(arn: &str, what: &str) -> Result<(), IssueError> {
     if arn.starts_with("arn:") && arn.contains(":role/") {
         Ok(())
     } else {
