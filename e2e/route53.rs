@@ -37,30 +37,14 @@ pub async fn route53(e2e: &mut E2e) {
     let mirror = pebble::mirror_txt(
         dns_pebble.challtestsrv_management().unwrap(),
         CHALLENGE.into(),
-        {
-            let (moto, zone_id) = (moto.clone(), zone_id.clone());
-            move || {
-                let (moto, zone_id) = (moto.clone(), zone_id.clone());
-                async move { moto.txt(&zone_id, CHALLENGE).await }
-            }
-        },
+        moto.txt_reader(&zone_id, CHALLENGE),
     );
 
     // The controller as the chart runs it, plus the Route53 endpoint and
     // the DNS server to check records through.
-    e2e.controller.stop();
-    let token =
-        chart::service_account_token(&e2e.client, CONTROLLER_NAMESPACE, chart::RELEASE).await;
-    let kubeconfig = e2e
-        .cluster
-        .kubeconfig_for("certweave-serviceaccount", &token);
     let nameserver = dns_pebble.dns_server.to_string();
-    e2e.controller = Controller::start_with_env(
-        &e2e.cluster,
-        &kubeconfig,
-        e2e.pebble.http01_port,
-        Serving::Files,
-        CONTROLLER_NAMESPACE,
+    restart_controller(
+        e2e,
         &[
             "--dns01-recursive-nameservers",
             &nameserver,
@@ -71,14 +55,6 @@ pub async fn route53(e2e: &mut E2e) {
         &[("AWS_ENDPOINT_URL", moto.endpoint.as_str())],
     )
     .await;
-    chart::route_webhooks(
-        &e2e.client,
-        chart::RELEASE,
-        &e2e.controller.webhook_url,
-        &e2e.controller.webhook_ca_bundle,
-    )
-    .await;
-    e2e.wait_for_webhook().await;
 
     // cert-manager's documented Route53 solver: keys from a Secret, the
     // hosted zone looked up (no hostedZoneID).
@@ -222,8 +198,34 @@ pub async fn route53(e2e: &mut E2e) {
     mirror.abort();
 
     // Back to the controller as every later step expects it.
+    restart_controller(e2e, &[], &[]).await;
+    say(&format!(
+        "[9/{STEPS}] Route53: wildcard and apex {:?} issued, {left} TXT records left; \
+         misconfigured solver: {misconfigured:?} after {attempts} attempt(s), {} Event(s)",
+        leaf.dns_names,
+        events.len()
+    ));
+}
+
+/// Restarts the controller as the chart's ServiceAccount with `args` and
+/// `env` added, and routes the chart's webhooks to it.
+async fn restart_controller(e2e: &mut E2e, args: &[&str], env: &[(&str, &str)]) {
     e2e.controller.stop();
-    e2e.controller = Controller::start(&e2e.cluster, &kubeconfig, e2e.pebble.http01_port).await;
+    let token =
+        chart::service_account_token(&e2e.client, CONTROLLER_NAMESPACE, chart::RELEASE).await;
+    let kubeconfig = e2e
+        .cluster
+        .kubeconfig_for("certweave-serviceaccount", &token);
+    e2e.controller = Controller::start_with_env(
+        &e2e.cluster,
+        &kubeconfig,
+        e2e.pebble.http01_port,
+        Serving::Files,
+        CONTROLLER_NAMESPACE,
+        args,
+        env,
+    )
+    .await;
     chart::route_webhooks(
         &e2e.client,
         chart::RELEASE,
@@ -232,10 +234,4 @@ pub async fn route53(e2e: &mut E2e) {
     )
     .await;
     e2e.wait_for_webhook().await;
-    say(&format!(
-        "[9/{STEPS}] Route53: wildcard and apex {:?} issued, {left} TXT records left; \
-         misconfigured solver: {misconfigured:?} after {attempts} attempt(s), {} Event(s)",
-        leaf.dns_names,
-        events.len()
-    ));
 }

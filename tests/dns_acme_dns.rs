@@ -14,15 +14,10 @@ mod bind9;
 mod pebble;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use acme_dns::AcmeDns;
 use certweave::issuers::acme::dns::acme_dns::{parse_accounts, AcmeDnsConfig, AcmeDnsSolver};
-use certweave::issuers::acme::{
-    AcmeConfig, AcmeIssuer, DnsSolver, MemoryKeyStore, Solvers, Trust, TxtRecord,
-};
-use certweave::model::{CertificateRequest, Issuer, RequestOrigin};
-use certweave::pki::{self, KeyAlgorithm, PrivateKey};
+use certweave::issuers::acme::{DnsSolver, TxtRecord};
 use pebble::{Pebble, PebbleOptions};
 use serde_json::{json, Value};
 
@@ -137,42 +132,14 @@ async fn issues_a_wildcard_and_apex_certificate_through_a_cname_to_acme_dns() {
         bind.log()
     );
 
-    let mut config = AcmeConfig::new(&pebble.directory_url);
-    config.trust = Trust::CaBundle(pebble.tls_ca_pem.clone());
-    let issuer = AcmeIssuer::new(
-        config,
-        Arc::new(MemoryKeyStore::default()),
-        Solvers {
-            dns01: Some(solver),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let request = CertificateRequest::for_dns_names(["example.test", "*.example.test"]);
-    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let bundle = match issuer
-        .issue(&request, &key, &RequestOrigin::default())
-        .await
-    {
-        Ok(bundle) => bundle,
-        Err(e) => panic!(
-            "issuance failed: {e}\n--- pebble ---\n{}\n--- acme-dns ---\n{}\n--- named ---\n{}",
-            pebble.log(),
+    pebble::issue_wildcard(&pebble, solver, || {
+        format!(
+            "--- acme-dns ---\n{}\n--- named ---\n{}",
             server.log(),
             bind.log()
-        ),
-    };
-    let info = pki::check_bundle(
-        &bundle.chain_pem,
-        &bundle.key_pem,
-        Some(&request),
-        SystemTime::now(),
-    )
-    .unwrap();
-    let mut names = info.dns_names.clone();
-    names.sort();
-    assert_eq!(names, ["*.example.test", "example.test"]);
-    pki::verify_chain_to_root(&bundle.chain_pem, &pebble.root(0).await).unwrap();
+        )
+    })
+    .await;
     // The two values acme-dns serves now are the order's two challenges.
     let served = server.txt(&fulldomain);
     assert_eq!(served.len(), 2, "{served:?}");

@@ -10,16 +10,13 @@ mod moto;
 mod pebble;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use certweave::issuers::acme::dns::route53::{
     AwsCredentials, Route53Config, Route53Credentials, Route53Endpoints, Route53Solver,
 };
-use certweave::issuers::acme::{
-    AcmeConfig, AcmeIssuer, DnsSolver, MemoryKeyStore, SolverFuture, Solvers, Trust, TxtRecord,
-};
-use certweave::model::{CertificateRequest, IssueError, Issuer, RequestOrigin};
-use certweave::pki::{self, KeyAlgorithm, PrivateKey};
+use certweave::issuers::acme::{DnsSolver, SolverFuture, TxtRecord};
+use certweave::model::IssueError;
 use moto::Moto;
 use pebble::{Pebble, PebbleOptions};
 
@@ -197,36 +194,7 @@ async fn a_wildcard_and_apex_certificate_is_issued_through_route53() {
         zone: zone.clone(),
         challtestsrv: pebble.challtestsrv_management().unwrap(),
     };
-    let mut acme = AcmeConfig::new(&pebble.directory_url);
-    acme.trust = Trust::CaBundle(pebble.tls_ca_pem.clone());
-    acme.email = Some("certs@example.test".into());
-    let issuer = AcmeIssuer::new(
-        acme,
-        Arc::new(MemoryKeyStore::default()),
-        Solvers {
-            dns01: Some(Arc::new(mirrored)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let request = CertificateRequest::for_dns_names(["example.test", "*.example.test"]);
-    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let started = Instant::now();
-    let bundle = issuer
-        .issue(&request, &key, &RequestOrigin::default())
-        .await
-        .unwrap();
-    eprintln!("issued through Route53 in {:?}", started.elapsed());
-    let info = pki::check_bundle(
-        &bundle.chain_pem,
-        &bundle.key_pem,
-        Some(&request),
-        SystemTime::now(),
-    )
-    .unwrap();
-    let mut names = info.dns_names.clone();
-    names.sort();
-    assert_eq!(names, ["*.example.test", "example.test"]);
+    pebble::issue_wildcard(&pebble, Arc::new(mirrored), || moto.log()).await;
     assert!(
         moto.txt(&zone, "_acme-challenge.example.test")
             .await

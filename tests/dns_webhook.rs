@@ -11,7 +11,6 @@ mod pebble;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use certweave::controller::dns_webhook::KubeWebhookTransport;
@@ -19,11 +18,8 @@ use certweave::issuers::acme::dns::webhook::{
     ChallengeAction, ChallengePayload, TransportFuture, WebhookConfig, WebhookReply, WebhookSolver,
     WebhookTransport, ZoneFinder, ZoneFuture,
 };
-use certweave::issuers::acme::{
-    AcmeConfig, AcmeIssuer, DnsSolver, MemoryKeyStore, Solvers, Trust, TxtRecord,
-};
-use certweave::model::{CertificateRequest, IssueError, Issuer, RequestOrigin};
-use certweave::pki::{self, KeyAlgorithm, PrivateKey};
+use certweave::issuers::acme::{DnsSolver, TxtRecord};
+use certweave::model::IssueError;
 use http::{Request, Response};
 use kube::client::Body;
 use pebble::{Pebble, PebbleOptions};
@@ -390,36 +386,7 @@ async fn a_wildcard_and_apex_certificate_is_issued_through_a_webhook_solver() {
         calls: Mutex::new(Vec::new()),
     });
     let solver = solver_over(test_solver.clone());
-    let mut config = AcmeConfig::new(&pebble.directory_url);
-    config.trust = Trust::CaBundle(pebble.tls_ca_pem.clone());
-    config.email = Some("certs@example.test".into());
-    let issuer = AcmeIssuer::new(
-        config,
-        Arc::new(MemoryKeyStore::default()),
-        Solvers {
-            dns01: Some(Arc::new(solver) as Arc<dyn DnsSolver>),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let request = CertificateRequest::for_dns_names(["example.test", "*.example.test"]);
-    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let bundle = issuer
-        .issue(&request, &key, &RequestOrigin::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", pebble.log()));
-
-    let info = pki::check_bundle(
-        &bundle.chain_pem,
-        &bundle.key_pem,
-        Some(&request),
-        SystemTime::now(),
-    )
-    .unwrap();
-    let mut names = info.dns_names.clone();
-    names.sort();
-    assert_eq!(names, vec!["*.example.test", "example.test"]);
-    pki::verify_chain_to_root(&bundle.chain_pem, &pebble.root(0).await).unwrap();
+    pebble::issue_wildcard(&pebble, Arc::new(solver), String::new).await;
 
     let calls = test_solver.calls.lock().unwrap().clone();
     let count = |action: &str| calls.iter().filter(|(a, _)| a == action).count();

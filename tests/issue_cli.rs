@@ -292,13 +292,7 @@ async fn dns01_provider_route53_issues_a_wildcard_with_the_environments_aws_cred
     let mirror = pebble::mirror_txt(
         pebble.challtestsrv_management().unwrap(),
         CHALLENGE.into(),
-        {
-            let (moto, zone) = (moto.clone(), zone.clone());
-            move || {
-                let (moto, zone) = (moto.clone(), zone.clone());
-                async move { moto.txt(&zone, CHALLENGE).await }
-            }
-        },
+        moto.txt_reader(&zone, CHALLENGE),
     );
     let dir = tempfile::tempdir().unwrap();
     let account_key = dir.path().join("account.key");

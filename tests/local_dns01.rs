@@ -74,13 +74,7 @@ async fn a_wildcard_is_issued_through_route53_from_a_directory() {
     let mirror = pebble::mirror_txt(
         pebble.challtestsrv_management().unwrap(),
         CHALLENGE.into(),
-        {
-            let (moto, zone_id) = (moto.clone(), zone_id.clone());
-            move || {
-                let (moto, zone_id) = (moto.clone(), zone_id.clone());
-                async move { moto.txt(&zone_id, CHALLENGE).await }
-            }
-        },
+        moto.txt_reader(&zone_id, CHALLENGE),
     );
 
     let dir = tempfile::tempdir().unwrap();

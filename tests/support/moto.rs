@@ -223,6 +223,22 @@ impl Moto {
         values
     }
 
+    /// A reader of [`Moto::txt`] at `name` in `zone` that owns what it
+    /// needs, e.g. for `pebble::mirror_txt`.
+    pub fn txt_reader(
+        self: &std::sync::Arc<Self>,
+        zone: &str,
+        name: &str,
+    ) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send>>
+           + Send
+           + 'static {
+        let (moto, zone, name) = (self.clone(), zone.to_owned(), name.to_owned());
+        move || {
+            let (moto, zone, name) = (moto.clone(), zone.clone(), name.clone());
+            Box::pin(async move { moto.txt(&zone, &name).await })
+        }
+    }
+
     /// Creates an IAM user with an access key and an inline policy
     /// allowing `actions`.
     pub async fn create_user_with_key(&self, user: &str, actions: &[&str]) -> IamKey {

@@ -506,3 +506,58 @@ where
         }
     })
 }
+
+/// Issues one certificate for `example.test` and `*.example.test` from
+/// `pebble`, both challenges answered over DNS-01 by `solver`, and checks
+/// it: both names, the key, the chain to Pebble's root. On failure the
+/// test fails with the error and `logs()` (the peers' logs). What every
+/// DNS-01 provider test ends with.
+pub async fn issue_wildcard(
+    pebble: &Pebble,
+    solver: std::sync::Arc<dyn certweave::issuers::acme::DnsSolver>,
+    logs: impl Fn() -> String,
+) -> certweave::model::Bundle {
+    use certweave::issuers::acme::{AcmeConfig, AcmeIssuer, MemoryKeyStore, Solvers, Trust};
+    use certweave::model::{CertificateRequest, Issuer, RequestOrigin};
+    use certweave::pki::{self, KeyAlgorithm, PrivateKey};
+
+    let mut config = AcmeConfig::new(&pebble.directory_url);
+    config.trust = Trust::CaBundle(pebble.tls_ca_pem.clone());
+    config.email = Some("certs@example.test".into());
+    let issuer = AcmeIssuer::new(
+        config,
+        std::sync::Arc::new(MemoryKeyStore::default()),
+        Solvers {
+            dns01: Some(solver),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let request = CertificateRequest::for_dns_names(["example.test", "*.example.test"]);
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let started = Instant::now();
+    let bundle = match issuer
+        .issue(&request, &key, &RequestOrigin::default())
+        .await
+    {
+        Ok(bundle) => bundle,
+        Err(e) => panic!(
+            "issuance failed: {e}\n--- pebble ---\n{}\n{}",
+            pebble.log(),
+            logs()
+        ),
+    };
+    eprintln!("issued over DNS-01 in {:?}", started.elapsed());
+    let info = pki::check_bundle(
+        &bundle.chain_pem,
+        &bundle.key_pem,
+        Some(&request),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let mut names = info.dns_names.clone();
+    names.sort();
+    assert_eq!(names, ["*.example.test", "example.test"]);
+    pki::verify_chain_to_root(&bundle.chain_pem, &pebble.root(0).await).unwrap();
+    bundle
+}
