@@ -33,7 +33,9 @@
 # not run. Without the binary its column says why.
 #
 # Usage: benches/controller_memory.sh            (cargo build --release first)
-# Env:   CERTWEAVE_BIN (default target/release/certweave), CERTS=10000,
+# Env:   CERTWEAVE_BIN (default target/release/certweave), BASELINE_BIN (a
+#        previous build, measured first on its own fresh cluster, with the
+#        rate ratio), CERTS=10000,
 #        SECRETS=90000, NAMESPACES=100, CONCURRENCY=24, SAMPLE_SECONDS=30,
 #        SCRAPE_EVERY=10, ISSUE_TIMEOUT=1800 (s per controller), KEY=ecdsa
 #        (KEY=default: the Certificates name no privateKey, so RSA-2048 as
@@ -71,6 +73,42 @@ RUN_START=$(date +%s)
 
 kib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 proc_kib() { awk -v f="$2" '$1 == f":" { print $2 }' "/proc/$1/status"; }
+# CPU seconds (user + system) a process has used so far.
+proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+# The API server's request counters (apiserver_request_total) as
+# "VERB RESOURCE[/SUBRESOURCE] COUNT" lines, summed over codes and scopes.
+api_requests() {
+    curl -sk -H "Authorization: Bearer $KUBE_TOKEN" "$KUBE_URL/metrics" | python3 -c '
+import re, sys, collections
+counts = collections.Counter()
+for line in sys.stdin:
+    if not line.startswith("apiserver_request_total{"):
+        continue
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", line))
+    what = labels.get("resource", "") + ("/" + labels["subresource"] if labels.get("subresource") else "")
+    counts[(labels.get("verb", ""), what)] += float(line.rsplit(" ", 1)[1])
+for (verb, what), n in sorted(counts.items()):
+    print(verb, what or "-", int(n))
+'
+}
+# The requests made between two api_requests snapshots, per Certificate,
+# largest first: "PATCH secrets 1.00, ...".
+api_requests_per() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+def load(path):
+    d = {}
+    for line in open(path):
+        verb, what, n = line.split()
+        d[(verb, what)] = int(n)
+    return d
+before, after, per = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
+delta = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0) > 0}
+rows = sorted(delta.items(), key=lambda kv: -kv[1])
+writes = sum(n for (verb, _), n in delta.items() if verb in ("CREATE", "POST", "PATCH", "APPLY", "UPDATE", "PUT", "DELETE"))
+print("%.2f writes; " % (writes / per) + ", ".join("%s %s %.2f" % (verb, what, n / per) for (verb, what), n in rows[:8]))
+PY
+}
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # start_controller IMPL NAME: starts certweave or cert-manager against the
@@ -81,9 +119,11 @@ start_controller() {
     METRICS=http://127.0.0.1:$port
     CTL_LOG=$WORK/$1.$2.log
     case $1 in
-        certweave)
+        certweave | baseline)
+            local bin=$BIN
+            [ "$1" = baseline ] && bin=$BASELINE_BIN
             WEBHOOK_PORT=$(kube_free_port)
-            RUST_LOG=${RUST_LOG:-warn} "$BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
+            RUST_LOG=${RUST_LOG:-warn} "$bin" controller --kubeconfig "$KUBECONFIG_FILE" \
                 --namespace certweave --identity bench --pod-ip 127.0.0.1 --leader-elect \
                 --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --solver-addr 127.0.0.1:0 --metrics-addr "127.0.0.1:$port" \
                 >"$CTL_LOG" 2>&1 &
@@ -158,6 +198,7 @@ stop_controller() {
 crds_for() {
     case $1 in
         certweave) "$BIN" crds >"$WORK/certweave.crds.yaml"; echo "$WORK/certweave.crds.yaml" ;;
+        baseline) "$BASELINE_BIN" crds >"$WORK/baseline.crds.yaml"; echo "$WORK/baseline.crds.yaml" ;;
         cert-manager)
             if [ -n "${CERT_MANAGER_CRDS:-}" ]; then echo "$CERT_MANAGER_CRDS"; return; fi
             local mod=$HOME/go/pkg/mod/github.com/cert-manager/cert-manager@$CM_VERSION helm=$HOME/.cache/certweave-e2e/bin/helm
@@ -183,6 +224,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 
     -keyout "$WORK/ca.key" -out "$WORK/ca.crt" 2>/dev/null
 
 IMPLS=(certweave)
+# A previous build first, on its own fresh cluster, for ratios in one run.
+[ -n "${BASELINE_BIN:-}" ] && IMPLS=(baseline certweave)
 CM_SKIP=""
 if [ "${CERT_MANAGER:-1}" = 0 ]; then
     CM_SKIP="not measured (CERT_MANAGER=0)"
@@ -224,6 +267,9 @@ for impl in "${IMPLS[@]}"; do
     R[$impl.apiserver_before]=$(proc_kib "$APISERVER_PID" VmRSS)
 
     echo "== $impl loaded: issuing $CERTS Certificates"
+    api_requests >"$WORK/$impl.requests.before"
+    APISERVER_CPU0=$(proc_cpu "$APISERVER_PID")
+    ETCD_CPU0=$(proc_cpu "$ETCD_PID")
     start_controller "$impl" loaded
     T0=$(date +%s.%N)
     [ "$impl" = certweave ] && start_probe loaded
@@ -234,6 +280,9 @@ for impl in "${IMPLS[@]}"; do
         exit 1
     fi
     R[$impl.issue]="$(elapsed "$T0") s"
+    R[$impl.cpu]="controller $(proc_cpu "$CTL_PID") s, kube-apiserver $(awk -v a="$APISERVER_CPU0" -v b="$(proc_cpu "$APISERVER_PID")" 'BEGIN { printf "%.2f", b - a }') s, etcd $(awk -v a="$ETCD_CPU0" -v b="$(proc_cpu "$ETCD_PID")" 'BEGIN { printf "%.2f", b - a }') s"
+    api_requests >"$WORK/$impl.requests.after"
+    R[$impl.requests]=$(api_requests_per "$WORK/$impl.requests.before" "$WORK/$impl.requests.after" "$CERTS")
     R[$impl.rate]=$(awk -v n="$CERTS" -v t="${R[$impl.issue]% s}" 'BEGIN { printf "%.1f/s", n / t }')
     [ "$impl" = certweave ] && R[$impl.loaded_probe]=$(stop_probe)
     echo "   all Ready after ${R[$impl.issue]}; sampling RSS for ${SAMPLE_SECONDS} s"
@@ -263,6 +312,18 @@ col "start to ready, empty cluster" "${R[certweave.idle_ready]} s" "$(cm "${R[ce
 col "preload: $SECRETS Secrets + $CERTS Certificates" "${R[certweave.preload]} s" "$(cm "${R[cert-manager.preload]:-} s")"
 col "start to all $CERTS Certificates Ready" "${R[certweave.issue]}" "$(cm "${R[cert-manager.issue]:-}")"
 col "Certificates Ready per second (key: $KEY)" "${R[certweave.rate]}" "$(cm "${R[cert-manager.rate]:-}")"
+if [ -n "${BASELINE_BIN:-}" ]; then
+    echo "  baseline ($BASELINE_BIN, $("$BASELINE_BIN" --version)):"
+    echo "    all Ready after ${R[baseline.issue]}: ${R[baseline.rate]}; certweave / baseline: $(awk -v a="${R[certweave.rate]%/s}" -v b="${R[baseline.rate]%/s}" 'BEGIN { printf "%.2fx", a / b }')"
+    echo "    CPU: ${R[baseline.cpu]}"
+    echo "    API requests per Certificate: ${R[baseline.requests]}"
+fi
+echo "  CPU while issuing (user + system):"
+echo "    certweave:            ${R[certweave.cpu]}"
+[ -z "$CM_SKIP" ] && echo "    cert-manager:         ${R[cert-manager.cpu]:-}"
+echo "  API requests per Certificate while issuing (every client: controller, probe, waiter):"
+echo "    certweave:            ${R[certweave.requests]}"
+[ -z "$CM_SKIP" ] && echo "    cert-manager:         ${R[cert-manager.requests]:-}"
 echo "  webhook admission p50 / p99 (certweave, Pod review every 10 ms):"
 echo "    idle:                 ${R[certweave.idle_probe]}"
 echo "    while issuing:        ${R[certweave.loaded_probe]}"

@@ -10,6 +10,7 @@
 //!   `status.nextPrivateKeySecretName`), never in the readable status.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -22,6 +23,7 @@ use crate::api::certificate::{
     AcmeAuthorizationStatus, AcmeOrderStatus, AriStatus, Certificate, CertificateAcmeStatus,
     CertificateCondition, CertificateStatus,
 };
+use crate::controller::own_writes::OwnWrites;
 use crate::controller::scope::{namespaced_or_all, WatchScope};
 use crate::model::{AuthorizationProgress, OrderProgress};
 use crate::store::{
@@ -43,6 +45,9 @@ const ORDER_KEY: &str = "order.json";
 pub struct KubeStore {
     client: Client,
     scope: WatchScope,
+    /// Where the versions of the Secrets written are noted, for the watch
+    /// to tell its own echo from a change.
+    own_writes: Arc<OwnWrites>,
 }
 
 impl KubeStore {
@@ -51,7 +56,13 @@ impl KubeStore {
         Self {
             client,
             scope: WatchScope::Cluster,
+            own_writes: Arc::default(),
         }
+    }
+
+    /// The same store, noting its Secret writes in `own_writes`.
+    pub fn noting_writes_in(self, own_writes: Arc<OwnWrites>) -> Self {
+        Self { own_writes, ..self }
     }
 
     /// The same store, confined to `scope` where it lists.
@@ -345,7 +356,9 @@ impl Store for KubeStore {
         write: &SecretWrite<'_>,
     ) -> Result<(), StoreError> {
         let desired = desired_secret(secret, write)?;
-        self.secrets(&secret.namespace)
+        let write = self.own_writes.begin(secret.clone());
+        let written = self
+            .secrets(&secret.namespace)
             .patch(
                 &secret.name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -353,6 +366,7 @@ impl Store for KubeStore {
             )
             .await
             .map_err(|e| secret_write_error(secret, e))?;
+        write.done(written.metadata.resource_version);
         Ok(())
     }
 
@@ -517,7 +531,12 @@ impl KubeStore {
             )])),
             ..Default::default()
         };
-        self.secrets(&certificate.namespace)
+        let write = self.own_writes.begin(ObjectKey::new(
+            certificate.namespace.clone(),
+            name.to_owned(),
+        ));
+        let written = self
+            .secrets(&certificate.namespace)
             .patch(
                 name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
@@ -525,6 +544,7 @@ impl KubeStore {
             )
             .await
             .map_err(|e| api_error(&format!("Secret {}/{name}", certificate.namespace), e))?;
+        write.done(written.metadata.resource_version);
         Ok(())
     }
 

@@ -22,6 +22,7 @@ pub mod health;
 pub mod issuers;
 pub mod kube_store;
 pub mod leader;
+pub mod own_writes;
 pub mod owned;
 pub mod scope;
 pub mod watch;
@@ -247,8 +248,11 @@ async fn lead(
     let lost = || until_set(&lost);
     caches.wait_synced().await;
     let (trigger_tx, trigger_rx) = crate::engine::scheduler::triggers();
+    let own_writes = Arc::new(own_writes::OwnWrites::default());
     let controller = Arc::new(certificates::CertificateController {
-        store: KubeStore::new(client.clone()).within(caches.scope.clone()),
+        store: KubeStore::new(client.clone())
+            .within(caches.scope.clone())
+            .noting_writes_in(own_writes.clone()),
         resolver: resolver.clone(),
         certificates: caches.certificates.clone(),
         metrics,
@@ -270,6 +274,7 @@ async fn lead(
             client.clone(),
             caches.clone(),
             resolver.clone(),
+            own_writes,
             trigger_tx,
             lost(),
         )),

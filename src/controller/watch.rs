@@ -22,6 +22,7 @@ use crate::api::certificate::CertificateCondition;
 use crate::api::issuer::{ClusterIssuer, Issuer, IssuerObject};
 use crate::api::IssuerRef;
 use crate::controller::kube_store::MANAGED_SECRET_LABEL;
+use crate::controller::own_writes::OwnWrites;
 use crate::engine::reconcile::secret_annotations;
 use crate::store::ObjectKey;
 
@@ -189,6 +190,7 @@ pub async fn forward_triggers(
     client: Client,
     caches: Caches,
     resolver: Arc<IssuerResolver>,
+    own_writes: Arc<OwnWrites>,
     triggers: Triggers<ObjectKey>,
     stop: impl std::future::Future<Output = ()>,
 ) {
@@ -277,7 +279,20 @@ pub async fn forward_triggers(
             },
             _ = recheck.tick() => pending_issuers.extend(unready_issuers(&caches)),
             event = secret_events.next() => match event {
-                Some(Ok(Event::Apply(secret) | Event::InitApply(secret) | Event::Delete(secret))) => {
+                Some(Ok(event @ (Event::Apply(_) | Event::InitApply(_) | Event::Delete(_)))) => {
+                    let (secret, changed) = match event {
+                        Event::Delete(secret) => (secret, true),
+                        Event::Apply(secret) | Event::InitApply(secret) => {
+                            // A Secret the controller just wrote, unchanged
+                            // since, needs no second look at its Certificate.
+                            let echo = own_writes.is_echo(
+                                &ObjectKey::new(secret.namespace().unwrap_or_default(), secret.name_any()),
+                                secret.metadata.resource_version.as_deref(),
+                            );
+                            (secret, !echo)
+                        }
+                        Event::Init | Event::InitDone => continue,
+                    };
                     let namespace = secret.namespace().unwrap_or_default();
                     // An issuer waiting for this Secret (a CA key pair
                     // issued by a Certificate) is checked now, not at the
@@ -291,6 +306,7 @@ pub async fn forward_triggers(
                     if let Some(certificate) = secret
                         .annotations()
                         .get(secret_annotations::CERTIFICATE_NAME)
+                        .filter(|_| changed)
                     {
                         triggers.send(Trigger::Touch(ObjectKey::new(namespace, certificate.clone())));
                     }
