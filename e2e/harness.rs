@@ -447,35 +447,15 @@ impl Controller {
             serving,
             CONTROLLER_NAMESPACE,
             &[],
-        )
-        .await
-    }
-
-    /// Starts the controller in `namespace` (`--namespace`) with `extra`
-    /// arguments.
-    pub async fn start_in(
-        cluster: &Cluster,
-        kubeconfig: &Path,
-        solver_port: u16,
-        serving: Serving,
-        namespace: &str,
-        extra: &[&str],
-    ) -> Self {
-        Self::start_with_env(
-            cluster,
-            kubeconfig,
-            solver_port,
-            serving,
-            namespace,
-            extra,
             &[],
         )
         .await
     }
 
-    /// [`Controller::start_in`] with `env` added to the process's
-    /// environment (e.g. `AWS_ENDPOINT_URL`).
-    pub async fn start_with_env(
+    /// Starts the controller in `namespace` (`--namespace`) with `extra`
+    /// arguments and `env` added to its environment (e.g.
+    /// `AWS_ENDPOINT_URL`).
+    pub async fn start_in(
         cluster: &Cluster,
         kubeconfig: &Path,
         solver_port: u16,

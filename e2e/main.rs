@@ -36,7 +36,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::Client;
+use kube::{Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -1607,6 +1607,33 @@ async fn plain_manifests(e2e: &E2e) {
             "kubectl delete -k webhook-config/ left cluster-scoped objects: {left:?}"
         ));
     }
+    // The CRDs go only once the API server has deleted every object of
+    // theirs; a chart installed before that finds them terminating.
+    let crds: Api<CustomResourceDefinition> = Api::all(e2e.client.clone());
+    e2e.eventually(
+        "the cert-manager.io CRDs deleted with webhook-config/ are gone",
+        Duration::from_secs(120),
+        || {
+            let crds = crds.clone();
+            async move {
+                let left: Vec<String> = crds
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items
+                    .iter()
+                    .map(|crd| crd.name_any())
+                    .filter(|name| name.ends_with(".cert-manager.io"))
+                    .collect();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("still there: {left:?}"))
+                }
+            }
+        },
+    )
+    .await;
     say(&format!(
         "[12/{STEPS}] {} objects applied server-side and deleted",
         applied.len()

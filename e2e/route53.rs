@@ -216,7 +216,7 @@ async fn restart_controller(e2e: &mut E2e, args: &[&str], env: &[(&str, &str)]) 
     let kubeconfig = e2e
         .cluster
         .kubeconfig_for("certweave-serviceaccount", &token);
-    e2e.controller = Controller::start_with_env(
+    e2e.controller = Controller::start_in(
         &e2e.cluster,
         &kubeconfig,
         e2e.pebble.http01_port,

@@ -100,6 +100,7 @@ pub async fn namespace_scoped(e2e: &mut E2e) {
         Serving::Files,
         RELEASE_NS,
         &["--watch-namespaces", WATCHED],
+        &[],
     )
     .await;
     let _routed = chart::route_webhooks(

@@ -76,14 +76,10 @@ impl OwnWrites {
         }
     }
 
-    /// How many writes wait for their answer or echo.
-    pub fn len(&self) -> usize {
-        self.writes().len()
-    }
-
-    /// Whether no write waits.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Whether no write waits for its answer or echo.
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.writes().is_empty()
     }
 }
 
