@@ -41,7 +41,8 @@
 #        (KEY=default: the Certificates name no privateKey, so RSA-2048 as
 #        cert-manager's default; `CERTS=1000 SECRETS=0 KEY=default
 #        CERT_MANAGER=0` measures the issuance rate key generation allows),
-#        PROBE=1 (0: no webhook latency probe, which itself takes CPU),
+#        PROBE=1 (0: no webhook latency probes, which themselves take CPU;
+#        1: the controller's webhook and a control, see start_probe),
 #        CERT_MANAGER=0 skips cert-manager, CERT_MANAGER_BIN,
 #        CERT_MANAGER_CRDS (a CRD manifest file), KUBE_ASSETS, KUBECTL
 #        (see benches/lib/kube-env.sh), KEEP=1 keeps the work directory.
@@ -167,22 +168,48 @@ sample_rss() {
     RSS_AVG=$((sum / n)); RSS_MAX=$max
 }
 
-# Admission latency while the controller works (certweave only: its webhook
-# runs in the controller): one Pod review every 10 ms over one connection,
-# from start_probe to stop_probe, which prints "p50 / p99 ms (n, errors)".
+# Admission latency while the controller works (certweave and baseline:
+# their webhook runs in the controller): one Pod review every 10 ms over one
+# connection, from start_probe to stop_probe, which prints "p50 / p99 ms (n,
+# errors)". The control: a separate `certweave webhook` process that issues
+# nothing, probed the same way at the same time. Its latency moves with the
+# machine's load alone (the probes, the API server, etcd, the waiter), so
+# the controller's webhook matching the control means issuance does not
+# slow admission.
 start_probe() {
     [ "$PROBE" = 1 ] || return 0
-    PROBE_OUT=$WORK/$1.probe.json
+    PROBE_OUT=$WORK/$impl.$1.probe.json
+    CONTROL_OUT=$WORK/$impl.$1.control.json
+    local port
+    port=$(kube_free_port)
+    "$BIN" webhook --addr "127.0.0.1:$port" --tls-cert-file "$WORK/ca.crt" --tls-key-file "$WORK/ca.key" \
+        >"$WORK/$impl.$1.control.log" 2>&1 &
+    CONTROL_PID=$!
+    PIDS+=("$CONTROL_PID")
+    for _ in $(seq 1 100); do
+        [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/readyz")" = 200 ] && break
+        sleep 0.1
+    done
     python3 "$ROOT/benches/support/webhook_probe.py" --url "https://127.0.0.1:$WEBHOOK_PORT/mutate" \
         --review "$ROOT/benches/fixtures/pod-review.json" --out "$PROBE_OUT" >/dev/null 2>&1 &
     PROBE_PID=$!
-    PIDS+=("$PROBE_PID")
+    python3 "$ROOT/benches/support/webhook_probe.py" --url "https://127.0.0.1:$port/mutate" \
+        --review "$ROOT/benches/fixtures/pod-review.json" --out "$CONTROL_OUT" >/dev/null 2>&1 &
+    CONTROL_PROBE_PID=$!
+    PIDS+=("$PROBE_PID" "$CONTROL_PROBE_PID")
 }
 stop_probe() {
     [ "$PROBE" = 1 ] || { echo "not measured (PROBE=0)"; return 0; }
-    kill -TERM "$PROBE_PID" 2>/dev/null || true
-    wait "$PROBE_PID" 2>/dev/null || true
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%s / %s ms (%d reviews, %d errors)" % (d["p50_ms"], d["p99_ms"], d["count"], d["errors"]))' "$PROBE_OUT"
+    kill -TERM "$PROBE_PID" "$CONTROL_PROBE_PID" 2>/dev/null || true
+    wait "$PROBE_PID" "$CONTROL_PROBE_PID" 2>/dev/null || true
+    kill -TERM "$CONTROL_PID" 2>/dev/null || true
+    wait "$CONTROL_PID" 2>/dev/null || true
+    python3 -c '
+import json, sys
+d, c = (json.load(open(f)) for f in sys.argv[1:3])
+print("%s / %s ms (%d reviews, %d errors); control %s / %s ms (%d, %d)"
+      % (d["p50_ms"], d["p99_ms"], d["count"], d["errors"], c["p50_ms"], c["p99_ms"], c["count"], c["errors"]))' \
+        "$PROBE_OUT" "$CONTROL_OUT"
 }
 
 stop_controller() {
@@ -247,10 +274,10 @@ for impl in "${IMPLS[@]}"; do
     T0=$(date +%s.%N)
     wait_ready "$impl"
     R[$impl.idle_ready]=$(elapsed "$T0")
-    [ "$impl" = certweave ] && start_probe idle
+    [ "$impl" != cert-manager ] && start_probe idle
     sleep 5
     sample_rss 10
-    [ "$impl" = certweave ] && R[$impl.idle_probe]=$(stop_probe)
+    [ "$impl" != cert-manager ] && R[$impl.idle_probe]=$(stop_probe)
     R[$impl.idle_rss]=$RSS_AVG
     R[$impl.idle_hwm]=$(proc_kib "$CTL_PID" VmHWM)
     stop_controller "$impl"
@@ -272,7 +299,7 @@ for impl in "${IMPLS[@]}"; do
     ETCD_CPU0=$(proc_cpu "$ETCD_PID")
     start_controller "$impl" loaded
     T0=$(date +%s.%N)
-    [ "$impl" = certweave ] && start_probe loaded
+    [ "$impl" != cert-manager ] && start_probe loaded
     if ! KUBE_TOKEN=$KUBE_TOKEN python3 "$LOADER" wait-ready --server "$KUBE_URL" --cacert "$KUBE_CA" \
         --count "$CERTS" --timeout "$ISSUE_TIMEOUT" --pid "$CTL_PID" >/dev/null; then
         echo "$impl: not all $CERTS Certificates Ready; the tail of its log:" >&2
@@ -284,7 +311,7 @@ for impl in "${IMPLS[@]}"; do
     api_requests >"$WORK/$impl.requests.after"
     R[$impl.requests]=$(api_requests_per "$WORK/$impl.requests.before" "$WORK/$impl.requests.after" "$CERTS")
     R[$impl.rate]=$(awk -v n="$CERTS" -v t="${R[$impl.issue]% s}" 'BEGIN { printf "%.1f/s", n / t }')
-    [ "$impl" = certweave ] && R[$impl.loaded_probe]=$(stop_probe)
+    [ "$impl" != cert-manager ] && R[$impl.loaded_probe]=$(stop_probe)
     echo "   all Ready after ${R[$impl.issue]}; sampling RSS for ${SAMPLE_SECONDS} s"
     R[$impl.pre_scrape]=$(proc_kib "$CTL_PID" VmRSS)
     sample_rss "$SAMPLE_SECONDS"
@@ -324,9 +351,13 @@ echo "    certweave:            ${R[certweave.cpu]}"
 echo "  API requests per Certificate while issuing (every client: controller, probe, waiter):"
 echo "    certweave:            ${R[certweave.requests]}"
 [ -z "$CM_SKIP" ] && echo "    cert-manager:         ${R[cert-manager.requests]:-}"
-echo "  webhook admission p50 / p99 (certweave, Pod review every 10 ms):"
+echo "  webhook admission p50 / p99 (Pod review every 10 ms; control: a separate idle certweave webhook probed at the same time):"
 echo "    idle:                 ${R[certweave.idle_probe]}"
 echo "    while issuing:        ${R[certweave.loaded_probe]}"
+if [ -n "${BASELINE_BIN:-}" ]; then
+    echo "    baseline idle:        ${R[baseline.idle_probe]}"
+    echo "    baseline issuing:     ${R[baseline.loaded_probe]}"
+fi
 col "peak RSS over the loaded run (VmHWM)  [goal <= 100 MiB]" "$(kib "${R[certweave.loaded_hwm]}")" "$(cm "$(kib "${R[cert-manager.loaded_hwm]:-0}")")"
 col "RSS once all Ready, before the first scrape" "$(kib "${R[certweave.pre_scrape]}")" "$(cm "$(kib "${R[cert-manager.pre_scrape]:-0}")")"
 col "RSS avg / max of ${SAMPLE_SECONDS} s with /metrics scrapes" "$(kib "${R[certweave.loaded_avg]}") / $(kib "${R[certweave.loaded_max]}")" \

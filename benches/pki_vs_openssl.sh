@@ -5,6 +5,10 @@
 #   bash benches/pki_vs_openssl.sh            # full criterion run (~4 min)
 #   QUICK=1 bash benches/pki_vs_openssl.sh    # criterion --quick (~1 min)
 #   REUSE=1 bash benches/pki_vs_openssl.sh    # keep the last criterion results
+#   ALTERNATIVES=1 bash benches/pki_vs_openssl.sh
+#       # adds the Rust RSA generators certweave could use instead of
+#       # AWS-LC (benches/rsa_keygen_alternatives, its own workspace: about
+#       # 1.5 min to build once, then 24 s per key size)
 #
 # - signatures: criterion's `sign_raw/<alg>` (one signature with the key,
 #   ring underneath) against `openssl speed -seconds 1` sign/s for the same
@@ -153,7 +157,13 @@ else
   echo "== no go on PATH: the Go columns are left out" >&2
 fi
 
-CRITERION_DIR="$criterion_dir" SPEED="$speed" KEYGEN_METHOD="$keygen_method" GO_RSA="$go_rsa" \
+alternatives=""
+if [ "${ALTERNATIVES:-}" = 1 ]; then
+  echo "== Rust RSA generators: aws-lc-rs, graviola, rsa 0.10 (benches/rsa_keygen_alternatives)" >&2
+  alternatives=$(cd benches/rsa_keygen_alternatives && CARGO_TARGET_DIR="$target_dir/rsa-keygen-alternatives" cargo run --release --quiet -- 2048 3072 4096)
+fi
+
+CRITERION_DIR="$criterion_dir" SPEED="$speed" KEYGEN_METHOD="$keygen_method" GO_RSA="$go_rsa" ALTERNATIVES="$alternatives" \
 GEN_P256="$gen_p256" GEN_P384="$gen_p384" GEN_ED="$gen_ed" \
 GEN_RSA2048="$gen_rsa2048" GEN_RSA3072="$gen_rsa3072" GEN_RSA4096="$gen_rsa4096" python3 - <<'EOF'
 import json, os, re
@@ -228,6 +238,26 @@ try:
     print(f"rsa2048 keygen, pure-Rust rsa crate: {portable * 1e3:.3f} ms per key; AWS-LC is {portable / ours:.2f}x faster")
 except FileNotFoundError:
     pass
+alternatives = {}
+for line in os.environ.get("ALTERNATIVES", "").splitlines():
+    alg, generator, per_key = line.split()
+    alternatives[(alg, generator)] = float(per_key) * 1e3
+if alternatives:
+    generators = ["aws-lc-rs", "graviola", "rsa-0.10"]
+    print()
+    print("RSA key generation in Rust, ms per key (the generators take turns key by key; graviola's")
+    print("and rsa's keys are encoded and parsed by AWS-LC, as certweave would take them)")
+    print(f"{'algorithm':<12}" + "".join(f"{g:>12}" for g in generators) + f"{'go':>10}")
+    for alg in ("rsa2048", "rsa3072", "rsa4096"):
+        if (alg, "aws-lc-rs") not in alternatives:
+            continue
+        row = "".join(f"{alternatives[(alg, g)]:>12.3f}" for g in generators)
+        go_ms = f"{go[alg][0] * 1e3:>10.3f}" if alg in go else f"{'-':>10}"
+        print(f"{alg:<12}{row}{go_ms}")
+    print("side channels: aws-lc-rs generates primes and inverts in constant time; graviola documents")
+    print("its RSA key generation as not side-channel safe (e is inverted mod phi in variable time);")
+    print("rsa 0.10's prime search (crypto-primes) and Go's isPrime and inverse mod lambda are")
+    print("variable-time. certweave keeps AWS-LC: keys are made in clusters other tenants share.")
 print()
 print("ratio = certweave throughput / peer throughput (above 1: certweave is faster)")
 EOF

@@ -123,11 +123,14 @@ impl fmt::Display for KeyEncoding {
 ///
 /// RSA key generation decides how fast a cluster full of certificates with
 /// cert-manager's default key (RSA-2048) is issued, so the sizes AWS-LC
-/// generates (2048, 3072, 4096, 8192) come from AWS-LC: a constant-time
-/// prime search in optimised C and assembly, several times faster than
-/// the pure-Rust `rsa` crate (`benches/pki_vs_openssl.sh` compares both
-/// with OpenSSL and Go). The other sizes cert-manager allows (2048-8192)
-/// come from the `rsa` crate.
+/// generates (2048, 3072, 4096, 8192) come from AWS-LC: optimised C and
+/// assembly, about twice as fast as the pure-Rust `rsa` 0.9 crate, with a
+/// prime search and an inversion that run in constant time. Go's
+/// generator, graviola and `rsa` 0.10 are faster at 2048 bits because
+/// parts of theirs run in variable time, which a key made on a node other
+/// tenants share should not (`benches/pki_vs_openssl.sh` compares them
+/// all). The other sizes cert-manager allows (2048-8192) come from the
+/// `rsa` crate.
 fn generate_rsa_pkcs8(bits: u32) -> Result<Vec<u8>, String> {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
     use aws_lc_rs::rsa::KeySize;
