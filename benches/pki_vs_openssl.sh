@@ -8,7 +8,7 @@
 #   ALTERNATIVES=1 bash benches/pki_vs_openssl.sh
 #       # adds the Rust RSA generators certweave could use instead of
 #       # AWS-LC (benches/rsa_keygen_alternatives, its own workspace: about
-#       # 1.5 min to build once, then 24 s per key size)
+#       # 1.5 min to build once, then 30 s or so per key size)
 #
 # - signatures: criterion's `sign_raw/<alg>` (one signature with the key,
 #   ring underneath) against `openssl speed -seconds 1` sign/s for the same

@@ -124,12 +124,12 @@ impl fmt::Display for KeyEncoding {
 /// RSA key generation decides how fast a cluster full of certificates with
 /// cert-manager's default key (RSA-2048) is issued, so the sizes AWS-LC
 /// generates (2048, 3072, 4096, 8192) come from AWS-LC: optimised C and
-/// assembly, about twice as fast as the pure-Rust `rsa` 0.9 crate, with a
-/// prime search and an inversion that run in constant time. Go's
+/// assembly, two to three times as fast as the pure-Rust `rsa` 0.9 crate,
+/// with a prime search and an inversion that run in constant time. Go's
 /// generator, graviola and `rsa` 0.10 are faster at 2048 bits because
-/// parts of theirs run in variable time, which a key made on a node other
-/// tenants share should not (`benches/pki_vs_openssl.sh` compares them
-/// all). The other sizes cert-manager allows (2048-8192) come from the
+/// parts of theirs run in variable time, and a key made on a node that
+/// other tenants share should not leak through timing
+/// (`benches/pki_vs_openssl.sh` compares them all). The other sizes cert-manager allows (2048-8192) come from the
 /// `rsa` crate.
 fn generate_rsa_pkcs8(bits: u32) -> Result<Vec<u8>, String> {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
