@@ -126,7 +126,7 @@ async fn issues_a_wildcard_and_apex_certificate_through_a_cname_to_acme_dns() {
         .await
         .unwrap();
     assert_eq!(
-        acme_dns::dig_txt(bind.addr(), "_acme-challenge.example.test", true),
+        bind9::dig_txt(bind.addr(), "_acme-challenge.example.test", true),
         [value(9)],
         "{}",
         bind.log()

@@ -192,50 +192,11 @@ impl AcmeDns {
     }
 
     /// The TXT values served at `name`, as `dig` reads them from this
-    /// server (each record's strings joined), sorted.
+    /// server (each record's strings joined), sorted. Needs
+    /// `support/bind9.rs` beside it, whose reader this is.
     pub fn txt(&self, name: &str) -> Vec<String> {
-        dig_txt(self.dns_addr, name, false)
+        crate::bind9::dig_txt(self.dns_addr, name, false)
     }
-}
-
-/// TXT values at `name` from `server` with `dig` (independent of the DNS
-/// code under test), sorted; `recurse` asks for recursion.
-pub fn dig_txt(server: SocketAddr, name: &str, recurse: bool) -> Vec<String> {
-    let output = Command::new("dig")
-        .args([
-            "+short",
-            if recurse { "+recurse" } else { "+norecurse" },
-            "+time=2",
-            "+tries=2",
-            "-p",
-            &server.port().to_string(),
-            &format!("@{}", server.ip()),
-            name,
-            "TXT",
-        ])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run dig ({e}): install it with `apt-get install bind9-dnsutils`")
-        });
-    assert!(
-        output.status.success(),
-        "dig {name} TXT failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut values: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        // +short also prints the CNAME a name leads through, unquoted.
-        .filter(|l| l.trim_start().starts_with('"'))
-        .map(|line| {
-            line.split('"')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s)
-                .collect::<String>()
-        })
-        .collect();
-    values.sort();
-    values
 }
 
 impl Drop for AcmeDns {
