@@ -229,28 +229,7 @@ impl Bind9 {
 
     /// `dig +short` against this server, without recursion.
     pub fn dig(&self, name: &str, record_type: &str) -> String {
-        let output = Command::new("dig")
-            .args([
-                "+short",
-                "+norecurse",
-                "+time=2",
-                "+tries=2",
-                "-p",
-                &self.port.to_string(),
-                "@127.0.0.1",
-                name,
-                record_type,
-            ])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run dig ({e}): install it with `apt-get install bind9-dnsutils`")
-            });
-        assert!(
-            output.status.success(),
-            "dig {name} {record_type} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("dig prints UTF-8")
+        dig(self.addr(), name, record_type, false)
     }
 }
 
@@ -384,9 +363,9 @@ logging {{
     conf
 }
 
-/// TXT values at `name` from `server` with `dig` (independent of the DNS
-/// code under test), sorted; `recurse` asks for recursion.
-pub fn dig_txt(server: SocketAddr, name: &str, recurse: bool) -> Vec<String> {
+/// `dig +short` of `record_type` at `name` from `server` (independent of
+/// the DNS code under test); `recurse` asks for recursion.
+pub fn dig(server: SocketAddr, name: &str, record_type: &str, recurse: bool) -> String {
     let output = Command::new("dig")
         .args([
             "+short",
@@ -397,7 +376,7 @@ pub fn dig_txt(server: SocketAddr, name: &str, recurse: bool) -> Vec<String> {
             &server.port().to_string(),
             &format!("@{}", server.ip()),
             name,
-            "TXT",
+            record_type,
         ])
         .output()
         .unwrap_or_else(|e| {
@@ -405,10 +384,16 @@ pub fn dig_txt(server: SocketAddr, name: &str, recurse: bool) -> Vec<String> {
         });
     assert!(
         output.status.success(),
-        "dig {name} TXT failed: {}",
+        "dig {name} {record_type} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut values: Vec<String> = String::from_utf8_lossy(&output.stdout)
+    String::from_utf8(output.stdout).expect("dig prints UTF-8")
+}
+
+/// TXT values at `name` from `server` with `dig` (each record's quoted
+/// strings joined), sorted; `recurse` asks for recursion.
+pub fn dig_txt(server: SocketAddr, name: &str, recurse: bool) -> Vec<String> {
+    let mut values: Vec<String> = dig(server, name, "TXT", recurse)
         .lines()
         // +short also prints the CNAME a name leads through, unquoted.
         .filter(|l| l.trim_start().starts_with('"'))
